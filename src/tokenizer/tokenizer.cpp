@@ -388,7 +388,7 @@ void Tokenizer::Impl::bpe_word(std::string_view w, std::vector<int32_t>& out) co
     int32_t sym, prev, next;
   };
   struct Cand {
-    int32_t rank, left, right, lsym, rsym;
+    int32_t rank, left, right, lsym, rsym, result;
     bool operator<(const Cand& o) const {  // priority_queue pops the "largest"
       return rank != o.rank ? rank > o.rank : left > o.left;
     }
@@ -405,7 +405,8 @@ void Tokenizer::Impl::bpe_word(std::string_view w, std::vector<int32_t>& out) co
     const uint64_t key =
         (static_cast<uint64_t>(syms[l].sym) << 32) | static_cast<uint32_t>(syms[r].sym);
     auto it = merges.find(key);
-    if (it != merges.end()) heap.push(Cand{it->second.rank, l, r, syms[l].sym, syms[r].sym});
+    if (it != merges.end())
+      heap.push(Cand{it->second.rank, l, r, syms[l].sym, syms[r].sym, it->second.result});
   };
   for (int32_t i = 1; i < n; ++i) try_add(i - 1, i);
   while (!heap.empty()) {
@@ -414,8 +415,7 @@ void Tokenizer::Impl::bpe_word(std::string_view w, std::vector<int32_t>& out) co
     Sym& l = syms[c.left];
     Sym& r = syms[c.right];
     if (l.sym != c.lsym || r.sym != c.rsym || l.next != c.right) continue;
-    l.sym = merges.at((static_cast<uint64_t>(c.lsym) << 32) | static_cast<uint32_t>(c.rsym))
-                .result;
+    l.sym = c.result;
     l.next = r.next;
     if (r.next >= 0) syms[r.next].prev = c.left;
     r.sym = -1;

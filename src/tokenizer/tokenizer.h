@@ -41,7 +41,8 @@ class Tokenizer {
   // Raw bytes the token stands for; control/user-defined/unknown tokens give their text.
   std::string token_to_piece(int32_t id) const;
   // Concatenated pieces (SentencePiece vocabularies drop the space added in front of the
-  // first word). decode(encode(s)) == s for any bytes s with a byte-level BPE vocabulary.
+  // first word). With a byte-level BPE vocabulary decode(encode(s)) == s for any bytes s
+  // that can_encode_byte() accepts.
   std::string decode(const std::vector<int32_t>& ids) const;
 
   int32_t n_vocab() const;

@@ -6,12 +6,20 @@ llama-cpp-python (vocab only, no BOS) and writes
     [{"text": str, "special": bool, "ids": [int, ...]}, ...]
 to tests/parity/tokenizer_reference.json.
 
+It also writes tests/parity/tokenizer_reference_pre.json: the same vocabulary relabelled
+with other pre-tokenizers (llama-bpe, qwen2, gpt-2, falcon, deepseek-coder; written as
+temporary vocab-only GGUF copies) and tokenized on a subset of the strings, so that
+pre-tokenizers without a conformance fixture are checked too:
+    [{"pre": str, "text": str, "special": bool, "ids": [int, ...]}, ...]
+
 Usage: .venv/bin/python tests/parity/llama_tokenize_ref.py [MODEL.gguf] [OUT.json]
 """
 import json
 import os
 import random
+import struct
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -165,6 +173,70 @@ def generate():
     return texts, special_texts
 
 
+PRE_VARIANTS = ["llama-bpe", "qwen2", "gpt-2", "falcon", "deepseek-coder"]
+
+
+def relabel_pre(src, dst, pre):
+    """Copy a GGUF's metadata (no tensors) with tokenizer.ggml.pre replaced."""
+    scalar = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
+              10: "<Q", 11: "<q", 12: "<d"}
+    with open(src, "rb") as f:
+        def rd(n):
+            return f.read(n)
+
+        def u32():
+            return struct.unpack("<I", rd(4))[0]
+
+        def u64():
+            return struct.unpack("<Q", rd(8))[0]
+
+        def raw_value(t):
+            # Returns the value's bytes exactly as stored.
+            if t == 8:
+                n = u64()
+                return struct.pack("<Q", n) + rd(n)
+            if t == 9:
+                et, n = u32(), u64()
+                return struct.pack("<IQ", et, n) + b"".join(raw_value(et) for _ in range(n))
+            return rd(struct.calcsize(scalar[t]))
+
+        assert rd(4) == b"GGUF"
+        version, _n_tensors, n_kv = u32(), u64(), u64()
+        kvs = []
+        for _ in range(n_kv):
+            klen = u64()
+            key = rd(klen)
+            t = u32()
+            kvs.append((key, t, raw_value(t)))
+    out = [b"GGUF", struct.pack("<IQQ", version, 0, len(kvs))]
+    for key, t, val in kvs:
+        if key == b"tokenizer.ggml.pre":
+            p = pre.encode()
+            val = struct.pack("<Q", len(p)) + p
+        out.append(struct.pack("<Q", len(key)) + key + struct.pack("<I", t) + val)
+    with open(dst, "wb") as f:
+        f.write(b"".join(out))
+
+
+def pre_variant_rows(llama_cpp, model, texts, special_texts):
+    rng = random.Random(SEED + 1)
+    subset = rng.sample(texts, 500)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for pre in PRE_VARIANTS:
+            path = os.path.join(tmp, f"vocab-{pre}.gguf")
+            relabel_pre(model, path, pre)
+            llm = llama_cpp.Llama(model_path=path, vocab_only=True, verbose=False)
+            for text in subset:
+                rows.append({"pre": pre, "text": text, "special": False,
+                             "ids": llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)})
+            for text in special_texts[:20]:
+                rows.append({"pre": pre, "text": text, "special": True,
+                             "ids": llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)})
+            del llm
+    return rows
+
+
 def main():
     model = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_MODEL
     out = sys.argv[2] if len(sys.argv) > 2 else DEFAULT_OUT
@@ -184,6 +256,13 @@ def main():
         f.write("\n")
     n_text = len({r["text"] for r in rows})
     print(f"wrote {len(rows)} cases ({n_text} distinct strings) to {out}")
+
+    pre_rows = pre_variant_rows(llama_cpp, model, texts, special_texts)
+    pre_out = os.path.join(os.path.dirname(out), "tokenizer_reference_pre.json")
+    with open(pre_out, "w", encoding="utf-8") as f:
+        json.dump(pre_rows, f, ensure_ascii=False, separators=(",", ":"))
+        f.write("\n")
+    print(f"wrote {len(pre_rows)} cases to {pre_out}")
 
 
 if __name__ == "__main__":
