@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "gguf/gguf_file.h"
@@ -85,6 +86,22 @@ INSTANTIATE_TEST_SUITE_P(TokenizerVocabs, TokenizerFixture, ::testing::ValuesIn(
                            for (char& c : s) if (c == '-') c = '_';
                            return s;
                          });
+
+// Special tokens, BOS and the space prefix through SentencePiece vocabularies (including
+// Phi-3's stripping of whitespace after its special tokens), against the reference.
+TEST(TokenizerSpecial, SentencePieceMatchesReference) {
+  if (!testing::exists(fixture_dir())) GTEST_SKIP();
+  const std::string path = testing::source_dir() + "/tests/parity/tokenizer_reference_spm.json";
+  ASSERT_TRUE(testing::exists(path)) << path;
+  const auto cases = nlohmann::json::parse(testing::read_file(path));
+  ASSERT_GE(cases.size(), 80u);
+  for (const auto& c : cases) {
+    const Tokenizer& tok = fixture_tokenizer(c.at("vocab").get<std::string>());
+    const auto got = tok.encode(c.at("text").get<std::string>(), c.at("bos").get<bool>(),
+                                c.at("special").get<bool>());
+    EXPECT_EQ(got, c.at("ids").get<std::vector<int32_t>>()) << c.dump();
+  }
+}
 
 TEST(TokenizerErrors, UnsupportedModelAndPreTokenizerAreNamed) {
   auto build = [](const char* model, const char* pre) {

@@ -12,6 +12,10 @@ temporary vocab-only GGUF copies) and tokenized on a subset of the strings, so t
 pre-tokenizers without a conformance fixture are checked too:
     [{"pre": str, "text": str, "special": bool, "ids": [int, ...]}, ...]
 
+And tests/parity/tokenizer_reference_spm.json: special-token text through the
+SentencePiece fixtures (llama-spm, phi-3), with and without BOS and special parsing:
+    [{"vocab": str, "text": str, "special": bool, "bos": bool, "ids": [int, ...]}, ...]
+
 Usage: .venv/bin/python tests/parity/llama_tokenize_ref.py [MODEL.gguf] [OUT.json]
 """
 import json
@@ -237,6 +241,27 @@ def pre_variant_rows(llama_cpp, model, texts, special_texts):
     return rows
 
 
+SPM_TEXTS = ["<|user|>\nHello<|end|>\n<|assistant|>\n", "Hi <|end|>  \n x", "<s> a </s>  b",
+             "<unk>x", " <|endoftext|> y", "a\u2581b  c", "", "  ", "Hello world",
+             "<|system|> sys<|end|>\n\n<|user|>q", "\n<|end|>\t\t<|end|>"]
+
+
+def spm_rows(llama_cpp):
+    shared = os.environ.get("GLIMPSE_SHARED_DIR", os.path.join(ROOT, "..", "shared"))
+    rows = []
+    for name in ["llama-spm", "phi-3"]:
+        path = os.path.join(shared, "conformance", "tokenizer", f"ggml-vocab-{name}.gguf")
+        llm = llama_cpp.Llama(model_path=path, vocab_only=True, verbose=False)
+        for text in SPM_TEXTS:
+            for special in (False, True):
+                for bos in (False, True):
+                    ids = llm.tokenize(text.encode("utf-8"), add_bos=bos, special=special)
+                    rows.append({"vocab": name, "text": text, "special": special, "bos": bos,
+                                 "ids": ids})
+        del llm
+    return rows
+
+
 def main():
     model = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_MODEL
     out = sys.argv[2] if len(sys.argv) > 2 else DEFAULT_OUT
@@ -263,6 +288,12 @@ def main():
         json.dump(pre_rows, f, ensure_ascii=False, separators=(",", ":"))
         f.write("\n")
     print(f"wrote {len(pre_rows)} cases to {pre_out}")
+
+    spm_out = os.path.join(os.path.dirname(out), "tokenizer_reference_spm.json")
+    with open(spm_out, "w", encoding="utf-8") as f:
+        json.dump(spm_rows(llama_cpp), f, ensure_ascii=False, indent=0)
+        f.write("\n")
+    print(f"wrote {spm_out}")
 
 
 if __name__ == "__main__":
