@@ -234,10 +234,12 @@ GgufFile GgufFile::parse(const uint8_t* data, size_t size, const std::string& so
   const uint64_t n_kv = c.read<uint64_t>("metadata count");
   // Smallest possible key/value: 8-byte key length + 4-byte type + 1-byte value.
   if (n_kv > c.remaining() / 13)
-    fail("{}: metadata count {} cannot fit in the file", source_name, n_kv);
+    fail("{}: file truncated or corrupt: metadata count {} cannot fit in the file", source_name,
+         n_kv);
   // Smallest possible tensor info: name length 8, n_dims 4, type 4, offset 8.
   if (n_tensors > c.remaining() / 24)
-    fail("{}: tensor count {} cannot fit in the file", source_name, n_tensors);
+    fail("{}: file truncated or corrupt: tensor count {} cannot fit in the file", source_name,
+         n_tensors);
 
   f.kv_.reserve(n_kv);
   for (uint64_t i = 0; i < n_kv; ++i) {

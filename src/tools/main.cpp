@@ -1,2 +1,44 @@
+// glimpse command-line entry: dispatches to a subcommand; every user error ends as one
+// "error: ..." line on stderr and exit code 1.
 #include <cstdio>
-int main() { std::puts("glimpse"); return 0; }
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "tools/commands.h"
+#include "util/error.h"
+
+namespace {
+const char* kUsage =
+    "usage: glimpse <command> [options]\n\n"
+    "commands:\n"
+    "  run        generate text from a prompt (default when the first argument is a flag)\n"
+    "  tokenize   print the token ids of a text as a JSON array\n"
+    "  logits     dump teacher-forced logits / greedy continuations (parity testing)\n\n"
+    "'glimpse <command> --help' lists a command's options.\n";
+}
+
+int main(int argc, char** argv) {
+  try {
+    if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help")) {
+      std::fputs(kUsage, argc < 2 ? stderr : stdout);
+      return argc < 2 ? 1 : 0;
+    }
+    const std::string cmd = argv[1];
+    if (cmd[0] == '-') return glimpse::cmd_run(argc, argv, 1);
+    if (cmd == "run") return glimpse::cmd_run(argc, argv, 2);
+    if (cmd == "tokenize") return glimpse::cmd_tokenize(argc, argv, 2);
+    if (cmd == "logits") return glimpse::cmd_logits(argc, argv, 2);
+    std::fprintf(stderr, "error: unknown command '%s' (see glimpse --help)\n", cmd.c_str());
+    return 1;
+  } catch (const glimpse::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -25,7 +25,9 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::worker_loop(int index) {
-  uint32_t seen = generation_.load(std::memory_order_acquire);
+  // Generation 0 is the state at construction; reading it here instead could miss a job
+  // published before this thread started.
+  uint32_t seen = 0;
   for (;;) {
     int spins = 0;
     uint32_t g;
@@ -76,6 +78,18 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     const int64_t begin = n * t / nt;
     const int64_t end = n * (t + 1) / nt;
     fn(begin, end, t);
+  });
+}
+
+void ThreadPool::parallel_for_dynamic(int64_t n, const std::function<void(int64_t, int)>& fn) {
+  if (n <= 0) return;
+  if (n_threads_ == 1 || n == 1) {
+    for (int64_t i = 0; i < n; ++i) fn(i, 0);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  run_on_all([&](int t) {
+    for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n;) fn(i, t);
   });
 }
 

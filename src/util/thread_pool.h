@@ -24,6 +24,10 @@ class ThreadPool {
   // fn(begin, end, thread_index) over disjoint chunks covering [0, n). Blocks until done.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn);
 
+  // fn(item, thread_index) for every item in [0, n), handed out one at a time from a
+  // shared counter: for work items of uneven cost (causal attention blocks).
+  void parallel_for_dynamic(int64_t n, const std::function<void(int64_t, int)>& fn);
+
   // fn(thread_index) once on each thread.
   void run_on_all(const std::function<void(int)>& fn);
 

@@ -1,0 +1,63 @@
+// KV cache stored per (layer, KV head): each head owns its keys, values and the original
+// position of every entry, so heads can keep different token sets after eviction and
+// memory can really be released.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "ops/attention.h"
+
+namespace glimpse {
+
+struct KvHead {
+  std::vector<uint16_t> k;    // [n][head_dim] f16, post-RoPE keys
+  std::vector<uint16_t> v;    // [n][head_dim] f16
+  std::vector<int32_t> pos;   // [n] original positions
+  int64_t size() const { return (int64_t)pos.size(); }
+};
+
+class KvCache {
+ public:
+  KvCache(int n_layer, int n_kv_head, int head_dim, int64_t n_ctx);
+
+  int n_layer() const { return n_layer_; }
+  int n_kv_head() const { return n_kv_head_; }
+  int head_dim() const { return head_dim_; }
+  int64_t n_ctx() const { return n_ctx_; }
+
+  KvHead& head(int layer, int h) { return heads_[(size_t)layer * n_kv_head_ + h]; }
+  const KvHead& head(int layer, int h) const { return heads_[(size_t)layer * n_kv_head_ + h]; }
+
+  // Next position to assign (one past the largest position ever appended).
+  int32_t n_past() const { return n_past_; }
+  void set_n_past(int32_t p) { n_past_ = p; }
+
+  // Appends T entries to every head of a layer. k, v: [T][n_kv_head][head_dim] f32.
+  void append(int layer, const float* k, const float* v, const int32_t* pos, int64_t T);
+
+  // Views for attention over a layer, each head's n_base = its size before the last T
+  // appended entries.
+  void views(int layer, int64_t T, KvHeadView* out) const;
+
+  // Reserve room for T more entries in every head (avoids regrowth during prefill).
+  void reserve_more(int64_t T);
+
+  // Drops every entry at position >= pos in every head (rollback).
+  void truncate_from(int32_t pos);
+  void clear();
+
+  // Bytes really held by the cache buffers (capacity, not just size).
+  size_t resident_bytes() const;
+  // Entries stored, summed over layers and heads.
+  int64_t total_entries() const;
+
+ private:
+  int n_layer_, n_kv_head_, head_dim_;
+  int64_t n_ctx_;
+  int32_t n_past_ = 0;
+  std::vector<KvHead> heads_;  // [n_layer][n_kv_head]
+};
+
+}  // namespace glimpse

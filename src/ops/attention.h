@@ -1,0 +1,36 @@
+// Fused causal attention over a per-KV-head cache, with online softmax (no T x N buffer).
+//
+// Each KV head has its own key/value arrays (f16, [n][head_dim]) so heads may hold different
+// token sets after eviction. A batch of T queries is attended after its own keys were
+// appended: query t (0-based in the batch) of a head sees that head's first n_base + t + 1
+// entries, where n_base is the head's length before the batch.
+#pragma once
+
+#include <cstdint>
+
+namespace glimpse {
+
+class ThreadPool;
+
+struct AttentionParams {
+  int n_head = 0;     // query heads
+  int n_kv_head = 0;  // key/value heads; n_head % n_kv_head == 0 (GQA groups)
+  int head_dim = 0;
+  float scale = 1.0f;  // usually 1/sqrt(head_dim)
+};
+
+struct KvHeadView {
+  const uint16_t* k = nullptr;  // [>= n_base + T][head_dim] f16
+  const uint16_t* v = nullptr;  // [>= n_base + T][head_dim] f16
+  int64_t n_base = 0;
+};
+
+// q: [T][n_head][head_dim], heads: [n_kv_head], out: [T][n_head][head_dim].
+void attention(const AttentionParams& p, const float* q, int64_t n_tokens,
+               const KvHeadView* heads, float* out, ThreadPool& pool);
+
+// Plain reference: full score rows in double, single-threaded.
+void attention_ref(const AttentionParams& p, const float* q, int64_t n_tokens,
+                   const KvHeadView* heads, float* out);
+
+}  // namespace glimpse

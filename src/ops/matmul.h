@@ -1,0 +1,45 @@
+// Matrix products with weights in any supported GGUF type.
+//
+// Y[t][r] = sum_k W[r][k] * X[t][k]   W: [rows][cols] (GGUF row-major blocks)
+//                                     X: [T][cols] f32, Y: [T][rows] f32
+// The fast path dequantizes a panel of 16 weight rows once and multiplies it with all T
+// activation rows in 4x4 register tiles (prefill GEMM; T = 1 is the decode GEMV).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "gguf/ggml_types.h"
+
+namespace glimpse {
+
+class ThreadPool;
+
+struct WeightView {
+  GgmlType type{};
+  const uint8_t* data = nullptr;
+  int64_t rows = 0;  // output features
+  int64_t cols = 0;  // input features (contiguous)
+  size_t row_bytes = 0;
+
+  const uint8_t* row(int64_t r) const { return data + (size_t)r * row_bytes; }
+};
+
+// Builds a view after checking that the type is supported and cols fits its blocks.
+WeightView make_weight_view(GgmlType type, const void* data, int64_t rows, int64_t cols);
+
+void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
+
+// Scalar reference (dequant_row_ref + double accumulation), single-threaded.
+void matmul_ref(const WeightView& w, const float* x, int64_t n_tokens, float* y);
+
+// One row of W (e.g. an embedding lookup) into f32.
+void weight_row(const WeightView& w, int64_t r, float* out);
+
+namespace detail {
+// Exposed for tests: the dispatched panel kernel over rows [r0, r1).
+void matmul_rows(const WeightView& w, const float* x, int64_t n_tokens, float* y, int64_t r0,
+                 int64_t r1, float* scratch);
+}  // namespace detail
+
+}  // namespace glimpse

@@ -1,0 +1,111 @@
+#include "runtime/generate.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "sampling/stop_strings.h"
+#include "util/error.h"
+#include "util/timer.h"
+
+namespace glimpse {
+
+double Timings::decode_tps() const {
+  // The first generated token comes from the prefill; each later one costs a decode step.
+  const int64_t steps = n_gen > 0 ? n_gen - 1 : 0;
+  return decode_ms > 0 ? steps * 1000.0 / decode_ms : 0;
+}
+
+std::string Timings::to_json() const {
+  nlohmann::json j = {{"n_prompt", n_prompt},     {"n_gen", n_gen},
+                      {"load_ms", load_ms},       {"prefill_ms", prefill_ms},
+                      {"decode_ms", decode_ms},   {"sample_ms", sample_ms},
+                      {"total_ms", total_ms},     {"prefill_tps", prefill_tps()},
+                      {"decode_tps", decode_tps()}};
+  return j.dump(2);
+}
+
+std::string Timings::report() const {
+  const int64_t steps = n_gen > 0 ? n_gen - 1 : 0;
+  std::string s;
+  s += fmt::format("glimpse:        load time = {:10.2f} ms\n", load_ms);
+  s += fmt::format("glimpse: prompt eval time = {:10.2f} ms / {:5} tokens ({:8.2f} ms per token, "
+                   "{:8.2f} tokens per second)\n",
+                   prefill_ms, n_prompt, n_prompt ? prefill_ms / n_prompt : 0.0, prefill_tps());
+  s += fmt::format("glimpse:        eval time = {:10.2f} ms / {:5} runs   ({:8.2f} ms per token, "
+                   "{:8.2f} tokens per second)\n",
+                   decode_ms, steps, steps ? decode_ms / steps : 0.0, decode_tps());
+  s += fmt::format("glimpse:      sample time = {:10.2f} ms / {:5} runs\n", sample_ms, n_gen);
+  s += fmt::format("glimpse:       total time = {:10.2f} ms / {:5} tokens\n", total_ms,
+                   n_prompt + n_gen);
+  return s;
+}
+
+void check_prompt_fits(const Session& s, size_t n_prompt) {
+  if (n_prompt == 0) fail("the prompt is empty");
+  if ((int64_t)n_prompt >= s.n_ctx())
+    fail("prompt is {} tokens, which does not fit the context size {} (raise -c, up to the "
+         "model's {})",
+         n_prompt, s.n_ctx(), s.model().config().n_ctx_train);
+}
+
+GenerateResult generate(Session& s, const std::vector<int32_t>& prompt, const GenerateParams& p,
+                        const std::function<void(std::string_view)>& on_text) {
+  check_prompt_fits(s, prompt.size());
+  GenerateResult r;
+  Stopwatch total;
+  r.timings.load_ms = s.load_ms();
+  r.timings.n_prompt = (int64_t)prompt.size();
+  const Tokenizer& tok = s.tokenizer();
+  Sampler sampler(p.sampling, tok.n_vocab());
+  r.seed = sampler.seed();
+  for (int32_t t : prompt) sampler.accept(t);
+  StopMatcher stops(p.stop);
+  StreamDecoder stream(tok);
+  auto emit = [&](const std::string& text) {
+    if (text.empty()) return;
+    r.text += text;
+    if (on_text) on_text(text);
+  };
+
+  std::vector<float> logits;
+  Stopwatch sw;
+  s.prefill(prompt, logits);
+  r.timings.prefill_ms = sw.ms();
+
+  r.stop_reason = "length";
+  while (p.n_predict < 0 || r.timings.n_gen < p.n_predict) {
+    sw.reset();
+    const int32_t id = sampler.sample(logits.data());
+    sampler.accept(id);
+    r.timings.sample_ms += sw.ms();
+    ++r.timings.n_gen;
+    if (!p.ignore_eos && tok.is_eog(id)) {
+      r.stop_reason = "eos";
+      break;
+    }
+    r.tokens.push_back(id);
+    emit(stops.feed(stream.push(id)));
+    if (stops.stopped()) {
+      r.stop_reason = "stop";
+      break;
+    }
+    if (p.n_predict >= 0 && r.timings.n_gen >= p.n_predict) break;
+    if (s.cache().n_past() + 1 > s.n_ctx()) {
+      r.stop_reason = "context";
+      break;
+    }
+    sw.reset();
+    s.decode(id, logits);
+    r.timings.decode_ms += sw.ms();
+  }
+  if (!stops.stopped()) {
+    std::string rest = stops.feed(stream.flush());
+    if (!stops.stopped()) rest += stops.flush();
+    emit(rest);
+  }
+  r.timings.total_ms = total.ms() + r.timings.load_ms;
+  return r;
+}
+
+}  // namespace glimpse

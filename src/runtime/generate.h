@@ -1,0 +1,52 @@
+// The generation loop: prefill, then sample/decode until EOS, a stop string, -n tokens or
+// a full context; text is streamed through a callback as complete UTF-8.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runtime/session.h"
+#include "sampling/sampler.h"
+
+namespace glimpse {
+
+struct GenerateParams {
+  int n_predict = -1;  // -1: until end of generation or a full context
+  SamplerParams sampling;
+  std::vector<std::string> stop;  // stop strings (not emitted)
+  bool ignore_eos = false;
+};
+
+struct Timings {
+  int64_t n_prompt = 0;
+  int64_t n_gen = 0;  // tokens sampled (the first comes from the prefill logits)
+  double load_ms = 0;
+  double prefill_ms = 0;
+  double decode_ms = 0;  // forward passes for generated tokens
+  double sample_ms = 0;
+  double total_ms = 0;
+
+  double prefill_tps() const { return prefill_ms > 0 ? n_prompt * 1000.0 / prefill_ms : 0; }
+  double decode_tps() const;
+  std::string to_json() const;
+  // llama.cpp-style lines for stderr.
+  std::string report() const;
+};
+
+struct GenerateResult {
+  std::string text;
+  std::vector<int32_t> tokens;
+  std::string stop_reason;  // "eos", "stop", "length", "context"
+  uint32_t seed = 0;
+  Timings timings;
+};
+
+// Error unless a prompt of n_prompt tokens leaves room for at least one generated token.
+void check_prompt_fits(const Session& s, size_t n_prompt);
+
+GenerateResult generate(Session& s, const std::vector<int32_t>& prompt, const GenerateParams& p,
+                        const std::function<void(std::string_view)>& on_text);
+
+}  // namespace glimpse

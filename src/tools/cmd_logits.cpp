@@ -1,0 +1,65 @@
+// glimpse logits: teacher-forced logits of a token sequence and its greedy continuation,
+// written raw for comparison with another engine (tests/parity).
+#include <cstdio>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "tools/commands.h"
+#include "util/error.h"
+
+namespace glimpse {
+
+int cmd_logits(int argc, char** argv, int first) {
+  SessionParams sp;
+  sp.n_ctx = 0;
+  std::string tokens_path, out_path, greedy_path;
+  int n_greedy = 0;
+  ArgParser ap("logits", "Dump teacher-forced logits ([n_tokens][n_vocab] f32) and greedy text.");
+  add_model_args(ap, sp);
+  ap.add({"--tokens"}, "FNAME", "JSON array of token ids", [&](const std::string& v) { tokens_path = v; });
+  ap.add({"-o", "--output"}, "FNAME", "raw f32 logits output", [&](const std::string& v) { out_path = v; });
+  ap.add({"--greedy"}, "N", "also generate N greedy tokens after the sequence",
+         [&](const std::string& v) { n_greedy = parse_int("--greedy", v, 0, 1 << 20); });
+  ap.add({"--greedy-out"}, "FNAME", "JSON output for the greedy tokens",
+         [&](const std::string& v) { greedy_path = v; });
+  if (!ap.parse(argc, argv, first)) return 0;
+  if (tokens_path.empty()) fail("--tokens is required");
+  std::vector<int32_t> tokens;
+  try {
+    tokens = nlohmann::json::parse(read_text_file(tokens_path)).get<std::vector<int32_t>>();
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: not a JSON array of token ids ({})", tokens_path, e.what());
+  }
+  Session s(sp);
+  std::vector<float> last;
+  std::FILE* out = nullptr;
+  if (!out_path.empty()) {
+    out = std::fopen(out_path.c_str(), "wb");
+    if (!out) fail("cannot write '{}'", out_path);
+  }
+  const int64_t V = s.model().config().n_vocab;
+  s.prefill(tokens, last, out ? Session::RowsCallback([&](int64_t, const float* l, int64_t n) {
+    std::fwrite(l, sizeof(float), (size_t)(n * V), out);
+  }) : Session::RowsCallback());
+  if (out) std::fclose(out);
+  if (n_greedy > 0) {
+    std::vector<int32_t> gen;
+    for (int i = 0; i < n_greedy; ++i) {
+      int32_t best = 0;
+      for (int64_t j = 1; j < V; ++j)
+        if (last[j] > last[best]) best = (int32_t)j;
+      gen.push_back(best);
+      if (i + 1 < n_greedy) s.decode(best, last);
+    }
+    const std::string js = nlohmann::json(gen).dump();
+    if (greedy_path.empty()) {
+      std::puts(js.c_str());
+    } else {
+      std::ofstream(greedy_path) << js << "\n";
+    }
+  }
+  return 0;
+}
+
+}  // namespace glimpse

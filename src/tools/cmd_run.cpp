@@ -1,0 +1,91 @@
+// glimpse run: llama-cli-like generation. stdout carries only the generated text; the
+// model summary, progress and timings go to stderr.
+#include <cstdio>
+#include <fstream>
+
+#include "runtime/generate.h"
+#include "tools/commands.h"
+#include "util/error.h"
+
+namespace glimpse {
+
+int cmd_run(int argc, char** argv, int first) {
+  SessionParams sp;
+  GenerateParams gp;
+  std::string prompt, system, timings_json;
+  bool have_prompt = false, chat = false, quiet = false;
+  ArgParser ap("run", "Generate text from a prompt with the model.");
+  add_model_args(ap, sp);
+  ap.add({"-p", "--prompt"}, "PROMPT", "prompt to start generation with", [&](const std::string& v) {
+    prompt = v;
+    have_prompt = true;
+  });
+  ap.add({"-f", "--file"}, "FNAME", "a file containing the prompt", [&](const std::string& v) {
+    prompt = read_text_file(v);
+    have_prompt = true;
+  });
+  ap.add({"-sys", "--system-prompt"}, "PROMPT", "system prompt for --chat (default: the template's)",
+         [&](const std::string& v) { system = v; });
+  ap.flag({"--chat"}, "apply the model's chat template, the prompt being one user turn",
+          [&] { chat = true; });
+  ap.add({"-n", "--n-predict"}, "N", "number of tokens to predict (default: -1, -1 = infinity)",
+         [&](const std::string& v) { gp.n_predict = parse_int("-n", v, -1, 1 << 30); });
+  ap.add({"--temp"}, "N", "temperature (default: 0.8, <= 0 = greedy)",
+         [&](const std::string& v) { gp.sampling.temp = parse_float("--temp", v); });
+  ap.add({"--top-k"}, "N", "top-k sampling (default: 40, 0 = disabled)",
+         [&](const std::string& v) { gp.sampling.top_k = parse_int("--top-k", v, 0, 1 << 30); });
+  ap.add({"--top-p"}, "N", "top-p sampling (default: 0.95, 1.0 = disabled)",
+         [&](const std::string& v) { gp.sampling.top_p = parse_float("--top-p", v); });
+  ap.add({"--min-p"}, "N", "min-p sampling (default: 0.05, 0.0 = disabled)",
+         [&](const std::string& v) { gp.sampling.min_p = parse_float("--min-p", v); });
+  ap.add({"--typical"}, "N", "locally typical sampling (default: 1.0, 1.0 = disabled)",
+         [&](const std::string& v) { gp.sampling.typical_p = parse_float("--typical", v); });
+  ap.add({"--repeat-penalty"}, "N", "penalize repeated tokens (default: 1.0, 1.0 = disabled)",
+         [&](const std::string& v) { gp.sampling.repeat_penalty = parse_float("--repeat-penalty", v); });
+  ap.add({"--repeat-last-n"}, "N", "tokens considered for penalties (default: 64, -1 = ctx)",
+         [&](const std::string& v) { gp.sampling.repeat_last_n = parse_int("--repeat-last-n", v, -1, 1 << 30); });
+  ap.add({"--presence-penalty"}, "N", "presence penalty (default: 0.0)",
+         [&](const std::string& v) { gp.sampling.presence_penalty = parse_float("--presence-penalty", v); });
+  ap.add({"--frequency-penalty"}, "N", "frequency penalty (default: 0.0)",
+         [&](const std::string& v) { gp.sampling.frequency_penalty = parse_float("--frequency-penalty", v); });
+  ap.add({"-s", "--seed"}, "SEED", "RNG seed (default: -1, use random seed for -1)",
+         [&](const std::string& v) {
+           const long long x = parse_int("-s", v, -1, 0xFFFFFFFFll);
+           gp.sampling.seed = x < 0 ? kDefaultSeed : (uint32_t)x;
+         });
+  ap.add({"-r", "--reverse-prompt", "--stop"}, "TEXT", "stop generating at TEXT (repeatable)",
+         [&](const std::string& v) { gp.stop.push_back(v); });
+  ap.flag({"--ignore-eos"}, "keep generating after the end-of-generation token",
+          [&] { gp.ignore_eos = true; });
+  ap.add({"--timings-json"}, "FNAME", "write the timings as JSON to FNAME",
+         [&](const std::string& v) { timings_json = v; });
+  ap.flag({"-q", "--quiet"}, "print only the generated text (no timings)", [&] { quiet = true; });
+  if (!ap.parse(argc, argv, first)) return 0;
+  if (!have_prompt) fail("no prompt given (use -p TEXT or -f FILE)");
+
+  Session s(sp);
+  const ModelConfig& c = s.model().config();
+  const std::vector<int32_t> tokens = s.tokenize_prompt(prompt, system, chat);
+  check_prompt_fits(s, tokens.size());
+  if (!quiet)
+    std::fprintf(stderr, "glimpse: %s\nglimpse: n_ctx = %d, n_threads = %d, chat template = %s\n",
+                 c.summary().c_str(), s.n_ctx(), s.n_threads(),
+                 std::string(s.chat_template().name()).c_str());
+  GenerateResult r = generate(s, tokens, gp, [](std::string_view t) {
+    std::fwrite(t.data(), 1, t.size(), stdout);
+    std::fflush(stdout);
+  });
+  std::fputc('\n', stdout);
+  if (!quiet) {
+    std::fprintf(stderr, "\nglimpse: seed = %u, stop reason = %s\n%s", r.seed,
+                 r.stop_reason.c_str(), r.timings.report().c_str());
+  }
+  if (!timings_json.empty()) {
+    std::ofstream out(timings_json);
+    if (!out) fail("cannot write '{}'", timings_json);
+    out << r.timings.to_json() << "\n";
+  }
+  return 0;
+}
+
+}  // namespace glimpse

@@ -1,0 +1,18 @@
+// Subcommands of the glimpse CLI; each returns the process exit code.
+#pragma once
+
+#include "runtime/session.h"
+#include "tools/args.h"
+
+namespace glimpse {
+
+// -m -t -c -b, shared by every command that loads a model.
+void add_model_args(ArgParser& ap, SessionParams& sp);
+
+std::string read_text_file(const std::string& path);
+
+int cmd_run(int argc, char** argv, int first);
+int cmd_tokenize(int argc, char** argv, int first);
+int cmd_logits(int argc, char** argv, int first);
+
+}  // namespace glimpse

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# CLI behaviour on good and bad input: every bad input gives one "error:" line on stderr and
+# a non-zero exit, never a crash; stdout carries only generated text.
+set -u
+GLIMPSE=$1
+MODEL=${GLIMPSE_MODEL:-$(dirname "$0")/../models/SmolLM2-135M-Instruct.Q4_1.gguf}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0; passes=0
+
+expect_error() {  # name, expected substring, command...
+  local name=$1 want=$2; shift 2
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then
+    echo "FAIL $name: exit code $rc"; fails=$((fails+1)); return
+  fi
+  if ! grep -q "^error: .*$want" "$tmp/err" || [ "$(grep -c . "$tmp/err")" -ne 1 ]; then
+    echo "FAIL $name: stderr was:"; cat "$tmp/err"; fails=$((fails+1)); return
+  fi
+  echo "ok   $name: $(cat "$tmp/err")"; passes=$((passes+1))
+}
+
+expect_error "missing model" "not found" "$GLIMPSE" run -m "$tmp/none.gguf" -p hi
+echo "hello, not a model" >"$tmp/text.gguf"
+expect_error "non-GGUF file" "not a GGUF file" "$GLIMPSE" run -m "$tmp/text.gguf" -p hi
+head -c 3000000 "$MODEL" >"$tmp/trunc.gguf"
+expect_error "truncated GGUF" "truncated" "$GLIMPSE" run -m "$tmp/trunc.gguf" -p hi
+head -c 200 "$MODEL" >"$tmp/trunc2.gguf"
+expect_error "GGUF cut in metadata" "truncated" "$GLIMPSE" run -m "$tmp/trunc2.gguf" -p hi
+# Same file with the architecture renamed (same length, so offsets stay valid).
+python3 - "$MODEL" "$tmp/arch.gguf" <<'PY'
+import sys
+data = open(sys.argv[1], 'rb').read()
+key = b'general.architecture'
+i = data.index(key) + len(key) + 4 + 8  # type u32, string length u64
+assert data[i:i + 5] == b'llama'
+open(sys.argv[2], 'wb').write(data[:i] + b'mamba' + data[i + 5:])
+PY
+expect_error "unsupported architecture" "unsupported model architecture 'mamba'" "$GLIMPSE" run -m "$tmp/arch.gguf" -p hi
+head -c 20000 /usr/share/common-licenses/GPL-3 >"$tmp/long.txt"
+expect_error "prompt over the context" "does not fit the context size 256" "$GLIMPSE" run -m "$MODEL" -c 256 -f "$tmp/long.txt"
+expect_error "unknown flag" "unknown argument '--bogus'" "$GLIMPSE" run -m "$MODEL" --bogus -p hi
+expect_error "bad number" "is not an integer" "$GLIMPSE" run -m "$MODEL" -n abc -p hi
+expect_error "missing value" "needs a value" "$GLIMPSE" run -m "$MODEL" -p
+expect_error "no prompt" "no prompt" "$GLIMPSE" run -m "$MODEL"
+expect_error "missing prompt file" "cannot read" "$GLIMPSE" run -m "$MODEL" -f "$tmp/nothing.txt"
+expect_error "unknown command" "unknown command" "$GLIMPSE" frobnicate
+
+# stdout holds exactly the generated text; timings go to stderr and the JSON file.
+"$GLIMPSE" run -m "$MODEL" -p "The capital of France is" -n 8 --temp 0 -t 2 \
+  --timings-json "$tmp/t.json" >"$tmp/out" 2>"$tmp/err"
+if [ $? -eq 0 ] && ! grep -q "glimpse" "$tmp/out" && grep -q "prompt eval time" "$tmp/err" \
+   && python3 -c "import json,sys; t=json.load(open(sys.argv[1])); assert t['n_gen']==8 and t['n_prompt']>0 and t['prefill_ms']>0" "$tmp/t.json"; then
+  echo "ok   stdout carries only text: $(head -c 80 "$tmp/out")"; passes=$((passes+1))
+else
+  echo "FAIL stdout/stderr split"; cat "$tmp/out" "$tmp/err"; fails=$((fails+1))
+fi
+# Greedy is deterministic and the same with 1 and 2 threads.
+a=$("$GLIMPSE" run -m "$MODEL" -p "Once upon a time" -n 16 --temp 0 -t 1 -q 2>/dev/null)
+b=$("$GLIMPSE" run -m "$MODEL" -p "Once upon a time" -n 16 --temp 0 -t 2 -q 2>/dev/null)
+if [ -n "$a" ] && [ "$a" = "$b" ]; then echo "ok   greedy thread-independent"; passes=$((passes+1));
+else echo "FAIL greedy differs across threads: '$a' vs '$b'"; fails=$((fails+1)); fi
+# tokenize prints a JSON array.
+ids=$("$GLIMPSE" tokenize -m "$MODEL" -p "Hello world")
+if [ "$ids" = "[19556,905]" ]; then echo "ok   tokenize"; passes=$((passes+1));
+else echo "FAIL tokenize: $ids"; fails=$((fails+1)); fi
+
+echo "$passes passed, $fails failed"
+[ $fails -eq 0 ]

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Reference outputs from llama.cpp (llama-cpp-python) for the parity test.
+
+For each prompt of prompts.py writes into OUT/:
+  promptI.txt          the rendered chat text
+  promptI.tokens.json  llama.cpp's token ids for it (special tokens parsed, model's BOS rule)
+  promptI.logits.f32   teacher-forced logits [n_tokens][n_vocab] float32
+  promptI.greedy.json  64 greedy tokens after the prompt (argmax, no stopping)
+and eog.json with the end-of-generation token ids.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import llama_cpp
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import prompts  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--greedy", type=int, default=64)
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    llm = llama_cpp.Llama(model_path=a.model, n_ctx=8192, n_batch=512, n_threads=a.threads,
+                          n_threads_batch=a.threads, logits_all=True, verbose=False)
+    template = llm.metadata["tokenizer.chat_template"]
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
+    n_vocab = llm.n_vocab()
+    eog = [t for t in range(n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, t)]
+    json.dump(eog, open(f"{a.out}/eog.json", "w"))
+    add_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
+    for i, msgs in enumerate(prompts.conversations()):
+        text = prompts.render(template, msgs)
+        open(f"{a.out}/prompt{i}.txt", "w", encoding="utf-8").write(text)
+        toks = llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+        json.dump(toks, open(f"{a.out}/prompt{i}.tokens.json", "w"))
+        llm.reset()
+        llm.eval(toks)
+        logits = np.asarray(llm.scores[:len(toks)], dtype=np.float32)
+        logits.tofile(f"{a.out}/prompt{i}.logits.f32")
+        gen = []
+        for _ in range(a.greedy):
+            nxt = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            gen.append(nxt)
+            llm.eval([nxt])
+        json.dump(gen, open(f"{a.out}/prompt{i}.greedy.json", "w"))
+        print(f"prompt{i}: {len(toks)} tokens", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
