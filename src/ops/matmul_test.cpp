@@ -1,0 +1,233 @@
+// matmul (panel GEMM over the thread pool) against matmul_ref (dequant_row_ref + double
+// accumulation) for every supported weight type at awkward shapes.
+//
+// Tolerances. For quantized weights matmul multiplies activations rounded to 8 bits per
+// 32-element block (scale d = amax/127 stored as f16, as GGML's q8_0). Checks:
+//   * against matmul_ref on activations quantized the same way here, per element:
+//     |y - yref| <= 1e-5 * sum_k |w_k x_k| (only f32 vs double accumulation differs);
+//   * against matmul_ref on the raw activations, per element: the rounding bound
+//     |y - yref| <= sum_k |w_k| * 0.6 * d_k (|x' - x| <= d/2 + 127 * |f16(d) - d|) + the above;
+//   * normalised MSE sum(y-yref)^2 / sum(yref^2) <= 1e-4 over all shapes of a type (the
+//     8-bit rounding noise of uniform activations is ~1.5e-5 of their power; a single
+//     output close to zero makes a per-output ratio meaningless, so it is pooled).
+// F32/F16/BF16 weights see the activations unchanged: the per-element accumulation bound
+// and pooled normalised MSE <= 1e-6.
+#include "ops/matmul.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "ops/quant.h"
+#include "util/error.h"
+#include "util/fp16.h"
+#include "util/thread_pool.h"
+
+namespace glimpse {
+namespace {
+
+// Uniform in [-1, 1) from the raw generator output (portable across standard libraries).
+float uni(std::mt19937& rng) { return (float)((double)rng() / 4294967296.0 * 2.0 - 1.0); }
+
+std::vector<int> f16_fields(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q4_0: case GgmlType::Q5_0: case GgmlType::Q8_0: return {0};
+    case GgmlType::Q4_1: case GgmlType::Q5_1: case GgmlType::Q4_K: case GgmlType::Q5_K:
+      return {0, 2};
+    case GgmlType::Q6_K: return {208};
+    default: return {};
+  }
+}
+
+// rows x cols weights of type t with random quants and modest finite scales.
+std::vector<uint8_t> random_weights(GgmlType t, int64_t rows, int64_t cols, std::mt19937& rng) {
+  const size_t row_bytes = ggml_row_bytes(t, cols);
+  std::vector<uint8_t> w(rows * row_bytes + 64);
+  if (t == GgmlType::F32) {
+    for (int64_t i = 0; i < rows * cols; ++i) {
+      const float v = uni(rng);
+      std::memcpy(&w[i * 4], &v, 4);
+    }
+  } else if (t == GgmlType::F16 || t == GgmlType::BF16) {
+    for (int64_t i = 0; i < rows * cols; ++i) {
+      const float v = uni(rng);
+      const uint16_t hv = t == GgmlType::F16 ? f32_to_fp16(v) : f32_to_bf16(v);
+      std::memcpy(&w[i * 2], &hv, 2);
+    }
+  } else {
+    const GgmlTypeInfo* info = ggml_type_info((uint32_t)t);
+    for (auto& b : w) b = (uint8_t)rng();
+    const int64_t nb = rows * cols / info->block_elems;
+    for (int64_t i = 0; i < nb; ++i)
+      for (int off : f16_fields(t)) {
+        const uint16_t hv = f32_to_fp16(uni(rng) * 0.05f);
+        std::memcpy(&w[i * info->block_bytes + off], &hv, 2);
+      }
+  }
+  return w;
+}
+
+// GGML q8_0 activation rounding: d = amax/127, q = round(x/d), x' = q * f16(d).
+std::vector<float> quantize_q8(const std::vector<float>& x) {
+  std::vector<float> out(x.size());
+  for (size_t b = 0; b < x.size(); b += 32) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b + j]));
+    const float d = amax / 127.0f;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    const float dh = fp16_to_f32(f32_to_fp16(d));
+    for (int j = 0; j < 32; ++j) out[b + j] = std::round(x[b + j] * id) * dh;
+  }
+  return out;
+}
+
+bool is_plain(GgmlType t) {
+  return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
+}
+
+struct Stats {
+  double num = 0, den = 0;  // sum (y - yref)^2, sum yref^2
+  double worst_ratio = 0;   // max |y - ybound_ref| / (1e-5 * sum|w x| + tiny)
+  double worst_raw = 0;     // max |y - yref| / (quantization bound + accumulation bound)
+};
+
+// y vs yref (raw activations x) and vs ybound_ref (activations xb as matmul uses them).
+Stats compare(const WeightView& w, const std::vector<float>& x, const std::vector<float>& xb,
+              int64_t T, const std::vector<float>& y, const std::vector<float>& yref,
+              const std::vector<float>& ybound_ref, bool quantized) {
+  Stats s;
+  for (size_t i = 0; i < y.size(); ++i) {
+    s.num += ((double)y[i] - yref[i]) * ((double)y[i] - yref[i]);
+    s.den += (double)yref[i] * yref[i];
+  }
+  std::vector<float> row(w.cols);
+  for (int64_t r = 0; r < w.rows; ++r) {
+    dequant_row_ref(w.type, w.row(r), row.data(), w.cols);
+    for (int64_t t = 0; t < T; ++t) {
+      double abs_sum = 0;
+      for (int64_t k = 0; k < w.cols; ++k) abs_sum += std::fabs((double)row[k] * xb[t * w.cols + k]);
+      const double err = std::fabs((double)y[t * w.rows + r] - ybound_ref[t * w.rows + r]);
+      s.worst_ratio = std::max(s.worst_ratio, err / (1e-5 * abs_sum + 1e-30));
+      double qbound = 0;
+      if (quantized) {
+        for (int64_t b = 0; b < w.cols; b += 32) {
+          float amax = 0, wsum = 0;
+          for (int j = 0; j < 32; ++j) {
+            amax = std::max(amax, std::fabs(x[t * w.cols + b + j]));
+            wsum += std::fabs(row[b + j]);
+          }
+          qbound += (double)wsum * 0.6 * amax / 127.0;
+        }
+      }
+      const double raw_err = std::fabs((double)y[t * w.rows + r] - yref[t * w.rows + r]);
+      s.worst_raw = std::max(s.worst_raw, raw_err / (qbound + 2e-5 * abs_sum + 1e-30));
+    }
+  }
+  return s;
+}
+
+struct Pools {
+  ThreadPool one{1};
+  ThreadPool two{2};
+};
+Pools& pools() {
+  static Pools p;
+  return p;
+}
+
+void run_type(GgmlType t, const std::vector<int64_t>& cols_list, uint32_t seed) {
+  SCOPED_TRACE(ggml_type_name(t));
+  std::mt19937 rng(seed);
+  double num = 0, den = 0;
+  for (int64_t cols : cols_list)
+    for (int64_t rows : {1, 3, 17, 33})
+      for (int64_t T : {1, 2, 5, 7}) {
+        SCOPED_TRACE(testing::Message() << "rows=" << rows << " T=" << T << " cols=" << cols);
+        const std::vector<uint8_t> wdata = random_weights(t, rows, cols, rng);
+        const WeightView w = make_weight_view(t, wdata.data(), rows, cols);
+        std::vector<float> x(T * cols);
+        for (auto& v : x) v = uni(rng);
+        // One all-zero 32-block when possible (zero scale in the activation rounding).
+        if (T >= 2 && cols >= 32) std::fill(x.begin() + cols, x.begin() + cols + 32, 0.0f);
+
+        std::vector<float> yref(T * rows);
+        matmul_ref(w, x.data(), T, yref.data());
+        std::vector<float> y1(T * rows, NAN), y2(T * rows, NAN);
+        matmul(w, x.data(), T, y1.data(), pools().one);
+        matmul(w, x.data(), T, y2.data(), pools().two);
+        for (size_t i = 0; i < y1.size(); ++i)
+          ASSERT_EQ(std::memcmp(&y1[i], &y2[i], 4), 0) << "threads 1 vs 2 differ at " << i;
+
+        Stats s;
+        if (is_plain(t)) {
+          s = compare(w, x, x, T, y1, yref, yref, false);
+          EXPECT_LE(s.worst_ratio, 1.0);
+        } else {
+          const std::vector<float> xq = quantize_q8(x);
+          std::vector<float> yq(T * rows);
+          matmul_ref(w, xq.data(), T, yq.data());
+          s = compare(w, x, xq, T, y1, yref, yq, true);
+          EXPECT_LE(s.worst_ratio, 1.0) << "vs reference on identically quantized activations";
+          EXPECT_LE(s.worst_raw, 1.0) << "vs reference on raw activations";
+        }
+        num += s.num;
+        den += s.den;
+      }
+  const double nmse = num / den;
+  EXPECT_LE(nmse, is_plain(t) ? 1e-6 : 1e-4);
+  testing::Test::RecordProperty(std::string("nmse_") + std::string(ggml_type_name(t)),
+                                std::to_string(nmse));
+}
+
+TEST(Matmul, PlainWeightsF32) { run_type(GgmlType::F32, {1, 7, 33, 64}, 1); }
+TEST(Matmul, PlainWeightsF16) { run_type(GgmlType::F16, {1, 7, 33, 64}, 2); }
+TEST(Matmul, PlainWeightsBF16) { run_type(GgmlType::BF16, {1, 7, 33, 64}, 3); }
+TEST(Matmul, QuantQ4_0) { run_type(GgmlType::Q4_0, {32, 64, 96}, 4); }
+TEST(Matmul, QuantQ4_1) { run_type(GgmlType::Q4_1, {32, 64, 96}, 5); }
+TEST(Matmul, QuantQ5_0) { run_type(GgmlType::Q5_0, {32, 64, 96}, 6); }
+TEST(Matmul, QuantQ5_1) { run_type(GgmlType::Q5_1, {32, 64, 96}, 7); }
+TEST(Matmul, QuantQ8_0) { run_type(GgmlType::Q8_0, {32, 64, 96}, 8); }
+TEST(Matmul, QuantQ4_K) { run_type(GgmlType::Q4_K, {256, 512}, 9); }
+TEST(Matmul, QuantQ5_K) { run_type(GgmlType::Q5_K, {256, 512}, 10); }
+TEST(Matmul, QuantQ6_K) { run_type(GgmlType::Q6_K, {256, 512}, 11); }
+
+TEST(Matmul, PanelKernelOnRowSubrange) {
+  std::mt19937 rng(42);
+  const int64_t rows = 37, cols = 64, T = 6;
+  const auto wdata = random_weights(GgmlType::F32, rows, cols, rng);
+  const WeightView w = make_weight_view(GgmlType::F32, wdata.data(), rows, cols);
+  std::vector<float> x(T * cols);
+  for (auto& v : x) v = uni(rng);
+  std::vector<float> yref(T * rows), y(T * rows, -12345.0f), scratch(16 * cols);
+  matmul_ref(w, x.data(), T, yref.data());
+  detail::matmul_rows(w, x.data(), T, y.data(), 5, 30, scratch.data());
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float got = y[t * rows + r];
+      if (r < 5 || r >= 30) {
+        EXPECT_EQ(got, -12345.0f) << "row outside [r0, r1) written: " << r;
+      } else {
+        EXPECT_NEAR(got, yref[t * rows + r], 1e-5f) << t << " " << r;
+      }
+    }
+}
+
+TEST(Matmul, WeightRowAndViewChecks) {
+  std::mt19937 rng(7);
+  const auto wdata = random_weights(GgmlType::Q4_K, 3, 256, rng);
+  const WeightView w = make_weight_view(GgmlType::Q4_K, wdata.data(), 3, 256);
+  EXPECT_EQ(w.row_bytes, 144u);
+  std::vector<float> a(256), b(256);
+  weight_row(w, 2, a.data());
+  dequant_row_ref(GgmlType::Q4_K, wdata.data() + 2 * 144, b.data(), 256);
+  EXPECT_EQ(a, b);
+  EXPECT_THROW(make_weight_view(GgmlType::Q2_K, wdata.data(), 1, 256), Error);
+  EXPECT_THROW(make_weight_view(GgmlType::I32, wdata.data(), 1, 4), Error);
+}
+
+}  // namespace
+}  // namespace glimpse
