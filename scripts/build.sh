@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 preset=${1:-release}
 dir=build; [ "$preset" = release ] || dir=build-$preset
 [ -f "$dir/build.ninja" ] || cmake --preset "$preset" -G Ninja >/dev/null
-cmake --build "$dir" -j "$(nproc)"
+shift || true
+cmake --build "$dir" -j "$(nproc)" "$@"
