@@ -6,7 +6,10 @@ same token ids, and checks over all prompts:
   - glimpse's own tokenization of each rendered chat prompt equals llama.cpp's;
   - top-1 agreement and mean KL(llama.cpp || glimpse) per token;
   - greedy continuations (64 tokens, compared up to the first end-of-generation token).
-Exit status 1 when a threshold is missed; the measured numbers are printed either way.
+The same top-1/KL figures are computed between llama.cpp and itself under two of its own
+rounding choices (flash attention on; f32 KV cache): glimpse must stay within that noise
+floor (KL at most 1.25x the larger self-divergence, top-1 at least the lower self-agreement
+minus 0.01) and within fixed bounds. Exit status 1 when a threshold is missed.
 """
 import argparse
 import json
@@ -17,8 +20,7 @@ import sys
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# Thresholds: the measured level (README "Parity"); the target is top-1 >= 0.995 and
-# KL <= 1e-3, not reached yet.
+# Fixed bounds (README "Parity"); the noise-floor checks below are the tighter ones.
 MIN_TOP1 = float(os.environ.get("GLIMPSE_PARITY_MIN_TOP1", "0.95"))
 MAX_KL = float(os.environ.get("GLIMPSE_PARITY_MAX_KL", "6e-3"))
 MIN_GREEDY_MATCH = int(os.environ.get("GLIMPSE_PARITY_MIN_GREEDY", "4"))
@@ -28,6 +30,16 @@ def log_softmax(a):
     a = a.astype(np.float64)
     a = a - a.max(axis=-1, keepdims=True)
     return a - np.log(np.exp(a).sum(axis=-1, keepdims=True))
+
+
+def compare(lr, lg):
+    """(top-1 agreements, summed KL(lr || lg)) over rows, in chunks to bound memory."""
+    agree, kl = 0, 0.0
+    for s in range(0, lr.shape[0], 256):
+        pr, pg = log_softmax(lr[s:s + 256]), log_softmax(lg[s:s + 256])
+        kl += float((np.exp(pr) * (pr - pg)).sum())
+        agree += int((pr.argmax(-1) == pg.argmax(-1)).sum())
+    return agree, kl
 
 
 def until_eog(seq, eog):
@@ -54,6 +66,7 @@ def main():
     eog = set(json.load(open(os.path.join(ref, "eog.json"))))
     n_prompts = len([f for f in os.listdir(ref) if f.endswith(".tokens.json")])
     total_tok, total_agree, total_kl, greedy_ok, tok_ok = 0, 0, 0.0, 0, 0
+    self_noise = {"alt-fa": [0, 0.0], "alt-kv32": [0, 0.0]}
     for i in range(n_prompts):
         base = os.path.join(ref, f"prompt{i}")
         toks = json.load(open(base + ".tokens.json"))
@@ -69,11 +82,12 @@ def main():
         n = len(toks)
         lr = np.fromfile(base + ".logits.f32", dtype=np.float32).reshape(n, -1)
         lg = np.fromfile(out + ".logits.f32", dtype=np.float32).reshape(n, -1)
-        agree, kl = 0, 0.0
-        for s in range(0, n, 256):
-            pr, pg = log_softmax(lr[s:s + 256]), log_softmax(lg[s:s + 256])
-            kl += float((np.exp(pr) * (pr - pg)).sum())
-            agree += int((pr.argmax(-1) == pg.argmax(-1)).sum())
+        agree, kl = compare(lr, lg)
+        for tag in self_noise:
+            la = np.fromfile(f"{base}.{tag}.f32", dtype=np.float32).reshape(n, -1)
+            a_agree, a_kl = compare(lr, la)
+            self_noise[tag][0] += a_agree
+            self_noise[tag][1] += a_kl
         g_ref = until_eog(json.load(open(base + ".greedy.json")), eog)
         g_mine = until_eog(json.load(open(out + ".greedy.json")), eog)
         same = g_ref == g_mine
@@ -87,8 +101,15 @@ def main():
     top1, kl = total_agree / total_tok, total_kl / total_tok
     print(f"overall: {total_tok} tokens, top-1 agreement {top1:.4f}, mean KL {kl:.2e}, "
           f"greedy identical {greedy_ok}/{n_prompts}, tokenization identical {tok_ok}/{n_prompts}")
+    floor_top1, floor_kl = 1.0, 0.0
+    for tag, (ag, k) in self_noise.items():
+        print(f"llama.cpp vs llama.cpp ({tag}): top-1 agreement {ag / total_tok:.4f}, "
+              f"mean KL {k / total_tok:.2e}")
+        floor_top1, floor_kl = min(floor_top1, ag / total_tok), max(floor_kl, k / total_tok)
+    within_floor = kl <= 1.25 * floor_kl and top1 >= floor_top1 - 0.01
+    print(f"glimpse within llama.cpp's own noise floor: {'yes' if within_floor else 'NO'}")
     ok = (top1 >= MIN_TOP1 and kl <= MAX_KL and greedy_ok >= MIN_GREEDY_MATCH
-          and tok_ok == n_prompts and total_tok >= 3000)
+          and tok_ok == n_prompts and total_tok >= 3000 and within_floor)
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

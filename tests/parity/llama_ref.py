@@ -6,7 +6,10 @@ For each prompt of prompts.py writes into OUT/:
   promptI.tokens.json  llama.cpp's token ids for it (special tokens parsed, model's BOS rule)
   promptI.logits.f32   teacher-forced logits [n_tokens][n_vocab] float32
   promptI.greedy.json  64 greedy tokens after the prompt (argmax, no stopping)
-and eog.json with the end-of-generation token ids.
+  promptI.alt-fa.f32   the same logits from llama.cpp with flash attention on
+  promptI.alt-kv32.f32 the same logits from llama.cpp with an f32 KV cache
+and eog.json with the end-of-generation token ids. The two alternative runs measure how far
+llama.cpp moves under its own rounding choices: the noise floor that parity is judged against.
 """
 import argparse
 import json
@@ -52,6 +55,17 @@ def main():
             llm.eval([nxt])
         json.dump(gen, open(f"{a.out}/prompt{i}.greedy.json", "w"))
         print(f"prompt{i}: {len(toks)} tokens", file=sys.stderr)
+    del llm
+    for tag, kw in (("alt-fa", dict(flash_attn=True)), ("alt-kv32", dict(type_k=0, type_v=0))):
+        alt = llama_cpp.Llama(model_path=a.model, n_ctx=8192, n_batch=512, n_threads=a.threads,
+                              n_threads_batch=a.threads, logits_all=True, verbose=False, **kw)
+        for i in range(len(prompts.conversations())):
+            toks = json.load(open(f"{a.out}/prompt{i}.tokens.json"))
+            alt.reset()
+            alt.eval(toks)
+            np.asarray(alt.scores[:len(toks)], dtype=np.float32).tofile(
+                f"{a.out}/prompt{i}.{tag}.f32")
+        del alt
 
 
 if __name__ == "__main__":
