@@ -14,5 +14,6 @@ std::string read_text_file(const std::string& path);
 int cmd_run(int argc, char** argv, int first);
 int cmd_tokenize(int argc, char** argv, int first);
 int cmd_logits(int argc, char** argv, int first);
+int cmd_bench(int argc, char** argv, int first);
 
 }  // namespace glimpse

@@ -1,0 +1,145 @@
+// glimpse bench: llama-bench-style throughput tests. pp N = prefill of N tokens, tg N = N
+// single-token decode steps, "@ dD" = measured after D tokens already sit in the cache.
+// The depth is filled once per test; each repetition truncates the cache back to it.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <random>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "tools/commands.h"
+#include "util/error.h"
+#include "util/timer.h"
+
+namespace glimpse {
+
+namespace {
+
+struct BenchResult {
+  std::string name;
+  int n_prompt = 0, n_gen = 0, depth = 0;
+  std::vector<double> tps;
+  double mean() const {
+    double s = 0;
+    for (double x : tps) s += x;
+    return tps.empty() ? 0 : s / tps.size();
+  }
+  double sd() const {
+    if (tps.size() < 2) return 0;
+    const double m = mean();
+    double s = 0;
+    for (double x : tps) s += (x - m) * (x - m);
+    return std::sqrt(s / (tps.size() - 1));
+  }
+};
+
+double peak_rss_mib() {
+  struct rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024.0;
+}
+
+}  // namespace
+
+int cmd_bench(int argc, char** argv, int first) {
+  SessionParams sp;
+  std::vector<int> n_prompt = {512}, n_gen = {128}, depths = {0};
+  int reps = 5;
+  std::string output = "md";
+  ArgParser ap("bench", "Measure prompt processing (pp) and generation (tg) throughput.");
+  add_model_args(ap, sp);
+  ap.add({"-p", "--n-prompt"}, "N[,N...]", "prompt lengths (default: 512; 0 = none)",
+         [&](const std::string& v) { n_prompt = parse_int_list("-p", v); });
+  ap.add({"-n", "--n-gen"}, "N[,N...]", "generation lengths (default: 128; 0 = none)",
+         [&](const std::string& v) { n_gen = parse_int_list("-n", v); });
+  ap.add({"-d", "--n-depth"}, "N[,N...]", "tokens already in the cache (default: 0)",
+         [&](const std::string& v) { depths = parse_int_list("-d", v); });
+  ap.add({"-r", "--repetitions"}, "N", "repetitions per test (default: 5)",
+         [&](const std::string& v) { reps = parse_int("-r", v, 1, 1000); });
+  ap.add({"-o", "--output"}, "md|json", "output format (default: md)", [&](const std::string& v) {
+    if (v != "md" && v != "json") fail("-o: expected md or json, got '{}'", v);
+    output = v;
+  });
+  if (!ap.parse(argc, argv, first)) return 0;
+
+  int need = 1;
+  for (int d : depths)
+    for (int p : n_prompt) need = std::max(need, d + p);
+  for (int d : depths)
+    for (int n : n_gen) need = std::max(need, d + n);
+  if (sp.n_ctx == 4096) sp.n_ctx = 0;  // default: the model's limit
+  Session s(sp);
+  if (need > s.n_ctx())
+    fail("tests need {} positions but the context size is {} (raise -c)", need, s.n_ctx());
+  const ModelConfig& c = s.model().config();
+  std::mt19937 rng(42);
+  auto random_tokens = [&](int n) {
+    std::vector<int32_t> t(n);
+    std::uniform_int_distribution<int32_t> dist(0, c.n_vocab - 1);
+    for (auto& x : t) x = dist(rng);
+    return t;
+  };
+
+  std::vector<BenchResult> results;
+  std::vector<float> logits;
+  for (int d : depths) {
+    std::vector<BenchResult> tests;
+    for (int p : n_prompt)
+      if (p > 0) tests.push_back({fmt::format("pp{}", p), p, 0, d, {}});
+    for (int n : n_gen)
+      if (n > 0) tests.push_back({fmt::format("tg{}", n), 0, n, d, {}});
+    if (tests.empty()) continue;
+    s.reset();
+    if (d > 0) {
+      std::fprintf(stderr, "glimpse bench: filling the cache to depth %d\n", d);
+      s.prefill(random_tokens(d), logits);
+    }
+    for (BenchResult& t : tests) {
+      if (d > 0) t.name += fmt::format(" @ d{}", d);
+      const std::vector<int32_t> prompt = random_tokens(std::max(t.n_prompt, 1));
+      for (int r = -1; r < reps; ++r) {  // r = -1: warm-up, not recorded
+        s.cache().truncate_from(d);
+        Stopwatch sw;
+        if (t.n_prompt > 0) {
+          s.prefill(prompt, logits);
+        } else {
+          int32_t tok = prompt[0];
+          for (int i = 0; i < t.n_gen; ++i) {
+            s.decode(tok, logits);
+            tok = (tok + 1) % c.n_vocab;
+          }
+        }
+        const double sec = sw.ms() / 1000.0;
+        if (r >= 0) t.tps.push_back((t.n_prompt + t.n_gen) / sec);
+      }
+      std::fprintf(stderr, "glimpse bench: %s %.2f t/s\n", t.name.c_str(), t.mean());
+      results.push_back(t);
+    }
+  }
+
+  const double size_mib = (double)s.model().gguf().file_size() / (1024.0 * 1024.0);
+  const std::string model_desc = fmt::format("{} {}", c.arch, c.name);
+  if (output == "json") {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& r : results)
+      j.push_back({{"model", model_desc}, {"model_size_mib", size_mib}, {"threads", s.n_threads()},
+                   {"test", r.name}, {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen},
+                   {"n_depth", r.depth}, {"avg_ts", r.mean()}, {"stddev_ts", r.sd()},
+                   {"samples_ts", r.tps}, {"peak_rss_mib", peak_rss_mib()}});
+    std::puts(j.dump(2).c_str());
+  } else {
+    std::printf("| model | size | backend | threads | test | t/s |\n");
+    std::printf("| --- | ---: | --- | ---: | ---: | ---: |\n");
+    for (const auto& r : results)
+      std::printf("| %s | %.2f MiB | CPU | %d | %s | %.2f ± %.2f |\n", model_desc.c_str(), size_mib,
+                  s.n_threads(), r.name.c_str(), r.mean(), r.sd());
+    std::printf("\npeak RSS: %.1f MiB\n", peak_rss_mib());
+  }
+  return 0;
+}
+
+}  // namespace glimpse
