@@ -45,6 +45,8 @@ expect_error "bad number" "is not an integer" "$GLIMPSE" run -m "$MODEL" -n abc 
 expect_error "missing value" "needs a value" "$GLIMPSE" run -m "$MODEL" -p
 expect_error "no prompt" "no prompt" "$GLIMPSE" run -m "$MODEL"
 expect_error "missing prompt file" "cannot read" "$GLIMPSE" run -m "$MODEL" -f "$tmp/nothing.txt"
+expect_error "bad bench output format" "expected md or json" "$GLIMPSE" bench -m "$MODEL" -o xml
+expect_error "bench over the context" "raise -c" "$GLIMPSE" bench -m "$MODEL" -c 64 -p 128 -n 0
 expect_error "unknown command" "unknown command" "$GLIMPSE" frobnicate
 
 # stdout holds exactly the generated text; timings go to stderr and the JSON file.
@@ -61,6 +63,13 @@ a=$("$GLIMPSE" run -m "$MODEL" -p "Once upon a time" -n 16 --temp 0 -t 1 -q 2>/d
 b=$("$GLIMPSE" run -m "$MODEL" -p "Once upon a time" -n 16 --temp 0 -t 2 -q 2>/dev/null)
 if [ -n "$a" ] && [ "$a" = "$b" ]; then echo "ok   greedy thread-independent"; passes=$((passes+1));
 else echo "FAIL greedy differs across threads: '$a' vs '$b'"; fails=$((fails+1)); fi
+# bench prints llama-bench-style rows and valid JSON.
+table=$("$GLIMPSE" bench -m "$MODEL" -p 16 -n 4 -d 0,8 -r 1 -t 2 2>/dev/null)
+json=$("$GLIMPSE" bench -m "$MODEL" -p 16 -n 0 -r 2 -t 2 -o json 2>/dev/null)
+if echo "$table" | grep -q "| pp16 |" && echo "$table" | grep -q "| tg4 @ d8 |" \
+   && echo "$json" | python3 -c "import json,sys; r=json.load(sys.stdin); assert r[0]['test']=='pp16' and len(r[0]['samples_ts'])==2 and r[0]['avg_ts']>0"; then
+  echo "ok   bench table and json"; passes=$((passes+1))
+else echo "FAIL bench: $table $json"; fails=$((fails+1)); fi
 # tokenize prints a JSON array.
 ids=$("$GLIMPSE" tokenize -m "$MODEL" -p "Hello world")
 if [ "$ids" = "[19556,905]" ]; then echo "ok   tokenize"; passes=$((passes+1));
