@@ -35,30 +35,68 @@ void F16ToF32(const uint16_t* src, float* dst, int64_t n) {
   for (; i < n; ++i) dst[i] = fp16_to_f32(src[i]);
 }
 
-// s[r][j] = dot(q[r], k[j]) for r < nr, j < nk. q: [nr][d], k: [nk][d], s: [nr][ld].
-void Scores(const float* q, int64_t nr, const float* k, int64_t nk, int64_t d, float* s,
+// kt[c][j] = k[j][c]: a key block transposed so scores vectorize over keys.
+// k: [nk][d] f32, kt: [d][kKeyBlock] f32 (columns >= nk left as they are).
+void TransposeKeys(const float* k, int64_t nk, int64_t d, float* kt) {
+  for (int64_t j = 0; j < nk; ++j)
+    for (int64_t c = 0; c < d; ++c) kt[c * kKeyBlock + j] = k[j * d + c];
+}
+
+// s[r][j] = dot(q[r], k[j]) for r < nr, j < nk, from the transposed block kt. Broadcast
+// q[r][c] times a row of kt: no horizontal reductions. q: [nr][d], s: [nr][ld].
+void Scores(const float* q, int64_t nr, const float* kt, int64_t nk, int64_t d, float* s,
             int64_t ld) {
   const hn::ScalableTag<float> df;
   const int64_t N = (int64_t)hn::Lanes(df);
-  using V = hn::Vec<decltype(df)>;
-  int64_t r = 0;
-  for (; r < nr; r += 4) {
-    const int64_t rr = std::min<int64_t>(4, nr - r);
-    for (int64_t j = 0; j < nk; ++j) {
-      V acc[4] = {hn::Zero(df), hn::Zero(df), hn::Zero(df), hn::Zero(df)};
-      int64_t c = 0;
-      for (; c + N <= d; c += N) {
-        const V kv = hn::LoadU(df, k + j * d + c);
-        for (int64_t i = 0; i < rr; ++i)
-          acc[i] = hn::MulAdd(hn::LoadU(df, q + (r + i) * d + c), kv, acc[i]);
+  for (int64_t r = 0; r < nr; ++r) {
+    const float* qr = q + r * d;
+    float* sr = s + r * ld;
+    int64_t j = 0;
+    for (; j + 2 * N <= nk; j += 2 * N) {
+      auto a0 = hn::Zero(df), a1 = hn::Zero(df);
+      for (int64_t c = 0; c < d; ++c) {
+        const auto qc = hn::Set(df, qr[c]);
+        a0 = hn::MulAdd(qc, hn::LoadU(df, kt + c * kKeyBlock + j), a0);
+        a1 = hn::MulAdd(qc, hn::LoadU(df, kt + c * kKeyBlock + j + N), a1);
       }
-      for (int64_t i = 0; i < rr; ++i) {
-        float sum = hn::GetLane(hn::SumOfLanes(df, acc[i]));
-        for (int64_t cc = c; cc < d; ++cc) sum += q[(r + i) * d + cc] * k[j * d + cc];
-        s[(r + i) * ld + j] = sum;
-      }
+      hn::StoreU(a0, df, sr + j);
+      hn::StoreU(a1, df, sr + j + N);
+    }
+    for (; j < nk; ++j) {
+      float a = 0.0f;
+      for (int64_t c = 0; c < d; ++c) a += qr[c] * kt[c * kKeyBlock + j];
+      sr[j] = a;
     }
   }
+}
+
+// x[0..n) *= scale; returns the max.
+float ScaleMax(float* x, int64_t n, float scale) {
+  const hn::ScalableTag<float> df;
+  const int64_t N = (int64_t)hn::Lanes(df);
+  const auto vs = hn::Set(df, scale);
+  auto vmax = hn::Set(df, -std::numeric_limits<float>::infinity());
+  int64_t j = 0;
+  for (; j + N <= n; j += N) {
+    const auto v = hn::Mul(hn::LoadU(df, x + j), vs);
+    hn::StoreU(v, df, x + j);
+    vmax = hn::Max(vmax, v);
+  }
+  float mx = hn::GetLane(hn::MaxOfLanes(df, vmax));
+  for (; j < n; ++j) mx = std::max(mx, x[j] *= scale);
+  return mx;
+}
+
+// x[0..n) = f16(x * inv): normalised probabilities rounded to f16.
+void NormalizeRoundF16(float* x, int64_t n, float inv) {
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
+  const int64_t N = (int64_t)hn::Lanes(df);
+  const auto vi = hn::Set(df, inv);
+  int64_t j = 0;
+  for (; j + N <= n; j += N)
+    hn::StoreU(hn::PromoteTo(df, hn::DemoteTo(dh, hn::Mul(hn::LoadU(df, x + j), vi))), df, x + j);
+  for (; j < n; ++j) x[j] = fp16_to_f32(f32_to_fp16(x[j] * inv));
 }
 
 // p[0..n) = exp(x[0..n) - m); returns the sum.
@@ -142,18 +180,17 @@ void AttentionUnit(const AttentionParams& p, const float* q, int64_t T, const Kv
   // Pass 1: scaled scores.
   for (int64_t kb = 0; kb < n_keys; kb += kKeyBlock) {
     const int64_t nk = std::min(kKeyBlock, n_keys - kb);
-    F16ToF32(kv.k + kb * d, sc.k.data(), nk * d);
+    F16ToF32(kv.k + kb * d, sc.v.data(), nk * d);  // sc.v is free until pass 2
+    TransposeKeys(sc.v.data(), nk, d, sc.k.data());
     Scores(sc.q.data(), R, sc.k.data(), nk, d, sc.s.data() + kb, n_keys);
   }
   // Softmax per row over the keys its query sees; probabilities rounded to f16.
   for (int64_t r = 0; r < R; ++r) {
     const int64_t limit = kv.n_base + t0 + r / G + 1;
     float* row = sc.s.data() + r * n_keys;
-    float mx = -std::numeric_limits<float>::infinity();
-    for (int64_t j = 0; j < limit; ++j) mx = std::max(mx, row[j] *= p.scale);
+    const float mx = ScaleMax(row, limit, p.scale);
     const float sum = ExpShifted(row, limit, mx);
-    const float inv = 1.0f / sum;
-    for (int64_t j = 0; j < limit; ++j) row[j] = round_f16(row[j] * inv);
+    NormalizeRoundF16(row, limit, 1.0f / sum);
   }
   // Pass 2: probabilities times values, one key block at a time.
   for (int64_t kb = 0; kb < n_keys; kb += kKeyBlock) {
