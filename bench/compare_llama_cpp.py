@@ -5,7 +5,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -79,7 +78,8 @@ print(f"| --- | ---: | ---: | ---: |")
 for name, gs, ls in rows:
     print(f"| {name} | {statistics.mean(gs):.2f} ± {sd(gs):.2f} | {statistics.mean(ls):.2f} ± "
           f"{sd(ls):.2f} | {statistics.median(gs) / statistics.median(ls):.2f} |")
-llama_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+llama_rss = next(int(l.split()[1]) for l in open("/proc/self/status")
+                 if l.startswith("VmHWM:")) / 1024
 print(f"\npeak RSS: glimpse {g_rss:.1f} MiB (largest single run), llama.cpp process "
       f"{llama_rss:.1f} MiB (context {need})")
 print(f"threads {a.t}, repetitions {a.r}, model {os.path.basename(a.model)}, "

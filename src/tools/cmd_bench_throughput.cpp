@@ -1,8 +1,6 @@
 // glimpse bench: llama-bench-style throughput tests. pp N = prefill of N tokens, tg N = N
 // single-token decode steps, "@ dD" = measured after D tokens already sit in the cache.
 // The depth is filled once per test; each repetition truncates the cache back to it.
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -37,10 +35,18 @@ struct BenchResult {
   }
 };
 
+// Peak resident set of this process image (VmHWM). ru_maxrss is not used: Linux carries it
+// over from the parent across exec, so a bench started by a large process would report the
+// parent's peak.
 double peak_rss_mib() {
-  struct rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss / 1024.0;
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  double kib = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "VmHWM: %lf kB", &kib) == 1) break;
+  std::fclose(f);
+  return kib / 1024.0;
 }
 
 }  // namespace
