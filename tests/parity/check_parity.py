@@ -67,6 +67,7 @@ def main():
     n_prompts = len([f for f in os.listdir(ref) if f.endswith(".tokens.json")])
     total_tok, total_agree, total_kl, greedy_ok, tok_ok = 0, 0, 0.0, 0, 0
     self_noise = {"alt-fa": [0, 0.0], "alt-kv32": [0, 0.0]}
+    self_greedy = {"alt-fa": 0, "alt-kv32": 0}
     for i in range(n_prompts):
         base = os.path.join(ref, f"prompt{i}")
         toks = json.load(open(base + ".tokens.json"))
@@ -89,6 +90,9 @@ def main():
             self_noise[tag][0] += a_agree
             self_noise[tag][1] += a_kl
         g_ref = until_eog(json.load(open(base + ".greedy.json")), eog)
+        for tag in self_noise:
+            g_alt = until_eog(json.load(open(f"{base}.{tag}.greedy.json")), eog)
+            self_greedy[tag] += g_alt == g_ref
         g_mine = until_eog(json.load(open(out + ".greedy.json")), eog)
         same = g_ref == g_mine
         greedy_ok += same
@@ -104,7 +108,7 @@ def main():
     floor_top1, floor_kl = 1.0, 0.0
     for tag, (ag, k) in self_noise.items():
         print(f"llama.cpp vs llama.cpp ({tag}): top-1 agreement {ag / total_tok:.4f}, "
-              f"mean KL {k / total_tok:.2e}")
+              f"mean KL {k / total_tok:.2e}, greedy identical {self_greedy[tag]}/{n_prompts}")
         floor_top1, floor_kl = min(floor_top1, ag / total_tok), max(floor_kl, k / total_tok)
     within_floor = kl <= 1.25 * floor_kl and top1 >= floor_top1 - 0.01
     print(f"glimpse within llama.cpp's own noise floor: {'yes' if within_floor else 'NO'}")

@@ -8,6 +8,7 @@ For each prompt of prompts.py writes into OUT/:
   promptI.greedy.json  64 greedy tokens after the prompt (argmax, no stopping)
   promptI.alt-fa.f32   the same logits from llama.cpp with flash attention on
   promptI.alt-kv32.f32 the same logits from llama.cpp with an f32 KV cache
+  promptI.alt-*.greedy.json  their greedy continuations
 and eog.json with the end-of-generation token ids. The two alternative runs measure how far
 llama.cpp moves under its own rounding choices: the noise floor that parity is judged against.
 """
@@ -65,6 +66,12 @@ def main():
             alt.eval(toks)
             np.asarray(alt.scores[:len(toks)], dtype=np.float32).tofile(
                 f"{a.out}/prompt{i}.{tag}.f32")
+            gen = []
+            for _ in range(a.greedy):
+                nxt = int(np.argmax(alt.scores[alt.n_tokens - 1]))
+                gen.append(nxt)
+                alt.eval([nxt])
+            json.dump(gen, open(f"{a.out}/prompt{i}.{tag}.greedy.json", "w"))
         del alt
 
 
