@@ -24,6 +24,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import prompts  # noqa: E402
 
 
+def greedy(llm, n):
+    """n argmax tokens continuing what llm has evaluated (no stopping)."""
+    gen = []
+    for _ in range(n):
+        nxt = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        gen.append(nxt)
+        llm.eval([nxt])
+    return gen
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
@@ -49,12 +59,7 @@ def main():
         llm.eval(toks)
         logits = np.asarray(llm.scores[:len(toks)], dtype=np.float32)
         logits.tofile(f"{a.out}/prompt{i}.logits.f32")
-        gen = []
-        for _ in range(a.greedy):
-            nxt = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-            gen.append(nxt)
-            llm.eval([nxt])
-        json.dump(gen, open(f"{a.out}/prompt{i}.greedy.json", "w"))
+        json.dump(greedy(llm, a.greedy), open(f"{a.out}/prompt{i}.greedy.json", "w"))
         print(f"prompt{i}: {len(toks)} tokens", file=sys.stderr)
     del llm
     for tag, kw in (("alt-fa", dict(flash_attn=True)), ("alt-kv32", dict(type_k=0, type_v=0))):
@@ -66,12 +71,7 @@ def main():
             alt.eval(toks)
             np.asarray(alt.scores[:len(toks)], dtype=np.float32).tofile(
                 f"{a.out}/prompt{i}.{tag}.f32")
-            gen = []
-            for _ in range(a.greedy):
-                nxt = int(np.argmax(alt.scores[alt.n_tokens - 1]))
-                gen.append(nxt)
-                alt.eval([nxt])
-            json.dump(gen, open(f"{a.out}/prompt{i}.{tag}.greedy.json", "w"))
+            json.dump(greedy(alt, a.greedy), open(f"{a.out}/prompt{i}.{tag}.greedy.json", "w"))
         del alt
 
 
