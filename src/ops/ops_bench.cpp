@@ -1,0 +1,84 @@
+// Kernel micro-benchmarks (Google Benchmark): matmul per weight type at decode (T = 1) and
+// prefill (T = 64) shapes of the default model, and attention at growing depth.
+// Run: build/bin/glimpse_ops_bench [--benchmark_filter=...]
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <vector>
+
+#include "ops/attention.h"
+#include "ops/matmul.h"
+#include "ops/quant.h"
+#include "util/fp16.h"
+#include "util/thread_pool.h"
+
+namespace glimpse {
+namespace {
+
+// Random blocks with small finite f16 scales at the start of every block (valid for
+// Q4_0/Q4_1/Q8_0: d first, then m for Q4_1).
+std::vector<uint8_t> random_weights(GgmlType t, int64_t rows, int64_t cols) {
+  const GgmlTypeInfo* info = ggml_type_info((uint32_t)t);
+  std::vector<uint8_t> w(ggml_row_bytes(t, cols) * rows);
+  std::mt19937 rng(1);
+  for (auto& b : w) b = (uint8_t)rng();
+  for (size_t off = 0; off + info->block_bytes <= w.size(); off += info->block_bytes) {
+    const uint16_t d = f32_to_fp16(0.01f), m = f32_to_fp16(-0.05f);
+    __builtin_memcpy(&w[off], &d, 2);
+    if (t == GgmlType::Q4_1) __builtin_memcpy(&w[off + 2], &m, 2);
+  }
+  return w;
+}
+
+void BM_Matmul(benchmark::State& st) {
+  const auto type = (GgmlType)st.range(0);
+  const int64_t rows = st.range(1), cols = st.range(2), T = st.range(3);
+  const auto w = random_weights(type, rows, cols);
+  const WeightView view = make_weight_view(type, w.data(), rows, cols);
+  std::vector<float> x(T * cols, 0.5f), y(T * rows);
+  ThreadPool pool((int)st.range(4));
+  for (auto _ : st) {
+    matmul(view, x.data(), T, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * rows * cols * T, benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::kIs1000);
+  st.counters["GB/s(weights)"] =
+      benchmark::Counter((double)w.size(), benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::kIs1000);
+}
+// type, rows, cols, T, threads: the FFN up projection of SmolLM2-135M.
+BENCHMARK(BM_Matmul)
+    ->ArgsProduct({{(int)GgmlType::Q4_1, (int)GgmlType::Q8_0}, {1536}, {576}, {1, 64}, {1, 2}})
+    ->UseRealTime();
+
+void BM_Attention(benchmark::State& st) {
+  const int64_t depth = st.range(0), T = st.range(1);
+  const AttentionParams p{9, 3, 64, 0.125f};
+  std::vector<uint16_t> k((depth + T) * 64), v((depth + T) * 64);
+  std::mt19937 rng(2);
+  std::normal_distribution<float> nd;
+  for (auto& e : k) e = f32_to_fp16(nd(rng));
+  for (auto& e : v) e = f32_to_fp16(nd(rng));
+  std::vector<float> q(T * 9 * 64), out(T * 9 * 64);
+  for (auto& e : q) e = nd(rng);
+  KvHeadView heads[3];
+  for (auto& h : heads) h = {k.data(), v.data(), depth};
+  ThreadPool pool((int)st.range(2));
+  for (auto _ : st) {
+    attention(p, q.data(), T, heads, out.data(), pool);
+    benchmark::DoNotOptimize(out.data());
+  }
+  // Bytes of f16 K and V that one layer's attention must read at least once.
+  st.counters["KV GB/s"] = benchmark::Counter(3.0 * 2 * (depth + T) * 64 * 2,
+                                              benchmark::Counter::kIsIterationInvariantRate,
+                                              benchmark::Counter::kIs1000);
+}
+// depth, T (1 = decode, 64 = prefill block), threads.
+BENCHMARK(BM_Attention)->ArgsProduct({{512, 4096, 8000}, {1, 64}, {2}})->UseRealTime();
+
+}  // namespace
+}  // namespace glimpse
+
+BENCHMARK_MAIN();
