@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(build-essential cmake ninja-build pkg-config git python3 python3-venv
+APT_PACKAGES=(build-essential cmake ninja-build pkg-config git python3 python3-venv python3-pip
   libhwy-dev nlohmann-json3-dev libfmt-dev libicu-dev libgtest-dev libgmock-dev
   libbenchmark-dev clang libclang-rt-14-dev)
 LLAMA_CPP_PYTHON_VERSION=0.3.36
