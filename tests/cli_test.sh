@@ -63,6 +63,14 @@ a=$("$GLIMPSE" run -m "$MODEL" -p "Once upon a time" -n 16 --temp 0 -t 1 -q 2>/d
 b=$("$GLIMPSE" run -m "$MODEL" -p "Once upon a time" -n 16 --temp 0 -t 2 -q 2>/dev/null)
 if [ -n "$a" ] && [ "$a" = "$b" ]; then echo "ok   greedy thread-independent"; passes=$((passes+1));
 else echo "FAIL greedy differs across threads: '$a' vs '$b'"; fails=$((fails+1)); fi
+# Logits do not depend on the batch split: -b 1 (every token through the decode kernels)
+# and -b 512 (prefill GEMM) are bit-identical.
+echo "[1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 34519, 28, 7018, 411, 407, 19712, 8182, 2, 198, 1, 4093, 198]" >"$tmp/toks.json"
+"$GLIMPSE" logits -m "$MODEL" --tokens "$tmp/toks.json" -o "$tmp/b1.f32" -b 1 -t 2 2>/dev/null
+"$GLIMPSE" logits -m "$MODEL" --tokens "$tmp/toks.json" -o "$tmp/b512.f32" -t 2 2>/dev/null
+if [ -s "$tmp/b1.f32" ] && cmp -s "$tmp/b1.f32" "$tmp/b512.f32"; then
+  echo "ok   logits identical for batch 1 and batch 512"; passes=$((passes+1))
+else echo "FAIL logits differ between -b 1 and -b 512"; fails=$((fails+1)); fi
 # bench prints llama-bench-style rows and valid JSON.
 table=$("$GLIMPSE" bench -m "$MODEL" -p 16 -n 4 -d 0,8 -r 1 -t 2 2>/dev/null)
 json=$("$GLIMPSE" bench -m "$MODEL" -p 16 -n 0 -r 2 -t 2 -o json 2>/dev/null)

@@ -111,9 +111,77 @@ HWY_INLINE void DotRows(const float* w, const float* x, int64_t T, int64_t K, fl
 
 constexpr int64_t kPanelRows = 16;
 
+// Decode (T = 1) dot products straight from Q4_0/Q4_1/Q8_0 blocks. Bit-identical to
+// DequantRow followed by DotTile<., 1>: the same weight values (same MulAdd/Mul), the same
+// lane grouping and accumulation order; only the f32 round trip through scratch is gone.
+float FusedDotQ4(const uint8_t* row, const float* x, int64_t nb, bool has_min) {
+  const DF df;
+  const hn::Rebind<uint8_t, DF> du8;
+  const hn::Rebind<uint32_t, DF> du32;
+  const hn::Rebind<int32_t, DF> di32;
+  const size_t N = hn::Lanes(df);
+  const size_t bb = has_min ? sizeof(BlockQ4_1) : sizeof(BlockQ4_0);
+  const auto mask = hn::Set(du32, 0xF);
+  auto acc = hn::Zero(df);
+  for (int64_t i = 0; i < nb; ++i, row += bb, x += 32) {
+    uint16_t dh, mh = 0;
+    __builtin_memcpy(&dh, row, 2);
+    const float d = fp16_to_f32(dh);
+    float m;
+    if (has_min) {
+      __builtin_memcpy(&mh, row + 2, 2);
+      m = fp16_to_f32(mh);
+    } else {
+      m = -8.0f * d;
+    }
+    const uint8_t* qs = row + (has_min ? 4 : 2);
+    const auto vd = hn::Set(df, d), vm = hn::Set(df, m);
+    for (size_t j = 0; j < 16; j += N) {  // elements j.. of the low nibbles
+      const auto wide = hn::PromoteTo(du32, hn::LoadU(du8, qs + j));
+      const auto lo = hn::ConvertTo(df, hn::BitCast(di32, hn::And(wide, mask)));
+      acc = hn::MulAdd(hn::MulAdd(lo, vd, vm), hn::LoadU(df, x + j), acc);
+    }
+    for (size_t j = 0; j < 16; j += N) {  // elements 16 + j.. of the high nibbles
+      const auto wide = hn::PromoteTo(du32, hn::LoadU(du8, qs + j));
+      const auto hi = hn::ConvertTo(df, hn::BitCast(di32, hn::ShiftRight<4>(wide)));
+      acc = hn::MulAdd(hn::MulAdd(hi, vd, vm), hn::LoadU(df, x + 16 + j), acc);
+    }
+  }
+  return hn::GetLane(hn::SumOfLanes(df, acc));
+}
+
+float FusedDotQ8_0(const BlockQ8_0* b, const float* x, int64_t nb) {
+  const DF df;
+  const hn::Rebind<int8_t, DF> di8;
+  const hn::Rebind<int32_t, DF> di32;
+  const size_t N = hn::Lanes(df);
+  auto acc = hn::Zero(df);
+  for (int64_t i = 0; i < nb; ++i, x += 32) {
+    const auto vd = hn::Set(df, fp16_to_f32(b[i].d));
+    for (size_t j = 0; j < 32; j += N) {
+      const auto q = hn::ConvertTo(df, hn::PromoteTo(di32, hn::LoadU(di8, b[i].qs + j)));
+      acc = hn::MulAdd(hn::Mul(q, vd), hn::LoadU(df, x + j), acc);
+    }
+  }
+  return hn::GetLane(hn::SumOfLanes(df, acc));
+}
+
 void MatmulRows(const WeightView& w, const float* x, int64_t T, float* y, int64_t r0,
                 int64_t r1, float* scratch) {
   const int64_t K = w.cols;
+  // The fused path relies on DotTile using the same lane count as DF.
+  if (T == 1 && hn::Lanes(DF()) == hn::Lanes(hn::ScalableTag<float>())) {
+    if (w.type == GgmlType::Q4_0 || w.type == GgmlType::Q4_1) {
+      for (int64_t r = r0; r < r1; ++r)
+        y[r] = FusedDotQ4(w.row(r), x, K / 32, w.type == GgmlType::Q4_1);
+      return;
+    }
+    if (w.type == GgmlType::Q8_0) {
+      for (int64_t r = r0; r < r1; ++r)
+        y[r] = FusedDotQ8_0(reinterpret_cast<const BlockQ8_0*>(w.row(r)), x, K / 32);
+      return;
+    }
+  }
   for (int64_t p = r0; p < r1; p += kPanelRows) {
     const int64_t nr = std::min(kPanelRows, r1 - p);
     for (int64_t r = 0; r < nr; ++r) {
