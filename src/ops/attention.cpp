@@ -211,6 +211,9 @@ void AttentionUnit(const AttentionParams& p, const float* q, int64_t T, const Kv
     }
 }
 
+// Queries per work unit, so the driver splits batches exactly as the units expect.
+int64_t QueryBlockSize() { return kQueryBlock; }
+
 void AttentionUnitEntry(const AttentionParams& p, const float* q, int64_t T,
                         const KvHeadView& kv, int g, int64_t t0, float* out) {
   thread_local UnitScratch sc;
@@ -228,16 +231,18 @@ HWY_AFTER_NAMESPACE();
 namespace glimpse {
 
 HWY_EXPORT(AttentionUnitEntry);
+HWY_EXPORT(QueryBlockSize);
 
 void attention(const AttentionParams& p, const float* q, int64_t T, const KvHeadView* heads,
                float* out, ThreadPool& pool) {
   if (p.n_kv_head <= 0 || p.n_head % p.n_kv_head != 0) fail("bad attention head counts");
-  const int64_t n_qb = (T + 15) / 16;
+  const int64_t qb_size = HWY_DYNAMIC_DISPATCH(QueryBlockSize)();
+  const int64_t n_qb = (T + qb_size - 1) / qb_size;
   // Later query blocks see more keys: hand out the most expensive units first.
   pool.parallel_for_dynamic(n_qb * p.n_kv_head, [&](int64_t i, int) {
     const int64_t qb = n_qb - 1 - i / p.n_kv_head;
     const int g = (int)(i % p.n_kv_head);
-    HWY_DYNAMIC_DISPATCH(AttentionUnitEntry)(p, q, T, heads[g], g, qb * 16, out);
+    HWY_DYNAMIC_DISPATCH(AttentionUnitEntry)(p, q, T, heads[g], g, qb * qb_size, out);
   });
 }
 

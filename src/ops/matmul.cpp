@@ -19,6 +19,21 @@ namespace hn = hwy::HWY_NAMESPACE;
 // At most 16 lanes so one vector never spans more than half a 32-element block.
 using DF = hn::CappedTag<float, 16>;
 
+// Scale d and offset m of a Q4_0 (m = -8d) or Q4_1 block, and its packed nibbles.
+struct Q4Block {
+  float d, m;
+  const uint8_t* qs;
+};
+inline Q4Block ReadQ4Block(const uint8_t* b, bool has_min) {
+  uint16_t dh;
+  __builtin_memcpy(&dh, b, 2);
+  const float d = fp16_to_f32(dh);
+  if (!has_min) return {d, -8.0f * d, b + 2};
+  uint16_t mh;
+  __builtin_memcpy(&mh, b + 2, 2);
+  return {d, fp16_to_f32(mh), b + 4};
+}
+
 void DequantQ4(const uint8_t* src, float* y, int64_t nb, bool has_min) {
   const DF df;
   const hn::Rebind<uint8_t, DF> du8;
@@ -27,18 +42,9 @@ void DequantQ4(const uint8_t* src, float* y, int64_t nb, bool has_min) {
   const size_t N = hn::Lanes(df);
   const size_t bb = has_min ? sizeof(BlockQ4_1) : sizeof(BlockQ4_0);
   for (int64_t i = 0; i < nb; ++i, src += bb, y += 32) {
-    uint16_t dh, mh = 0;
-    __builtin_memcpy(&dh, src, 2);
-    const float d = fp16_to_f32(dh);
-    float m;
-    if (has_min) {
-      __builtin_memcpy(&mh, src + 2, 2);
-      m = fp16_to_f32(mh);
-    } else {
-      m = -8.0f * d;
-    }
-    const uint8_t* qs = src + (has_min ? 4 : 2);
-    const auto vd = hn::Set(df, d), vm = hn::Set(df, m);
+    const Q4Block blk = ReadQ4Block(src, has_min);
+    const uint8_t* qs = blk.qs;
+    const auto vd = hn::Set(df, blk.d), vm = hn::Set(df, blk.m);
     const auto mask = hn::Set(du32, 0xF);
     for (size_t j = 0; j < 16; j += N) {
       const auto wide = hn::PromoteTo(du32, hn::LoadU(du8, qs + j));
@@ -124,18 +130,9 @@ float FusedDotQ4(const uint8_t* row, const float* x, int64_t nb, bool has_min) {
   const auto mask = hn::Set(du32, 0xF);
   auto acc = hn::Zero(df);
   for (int64_t i = 0; i < nb; ++i, row += bb, x += 32) {
-    uint16_t dh, mh = 0;
-    __builtin_memcpy(&dh, row, 2);
-    const float d = fp16_to_f32(dh);
-    float m;
-    if (has_min) {
-      __builtin_memcpy(&mh, row + 2, 2);
-      m = fp16_to_f32(mh);
-    } else {
-      m = -8.0f * d;
-    }
-    const uint8_t* qs = row + (has_min ? 4 : 2);
-    const auto vd = hn::Set(df, d), vm = hn::Set(df, m);
+    const Q4Block blk = ReadQ4Block(row, has_min);
+    const uint8_t* qs = blk.qs;
+    const auto vd = hn::Set(df, blk.d), vm = hn::Set(df, blk.m);
     for (size_t j = 0; j < 16; j += N) {  // elements j.. of the low nibbles
       const auto wide = hn::PromoteTo(du32, hn::LoadU(du8, qs + j));
       const auto lo = hn::ConvertTo(df, hn::BitCast(di32, hn::And(wide, mask)));
