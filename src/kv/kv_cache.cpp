@@ -53,13 +53,41 @@ void KvCache::reserve_more(int64_t T) {
   }
 }
 
+void KvCache::gather(int layer, int h, const int32_t* idx, int64_t n) {
+  KvHead& hd = head(layer, h);
+  const int d = head_dim_;
+  KvHead out;
+  out.k.resize((size_t)n * d);
+  out.v.resize((size_t)n * d);
+  out.pos.resize((size_t)n);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t j = idx[i];
+    if (j < 0 || j >= hd.size()) fail("KV gather: entry {} outside a head of {}", j, hd.size());
+    std::copy_n(hd.k.data() + j * d, d, out.k.data() + i * d);
+    std::copy_n(hd.v.data() + j * d, d, out.v.data() + i * d);
+    out.pos[i] = hd.pos[j];
+  }
+  hd = std::move(out);  // the old buffers are released here
+}
+
 void KvCache::truncate_from(int32_t p) {
+  // Stable filter: entries may be in any physical order (eviction keeps them sorted, but
+  // nothing here depends on it).
+  const size_t d = head_dim_;
   for (auto& hd : heads_) {
-    size_t keep = 0;
-    while (keep < hd.pos.size() && hd.pos[keep] < p) ++keep;
-    hd.pos.resize(keep);
-    hd.k.resize(keep * head_dim_);
-    hd.v.resize(keep * head_dim_);
+    size_t w = 0;
+    for (size_t r = 0; r < hd.pos.size(); ++r) {
+      if (hd.pos[r] >= p) continue;
+      if (w != r) {
+        std::copy_n(hd.k.data() + r * d, d, hd.k.data() + w * d);
+        std::copy_n(hd.v.data() + r * d, d, hd.v.data() + w * d);
+        hd.pos[w] = hd.pos[r];
+      }
+      ++w;
+    }
+    hd.pos.resize(w);
+    hd.k.resize(w * d);
+    hd.v.resize(w * d);
   }
   n_past_ = std::min(n_past_, p);
 }
@@ -76,6 +104,12 @@ size_t KvCache::resident_bytes() const {
   for (const auto& hd : heads_)
     b += hd.k.capacity() * 2 + hd.v.capacity() * 2 + hd.pos.capacity() * 4;
   return b;
+}
+
+int64_t KvCache::layer_entries(int layer) const {
+  int64_t n = 0;
+  for (int h = 0; h < n_kv_head_; ++h) n += head(layer, h).size();
+  return n;
 }
 
 int64_t KvCache::total_entries() const {

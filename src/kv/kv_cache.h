@@ -44,6 +44,11 @@ class KvCache {
   // Reserve room for T more entries in every head (avoids regrowth during prefill).
   void reserve_more(int64_t T);
 
+  // Keeps only the entries idx[0..n) of one head, in that order, in freshly allocated
+  // buffers of exactly that size; the old buffers are freed (memory really goes back).
+  // idx must hold distinct valid entry indices; eviction passes them sorted ascending.
+  void gather(int layer, int h, const int32_t* idx, int64_t n);
+
   // Drops every entry at position >= pos in every head (rollback).
   void truncate_from(int32_t pos);
   void clear();
@@ -52,6 +57,8 @@ class KvCache {
   size_t resident_bytes() const;
   // Entries stored, summed over layers and heads.
   int64_t total_entries() const;
+  // Entries stored in one layer, summed over its heads.
+  int64_t layer_entries(int layer) const;
 
  private:
   int n_layer_, n_kv_head_, head_dim_;

@@ -103,7 +103,8 @@ void Model::embed(int32_t token, float* out) const {
 }
 
 void Model::forward(const int32_t* tokens, int64_t T, KvCache& cache, LogitsRows rows,
-                    std::vector<float>& logits, ThreadPool& pool) const {
+                    std::vector<float>& logits, ThreadPool& pool,
+                    ForwardObserver* observer) const {
   const ModelConfig& c = cfg_;
   const int64_t E = c.n_embd, d = c.head_dim;
   const int64_t q_dim = (int64_t)c.n_head * d, kv_dim = (int64_t)c.n_kv_head * d;
@@ -154,6 +155,7 @@ void Model::forward(const int32_t* tokens, int64_t T, KvCache& cache, LogitsRows
     cache.append(l, k.data(), v.data(), pos.data(), T);
     cache.views(l, T, views.data());
     attention(ap, q.data(), T, views.data(), att.data(), pool);
+    if (observer) observer->on_queries(LayerQueries{l, q.data(), pos.data(), T, c.n_head, c.head_dim, &cache}, pool);
     matmul(w.wo, att.data(), T, xn.data(), pool);
     add_inplace(x.data(), xn.data(), T * E);
 

@@ -22,6 +22,7 @@ std::string Timings::to_json() const {
                       {"decode_ms", decode_ms},   {"sample_ms", sample_ms},
                       {"total_ms", total_ms},     {"prefill_tps", prefill_tps()},
                       {"decode_tps", decode_tps()}};
+  if (kv.policy != "none") j["kv"] = nlohmann::json::parse(kv.to_json());
   return j.dump(2);
 }
 
@@ -36,6 +37,7 @@ std::string Timings::report() const {
                    "{:8.2f} tokens per second)\n",
                    decode_ms, steps, steps ? decode_ms / steps : 0.0, decode_tps());
   s += fmt::format("glimpse:      sample time = {:10.2f} ms / {:5} runs\n", sample_ms, n_gen);
+  s += kv.report();
   s += fmt::format("glimpse:       total time = {:10.2f} ms / {:5} tokens\n", total_ms,
                    n_prompt + n_gen);
   return s;
@@ -70,7 +72,7 @@ GenerateResult generate(Session& s, const std::vector<int32_t>& prompt, const Ge
 
   std::vector<float> logits;
   Stopwatch sw;
-  s.prefill(prompt, logits);
+  r.timings.kv = prefill_with_eviction(s, prompt, p.n_compress, p.kv, logits);
   r.timings.prefill_ms = sw.ms();
 
   r.stop_reason = "length";

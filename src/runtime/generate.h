@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/kv_compress.h"
 #include "runtime/session.h"
 #include "sampling/sampler.h"
 
@@ -17,6 +18,8 @@ struct GenerateParams {
   SamplerParams sampling;
   std::vector<std::string> stop;  // stop strings (not emitted)
   bool ignore_eos = false;
+  KvPolicySettings kv;      // eviction after prefill (name "none": keep everything)
+  int64_t n_compress = -1;  // query-agnostic: prompt tokens before the question
 };
 
 struct Timings {
@@ -27,6 +30,7 @@ struct Timings {
   double decode_ms = 0;  // forward passes for generated tokens
   double sample_ms = 0;
   double total_ms = 0;
+  KvCompressReport kv;  // prefill_ms above includes kv.score_ms and kv.evict_ms (time to first token)
 
   double prefill_tps() const { return prefill_ms > 0 ? n_prompt * 1000.0 / prefill_ms : 0; }
   double decode_tps() const;

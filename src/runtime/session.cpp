@@ -42,7 +42,7 @@ Session::Session(const SessionParams& p) {
 }
 
 void Session::prefill(const std::vector<int32_t>& tokens, std::vector<float>& last_logits,
-                      const RowsCallback& on_rows) {
+                      const RowsCallback& on_rows, ForwardObserver* observer) {
   if (tokens.empty()) fail("empty prompt");
   if (cache_->n_past() + (int64_t)tokens.size() > n_ctx_)
     fail("prompt of {} tokens does not fit the context size {} ({} already used); raise -c",
@@ -52,7 +52,7 @@ void Session::prefill(const std::vector<int32_t>& tokens, std::vector<float>& la
   for (int64_t b = 0; b < n; b += n_batch_) {
     const int64_t T = std::min<int64_t>(n_batch_, n - b);
     model_->forward(tokens.data() + b, T, *cache_, on_rows ? LogitsRows::All : LogitsRows::Last,
-                    logits, *pool_);
+                    logits, *pool_, observer);
     if (on_rows) on_rows(b, logits.data(), T);
   }
   const int64_t V = model_->config().n_vocab;
@@ -76,6 +76,37 @@ std::vector<int32_t> Session::tokenize_prompt(const std::string& prompt, const s
   msgs.push_back({"user", prompt});
   const std::string text = chat_->render(msgs, /*add_generation_prompt=*/true);
   return tokenizer_->encode(text, tokenizer_->add_bos(), /*parse_special=*/true);
+}
+
+PromptTokens Session::tokenize_prompt(const std::string& context, const std::string& question,
+                                      const std::string& system, bool chat) const {
+  PromptTokens pt;
+  if (question.empty()) {
+    pt.tokens = tokenize_prompt(context, system, chat);
+    pt.n_context = (int64_t)pt.tokens.size();
+    return pt;
+  }
+  const std::string user = context + "\n\n" + question;
+  std::string text;
+  if (chat) {
+    std::vector<ChatMessage> msgs;
+    if (!system.empty()) msgs.push_back({"system", system});
+    msgs.push_back({"user", user});
+    text = chat_->render(msgs, /*add_generation_prompt=*/true);
+  } else {
+    if (!system.empty()) fail("-sys needs --chat (the system prompt goes into the chat template)");
+    text = user;
+  }
+  const size_t at = text.find(user);
+  if (at == std::string::npos) fail("the chat template altered the prompt text; cannot place the question");
+  const bool special = chat;
+  pt.tokens = tokenizer_->encode(text, tokenizer_->add_bos(), special);
+  const std::vector<int32_t> head =
+      tokenizer_->encode(text.substr(0, at + context.size()), tokenizer_->add_bos(), special);
+  size_t k = 0;
+  while (k < head.size() && k < pt.tokens.size() && head[k] == pt.tokens[k]) ++k;
+  pt.n_context = (int64_t)k;
+  return pt;
 }
 
 }  // namespace glimpse

@@ -26,6 +26,12 @@ struct SessionParams {
 // GLIMPSE_MODEL if set, else models/SmolLM2-135M-Instruct.Q4_1.gguf in the source tree.
 std::string default_model_path();
 
+// A tokenized prompt; n_context = tokens before the question (all of them without one).
+struct PromptTokens {
+  std::vector<int32_t> tokens;
+  int64_t n_context = 0;
+};
+
 class Session {
  public:
   explicit Session(const SessionParams& p);
@@ -46,8 +52,9 @@ class Session {
   // Runs tokens through the model in batches of n_batch after what the cache holds.
   // last_logits receives the logits of the final token. With on_rows, every token's
   // logits are computed and handed over batch by batch.
+  // An observer sees every layer's queries (KV policies score from them).
   void prefill(const std::vector<int32_t>& tokens, std::vector<float>& last_logits,
-               const RowsCallback& on_rows = nullptr);
+               const RowsCallback& on_rows = nullptr, ForwardObserver* observer = nullptr);
   // One token at the next position.
   void decode(int32_t token, std::vector<float>& logits);
   void reset() { cache_->clear(); }
@@ -55,6 +62,11 @@ class Session {
   // Tokenizes a prompt, applying the chat template when chat is true.
   std::vector<int32_t> tokenize_prompt(const std::string& prompt, const std::string& system,
                                        bool chat) const;
+  // Same with an optional question appended to the user turn after a blank line. The
+  // tokens are those of the whole text; n_context counts the leading tokens that belong
+  // to the context alone (the common prefix with the context's own tokenization).
+  PromptTokens tokenize_prompt(const std::string& context, const std::string& question,
+                               const std::string& system, bool chat) const;
 
  private:
   std::unique_ptr<Model> model_;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tools/commands.h"
+#include "util/proc_memory.h"
 #include "util/error.h"
 #include "util/timer.h"
 
@@ -35,19 +36,7 @@ struct BenchResult {
   }
 };
 
-// Peak resident set of this process image (VmHWM). ru_maxrss is not used: Linux carries it
-// over from the parent across exec, so a bench started by a large process would report the
-// parent's peak.
-double peak_rss_mib() {
-  std::FILE* f = std::fopen("/proc/self/status", "r");
-  if (!f) return 0;
-  char line[256];
-  double kib = 0;
-  while (std::fgets(line, sizeof line, f))
-    if (std::sscanf(line, "VmHWM: %lf kB", &kib) == 1) break;
-  std::fclose(f);
-  return kib / 1024.0;
-}
+double peak_rss_mib() { return (double)peak_rss_bytes() / (1024.0 * 1024.0); }
 
 }  // namespace
 

@@ -21,6 +21,39 @@ void add_model_args(ArgParser& ap, SessionParams& sp) {
          [&](const std::string& v) { sp.n_batch = parse_int("-b", v, 1, 1 << 20); });
 }
 
+void add_kv_args(ArgParser& ap, KvPolicySettings& kv) {
+  std::string names;
+  for (const auto& n : kv_policy_names()) names += (names.empty() ? "" : ", ") + n;
+  ap.add({"--kv-policy"}, "NAME", "KV eviction after prefill: " + names + " (default: none)",
+         [&](const std::string& v) {
+           make_kv_policy(v);  // rejects unknown names now, with the list
+           kv.name = v;
+         });
+  ap.add({"--kv-budget"}, "N", "prompt entries kept per layer and KV head, window and sinks included",
+         [&](const std::string& v) { kv.budget = parse_int("--kv-budget", v, 1, 1 << 30); });
+  ap.add({"--kv-ratio"}, "R", "fraction of the prompt removed (instead of --kv-budget)",
+         [&](const std::string& v) {
+           kv.ratio = parse_float("--kv-ratio", v);
+           if (kv.ratio < 0 || kv.ratio >= 1) fail("--kv-ratio must be in [0, 1)");
+         });
+  ap.add({"--kv-window"}, "W", "protected recent entries / observation window (default: per policy)",
+         [&](const std::string& v) { kv.window = parse_int("--kv-window", v, 0, 1 << 30); });
+  ap.add({"--kv-sink"}, "S", "protected first entries (default: 4 for streaming, else 0)",
+         [&](const std::string& v) { kv.sinks = parse_int("--kv-sink", v, 0, 1 << 30); });
+  ap.add({"--kv-pool-kernel"}, "K", "odd 1-D pooling kernel over scores (default: per policy, 7 for snapkv)",
+         [&](const std::string& v) { kv.pool_kernel = parse_int("--kv-pool-kernel", v, 0, 1 << 16); });
+  ap.add({"--kv-pool"}, "max|avg|none", "pooling kind (default: per policy, max for snapkv)",
+         [&](const std::string& v) { kv.pool = parse_pool_kind(v); });
+  ap.add({"--kv-group-reduce"}, "mean|max", "reduce query-head scores over a GQA group (default: mean)",
+         [&](const std::string& v) { kv.reduce = parse_group_reduce(v); });
+  ap.add({"--kv-seed"}, "N", "seed of the random policy (default: 0)",
+         [&](const std::string& v) { kv.seed = (uint64_t)parse_int("--kv-seed", v, 0, 1ll << 62); });
+  ap.add({"--kv-oracle-n"}, "N", "length limit of the oracle's own answer (default: 128)",
+         [&](const std::string& v) { kv.oracle_max_new = parse_int("--kv-oracle-n", v, 1, 1 << 20); });
+  ap.flag({"--query-agnostic"}, "compress the context before the question is read (needs --question)",
+          [&] { kv.query_agnostic = true; });
+}
+
 std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("cannot read '{}': {}", path, std::strerror(errno));

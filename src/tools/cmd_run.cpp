@@ -12,7 +12,7 @@ namespace glimpse {
 int cmd_run(int argc, char** argv, int first) {
   SessionParams sp;
   GenerateParams gp;
-  std::string prompt, system, timings_json;
+  std::string prompt, question, system, timings_json;
   bool have_prompt = false, chat = false, quiet = false;
   ArgParser ap("run", "Generate text from a prompt with the model.");
   add_model_args(ap, sp);
@@ -24,6 +24,10 @@ int cmd_run(int argc, char** argv, int first) {
     prompt = read_text_file(v);
     have_prompt = true;
   });
+  ap.add({"--question"}, "TEXT", "a question appended to the prompt (after a blank line); with "
+         "--query-agnostic the prompt is compressed before the question is read",
+         [&](const std::string& v) { question = v; });
+  add_kv_args(ap, gp.kv);
   ap.add({"-sys", "--system-prompt"}, "PROMPT", "system prompt for --chat (default: the template's)",
          [&](const std::string& v) { system = v; });
   ap.flag({"--chat"}, "apply the model's chat template, the prompt being one user turn",
@@ -65,7 +69,10 @@ int cmd_run(int argc, char** argv, int first) {
 
   Session s(sp);
   const ModelConfig& c = s.model().config();
-  const std::vector<int32_t> tokens = s.tokenize_prompt(prompt, system, chat);
+  if (gp.kv.query_agnostic && question.empty()) fail("--query-agnostic needs --question TEXT");
+  const PromptTokens pt = s.tokenize_prompt(prompt, question, system, chat);
+  const std::vector<int32_t>& tokens = pt.tokens;
+  gp.n_compress = pt.n_context;
   check_prompt_fits(s, tokens.size());
   if (!quiet)
     std::fprintf(stderr, "glimpse: %s\nglimpse: n_ctx = %d, n_threads = %d, chat template = %s\n",

@@ -1,6 +1,7 @@
 // Subcommands of the glimpse CLI; each returns the process exit code.
 #pragma once
 
+#include "kv/policy.h"
 #include "runtime/session.h"
 #include "tools/args.h"
 
@@ -8,6 +9,9 @@ namespace glimpse {
 
 // -m -t -c -b, shared by every command that loads a model.
 void add_model_args(ArgParser& ap, SessionParams& sp);
+
+// --kv-policy and its knobs, shared by run, eval and bench.
+void add_kv_args(ArgParser& ap, KvPolicySettings& kv);
 
 std::string read_text_file(const std::string& path);
 

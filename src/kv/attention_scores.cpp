@@ -1,0 +1,170 @@
+// Highway kernel (runtime dispatch) for the score rows; softmax and accumulation are scalar.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kv/attention_scores.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "kv/attention_scores.h"
+#include "util/fp16.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace glimpse {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// s[i][j] = sum_c q_i[c] * kt[c][j] for i < m (m <= 8), j < n. kt: [d][n_pad], s: [m][n_pad]
+// with n_pad a multiple of the vector length (padding columns are computed and ignored).
+void ScoreRows(const float* const* q, int m, const float* kt, int64_t n_pad, int d, float* s) {
+  const hn::ScalableTag<float> df;
+  const size_t L = hn::Lanes(df);
+  for (int64_t j = 0; j < n_pad; j += (int64_t)L) {
+    auto a0 = hn::Zero(df), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    for (int c = 0; c < d; ++c) {
+      const auto kv = hn::LoadU(df, kt + (size_t)c * n_pad + j);
+      a0 = hn::MulAdd(hn::Set(df, q[0][c]), kv, a0);
+      if (m > 1) a1 = hn::MulAdd(hn::Set(df, q[1][c]), kv, a1);
+      if (m > 2) a2 = hn::MulAdd(hn::Set(df, q[2][c]), kv, a2);
+      if (m > 3) a3 = hn::MulAdd(hn::Set(df, q[3][c]), kv, a3);
+      if (m > 4) a4 = hn::MulAdd(hn::Set(df, q[4][c]), kv, a4);
+      if (m > 5) a5 = hn::MulAdd(hn::Set(df, q[5][c]), kv, a5);
+      if (m > 6) a6 = hn::MulAdd(hn::Set(df, q[6][c]), kv, a6);
+      if (m > 7) a7 = hn::MulAdd(hn::Set(df, q[7][c]), kv, a7);
+    }
+    hn::StoreU(a0, df, s + j);
+    if (m > 1) hn::StoreU(a1, df, s + n_pad + j);
+    if (m > 2) hn::StoreU(a2, df, s + 2 * n_pad + j);
+    if (m > 3) hn::StoreU(a3, df, s + 3 * n_pad + j);
+    if (m > 4) hn::StoreU(a4, df, s + 4 * n_pad + j);
+    if (m > 5) hn::StoreU(a5, df, s + 5 * n_pad + j);
+    if (m > 6) hn::StoreU(a6, df, s + 6 * n_pad + j);
+    if (m > 7) hn::StoreU(a7, df, s + 7 * n_pad + j);
+  }
+}
+
+size_t FloatLanes() { return hn::Lanes(hn::ScalableTag<float>()); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace glimpse
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include "util/error.h"
+#include "util/thread_pool.h"
+#include "util/timer.h"
+
+namespace glimpse {
+HWY_EXPORT(ScoreRows);
+HWY_EXPORT(FloatLanes);
+
+namespace {
+
+// Softmax of s[0..nv) * scale in place (f32, max-subtracted) and accumulation.
+void softmax_accumulate(float* s, int64_t nv, float scale, QueryReduce reduce, float* acc,
+                        int64_t n_cols) {
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < nv; ++j) mx = std::max(mx, s[j] * scale);
+  double sum = 0;
+  for (int64_t j = 0; j < nv; ++j) {
+    s[j] = std::exp(s[j] * scale - mx);
+    sum += s[j];
+  }
+  const float inv = (float)(1.0 / sum);
+  const int64_t nc = std::min(nv, n_cols);
+  if (reduce == QueryReduce::Sum)
+    for (int64_t j = 0; j < nc; ++j) acc[j] += s[j] * inv;
+  else
+    for (int64_t j = 0; j < nc; ++j) acc[j] = std::max(acc[j], s[j] * inv);
+}
+
+}  // namespace
+
+void accumulate_attention(const ScoreQuery* qs, int64_t n_q, const uint16_t* keys,
+                          int64_t n_keys, int d, float scale, QueryReduce reduce, float* acc,
+                          int64_t acc_stride, int64_t n_cols) {
+  if (n_q <= 0) return;
+  int64_t n = 0;
+  for (int64_t i = 0; i < n_q; ++i) {
+    if (qs[i].n_visible <= 0 || qs[i].n_visible > n_keys)
+      fail("attention scores: a query sees {} of {} keys", qs[i].n_visible, n_keys);
+    n = std::max(n, qs[i].n_visible);
+  }
+  const int64_t L = (int64_t)HWY_DYNAMIC_DISPATCH(FloatLanes)();
+  const int64_t n_pad = (n + L - 1) / L * L;
+  thread_local std::vector<float> kt, s;
+  kt.assign((size_t)d * n_pad, 0.0f);
+  for (int64_t j = 0; j < n; ++j)
+    for (int c = 0; c < d; ++c) kt[(size_t)c * n_pad + j] = fp16_to_f32(keys[j * d + c]);
+  s.resize((size_t)8 * n_pad);
+  for (int64_t i0 = 0; i0 < n_q; i0 += 8) {
+    const int m = (int)std::min<int64_t>(8, n_q - i0);
+    const float* q[8];
+    for (int i = 0; i < m; ++i) q[i] = qs[i0 + i].q;
+    HWY_DYNAMIC_DISPATCH(ScoreRows)(q, m, kt.data(), n_pad, d, s.data());
+    for (int i = 0; i < m; ++i) {
+      const ScoreQuery& sq = qs[i0 + i];
+      softmax_accumulate(s.data() + i * n_pad, sq.n_visible, scale, reduce,
+                         acc + sq.slot * acc_stride, n_cols);
+    }
+  }
+}
+
+void accumulate_attention_ref(const ScoreQuery* qs, int64_t n_q, const uint16_t* keys,
+                              int64_t n_keys, int d, float scale, QueryReduce reduce,
+                              float* acc, int64_t acc_stride, int64_t n_cols) {
+  for (int64_t i = 0; i < n_q; ++i) {
+    const ScoreQuery& sq = qs[i];
+    if (sq.n_visible <= 0 || sq.n_visible > n_keys) fail("attention scores: bad query");
+    std::vector<double> p(sq.n_visible);
+    double mx = -INFINITY;
+    for (int64_t j = 0; j < sq.n_visible; ++j) {
+      double dot = 0;
+      for (int c = 0; c < d; ++c) dot += (double)sq.q[c] * fp16_to_f32(keys[j * d + c]);
+      p[j] = dot * scale;
+      mx = std::max(mx, p[j]);
+    }
+    double sum = 0;
+    for (auto& x : p) sum += (x = std::exp(x - mx));
+    float* a = acc + sq.slot * acc_stride;
+    for (int64_t j = 0; j < std::min(sq.n_visible, n_cols); ++j) {
+      const float v = (float)(p[j] / sum);
+      a[j] = reduce == QueryReduce::Sum ? a[j] + v : std::max(a[j], v);
+    }
+  }
+}
+
+AttentionRecorder::AttentionRecorder(const ModelConfig& c, int64_t n_cols, int32_t pos_lo,
+                                     int32_t pos_hi, QueryReduce reduce)
+    : n_layer_(c.n_layer), n_head_(c.n_head), n_kv_head_(c.n_kv_head), head_dim_(c.head_dim),
+      n_cols_(n_cols), pos_lo_(pos_lo), pos_hi_(pos_hi), reduce_(reduce),
+      acc_((size_t)c.n_layer * c.n_head * n_cols, 0.0f) {}
+
+void AttentionRecorder::on_queries(const LayerQueries& lq, ThreadPool& pool) {
+  std::vector<int64_t> rows;  // batch rows whose position is selected
+  for (int64_t t = 0; t < lq.n_tokens; ++t)
+    if (lq.pos[t] >= pos_lo_ && lq.pos[t] < pos_hi_) rows.push_back(t);
+  if (rows.empty()) return;
+  Stopwatch sw;
+  const int G = n_head_ / n_kv_head_, d = head_dim_;
+  const float scale = 1.0f / std::sqrt((float)d);
+  float* acc_l = acc_.data() + (size_t)lq.layer * n_head_ * n_cols_;
+  // One unit per query head: each owns its accumulator row, so no locking is needed.
+  pool.parallel_for_dynamic(n_head_, [&](int64_t qh, int) {
+    const int h = (int)qh / G;
+    const KvHead& kh = lq.cache->head(lq.layer, h);
+    const int64_t n_base = kh.size() - lq.n_tokens;
+    std::vector<ScoreQuery> qs;
+    qs.reserve(rows.size());
+    for (int64_t t : rows)
+      qs.push_back({lq.q + ((size_t)t * n_head_ + qh) * d, n_base + t + 1, 0});
+    accumulate_attention(qs.data(), (int64_t)qs.size(), kh.k.data(), kh.size(), d, scale,
+                         reduce_, acc_l + qh * n_cols_, n_cols_, n_cols_);
+  });
+  if (lq.layer == 0) n_queries_ += (int64_t)rows.size();
+  ms_ += sw.ms();
+}
+
+}  // namespace glimpse
+#endif  // HWY_ONCE

@@ -1,0 +1,83 @@
+#include "kv/policy.h"
+
+#include <cmath>
+
+#include "util/error.h"
+
+namespace glimpse {
+
+// Factories, one per policy file.
+std::unique_ptr<KvPolicy> make_streaming_policy();
+std::unique_ptr<KvPolicy> make_snapkv_policy(BudgetAllocation a);
+std::unique_ptr<KvPolicy> make_h2o_policy();
+std::unique_ptr<KvPolicy> make_tova_policy();
+std::unique_ptr<KvPolicy> make_knorm_policy();
+std::unique_ptr<KvPolicy> make_random_policy();
+std::unique_ptr<KvPolicy> make_oracle_policy();
+std::unique_ptr<KvPolicy> make_laq_policy();
+
+const std::vector<std::string>& kv_policy_names() {
+  static const std::vector<std::string> names = {"none", "streaming", "h2o", "snapkv",
+                                                 "pyramidkv", "adakv", "tova", "knorm",
+                                                 "random", "oracle", "laq"};
+  return names;
+}
+
+std::unique_ptr<KvPolicy> make_kv_policy(const std::string& name) {
+  if (name == "none") return nullptr;
+  if (name == "streaming") return make_streaming_policy();
+  if (name == "snapkv") return make_snapkv_policy(BudgetAllocation::Uniform);
+  if (name == "pyramidkv") return make_snapkv_policy(BudgetAllocation::Pyramid);
+  if (name == "adakv") return make_snapkv_policy(BudgetAllocation::AdaHead);
+  if (name == "h2o") return make_h2o_policy();
+  if (name == "tova") return make_tova_policy();
+  if (name == "knorm") return make_knorm_policy();
+  if (name == "random") return make_random_policy();
+  if (name == "oracle") return make_oracle_policy();
+  if (name == "laq") return make_laq_policy();
+  std::string all;
+  for (const auto& n : kv_policy_names()) all += (all.empty() ? "" : ", ") + n;
+  fail("unknown KV policy '{}' (one of: {})", name, all);
+}
+
+ResolvedPolicy resolve_policy(const KvPolicySettings& s, const PolicyDefaults& d, int64_t n_prompt) {
+  ResolvedPolicy r;
+  r.s = s;
+  r.n_prompt = n_prompt;
+  if (s.budget >= 0) {
+    r.budget = s.budget;
+  } else if (s.ratio >= 0) {
+    if (s.ratio > 1) fail("--kv-ratio must be in [0, 1]");
+    r.budget = (int64_t)std::llround((double)n_prompt * (1.0 - s.ratio));
+  } else {
+    fail("KV policy '{}' needs --kv-budget N or --kv-ratio R", s.name);
+  }
+  if (r.budget < 1) fail("KV budget must keep at least one entry per head");
+  r.budget = std::min(r.budget, n_prompt);
+  r.sinks = std::min(s.sinks >= 0 ? s.sinks : d.sinks, r.budget);
+  const int64_t win = d.window_fills_budget && s.window < 0 ? r.budget - r.sinks
+                      : (s.window >= 0 ? s.window : d.window);
+  r.window = std::min(win, r.budget - r.sinks);
+  r.pool_kernel = s.pool_kernel >= 0 ? s.pool_kernel : d.pool_kernel;
+  if (r.pool_kernel > 1 && r.pool_kernel % 2 == 0) fail("--kv-pool-kernel must be odd");
+  r.pool = s.pool.value_or(d.pool);
+  r.allocation = d.allocation;
+  return r;
+}
+
+BudgetPlan plan_budget(const ResolvedPolicy& r, const KvScores& scores,
+                       const std::vector<uint8_t>& is_protected, int n_layer, int n_kv_head) {
+  int64_t n_free = 0;
+  for (uint8_t x : is_protected) n_free += !x;
+  switch (r.allocation) {
+    case BudgetAllocation::Pyramid:
+      return allocate_pyramid(n_layer, n_kv_head, r.scored(), n_free, r.s.pyramid_beta);
+    case BudgetAllocation::AdaHead:
+      return allocate_ada(scores, is_protected, r.scored(), r.s.ada_alpha);
+    case BudgetAllocation::Uniform:
+      break;
+  }
+  return allocate_uniform(n_layer, n_kv_head, r.scored(), n_free);
+}
+
+}  // namespace glimpse
