@@ -48,6 +48,11 @@ expect_error "missing prompt file" "cannot read" "$GLIMPSE" run -m "$MODEL" -f "
 expect_error "bad bench output format" "expected md or json" "$GLIMPSE" bench -m "$MODEL" -o xml
 expect_error "bench over the context" "raise -c" "$GLIMPSE" bench -m "$MODEL" -c 64 -p 128 -n 0
 expect_error "unknown command" "unknown command" "$GLIMPSE" frobnicate
+expect_error "unknown KV policy" "unknown KV policy 'bogus'" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy bogus
+expect_error "KV policy without a budget" "needs --kv-budget" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy snapkv
+expect_error "query-agnostic without a question" "needs --question" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy snapkv --kv-budget 8 --query-agnostic
+expect_error "bad KV ratio" "kv-ratio" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy snapkv --kv-ratio 1.5
+expect_error "even pooling kernel" "must be odd" "$GLIMPSE" run -m "$MODEL" -p "a b c d e f g h i j k l m n o p" --kv-policy snapkv --kv-budget 4 --kv-pool-kernel 4
 
 # stdout holds exactly the generated text; timings go to stderr and the JSON file.
 "$GLIMPSE" run -m "$MODEL" -p "The capital of France is" -n 8 --temp 0 -t 2 \
@@ -78,6 +83,17 @@ if echo "$table" | grep -q "| pp16 |" && echo "$table" | grep -q "| tg4 @ d8 |" 
    && echo "$json" | python3 -c "import json,sys; r=json.load(sys.stdin); assert r[0]['test']=='pp16' and len(r[0]['samples_ts'])==2 and r[0]['avg_ts']>0"; then
   echo "ok   bench table and json"; passes=$((passes+1))
 else echo "FAIL bench: $table $json"; fails=$((fails+1)); fi
+# Eviction: the JSON reports the policy, fewer bytes after, and the kept entries per layer.
+for i in $(seq 1 60); do printf 'Line %d of the notes says nothing of interest. ' "$i"; done >"$tmp/ctx.txt"
+"$GLIMPSE" run -m "$MODEL" -f "$tmp/ctx.txt" --question "What is this?" --chat -n 4 --temp 0 -t 2 \
+  --kv-policy snapkv --kv-budget 64 --timings-json "$tmp/kv.json" >"$tmp/out" 2>"$tmp/err"
+if [ $? -eq 0 ] && grep -q "kv policy = snapkv" "$tmp/err" && python3 -c "
+import json,sys; k=json.load(open(sys.argv[1]))['kv']
+assert k['evicted'] and k['budget']==64 and k['kv_bytes_after']*4 < k['kv_bytes_before']
+assert k['kept_per_layer']==[64*3]*30 and k['score_ms']>0, k" "$tmp/kv.json"; then
+  echo "ok   snapkv eviction report"; passes=$((passes+1))
+else echo "FAIL eviction report"; cat "$tmp/err"; fails=$((fails+1)); fi
+
 # tokenize prints a JSON array.
 ids=$("$GLIMPSE" tokenize -m "$MODEL" -p "Hello world")
 if [ "$ids" = "[19556,905]" ]; then echo "ok   tokenize"; passes=$((passes+1));

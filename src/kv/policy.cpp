@@ -40,7 +40,16 @@ std::unique_ptr<KvPolicy> make_kv_policy(const std::string& name) {
   fail("unknown KV policy '{}' (one of: {})", name, all);
 }
 
+void validate_policy_settings(const KvPolicySettings& s) {
+  make_kv_policy(s.name);
+  if (s.name == "none") return;
+  if (s.budget < 0 && s.ratio < 0) fail("KV policy '{}' needs --kv-budget N or --kv-ratio R", s.name);
+  if (s.ratio > 1) fail("--kv-ratio must be in [0, 1]");
+  if (s.pool_kernel > 1 && s.pool_kernel % 2 == 0) fail("--kv-pool-kernel must be odd");
+}
+
 ResolvedPolicy resolve_policy(const KvPolicySettings& s, const PolicyDefaults& d, int64_t n_prompt) {
+  validate_policy_settings(s);
   ResolvedPolicy r;
   r.s = s;
   r.n_prompt = n_prompt;

@@ -87,6 +87,9 @@ class KvPolicy {
 std::unique_ptr<KvPolicy> make_kv_policy(const std::string& name);
 const std::vector<std::string>& kv_policy_names();  // "none" included
 
+// Errors that need no prompt (run before loading a model).
+void validate_policy_settings(const KvPolicySettings& s);
+
 ResolvedPolicy resolve_policy(const KvPolicySettings& s, const PolicyDefaults& d, int64_t n_prompt);
 
 // Budget plan for the resolved settings (Ada needs the scores).

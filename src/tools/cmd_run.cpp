@@ -66,7 +66,9 @@ int cmd_run(int argc, char** argv, int first) {
   ap.flag({"-q", "--quiet"}, "print only the generated text (no timings)", [&] { quiet = true; });
   if (!ap.parse(argc, argv, first)) return 0;
   if (!have_prompt) fail("no prompt given (use -p TEXT or -f FILE)");
+  validate_policy_settings(gp.kv);
 
+  if (gp.kv.query_agnostic && question.empty()) fail("--query-agnostic needs --question TEXT");
   Session s(sp);
   const ModelConfig& c = s.model().config();
   if (gp.kv.query_agnostic && question.empty()) fail("--query-agnostic needs --question TEXT");

@@ -1,0 +1,254 @@
+// Each policy's scores against a plain reference written from the method's definition:
+// queries captured from the forward pass, attention recomputed in double one query at a
+// time, pooling and group reduction done naively.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "kv/attention_scores.h"
+#include "kv/policy.h"
+#include "kv/policy_util.h"
+#include "model/model.h"
+#include "model/tiny_model_test_util.h"
+#include "util/fp16.h"
+#include "util/thread_pool.h"
+
+namespace glimpse {
+namespace {
+
+using Rows = std::vector<std::vector<double>>;  // [n_head][N] per layer
+
+class PolicyScores : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    path_ = (std::filesystem::temp_directory_path() / "glimpse_tiny_scores.gguf").string();
+    testing::TinyModelSpec spec;
+    spec.n_layer = 2;
+    spec.n_head = 6;
+    spec.n_kv_head = 2;
+    spec.n_embd = 48;
+    spec.weight_scale = 2.0f;  // peakier attention than the default
+    testing::write_tiny_llama(path_, spec);
+    model_ = Model::load(path_).release();
+  }
+  static void TearDownTestSuite() {
+    delete model_;
+    std::filesystem::remove(path_);
+  }
+
+  // Prefills the prompt with the policy's observer and a query capture, scores.
+  KvScores policy_scores(const KvPolicySettings& s, const std::vector<int32_t>& prompt,
+                         KvCache& cache, QueryCapture& cap, std::vector<float>& logits) {
+    std::unique_ptr<KvPolicy> p = make_kv_policy(s.name);
+    r_ = resolve_policy(s, p->defaults(), (int64_t)prompt.size());
+    ObserverList obs;
+    obs.add(p->observer(model_->config(), r_));
+    obs.add(&cap);
+    for (size_t b = 0; b < prompt.size(); b += 13)
+      model_->forward(prompt.data() + b, std::min<int64_t>(13, prompt.size() - b), cache,
+                      LogitsRows::Last, logits, pool_, &obs);
+    const std::vector<int32_t> none;
+    PolicyInput in{*model_, cache, pool_, r_, prompt, none, logits, [](int32_t) { return false; }};
+    return p->score(in);
+  }
+
+  // Attention probabilities of query row (layer l, token t, head qh) over keys [0, n_vis).
+  std::vector<double> probs(const KvCache& cache, const std::vector<float>& q_layer, int l,
+                            int64_t t, int qh, int64_t n_vis) const {
+    const ModelConfig& c = model_->config();
+    const int d = c.head_dim, G = c.n_head / c.n_kv_head;
+    const KvHead& hd = cache.head(l, qh / G);
+    const float* q = q_layer.data() + ((size_t)t * c.n_head + qh) * d;
+    std::vector<double> p(n_vis);
+    double mx = -1e300, sum = 0;
+    for (int64_t j = 0; j < n_vis; ++j) {
+      double dot = 0;
+      for (int k = 0; k < d; ++k) dot += (double)q[k] * fp16_to_f32(hd.k[j * d + k]);
+      p[j] = dot / std::sqrt((double)d);
+      mx = std::max(mx, p[j]);
+    }
+    for (auto& x : p) sum += (x = std::exp(x - mx));
+    for (auto& x : p) x /= sum;
+    return p;
+  }
+
+  // Pool each query head's row (max, kernel k, pad k/2), mean over each group.
+  KvScores reduce(const std::vector<Rows>& per_layer, int k) const {
+    const ModelConfig& c = model_->config();
+    const int G = c.n_head / c.n_kv_head;
+    const int64_t n = (int64_t)per_layer[0][0].size();
+    KvScores out(c.n_layer, c.n_kv_head, n);
+    for (int l = 0; l < c.n_layer; ++l)
+      for (int qh = 0; qh < c.n_head; ++qh)
+        for (int64_t j = 0; j < n; ++j) {
+          double m = -1e300;
+          for (int64_t i = j - k / 2; i <= j + k / 2; ++i)
+            if (i >= 0 && i < n) m = std::max(m, per_layer[l][qh][i]);
+          out.at(l, qh / G)[j] += (float)(m / G);
+        }
+    return out;
+  }
+
+  void expect_close(const KvScores& got, const KvScores& want) const {
+    ASSERT_EQ(got.s.size(), want.s.size());
+    double max_rel = 0;
+    for (size_t i = 0; i < got.s.size(); ++i)
+      max_rel = std::max(max_rel, std::fabs((double)got.s[i] - want.s[i]) /
+                                      std::max(1e-3, std::fabs((double)want.s[i])));
+    EXPECT_LE(max_rel, 2e-4);
+  }
+
+  static inline std::string path_;
+  static inline Model* model_ = nullptr;
+  ThreadPool pool_{2};
+  ResolvedPolicy r_;
+};
+
+TEST_F(PolicyScores, SnapKvSumsWindowAttentionThenPools) {
+  const int64_t N = 90;
+  const auto prompt = testing::tiny_tokens(N, 64, 21);
+  KvCache cache = model_->make_cache(256);
+  QueryCapture cap(model_->config().n_layer);
+  std::vector<float> logits;
+  KvPolicySettings s;
+  s.name = "snapkv";
+  s.budget = 40;
+  s.window = 16;
+  const KvScores got = policy_scores(s, prompt, cache, cap, logits);
+  const ModelConfig& c = model_->config();
+  std::vector<Rows> rows(c.n_layer, Rows(c.n_head, std::vector<double>(N, 0.0)));
+  for (int l = 0; l < c.n_layer; ++l)
+    for (int qh = 0; qh < c.n_head; ++qh)
+      for (int64_t t = N - 16; t < N; ++t) {
+        const auto p = probs(cache, cap.q[l], l, t, qh, t + 1);  // causal inside the window
+        for (int64_t j = 0; j <= t; ++j) rows[l][qh][j] += p[j];
+      }
+  expect_close(got, reduce(rows, 7));
+}
+
+TEST_F(PolicyScores, H2oAveragesEveryQueryOverTheQueriesThatSeeAKey) {
+  const int64_t N = 70;
+  const auto prompt = testing::tiny_tokens(N, 64, 22);
+  KvCache cache = model_->make_cache(256);
+  QueryCapture cap(model_->config().n_layer);
+  std::vector<float> logits;
+  KvPolicySettings s;
+  s.name = "h2o";
+  s.budget = 30;
+  const KvScores got = policy_scores(s, prompt, cache, cap, logits);
+  const ModelConfig& c = model_->config();
+  std::vector<Rows> rows(c.n_layer, Rows(c.n_head, std::vector<double>(N, 0.0)));
+  for (int l = 0; l < c.n_layer; ++l)
+    for (int qh = 0; qh < c.n_head; ++qh) {
+      for (int64_t t = 0; t < N; ++t) {
+        const auto p = probs(cache, cap.q[l], l, t, qh, t + 1);
+        for (int64_t j = 0; j <= t; ++j) rows[l][qh][j] += p[j];
+      }
+      for (int64_t j = 0; j < N; ++j) rows[l][qh][j] /= (double)(N - j);
+    }
+  expect_close(got, reduce(rows, 1));
+}
+
+TEST_F(PolicyScores, TovaUsesTheLastQueryOverAllHeadsOfALayer) {
+  const int64_t N = 60;
+  const auto prompt = testing::tiny_tokens(N, 64, 23);
+  KvCache cache = model_->make_cache(256);
+  QueryCapture cap(model_->config().n_layer);
+  std::vector<float> logits;
+  KvPolicySettings s;
+  s.name = "tova";
+  s.budget = 20;
+  const KvScores got = policy_scores(s, prompt, cache, cap, logits);
+  const ModelConfig& c = model_->config();
+  KvScores want(c.n_layer, c.n_kv_head, N);
+  for (int l = 0; l < c.n_layer; ++l)
+    for (int qh = 0; qh < c.n_head; ++qh) {
+      const auto p = probs(cache, cap.q[l], l, N - 1, qh, N);
+      for (int h = 0; h < c.n_kv_head; ++h)
+        for (int64_t j = 0; j < N; ++j) want.at(l, h)[j] += (float)(p[j] / c.n_head);
+    }
+  expect_close(got, want);
+}
+
+TEST_F(PolicyScores, OracleAveragesItsOwnGreedyAnswersAttention) {
+  const int64_t N = 50;
+  const int n_ans = 5;
+  const auto prompt = testing::tiny_tokens(N, 64, 24);
+  const ModelConfig& c = model_->config();
+  // Reference: greedy answer on a copy of the full cache, queries captured.
+  KvCache ref = model_->make_cache(256);
+  std::vector<float> logits;
+  model_->forward(prompt.data(), N, ref, LogitsRows::Last, logits, pool_);
+  const std::vector<float> prompt_logits = logits;
+  QueryCapture ans(c.n_layer);
+  int32_t tok = argmax_token(logits);
+  for (int i = 0; i < n_ans; ++i) {
+    model_->forward(&tok, 1, ref, LogitsRows::Last, logits, pool_, &ans);
+    tok = argmax_token(logits);
+  }
+  std::vector<Rows> rows(c.n_layer, Rows(c.n_head, std::vector<double>(N, 0.0)));
+  for (int l = 0; l < c.n_layer; ++l)
+    for (int qh = 0; qh < c.n_head; ++qh)
+      for (int i = 0; i < n_ans; ++i) {
+        const auto p = probs(ref, ans.q[l], l, i, qh, N + i + 1);
+        for (int64_t j = 0; j < N; ++j) rows[l][qh][j] += p[j] / n_ans;
+      }
+
+  KvCache cache = model_->make_cache(256);
+  QueryCapture cap(c.n_layer);
+  KvPolicySettings s;
+  s.name = "oracle";
+  s.budget = 20;
+  s.oracle_max_new = n_ans;
+  const KvScores got = policy_scores(s, prompt, cache, cap, logits);
+  expect_close(got, reduce(rows, 1));
+  EXPECT_EQ(cache.n_past(), N);  // the answer's KV is gone again
+  EXPECT_EQ(cache.head(0, 0).size(), N);
+}
+
+TEST_F(PolicyScores, KnormIsMinusTheKeyNorm) {
+  const int64_t N = 40;
+  const auto prompt = testing::tiny_tokens(N, 64, 25);
+  KvCache cache = model_->make_cache(256);
+  QueryCapture cap(model_->config().n_layer);
+  std::vector<float> logits;
+  KvPolicySettings s;
+  s.name = "knorm";
+  s.budget = 10;
+  const KvScores got = policy_scores(s, prompt, cache, cap, logits);
+  const int d = cache.head_dim();
+  for (int l = 0; l < cache.n_layer(); ++l)
+    for (int h = 0; h < cache.n_kv_head(); ++h)
+      for (int64_t j = 0; j < N; ++j) {
+        double ss = 0;
+        for (int k = 0; k < d; ++k) ss += std::pow(fp16_to_f32(cache.head(l, h).k[j * d + k]), 2);
+        EXPECT_NEAR(got.at(l, h)[j], -std::sqrt(ss), 1e-5);
+      }
+}
+
+TEST(AttentionScoresKernel, MatchesTheReferenceForSumAndMax) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-2, 2);
+  for (int d : {8, 48, 64}) {
+    const int64_t n = 77;
+    std::vector<uint16_t> keys(n * d);
+    for (auto& k : keys) k = f32_to_fp16(u(rng));
+    std::vector<std::vector<float>> q(11, std::vector<float>(d));
+    std::vector<ScoreQuery> qs;
+    for (int i = 0; i < 11; ++i) {
+      for (auto& x : q[i]) x = u(rng);
+      qs.push_back({q[i].data(), 1 + (i * 13) % n, i % 3});
+    }
+    for (QueryReduce red : {QueryReduce::Sum, QueryReduce::Max}) {
+      std::vector<float> a(3 * 70, 0.0f), b(3 * 70, 0.0f);
+      accumulate_attention(qs.data(), 11, keys.data(), n, d, 0.3f, red, a.data(), 70, 60);
+      accumulate_attention_ref(qs.data(), 11, keys.data(), n, d, 0.3f, red, b.data(), 70, 60);
+      for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5) << d << " " << i;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace glimpse
