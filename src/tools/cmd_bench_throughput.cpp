@@ -9,7 +9,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "runtime/kv_compress.h"
 #include "tools/commands.h"
+#include "util/malloc_trim.h"
 #include "util/proc_memory.h"
 #include "util/error.h"
 #include "util/timer.h"
@@ -20,6 +22,7 @@ namespace {
 
 struct BenchResult {
   std::string name;
+  std::string kv = "full";  // KV policy/budget the depth was compressed with
   int n_prompt = 0, n_gen = 0, depth = 0;
   std::vector<double> tps;
   double mean() const {
@@ -34,6 +37,14 @@ struct BenchResult {
     for (double x : tps) s += (x - m) * (x - m);
     return std::sqrt(s / (tps.size() - 1));
   }
+};
+
+// What compressing the depth cost, once per (depth, policy).
+struct DepthFill {
+  int depth = 0;
+  std::string kv;
+  double fill_ms = 0, score_ms = 0, evict_ms = 0;
+  size_t kv_bytes_full = 0, kv_bytes = 0;
 };
 
 double peak_rss_mib() { return (double)peak_rss_bytes() / (1024.0 * 1024.0); }
@@ -59,7 +70,15 @@ int cmd_bench(int argc, char** argv, int first) {
     if (v != "md" && v != "json") fail("-o: expected md or json, got '{}'", v);
     output = v;
   });
+  KvPolicySettings kv;
+  add_kv_args(ap, kv, /*allow_list=*/true);
   if (!ap.parse(argc, argv, first)) return 0;
+  const std::vector<std::string> policies = split_list(kv.name);
+  for (const std::string& name : policies) {
+    KvPolicySettings one = kv;
+    one.name = name;
+    validate_policy_settings(one);
+  }
 
   int need = 1;
   for (int d : depths)
@@ -80,41 +99,60 @@ int cmd_bench(int argc, char** argv, int first) {
   };
 
   std::vector<BenchResult> results;
+  std::vector<DepthFill> fills;
   std::vector<float> logits;
-  for (int d : depths) {
-    std::vector<BenchResult> tests;
-    for (int p : n_prompt)
-      if (p > 0) tests.push_back({fmt::format("pp{}", p), p, 0, d, {}});
-    for (int n : n_gen)
-      if (n > 0) tests.push_back({fmt::format("tg{}", n), 0, n, d, {}});
-    if (tests.empty()) continue;
-    s.reset();
-    if (d > 0) {
-      std::fprintf(stderr, "glimpse bench: filling the cache to depth %d\n", d);
-      s.prefill(random_tokens(d), logits);
-    }
-    for (BenchResult& t : tests) {
-      if (d > 0) t.name += fmt::format(" @ d{}", d);
-      const std::vector<int32_t> prompt = random_tokens(std::max(t.n_prompt, 1));
-      for (int r = -1; r < reps; ++r) {  // r = -1: warm-up, not recorded
-        s.cache().truncate_from(d);
+  for (int d : depths)
+    for (const std::string& policy : policies) {
+      KvPolicySettings one = kv;
+      one.name = policy;
+      const bool evicting = policy != "none" && d > 0;
+      const std::string kv_label =
+          evicting ? fmt::format("{} {}", policy, kv.budget >= 0 ? std::to_string(kv.budget)
+                                                                 : fmt::format("r{}", kv.ratio))
+                   : "full";
+      if (!evicting && policy != policies.front() && policies.front() == "none") continue;
+      std::vector<BenchResult> tests;
+      for (int p : n_prompt)
+        if (p > 0) tests.push_back({fmt::format("pp{}", p), kv_label, p, 0, d, {}});
+      for (int n : n_gen)
+        if (n > 0) tests.push_back({fmt::format("tg{}", n), kv_label, 0, n, d, {}});
+      if (tests.empty()) continue;
+      s.reset();
+      release_free_memory();
+      if (d > 0) {
+        std::fprintf(stderr, "glimpse bench: filling the cache to depth %d (%s)\n", d, kv_label.c_str());
+        DepthFill f{d, kv_label};
         Stopwatch sw;
-        if (t.n_prompt > 0) {
-          s.prefill(prompt, logits);
-        } else {
-          int32_t tok = prompt[0];
-          for (int i = 0; i < t.n_gen; ++i) {
-            s.decode(tok, logits);
-            tok = (tok + 1) % c.n_vocab;
-          }
-        }
-        const double sec = sw.ms() / 1000.0;
-        if (r >= 0) t.tps.push_back((t.n_prompt + t.n_gen) / sec);
+        const KvCompressReport rep = prefill_with_eviction(s, random_tokens(d), d, one, logits);
+        f.fill_ms = sw.ms();
+        f.score_ms = rep.score_ms;
+        f.evict_ms = rep.evict_ms;
+        f.kv_bytes_full = rep.evicted ? rep.stats.kv_bytes_before : s.cache().resident_bytes();
+        f.kv_bytes = s.cache().resident_bytes();
+        fills.push_back(f);
       }
-      std::fprintf(stderr, "glimpse bench: %s %.2f t/s\n", t.name.c_str(), t.mean());
-      results.push_back(t);
+      for (BenchResult& t : tests) {
+        if (d > 0) t.name += fmt::format(" @ d{}", d);
+        const std::vector<int32_t> prompt = random_tokens(std::max(t.n_prompt, 1));
+        for (int r = -1; r < reps; ++r) {  // r = -1: warm-up, not recorded
+          s.cache().truncate_from(d);
+          Stopwatch sw;
+          if (t.n_prompt > 0) {
+            s.prefill(prompt, logits);
+          } else {
+            int32_t tok = prompt[0];
+            for (int i = 0; i < t.n_gen; ++i) {
+              s.decode(tok, logits);
+              tok = (tok + 1) % c.n_vocab;
+            }
+          }
+          const double sec = sw.ms() / 1000.0;
+          if (r >= 0) t.tps.push_back((t.n_prompt + t.n_gen) / sec);
+        }
+        std::fprintf(stderr, "glimpse bench: %s [%s] %.2f t/s\n", t.name.c_str(), t.kv.c_str(), t.mean());
+        results.push_back(t);
+      }
     }
-  }
 
   const double size_mib = (double)s.model().gguf().file_size() / (1024.0 * 1024.0);
   const std::string model_desc = fmt::format("{} {}", c.arch, c.name);
@@ -122,16 +160,36 @@ int cmd_bench(int argc, char** argv, int first) {
     nlohmann::json j = nlohmann::json::array();
     for (const auto& r : results)
       j.push_back({{"model", model_desc}, {"model_size_mib", size_mib}, {"threads", s.n_threads()},
-                   {"test", r.name}, {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen},
+                   {"test", r.name}, {"kv", r.kv}, {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen},
                    {"n_depth", r.depth}, {"avg_ts", r.mean()}, {"stddev_ts", r.sd()},
                    {"samples_ts", r.tps}, {"peak_rss_mib", peak_rss_mib()}});
+    if (!fills.empty()) {
+      nlohmann::json o = {{"tests", j}, {"fills", nlohmann::json::array()}};
+      for (const auto& f : fills)
+        o["fills"].push_back({{"depth", f.depth}, {"kv", f.kv}, {"fill_ms", f.fill_ms},
+                              {"score_ms", f.score_ms}, {"evict_ms", f.evict_ms},
+                              {"kv_bytes_full", f.kv_bytes_full}, {"kv_bytes", f.kv_bytes}});
+      if (policies.size() > 1 || policies.front() != "none") j = o;
+    }
     std::puts(j.dump(2).c_str());
   } else {
-    std::printf("| model | size | backend | threads | test | t/s |\n");
-    std::printf("| --- | ---: | --- | ---: | ---: | ---: |\n");
+    const bool show_kv = policies.size() > 1 || policies.front() != "none";
+    std::printf("| model | size | backend | threads |%s test | t/s |\n", show_kv ? " kv |" : "");
+    std::printf("| --- | ---: | --- | ---: |%s ---: | ---: |\n", show_kv ? " --- |" : "");
     for (const auto& r : results)
-      std::printf("| %s | %.2f MiB | CPU | %d | %s | %.2f ± %.2f |\n", model_desc.c_str(), size_mib,
-                  s.n_threads(), r.name.c_str(), r.mean(), r.sd());
+      std::printf("| %s | %.2f MiB | CPU | %d |%s %s | %.2f ± %.2f |\n", model_desc.c_str(), size_mib,
+                  s.n_threads(), show_kv ? fmt::format(" {} |", r.kv).c_str() : "",
+                  r.name.c_str(), r.mean(), r.sd());
+    if (show_kv && !fills.empty()) {
+      std::printf("\n| depth | kv | KV cache | prefill ms | scoring ms | eviction ms | (scoring+eviction)/prefill |\n");
+      std::printf("| ---: | --- | ---: | ---: | ---: | ---: | ---: |\n");
+      for (const auto& f : fills) {
+        const double pre = f.fill_ms - f.score_ms - f.evict_ms;
+        std::printf("| %d | %s | %.2f MiB | %.0f | %.1f | %.1f | %.2f%% |\n", f.depth, f.kv.c_str(),
+                    f.kv_bytes / 1048576.0, pre, f.score_ms, f.evict_ms,
+                    pre > 0 ? 100.0 * (f.score_ms + f.evict_ms) / pre : 0.0);
+      }
+    }
     std::printf("\npeak RSS: %.1f MiB\n", peak_rss_mib());
   }
   return 0;

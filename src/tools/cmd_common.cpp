@@ -8,6 +8,17 @@
 
 namespace glimpse {
 
+std::vector<std::string> split_list(const std::string& v) {
+  std::vector<std::string> out;
+  size_t b = 0;
+  while (b <= v.size()) {
+    const size_t e = std::min(v.find(',', b), v.size());
+    out.push_back(v.substr(b, e - b));
+    b = e + 1;
+  }
+  return out;
+}
+
 void add_model_args(ArgParser& ap, SessionParams& sp) {
   ap.add({"-m", "--model"}, "FNAME",
          "model path (default: models/SmolLM2-135M-Instruct.Q4_1.gguf or $GLIMPSE_MODEL)",
@@ -21,12 +32,16 @@ void add_model_args(ArgParser& ap, SessionParams& sp) {
          [&](const std::string& v) { sp.n_batch = parse_int("-b", v, 1, 1 << 20); });
 }
 
-void add_kv_args(ArgParser& ap, KvPolicySettings& kv) {
+void add_kv_args(ArgParser& ap, KvPolicySettings& kv, bool allow_list) {
   std::string names;
   for (const auto& n : kv_policy_names()) names += (names.empty() ? "" : ", ") + n;
   ap.add({"--kv-policy"}, "NAME", "KV eviction after prefill: " + names + " (default: none)",
-         [&](const std::string& v) {
-           make_kv_policy(v);  // rejects unknown names now, with the list
+         [&kv, allow_list](const std::string& v) {
+           // Rejects unknown names now, with the list of known ones.
+           if (allow_list)
+             for (const std::string& one : split_list(v)) make_kv_policy(one);
+           else
+             make_kv_policy(v);
            kv.name = v;
          });
   ap.add({"--kv-budget"}, "N", "prompt entries kept per layer and KV head, window and sinks included",

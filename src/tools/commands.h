@@ -11,9 +11,11 @@ namespace glimpse {
 void add_model_args(ArgParser& ap, SessionParams& sp);
 
 // --kv-policy and its knobs, shared by run, eval and bench.
-void add_kv_args(ArgParser& ap, KvPolicySettings& kv);
+// With allow_list, --kv-policy takes a comma-separated list (bench compares policies).
+void add_kv_args(ArgParser& ap, KvPolicySettings& kv, bool allow_list = false);
 
 std::string read_text_file(const std::string& path);
+std::vector<std::string> split_list(const std::string& v);  // "a,b" -> {"a", "b"}
 
 int cmd_run(int argc, char** argv, int first);
 int cmd_tokenize(int argc, char** argv, int first);
