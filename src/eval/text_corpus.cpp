@@ -195,7 +195,6 @@ HandbookPage parse_handbook_page(std::string_view html) {
     if (raw.find("<pre") != std::string_view::npos) continue;  // code listings
     std::string text = collapse_whitespace(strip_html_tags(raw));
     if (text.size() < 80 || prose_ratio(text) < 0.95) continue;
-    if (text.rfind("\xE2\x86\x92", 0) == 0) continue;  // "→ https://..." link lists
     page.paragraphs.push_back(std::move(text));
   }
   return page;
