@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# fortunes and debian-handbook: offline natural text for the eval haystacks (src/eval).
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config git python3 python3-venv python3-pip
   libhwy-dev nlohmann-json3-dev libfmt-dev libicu-dev libgtest-dev libgmock-dev
-  libbenchmark-dev clang libclang-rt-14-dev)
+  libbenchmark-dev clang libclang-rt-14-dev fortunes debian-handbook)
 LLAMA_CPP_PYTHON_VERSION=0.3.36
 
 missing=()

@@ -1,0 +1,187 @@
+// Run directory files, the resumable result cache (including a cut-off last line), the
+// model fingerprint and the progress bar.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "eval/progress.h"
+#include "eval/results.h"
+#include "eval/tables.h"
+#include "util/error.h"
+
+namespace glimpse::eval {
+namespace {
+namespace fs = std::filesystem;
+
+std::string read(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A fresh directory per test, removed afterwards.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& name)
+      : p_(fs::temp_directory_path() / fmt::format("glimpse-{}-{}", name, getpid())) {
+    fs::remove_all(p_);
+    fs::create_directories(p_);
+  }
+  ~TempDir() { fs::remove_all(p_); }
+  const fs::path& path() const { return p_; }
+
+ private:
+  fs::path p_;
+};
+
+CacheKey key(const std::string& policy, int64_t budget) {
+  return {"niah_single_noise", 4096, 7, policy, budget, "98362432-00ff00ff00ff00ff"};
+}
+
+TEST(EvalResults, RunDirWritesTheLayout) {
+  TempDir t("rundir");
+  RunDir r((t.path() / "runs" / "a").string());
+  r.write_config({{"model", "m.gguf"}, {"lengths", {1024, 2048}}});
+  r.append_prediction({{"id", "x/1024/0"}, {"prediction", "1234567"}});
+  r.append_prediction({{"id", "x/1024/1"}, {"prediction", std::string("bad \xff utf8")}});
+  r.write_metrics({{"accuracy", 0.5}});
+  r.write_metrics_csv({"task", "acc"}, {{"niah, single", "0.5"}});
+  r.write_text("plot.svg", "<svg/>");
+  EXPECT_EQ(nlohmann::json::parse(read(r.path("config.json")))["lengths"][1], 2048);
+  const std::string pred = read(r.path("predictions.jsonl"));
+  EXPECT_EQ(std::count(pred.begin(), pred.end(), '\n'), 2);
+  EXPECT_EQ(nlohmann::json::parse(pred.substr(0, pred.find('\n')))["prediction"], "1234567");
+  EXPECT_EQ(nlohmann::json::parse(read(r.path("metrics.json")))["accuracy"], 0.5);
+  EXPECT_EQ(read(r.path("metrics.csv")), "task,acc\n\"niah, single\",0.5\n");
+  EXPECT_EQ(read(r.path("plot.svg")), "<svg/>");
+  const std::string ts = RunDir::timestamped("runs", "eval");
+  EXPECT_EQ(ts.rfind("runs/eval-", 0), 0u);
+  EXPECT_EQ(ts.size(), std::string("runs/eval-20250101-120000").size());
+}
+
+TEST(EvalResults, CacheKeysSeparateEveryField) {
+  CacheKey a = key("snapkv", 128), b = a;
+  EXPECT_EQ(a.str(), b.str());
+  b.budget = 256;
+  EXPECT_NE(a.str(), b.str());
+  b = a;
+  b.model = "other";
+  EXPECT_NE(a.str(), b.str());
+  b = a;
+  b.seed = 8;
+  EXPECT_NE(a.str(), b.str());
+  EXPECT_EQ(CacheKey::from_json(a.to_json()).str(), a.str());
+}
+
+TEST(EvalResults, CacheResumesAndToleratesACutLastLine) {
+  TempDir t("cache");
+  const std::string file = (t.path() / "sub" / "cache.jsonl").string();
+  {
+    ResultCache c(file);
+    EXPECT_EQ(c.size(), 0u);
+    c.put(key("full", 0), {{"score", 1.0}});
+    c.put(key("snapkv", 128), {{"score", 0.0}});
+    c.put(key("snapkv", 128), {{"score", 0.5}});  // a later line wins
+    ASSERT_TRUE(c.find(key("full", 0)).has_value());
+    EXPECT_FALSE(c.find(key("full", 1)).has_value());
+  }
+  {
+    ResultCache c(file);
+    EXPECT_EQ(c.size(), 2u);
+    EXPECT_EQ((*c.find(key("snapkv", 128)))["score"], 0.5);
+    EXPECT_FALSE(c.dropped_partial_line());
+  }
+  // A crash in the middle of a write, and a garbage line in the middle.
+  {
+    std::ofstream out(file, std::ios::app | std::ios::binary);
+    out << "not json\n{\"key\": {\"task\": \"vt\", \"len";
+  }
+  {
+    ResultCache c(file);
+    EXPECT_TRUE(c.dropped_partial_line());
+    EXPECT_EQ(c.skipped_lines(), 1u);
+    EXPECT_EQ(c.size(), 2u);
+    c.put(key("h2o", 64), {{"score", 0.25}});
+  }
+  const std::string text = read(file);
+  EXPECT_EQ(text.back(), '\n');
+  EXPECT_EQ(text.find("\"vt\""), std::string::npos);  // the cut line is gone
+  ResultCache c(file);
+  EXPECT_FALSE(c.dropped_partial_line());
+  EXPECT_EQ(c.size(), 3u);
+  EXPECT_EQ((*c.find(key("h2o", 64)))["score"], 0.25);
+}
+
+TEST(EvalResults, ModelFingerprint) {
+  TempDir t("fp");
+  const fs::path a = t.path() / "a.bin", b = t.path() / "b.bin";
+  std::string big(3 << 20, 'x');
+  std::ofstream(a, std::ios::binary) << big;
+  std::ofstream(b, std::ios::binary) << big;
+  EXPECT_EQ(model_fingerprint(a.string()), model_fingerprint(b.string()));
+  EXPECT_EQ(model_fingerprint(a.string()).rfind(std::to_string(big.size()) + "-", 0), 0u);
+  big[big.size() - 10] = 'y';  // the tail is hashed
+  std::ofstream(b, std::ios::binary | std::ios::trunc) << big;
+  EXPECT_NE(model_fingerprint(a.string()), model_fingerprint(b.string()));
+  std::ofstream(b, std::ios::binary | std::ios::trunc) << "tiny";
+  EXPECT_NE(model_fingerprint(b.string()), "");
+  EXPECT_THROW(model_fingerprint((t.path() / "missing").string()), Error);
+}
+
+TEST(EvalProgress, RenderAndDurations) {
+  EXPECT_EQ(ProgressBar::format_duration(0), "0:00");
+  EXPECT_EQ(ProgressBar::format_duration(65.4), "1:05");
+  EXPECT_EQ(ProgressBar::format_duration(3725), "1:02:05");
+  EXPECT_EQ(ProgressBar::format_duration(-1), "--:--");
+  ProgressBar p(200, "eval", nullptr, 0);
+  const std::string line = p.render(50, 10);
+  EXPECT_NE(line.find(" 50/200"), std::string::npos) << line;
+  EXPECT_NE(line.find("25.0%"), std::string::npos) << line;
+  EXPECT_NE(line.find("elapsed 0:10"), std::string::npos) << line;
+  EXPECT_NE(line.find("eta 0:30"), std::string::npos) << line;
+  EXPECT_NE(line.find("[######.................."), std::string::npos) << line;
+  EXPECT_NE(p.render(0, 1).find("eta --:--"), std::string::npos);
+  p.set_status("vt 4096");
+  EXPECT_NE(p.render(200, 9).find("100.0%  elapsed 0:09  eta 0:00  vt 4096"), std::string::npos);
+}
+
+TEST(EvalProgress, LineModePrintsEveryFivePercent) {
+  std::FILE* f = std::tmpfile();
+  ASSERT_NE(f, nullptr);
+  {
+    ProgressBar p(1000, "eval", f, /*tty=*/0);
+    for (int i = 0; i < 1000; ++i) p.add();
+  }
+  std::rewind(f);
+  std::string out;
+  for (int c; (c = std::fgetc(f)) != EOF;) out += (char)c;
+  std::fclose(f);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 21);  // 0%, 5%, ..., 100%
+  EXPECT_EQ(out.find('\r'), std::string::npos);
+  EXPECT_NE(out.find("1000/1000"), std::string::npos);
+}
+
+TEST(EvalProgress, TtyModeRedrawsInPlace) {
+  std::FILE* f = std::tmpfile();
+  ASSERT_NE(f, nullptr);
+  {
+    ProgressBar p(3, "eval", f, /*tty=*/1);
+    p.add();
+    p.add();
+    p.add();
+  }
+  std::rewind(f);
+  std::string out;
+  for (int c; (c = std::fgetc(f)) != EOF;) out += (char)c;
+  std::fclose(f);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1);  // only the final newline
+  EXPECT_GE(std::count(out.begin(), out.end(), '\r'), 2);
+  EXPECT_NE(out.find("3/3"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace glimpse::eval

@@ -1,0 +1,64 @@
+// Open-ended tasks on natural text. They have no reference answer: the runner compares the
+// output under an eviction policy with the output under the full cache (fidelity metrics
+// in metrics.h), so `answers` is empty and scoring is kOpenEnded.
+//
+// open_summary: a passage that opens a corpus document, cut at a sentence to the budget;
+//               "Summarize the text above in three sentences."
+// open_qa:      the same kind of passage; the question asks about one of the opening page's
+//               keywords that occurs in its first paragraphs (handbook pages carry keywords),
+//               else about the first paragraph.
+#include <fmt/format.h>
+
+#include "eval/tasks_internal.h"
+#include "eval/text_corpus.h"
+
+namespace glimpse::eval::detail {
+
+Sample gen_open(std::string_view task, const TaskOptions& opt) {
+  Rng rng(sample_seed(task, opt.target_tokens, opt.seed));
+  const bool qa = task == "open_qa";
+  Sample proto;
+  proto.task = std::string(task);
+  proto.scoring = Scoring::kOpenEnded;
+  proto.max_new_tokens = qa ? 64 : 128;
+
+  const int64_t budget = prompt_budget(opt, proto.max_new_tokens);
+  std::vector<size_t> paras;
+  const Segments segs = corpus_segments(opt, rng.next(), (size_t)std::max<int64_t>(budget, 0) * 16 + 4096,
+                                        /*from_doc_start=*/true, &paras);
+  const CorpusDoc& doc = opt.corpus->doc_of(paras.at(0));
+  proto.meta = {{"doc", doc.name}, {"title", doc.title}};
+  if (qa) {
+    // Keywords in a seeded order; the first found in the opening two paragraphs wins.
+    std::vector<std::string> kws = doc.keywords;
+    rng.shuffle(kws);
+    std::string head = opt.corpus->paragraphs()[paras[0]];
+    if (paras.size() > 1) head += "\n" + opt.corpus->paragraphs()[paras[1]];
+    std::string keyword;
+    for (const auto& k : kws)
+      if (head.find(k) != std::string::npos) {
+        keyword = k;
+        break;
+      }
+    proto.meta["keyword"] = keyword;
+    proto.question = keyword.empty()
+        ? "What is the first paragraph of the text above about? Answer in one or two sentences."
+        : fmt::format("According to the text above, what is {}? Answer in one or two sentences.",
+                      keyword);
+  } else {
+    proto.question = "Summarize the text above in three sentences.";
+  }
+
+  auto build = [&](size_t n, size_t m) {
+    Sample s = proto;
+    s.context = join_with_inserts(segs, n, {}, m);
+    return s;
+  };
+  FitLimits lim;
+  lim.n_max = segs.size();
+  lim.m_max = max_segment_words(segs);
+  lim.n_probe = 32;
+  return fit_to_budget(build, opt, task, proto.max_new_tokens, lim);
+}
+
+}  // namespace glimpse::eval::detail

@@ -1,0 +1,271 @@
+// Task generators: determinism, answers really present / derivable from the context, and
+// lengths within 2% of the budget (with a fake counter everywhere, with the real tokenizer
+// when the model file is present).
+#include <gtest/gtest.h>
+
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "eval/rng.h"
+#include "eval/tasks.h"
+#include "eval/text_corpus.h"
+#include "gguf/gguf_file.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_test_util.h"
+#include "util/error.h"
+#include "util/timer.h"
+
+namespace glimpse::eval {
+namespace {
+
+int64_t fake_count(std::string_view s) { return ((int64_t)s.size() + 3) / 4; }
+
+// A corpus that needs no package: sentences of varied length in paragraphs.
+const TextCorpus& synthetic_corpus() {
+  static const TextCorpus c = [] {
+    std::vector<std::string> paras;
+    Rng rng(7);
+    const char* words[] = {"river", "stone", "market", "engine", "garden", "letter", "winter",
+                           "harbor", "signal", "orchard", "copper", "lantern"};
+    for (int p = 0; p < 400; ++p) {
+      std::string text;
+      const int ns = 2 + (int)rng.below(6);
+      for (int s = 0; s < ns; ++s) {
+        const int nw = 5 + (int)rng.below(20);
+        std::string sent = "The";
+        for (int w = 0; w < nw; ++w) sent += std::string(" ") + words[rng.below(12)];
+        text += (s ? " " : "") + sent + ".";
+      }
+      paras.push_back(text);
+    }
+    return TextCorpus::from_paragraphs(std::move(paras), "synthetic");
+  }();
+  return c;
+}
+
+const TextCorpus* real_corpus() {
+  static std::unique_ptr<TextCorpus> c = []() -> std::unique_ptr<TextCorpus> {
+    try {
+      return std::make_unique<TextCorpus>(TextCorpus::load(CorpusSource::kHandbook));
+    } catch (const Error&) {
+      return nullptr;
+    }
+  }();
+  return c.get();
+}
+
+TaskOptions fake_opts(int64_t target, uint64_t seed) {
+  TaskOptions o;
+  o.target_tokens = target;
+  o.seed = seed;
+  o.count_tokens = fake_count;
+  o.corpus = &synthetic_corpus();
+  return o;
+}
+
+int64_t budget_of(const Sample& s, const TaskOptions& o) {
+  return o.target_tokens - o.reserve_tokens - s.max_new_tokens;
+}
+
+void expect_length(const Sample& s, const TaskOptions& o, const TokenCounter& count) {
+  const int64_t b = budget_of(s, o), t = count(s.prompt());
+  EXPECT_EQ(t, s.prompt_tokens) << s.id;
+  EXPECT_LE(t, b) << s.id;
+  // Within 2% of the target length below the budget.
+  EXPECT_GE(t, b - o.target_tokens * 2 / 100) << s.id << " budget " << b;
+}
+
+TEST(EvalTasks, RngIsTheStandardEngineWithPortableDraws) {
+  std::mt19937_64 ref(5489u);
+  ref.discard(9999);
+  EXPECT_EQ(ref(), 9981545732273789042ull);  // fixed by the C++ standard
+  Rng r(1);
+  std::map<uint64_t, int> hist;
+  for (int i = 0; i < 6000; ++i) ++hist[r.below(6)];
+  ASSERT_EQ(hist.size(), 6u);
+  for (auto [k, n] : hist) EXPECT_NEAR(n, 1000, 150) << k;
+  Rng a(99), b(99);
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(a.below(1000003), b.below(1000003));
+}
+
+TEST(EvalTasks, EveryTaskIsDeterministicAndSeedDependent) {
+  for (const TaskInfo& t : all_tasks()) {
+    const Sample a = generate_sample(t.name, fake_opts(1024, 3));
+    const Sample b = generate_sample(t.name, fake_opts(1024, 3));
+    const Sample c = generate_sample(t.name, fake_opts(1024, 4));
+    EXPECT_EQ(a.to_json(), b.to_json()) << t.name;
+    EXPECT_NE(a.context + a.question, c.context + c.question) << t.name;
+    EXPECT_EQ(a.task, t.name);
+    EXPECT_EQ(a.id, t.name + "/1024/3");
+    EXPECT_EQ(Sample::from_json(a.to_json()).to_json(), a.to_json());
+    if (t.family == "open") {
+      EXPECT_TRUE(a.answers.empty());
+      EXPECT_EQ(a.scoring, Scoring::kOpenEnded);
+    } else {
+      EXPECT_FALSE(a.answers.empty()) << t.name;
+      EXPECT_NE(a.scoring, Scoring::kOpenEnded);
+    }
+  }
+}
+
+TEST(EvalTasks, LengthsHitTheBudgetWithAFakeCounter) {
+  for (const TaskInfo& t : all_tasks())
+    for (int64_t len : {1024, 2048, 4096, 8192})
+      for (uint64_t seed : {0, 1}) {
+        const TaskOptions o = fake_opts(len, seed);
+        expect_length(generate_sample(t.name, o), o, fake_count);
+      }
+}
+
+TEST(EvalTasks, RetrievalAnswersOccurInTheContext) {
+  for (const TaskInfo& t : all_tasks()) {
+    if (t.family != "niah" && t.family != "kv") continue;
+    for (uint64_t seed = 0; seed < 5; ++seed) {
+      const Sample s = generate_sample(t.name, fake_opts(2048, seed));
+      for (const auto& a : s.answers) {
+        const size_t at = s.context.find(a);
+        ASSERT_NE(at, std::string::npos) << s.id << " " << a;
+        EXPECT_EQ(s.context.find(a, at + 1), std::string::npos) << "answer twice: " << a;
+      }
+      if (t.family == "niah") {
+        const auto keys = s.meta.at("needle_keys").get<std::vector<std::string>>();
+        const auto vals = s.meta.at("needle_values").get<std::vector<std::string>>();
+        for (size_t i = 0; i < keys.size(); ++i)
+          EXPECT_NE(s.context.find("special magic numbers for " + keys[i] + " is: " + vals[i]),
+                    std::string::npos) << s.id;
+        for (const auto& k : s.meta.at("asked_keys")) EXPECT_NE(s.question.find(k.get<std::string>()), std::string::npos);
+      } else {
+        EXPECT_NE(s.context.find("\"" + s.meta.at("key").get<std::string>() + "\": \"" +
+                                 s.answers[0] + "\""), std::string::npos);
+      }
+    }
+  }
+}
+
+TEST(EvalTasks, NeedleDepthFollowsTheSeed) {
+  std::set<int> tenths;
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    const Sample s = generate_sample("niah_single_noise", fake_opts(2048, seed));
+    const size_t at = s.context.find("One of the special magic numbers");
+    const double pos = (double)at / (double)s.context.size();
+    const double depth = s.meta.at("needle_depths")[0].get<double>();
+    EXPECT_NEAR(pos, depth, 0.05) << s.id;
+    tenths.insert((int)(depth * 10));
+  }
+  EXPECT_GE(tenths.size(), 8u);  // the seeds spread the needle over the haystack
+}
+
+TEST(EvalTasks, VariableChainIsResolvable) {
+  const std::regex stmt(R"(VAR ([A-Z]{5}) = (VAR ([A-Z]{5})|(\d+))\.)");
+  for (uint64_t seed = 0; seed < 10; ++seed) {
+    const Sample s = generate_sample("vt", fake_opts(1024 << (seed % 3), seed));
+    std::map<std::string, std::string> value;
+    int n = 0;
+    for (std::sregex_iterator it(s.context.begin(), s.context.end(), stmt), end; it != end; ++it) {
+      const std::smatch& m = *it;
+      ASSERT_TRUE(m[4].matched || value.count(m[3])) << "used before assignment: " << m[3];
+      value[m[1]] = m[4].matched ? m[4].str() : value[m[3]];
+      ++n;
+    }
+    EXPECT_EQ(n, 10);
+    const std::string target = s.meta.at("value");
+    EXPECT_NE(s.question.find(target), std::string::npos);
+    std::set<std::string> got, want(s.answers.begin(), s.answers.end());
+    for (const auto& [var, v] : value)
+      if (v == target) got.insert(var);
+    EXPECT_EQ(got, want) << s.id;
+  }
+}
+
+// Counts of whitespace-separated words after the intro (skipping "N." list numbers).
+std::vector<std::pair<int, std::string>> word_counts(const std::string& body) {
+  std::map<std::string, int> c;
+  std::istringstream in(body);
+  for (std::string w; in >> w;)
+    if (!std::isdigit((unsigned char)w[0])) ++c[w];
+  std::vector<std::pair<int, std::string>> v;
+  for (auto& [w, n] : c) v.push_back({n, w});
+  std::sort(v.rbegin(), v.rend());
+  return v;
+}
+
+TEST(EvalTasks, PlantedWordsAreTheMostFrequent) {
+  for (const char* task : {"cwe", "fwe"})
+    for (uint64_t seed = 0; seed < 4; ++seed)
+      for (int64_t len : {1024, 8192}) {
+        const Sample s = generate_sample(task, fake_opts(len, seed));
+        const std::string body = s.context.substr(s.context.find("\n\n") + 2);
+        const auto counts = word_counts(body);
+        const size_t k = s.answers.size();
+        ASSERT_GT(counts.size(), k);
+        std::set<std::string> top, want(s.answers.begin(), s.answers.end());
+        for (size_t i = 0; i < k; ++i) top.insert(counts[i].second);
+        EXPECT_EQ(top, want) << s.id;
+        EXPECT_GT(counts[k - 1].first, counts[k].first) << s.id;  // strictly separated
+      }
+}
+
+TEST(EvalTasks, FewShotLabelIsOneOfTheExampleLabels) {
+  for (uint64_t seed = 0; seed < 10; ++seed) {
+    const Sample s = generate_sample("fewshot_cls", fake_opts(1024, seed));
+    ASSERT_EQ(s.answers.size(), 1u);
+    EXPECT_NE(s.context.find("Label: " + s.answers[0] + "\n"), std::string::npos);
+    EXPECT_NE(s.question.find(s.meta.at("query").get<std::string>()), std::string::npos);
+    EXPECT_GT(s.meta.at("n_examples").get<int>(), 20);
+  }
+}
+
+TEST(EvalTasks, RejectsBadRequests) {
+  EXPECT_THROW(generate_sample("nope", fake_opts(1024, 0)), Error);
+  EXPECT_THROW(generate_sample("niah_single_noise", fake_opts(64, 0)), Error);
+  TaskOptions o = fake_opts(1024, 0);
+  o.corpus = nullptr;
+  EXPECT_THROW(generate_sample("niah_single_text", o), Error);
+  EXPECT_NO_THROW(generate_sample("niah_single_noise", o));
+  o.count_tokens = nullptr;
+  EXPECT_THROW(generate_sample("niah_single_noise", o), Error);
+}
+
+TEST(EvalTasks, NaturalTextTasksOnTheHandbook) {
+  const TextCorpus* c = real_corpus();
+  if (!c) GTEST_SKIP() << "debian-handbook not installed (apt-get install debian-handbook)";
+  for (const char* task : {"niah_multikey_text", "open_summary", "open_qa"}) {
+    TaskOptions o = fake_opts(4096, 2);
+    o.corpus = c;
+    const Sample s = generate_sample(task, o);
+    expect_length(s, o, fake_count);
+    EXPECT_EQ(s.to_json(), generate_sample(task, o).to_json());
+    if (std::string(task) == "open_qa" && !s.meta.at("keyword").get<std::string>().empty()) {
+      EXPECT_NE(s.context.find(s.meta.at("keyword").get<std::string>()), std::string::npos);
+    }
+  }
+}
+
+TEST(EvalTasks, LengthsHitTheBudgetWithTheRealTokenizer) {
+  const std::string path = testing::model_path();
+  if (!testing::exists(path)) GTEST_SKIP() << "model not found: " << path;
+  const Tokenizer tok = Tokenizer::from_gguf(GgufFile::open(path));
+  int64_t calls = 0;
+  const TokenCounter count = [&](std::string_view s) {
+    ++calls;
+    return (int64_t)tok.encode(s, false, false).size();
+  };
+  Stopwatch sw;
+  int n = 0;
+  for (const TaskInfo& t : all_tasks())
+    for (int64_t len : {1024, 4096}) {
+      TaskOptions o;
+      o.target_tokens = len;
+      o.seed = 11;
+      o.count_tokens = count;
+      o.corpus = real_corpus() ? real_corpus() : &synthetic_corpus();
+      expect_length(generate_sample(t.name, o), o, count);
+      ++n;
+    }
+  std::printf("[ eval     ] %d samples, %lld token counts, %.0f ms\n", n, (long long)calls, sw.ms());
+}
+
+}  // namespace
+}  // namespace glimpse::eval
