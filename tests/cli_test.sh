@@ -94,6 +94,18 @@ assert k['kept_per_layer']==[64*3]*30 and k['score_ms']>0, k" "$tmp/kv.json"; th
   echo "ok   snapkv eviction report"; passes=$((passes+1))
 else echo "FAIL eviction report"; cat "$tmp/err"; fails=$((fails+1)); fi
 
+# eval: a tiny end-to-end run writes the run directory, and a second run resumes from the cache.
+"$GLIMPSE" eval -m "$MODEL" --preset tiny --lengths 300 --budgets 32 --policies none,snapkv,streaming \
+  -o "$tmp/ev" -t 2 >"$tmp/ev.md" 2>"$tmp/ev.err"
+rc=$?
+"$GLIMPSE" eval -m "$MODEL" --preset tiny --lengths 300 --budgets 32 --policies none,snapkv,streaming \
+  -o "$tmp/ev" -t 2 >"$tmp/ev2.md" 2>"$tmp/ev2.err"
+if [ $rc -eq 0 ] && grep -q "| snapkv" "$tmp/ev.md" && [ "$(wc -l <"$tmp/ev/predictions.jsonl")" -eq 6 ] \
+   && [ -s "$tmp/ev/score_vs_budget.svg" ] && [ -s "$tmp/ev/metrics.csv" ] && cmp -s "$tmp/ev.md" "$tmp/ev2.md" \
+   && [ "$(wc -l <"$tmp/ev/cache.jsonl")" -eq 6 ]; then
+  echo "ok   eval tiny run and resume"; passes=$((passes+1))
+else echo "FAIL eval"; cat "$tmp/ev.err" "$tmp/ev.md"; fails=$((fails+1)); fi
+
 # tokenize prints a JSON array.
 ids=$("$GLIMPSE" tokenize -m "$MODEL" -p "Hello world")
 if [ "$ids" = "[19556,905]" ]; then echo "ok   tokenize"; passes=$((passes+1));
