@@ -22,5 +22,6 @@ int cmd_tokenize(int argc, char** argv, int first);
 int cmd_logits(int argc, char** argv, int first);
 int cmd_bench(int argc, char** argv, int first);
 int cmd_eval(int argc, char** argv, int first);
+int cmd_prompts(int argc, char** argv, int first);
 
 }  // namespace glimpse

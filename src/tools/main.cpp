@@ -16,6 +16,7 @@ const char* kUsage =
     "  tokenize   print the token ids of a text as a JSON array\n"
     "  bench      llama-bench-style throughput tests (pp, tg, at depth)\n"
     "  eval       RULER-style evaluation of KV eviction policies (quality and cost)\n"
+    "  prompts    write LookaheadKV training prompts (JSONL), disjoint from the evaluation\n"
     "  logits     dump teacher-forced logits / greedy continuations (parity testing)\n\n"
     "'glimpse <command> --help' lists a command's options.\n";
 }
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
     if (cmd == "logits") return glimpse::cmd_logits(argc, argv, 2);
     if (cmd == "bench") return glimpse::cmd_bench(argc, argv, 2);
     if (cmd == "eval") return glimpse::cmd_eval(argc, argv, 2);
+    if (cmd == "prompts") return glimpse::cmd_prompts(argc, argv, 2);
     std::fprintf(stderr, "error: unknown command '%s' (see glimpse --help)\n", cmd.c_str());
     return 1;
   } catch (const glimpse::Error& e) {

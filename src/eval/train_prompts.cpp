@@ -1,0 +1,153 @@
+// Training prompts for LookaheadKV (see train_prompts.h). The model answers each prompt
+// itself during training, so the prompts only need to make it read the context in varied
+// ways: whole-passage instructions, keyword lookups, planted facts, picking among quotes,
+// and record tables. None of the phrasings below appears in the evaluation tasks.
+#include "eval/train_prompts.h"
+
+#include <fmt/format.h>
+
+#include "eval/tasks_internal.h"
+#include "eval/text_corpus.h"
+#include "eval/words.h"
+#include "util/error.h"
+
+namespace glimpse::eval {
+
+using namespace detail;
+
+const std::vector<std::string>& train_families() {
+  static const std::vector<std::string> f = {"train_passage_instruct", "train_passage_keyword",
+                                             "train_planted_facts", "train_fortune_pick",
+                                             "train_records"};
+  return f;
+}
+
+namespace {
+
+const std::vector<std::string> kInstructions = {
+    "Give the text above a short, descriptive title.",
+    "Write three bullet points with the most important information from the text above.",
+    "What problem does the text above help the reader solve? Explain briefly.",
+    "Rewrite the first two sentences of the text above in plain, simple English.",
+    "Which commands, programs or files are mentioned in the text above? List them.",
+    "Explain the text above to a beginner in four sentences.",
+    "What would be a good follow-up question to ask after reading the text above?",
+    "Describe the structure of the text above: what comes first, what comes next, and how it ends.",
+    "Pick the most surprising statement in the text above and say why it is surprising.",
+    "Write a one-sentence summary of the last paragraph of the text above.",
+};
+
+const std::vector<std::string> kKeywordQuestions = {
+    "How does the text above describe {}? Use your own words.",
+    "Quote the sentence of the text above that first mentions {}.",
+    "Why does the text above bring up {}?",
+    "What should the reader remember about {} after reading the text above?",
+};
+
+// Planted facts: phrasings unlike the evaluation needles ("special magic number").
+struct FactForm {
+  const char* fact;      // {0} subject, {1} value
+  const char* question;  // {0} subject
+};
+const std::vector<FactForm> kFactForms = {
+    {"Note for later: the locker assigned to {0} is number {1}.", "Which locker number was assigned to {0}?"},
+    {"{0} parked the delivery van on level {1} of the garage.", "On which level did {0} park the delivery van?"},
+    {"The recipe that {0} keeps secret needs exactly {1} grams of sugar.", "How many grams of sugar does {0}'s secret recipe need?"},
+    {"According to the logbook, {0} arrived at gate {1}.", "At which gate did {0} arrive, according to the logbook?"},
+};
+
+Sample finish(Sample s, const std::string& family, size_t i, uint64_t seed) {
+  s.task = family;
+  s.seed = seed;
+  s.id = fmt::format("{}/{}/{}", family, s.target_tokens, i);
+  s.scoring = Scoring::kOpenEnded;
+  s.answers.clear();
+  return s;
+}
+
+}  // namespace
+
+Sample make_train_prompt(size_t i, const std::vector<int64_t>& lengths, const TaskOptions& base,
+                         const TextCorpus* fortunes) {
+  if (lengths.empty()) fail("training prompts need at least one length");
+  if (!base.corpus) fail("training prompts need the natural-text corpus");
+  Rng pick(mix64(kTrainSeedBase + base.seed * 1'000'003ull + i));
+  const std::string family = train_families()[pick.below(train_families().size())];
+  TaskOptions opt = base;
+  opt.target_tokens = lengths[pick.below(lengths.size())];
+  opt.seed = kTrainSeedBase + pick.next() % kTrainSeedBase;
+  Rng rng(sample_seed(family, opt.target_tokens, opt.seed));
+  Sample proto;
+  proto.max_new_tokens = 128;
+  const int64_t budget = prompt_budget(opt, proto.max_new_tokens);
+  const size_t min_bytes = (size_t)std::max<int64_t>(budget, 0) * 16 + 4096;
+
+  if (family == "train_fortune_pick" && fortunes) {
+    TaskOptions fo = opt;
+    fo.corpus = fortunes;
+    const Segments segs = corpus_segments(fo, rng.next(), min_bytes);
+    proto.question = rng.pick(std::vector<std::string>{
+        "Which of the sayings above do you find the wisest? Quote it and explain why.",
+        "Find a saying above that is about work or money and explain what it means.",
+        "Which saying above is the funniest? Repeat it exactly.",
+        "Summarize the general mood of the sayings above in two sentences."});
+    auto build = [&](size_t n, size_t m) {
+      Sample s = proto;
+      s.context = join_with_inserts(segs, n, {}, m);
+      return s;
+    };
+    FitLimits lim{segs.size(), max_segment_words(segs), 32};
+    return finish(fit_to_budget(build, fo, family, proto.max_new_tokens, lim), family, i, opt.seed);
+  }
+
+  if (family == "train_records") {
+    // "Record 17: a crimson lantern, stored in aisle 42, weight 310 grams." x n
+    const size_t n_max = 4000;
+    std::vector<std::string> recs;
+    for (size_t k = 0; k < n_max; ++k)
+      recs.push_back(fmt::format("Record {}: a {} {}, stored in aisle {}, weight {} grams.\n", k + 1,
+                                 rng.pick(adjectives()), rng.pick(nouns()), rng.range(1, 99),
+                                 rng.range(10, 999)));
+    const uint64_t ask = rng.next();
+    auto build = [&](size_t n, size_t) {
+      Sample s = proto;
+      s.context.clear();
+      for (size_t k = 0; k < n; ++k) s.context += recs[k];
+      const size_t target = n ? (size_t)(ask % n) : 0;
+      s.question = fmt::format("In which aisle is the item of record {} stored, and how much does it weigh?", target + 1);
+      return s;
+    };
+    FitLimits lim{n_max, 0, 32};
+    return finish(fit_to_budget(build, opt, family, proto.max_new_tokens, lim), family, i, opt.seed);
+  }
+
+  std::vector<size_t> paras;
+  const bool from_start = family != "train_planted_facts";
+  const Segments segs = corpus_segments(opt, rng.next(), min_bytes, from_start, &paras);
+  std::vector<Insert> inserts;
+  if (family == "train_planted_facts") {
+    const size_t k = (size_t)rng.range(1, 4);
+    const std::vector<std::string> names = distinct_keys(rng, k);
+    const FactForm& form = kFactForms[rng.below(kFactForms.size())];
+    const std::vector<double> depths = needle_depths(rng, k);
+    for (size_t j = 0; j < k; ++j)
+      inserts.push_back({depths[j], fmt::format(fmt::runtime(form.fact), names[j], random_number(rng, 3))});
+    proto.question = fmt::format(fmt::runtime(form.question), names[rng.below(k)]);
+  } else if (family == "train_passage_keyword") {
+    const CorpusDoc& doc = opt.corpus->doc_of(paras.at(0));
+    std::string kw = doc.keywords.empty() ? std::string() : rng.pick(doc.keywords);
+    if (kw.empty()) kw = doc.title.empty() ? "the main topic" : doc.title;
+    proto.question = fmt::format(fmt::runtime(rng.pick(kKeywordQuestions)), kw);
+  } else {
+    proto.question = rng.pick(kInstructions);
+  }
+  auto build = [&](size_t n, size_t m) {
+    Sample s = proto;
+    s.context = join_with_inserts(segs, n, inserts, m);
+    return s;
+  };
+  FitLimits lim{segs.size(), max_segment_words(segs), 32};
+  return finish(fit_to_budget(build, opt, family, proto.max_new_tokens, lim), family, i, opt.seed);
+}
+
+}  // namespace glimpse::eval
