@@ -9,7 +9,9 @@ same token ids, and checks over all prompts:
 The same top-1/KL figures are computed between llama.cpp and itself under two of its own
 rounding choices (flash attention on; f32 KV cache): glimpse must stay within that noise
 floor (KL at most 1.25x the larger self-divergence, top-1 at least the lower self-agreement
-minus 0.01) and within fixed bounds. Exit status 1 when a threshold is missed.
+minus 0.01; greedy continuations identical on at least as many prompts as llama.cpp keeps
+with itself, whose 64-token greedy text already changes under those rounding choices) and
+within fixed bounds. Exit status 1 when a threshold is missed.
 """
 import argparse
 import json
@@ -23,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Fixed bounds (README "Parity"); the noise-floor checks below are the tighter ones.
 MIN_TOP1 = float(os.environ.get("GLIMPSE_PARITY_MIN_TOP1", "0.95"))
 MAX_KL = float(os.environ.get("GLIMPSE_PARITY_MAX_KL", "6e-3"))
-MIN_GREEDY_MATCH = int(os.environ.get("GLIMPSE_PARITY_MIN_GREEDY", "4"))
+MIN_GREEDY_MATCH = int(os.environ.get("GLIMPSE_PARITY_MIN_GREEDY", "2"))
 
 
 def log_softmax(a):
@@ -110,7 +112,9 @@ def main():
         print(f"llama.cpp vs llama.cpp ({tag}): top-1 agreement {ag / total_tok:.4f}, "
               f"mean KL {k / total_tok:.2e}, greedy identical {self_greedy[tag]}/{n_prompts}")
         floor_top1, floor_kl = min(floor_top1, ag / total_tok), max(floor_kl, k / total_tok)
-    within_floor = kl <= 1.25 * floor_kl and top1 >= floor_top1 - 0.01
+    floor_greedy = min(self_greedy.values())
+    within_floor = (kl <= 1.25 * floor_kl and top1 >= floor_top1 - 0.01
+                    and greedy_ok >= floor_greedy)
     print(f"glimpse within llama.cpp's own noise floor: {'yes' if within_floor else 'NO'}")
     ok = (top1 >= MIN_TOP1 and kl <= MAX_KL and greedy_ok >= MIN_GREEDY_MATCH
           and tok_ok == n_prompts and total_tok >= 3000 and within_floor)
