@@ -4,6 +4,9 @@
 #include <benchmark/benchmark.h>
 
 #include <random>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <vector>
 
 #include "ops/attention.h"
@@ -52,6 +55,50 @@ void BM_Matmul(benchmark::State& st) {
 BENCHMARK(BM_Matmul)
     ->ArgsProduct({{(int)GgmlType::Q4_1, (int)GgmlType::Q8_0}, {1536}, {576}, {1, 64}, {1, 2}})
     ->UseRealTime();
+// Prefill batch of 512 tokens through the SmolLM2-135M shapes: q/o (576 -> 576),
+// gate/up (576 -> 1536), down (1536 -> 576).
+BENCHMARK(BM_Matmul)
+    ->ArgsProduct({{(int)GgmlType::Q4_1}, {576}, {576}, {512}, {1, 2}})
+    ->ArgsProduct({{(int)GgmlType::Q4_1}, {1536}, {576}, {512}, {1, 2}})
+    ->ArgsProduct({{(int)GgmlType::Q4_1}, {576}, {1536}, {512}, {1, 2}})
+    ->ArgsProduct({{(int)GgmlType::Q8_0}, {1536}, {576}, {512}, {2}})
+    ->UseRealTime();
+
+#if defined(__x86_64__)
+// Int8 roofline of one core: independent chains of 512-bit vpdpbusd (u8 x s8, 64
+// multiply-adds each, counted as 128 ops) with no loads, the most any int8 matmul kernel
+// can issue. 12 chains cover the instruction's latency.
+__attribute__((target("avx512f,avx512vnni"))) void vnni_peak_loop(int64_t iters, int32_t* out) {
+  __m512i acc[12];
+  for (auto& a : acc) a = _mm512_setzero_si512();
+  const __m512i u = _mm512_set1_epi8(3), s = _mm512_set1_epi8(-5);
+  for (int64_t i = 0; i < iters; ++i)
+    for (auto& a : acc) {
+      a = _mm512_dpbusd_epi32(a, u, s);
+      asm volatile("" : "+v"(a));
+    }
+  __m512i sum = acc[0];
+  for (int j = 1; j < 12; ++j) sum = _mm512_add_epi32(sum, acc[j]);
+  _mm512_storeu_si512(out, sum);
+}
+
+void BM_VnniPeak(benchmark::State& st) {
+  if (!__builtin_cpu_supports("avx512vnni")) {
+    st.SkipWithError("no AVX-512 VNNI");
+    return;
+  }
+  constexpr int64_t kIters = 1 << 16;
+  alignas(64) int32_t out[16];
+  for (auto _ : st) {
+    vnni_peak_loop(kIters, out);
+    benchmark::DoNotOptimize(out);
+  }
+  st.counters["GOPS"] = benchmark::Counter(kIters * 12.0 * 128,
+                                           benchmark::Counter::kIsIterationInvariantRate,
+                                           benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_VnniPeak);
+#endif
 
 void BM_Attention(benchmark::State& st) {
   const int64_t depth = st.range(0), T = st.range(1);
