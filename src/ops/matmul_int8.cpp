@@ -155,20 +155,94 @@ inline __m512 round_half_away(__m512 v) {
   return _mm512_mask_add_ps(t, up, t, one);
 }
 
-// quantize_row_scalar with vectors; bit-identical (same float operations, F16C rounds to
-// nearest even like f32_to_fp16).
+template <bool kAdd>
+inline __m512 combine(__m512 a, __m512 b) {
+  if constexpr (kAdd)
+    return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(a), _mm512_castps_si512(b)));
+  return _mm512_max_ps(a, b);
+}
+
+// Horizontal max (or int32 sum) of each of v[0..15] into lane i of the result: a tree of
+// 128-bit and in-lane shuffles that halves the vector count per level (v is clobbered).
+// The tree leaves block 4p + j in element 4j + p; the final permute restores the order.
+template <bool kAdd>
+inline __m512 reduce16(__m512* v) {
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k)
+    v[k] = combine<kAdd>(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x44),
+                         _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xEE));
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k)
+    v[k] = combine<kAdd>(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x88),
+                         _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xDD));
+#pragma GCC unroll 2
+  for (int k = 0; k < 2; ++k)
+    v[k] = combine<kAdd>(_mm512_shuffle_ps(v[2 * k], v[2 * k + 1], 0x44),
+                         _mm512_shuffle_ps(v[2 * k], v[2 * k + 1], 0xEE));
+  v[0] = combine<kAdd>(_mm512_shuffle_ps(v[0], v[1], 0x88), _mm512_shuffle_ps(v[0], v[1], 0xDD));
+  const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+  return _mm512_permutexvar_ps(order, v[0]);
+}
+
+inline void quantize_block(const float* x, __m512 id, int8_t* q, __m512i* sum) {
+  const __m512i i0 = _mm512_cvttps_epi32(round_half_away(_mm512_mul_ps(_mm512_loadu_ps(x), id)));
+  const __m512i i1 =
+      _mm512_cvttps_epi32(round_half_away(_mm512_mul_ps(_mm512_loadu_ps(x + 16), id)));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtepi32_epi8(i0));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtepi32_epi8(i1));
+  *sum = _mm512_add_epi32(i0, i1);
+}
+
+// quantize_row_scalar with vectors, bit-identical: the same IEEE operations per block (F16C
+// rounds to nearest even like f32_to_fp16). Runs of 16 blocks do the per-block scalar steps
+// (amax, d, 1/d, f16 rounding, sum of quants) 16 at a time, one block per lane.
 void quantize_row_avx512(Kind kind, const float* x, int64_t K, int8_t* q, float* d, float* s,
                          int32_t* c, int64_t qstride, int64_t mstride) {
-  for (int64_t b = 0; b < K / 32; ++b, x += 32, q += qstride) {
-    const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+  const int64_t nb = K / 32;
+  int64_t b = 0;
+  for (; b + 16 <= nb; b += 16) {
+    const float* xb = x + b * 32;
+    __m512 v[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i)
+      v[i] = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(xb + 32 * i)),
+                           _mm512_abs_ps(_mm512_loadu_ps(xb + 32 * i + 16)));
+    const __m512 dd = _mm512_div_ps(reduce16<false>(v), _mm512_set1_ps(127.0f));
+    const __mmask16 nonzero = _mm512_cmp_ps_mask(dd, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    alignas(64) float idv[16];
+    _mm512_store_ps(idv, _mm512_maskz_div_ps(nonzero, _mm512_set1_ps(1.0f), dd));
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) {
+      __m512i sum;
+      quantize_block(xb + 32 * i, _mm512_set1_ps(idv[i]), q + (b + i) * qstride, &sum);
+      v[i] = _mm512_castsi512_ps(sum);
+    }
+    const __m512i asum = _mm512_castps_si512(reduce16<true>(v));
+    const __m512 dh =
+        _mm512_cvtph_ps(_mm512_cvtps_ph(dd, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    const int shift = kind == Kind::Q4_0 ? 3 : 7;  // c = -8 * asum or -128 * asum
+    const __m512i cv = kind == Kind::Q4_1 ? _mm512_setzero_si512()
+                                          : _mm512_sub_epi32(_mm512_setzero_si512(),
+                                                             _mm512_sll_epi32(asum, _mm_cvtsi32_si128(shift)));
+    alignas(64) float dv[16], sv[16];
+    alignas(64) int32_t cvv[16];
+    _mm512_store_ps(dv, dh);
+    _mm512_store_ps(sv, _mm512_mul_ps(dh, _mm512_cvtepi32_ps(asum)));
+    _mm512_store_si512(cvv, cv);
+    for (int i = 0; i < 16; ++i) {
+      d[(b + i) * mstride] = dv[i];
+      s[(b + i) * mstride] = sv[i];
+      c[(b + i) * mstride] = cvv[i];
+    }
+  }
+  for (; b < nb; ++b) {
+    const float* xb = x + b * 32;
+    const __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
     const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
     const float dd = amax / 127.0f, id = dd != 0.0f ? 1.0f / dd : 0.0f;
-    const __m512 vid = _mm512_set1_ps(id);
-    const __m512i i0 = _mm512_cvttps_epi32(round_half_away(_mm512_mul_ps(v0, vid)));
-    const __m512i i1 = _mm512_cvttps_epi32(round_half_away(_mm512_mul_ps(v1, vid)));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtepi32_epi8(i0));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtepi32_epi8(i1));
-    const int32_t asum = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+    __m512i sum;
+    quantize_block(xb, _mm512_set1_ps(id), q + b * qstride, &sum);
+    const int32_t asum = _mm512_reduce_add_epi32(sum);
     const float dh = _cvtsh_ss(_cvtss_sh(dd, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     finish_block(kind, asum, dh, d + b * mstride, s + b * mstride, c + b * mstride);
   }
