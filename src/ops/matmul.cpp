@@ -231,6 +231,8 @@ WeightView make_weight_view(GgmlType type, const void* data, int64_t rows, int64
 }
 
 void weight_row(const WeightView& w, int64_t r, float* out) {
+  // A packed view's blocks may have been released from memory: read the copy instead.
+  if (w.packed) return int8mm::packed_row(w, r, out);
   dequant_row(w.type, w.row(r), out, w.cols);
 }
 

@@ -462,6 +462,32 @@ void pack(const WeightView& w, uint8_t* dst) {
   pack_groups(w, 0, (w.rows + kGroup - 1) / kGroup, dst);
 }
 
+void packed_row(const WeightView& w, int64_t r, float* out) {
+  const Kind kind = kind_of(w.type);
+  const int64_t nb = w.cols / 32, i = r % kGroup;
+  const int QS = qs_bytes(kind);
+  const uint8_t* g = w.packed + (size_t)(r / kGroup) * nb * group_block_bytes(kind);
+  const uint8_t* scales = g + nb * QS;
+  for (int64_t b = 0; b < nb; ++b, out += 32) {
+    uint16_t h;
+    std::memcpy(&h, scales + (b * kGroup + i) * 2, 2);
+    const float d = fp16_to_f32(h);
+    float m = -8.0f * d;  // Q4_0's offset, as dequant_row applies it: fma(q, d, -8d)
+    if (kind == Kind::Q4_1) {
+      std::memcpy(&h, scales + (nb + b) * 32 + i * 2, 2);
+      m = fp16_to_f32(h);
+    }
+    for (int j = 0; j < 32; ++j) {
+      if (kind == Kind::Q8_0) {
+        out[j] = (float)(int8_t)(g[b * QS + (j / 4) * 64 + 4 * i + j % 4] ^ 0x80) * d;
+      } else {
+        const uint8_t byte = g[b * QS + (j % 16 / 4) * 64 + 4 * i + j % 4];
+        out[j] = std::fma((float)(j < 16 ? byte & 0xF : byte >> 4), d, m);
+      }
+    }
+  }
+}
+
 bool matmul(const WeightView& w, const float* x, int64_t T, float* y, ThreadPool& pool) {
 #if defined(__x86_64__)
   if (!cpu_has_kernels() || !supports(w) || T <= 0) return false;

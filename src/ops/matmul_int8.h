@@ -34,6 +34,9 @@ size_t packed_bytes(const WeightView& w);
 // Interleaves w into dst (packed_bytes(w), 64-byte aligned).
 void pack(const WeightView& w, uint8_t* dst);
 
+// Row r of a packed view in f32, bit-identical to dequant_row on its blocks.
+void packed_row(const WeightView& w, int64_t r, float* out);
+
 // y = W x through the int8 path on this CPU's kernels; false if not applicable
 // (no kernels or !supports(w)), leaving y untouched.
 bool matmul(const WeightView& w, const float* x, int64_t T, float* y, ThreadPool& pool);
