@@ -1,5 +1,6 @@
 // Kernel micro-benchmarks (Google Benchmark): matmul per weight type at decode (T = 1) and
-// prefill (T = 64) shapes of the default model, and attention at growing depth.
+// prefill (T = 64, 512) shapes of the default model, the int8 (VNNI) peak of one core, and
+// attention at growing depth.
 // Run: build/bin/glimpse_ops_bench [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
 
