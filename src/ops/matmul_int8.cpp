@@ -118,7 +118,7 @@ void pack_groups(const WeightView& w, int64_t g0, int64_t g1, uint8_t* dst) {
   const int QS = qs_bytes(kind);
   const size_t gbytes = (size_t)nb * group_block_bytes(kind), bb = block_bytes(kind);
   for (int64_t g = g0; g < g1; ++g, dst += gbytes) {
-    std::memset(dst, 0, gbytes);
+    if ((g + 1) * kGroup > w.rows) std::memset(dst, 0, gbytes);  // zero rows pad the last group
     uint8_t* scales = dst + nb * QS;
     uint8_t* mins = scales + nb * 32;
     for (int64_t i = 0; i < kGroup && g * kGroup + i < w.rows; ++i) {
@@ -126,7 +126,12 @@ void pack_groups(const WeightView& w, int64_t g0, int64_t g1, uint8_t* dst) {
       for (int64_t b = 0; b < nb; ++b, blk += bb) {
         uint8_t* qd = dst + b * QS + 4 * i;
         if (kind == Kind::Q8_0) {
-          for (int j = 0; j < 32; ++j) qd[(j / 4) * 64 + j % 4] = blk[2 + j] ^ 0x80;
+          for (int j = 0; j < 8; ++j) {  // q + 128 = q ^ 0x80, four bytes at a time
+            uint32_t v;
+            std::memcpy(&v, blk + 2 + 4 * j, 4);
+            v ^= 0x80808080u;
+            std::memcpy(qd + j * 64, &v, 4);
+          }
         } else {
           const uint8_t* qs = blk + (kind == Kind::Q4_1 ? 4 : 2);
           for (int j = 0; j < 4; ++j) std::memcpy(qd + j * 64, qs + 4 * j, 4);
@@ -568,11 +573,33 @@ void matmul_ref(const WeightView& w, const float* x, int64_t T, float* y) {
 
 }  // namespace int8mm
 
+namespace {
+// Storage for a packed copy. Large ones are mapped in 2 MiB pages where the kernel allows
+// (transparent huge pages on request): a few hundred page faults instead of tens of
+// thousands at load, and few TLB misses when the decode GEMV streams all the weights.
+std::shared_ptr<uint8_t> alloc_packed(size_t n) {
+  constexpr size_t kHuge = 2u << 20;
+  if (n >= 2 * kHuge) {
+    const size_t len = (n + kHuge - 1) / kHuge * kHuge;
+    void* p = mmap(nullptr, len + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    if (p != MAP_FAILED) {
+      // Align to 2 MiB inside the mapping; the whole mapping is released together.
+      uint8_t* base = static_cast<uint8_t*>(p);
+      uint8_t* a = reinterpret_cast<uint8_t*>(((uintptr_t)base + kHuge - 1) / kHuge * kHuge);
+      madvise(a, len, MADV_HUGEPAGE);
+      return std::shared_ptr<uint8_t>(a, [p, len](uint8_t*) { munmap(p, len + kHuge); });
+    }
+  }
+  return std::shared_ptr<uint8_t>(static_cast<uint8_t*>(std::aligned_alloc(64, (n + 63) / 64 * 64)),
+                                  &std::free);
+}
+}  // namespace
+
 WeightView pack_weights(const WeightView& w, bool drop_source) {
   if (!int8mm::cpu_has_kernels() || !int8mm::supports(w)) return w;
   const size_t n = int8mm::packed_bytes(w);
-  std::shared_ptr<uint8_t> buf(static_cast<uint8_t*>(std::aligned_alloc(64, (n + 63) / 64 * 64)),
-                               &std::free);
+  std::shared_ptr<uint8_t> buf = alloc_packed(n);
   int8mm::pack(w, buf.get());
   WeightView v = w;
   v.packed = buf.get();
