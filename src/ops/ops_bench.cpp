@@ -68,6 +68,10 @@ BENCHMARK(BM_Matmul)
     ->ArgsProduct({{(int)GgmlType::Q4_1}, {576}, {1536}, {512}, {1, 2}})
     ->ArgsProduct({{(int)GgmlType::Q8_0}, {1536}, {576}, {512}, {2}})
     ->UseRealTime();
+// Decode through the tied Q8_0 output matrix (49152 x 576, 30 MB: streams from memory).
+BENCHMARK(BM_Matmul)
+    ->ArgsProduct({{(int)GgmlType::Q8_0}, {49152}, {576}, {1}, {1, 2}})
+    ->UseRealTime();
 
 #if defined(__x86_64__)
 // Int8 roofline of one core: 12 independent chains of 512-bit vpdpbusd (u8 x s8, 64
