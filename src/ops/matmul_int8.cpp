@@ -64,8 +64,8 @@ struct AlignedBuf {
 // Activations rounded to 8 bits, tokens interleaved in tiles of `slots` (= the GEMM tile's
 // token count, fewer only when T is smaller) so that one pointer walks a whole tile:
 //   q  [T / slots][nb][slots][32] int8
-//   d, s, c  [T / slots][nb][slots]: d = the f16-rounded scale, s = d * asum (Q4_1's min
-//   term), c = the zero-point correction folded into the integer sum (-8 * asum for Q4_0,
+//   d, s, c  [T / slots][nb][slots]: d = the f16-rounded scale, s = f16(d * asum) (Q4_1's
+//   min term), c = the zero-point correction folded into the integer sum (-8 * asum for Q4_0,
 //   -128 * asum for Q8_0, 0 for Q4_1). T is rounded up to whole tiles.
 struct Acts {
   int8_t* q;
@@ -75,9 +75,11 @@ struct Acts {
   int64_t nb, slots;
 };
 
-void finish_block(Kind kind, int32_t asum, float dh, float* d, float* s, int32_t* c) {
+// s is rounded to f16 from the unrounded scale, as llama.cpp's q8_1 blocks store it, so
+// the Q4_1 min term matches its numerics.
+void finish_block(Kind kind, int32_t asum, float dd, float dh, float* d, float* s, int32_t* c) {
   *d = dh;
-  *s = dh * (float)asum;
+  *s = fp16_to_f32(f32_to_fp16(dd * (float)asum));
   *c = kind == Kind::Q4_0 ? -8 * asum : kind == Kind::Q8_0 ? -128 * asum : 0;
 }
 
@@ -94,7 +96,7 @@ void quantize_row_scalar(Kind kind, const float* x, int64_t K, int8_t* q, float*
       q[j] = (int8_t)std::round(x[j] * id);
       asum += q[j];
     }
-    finish_block(kind, asum, fp16_to_f32(f32_to_fp16(dd)), d + b * mstride, s + b * mstride,
+    finish_block(kind, asum, dd, fp16_to_f32(f32_to_fp16(dd)), d + b * mstride, s + b * mstride,
                  c + b * mstride);
   }
 }
@@ -232,7 +234,8 @@ void quantize_row_avx512(Kind kind, const float* x, int64_t K, int8_t* q, float*
     alignas(64) float dv[16], sv[16];
     alignas(64) int32_t cvv[16];
     _mm512_store_ps(dv, dh);
-    _mm512_store_ps(sv, _mm512_mul_ps(dh, _mm512_cvtepi32_ps(asum)));
+    _mm512_store_ps(sv, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_mul_ps(dd, _mm512_cvtepi32_ps(asum)),
+                                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
     _mm512_store_si512(cvv, cv);
     for (int i = 0; i < 16; ++i) {
       d[(b + i) * mstride] = dv[i];
@@ -249,7 +252,7 @@ void quantize_row_avx512(Kind kind, const float* x, int64_t K, int8_t* q, float*
     quantize_block(xb, _mm512_set1_ps(id), q + b * qstride, &sum);
     const int32_t asum = _mm512_reduce_add_epi32(sum);
     const float dh = _cvtsh_ss(_cvtss_sh(dd, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    finish_block(kind, asum, dh, d + b * mstride, s + b * mstride, c + b * mstride);
+    finish_block(kind, asum, dd, dh, d + b * mstride, s + b * mstride, c + b * mstride);
   }
 }
 

@@ -115,7 +115,18 @@ Stats compare(const WeightView& w, const std::vector<float>& x, const std::vecto
       double abs_sum = 0;
       for (int64_t k = 0; k < w.cols; ++k) abs_sum += std::fabs((double)row[k] * xb[t * w.cols + k]);
       const double err = std::fabs((double)y[t * w.rows + r] - ybound_ref[t * w.rows + r]);
-      s.worst_ratio = std::max(s.worst_ratio, err / (1e-5 * abs_sum + 1e-30));
+      // Q4_1's min term uses the activation block sum rounded to f16, as llama.cpp's q8_1
+      // blocks store it: allow one f16 rounding (2^-11 relative, doubled) of m * sum per block.
+      double min_term = 0;
+      if (quantized && w.type == GgmlType::Q4_1)
+        for (int64_t b = 0; b < w.cols / 32; ++b) {
+          uint16_t mh;
+          std::memcpy(&mh, w.row(r) + b * 20 + 2, 2);
+          double bsum = 0;
+          for (int j = 0; j < 32; ++j) bsum += xb[t * w.cols + b * 32 + j];
+          min_term += std::fabs((double)fp16_to_f32(mh) * bsum) * std::ldexp(1.0, -10);
+        }
+      s.worst_ratio = std::max(s.worst_ratio, err / (1e-5 * abs_sum + min_term + 1e-30));
       double qbound = 0;
       if (quantized) {
         for (int64_t b = 0; b < w.cols; b += 32) {
@@ -268,7 +279,9 @@ TEST(MatmulInt8, KernelsMatchScalarDefinitionBitForBit) {
             den += (double)yd[i] * yd[i];
           }
         }
-    EXPECT_LE(num / den, 1e-12) << ggml_type_name(t);
+    // Q4_1: the min term's f16-rounded activation sum (llama.cpp's q8_1 numerics) costs
+    // ~1e-9; the others only differ by float summation order.
+    EXPECT_LE(num / den, t == GgmlType::Q4_1 ? 1e-8 : 1e-12) << ggml_type_name(t);
     testing::Test::RecordProperty(std::string("int8_nmse_") + std::string(ggml_type_name(t)),
                                   std::to_string(num / den));
     std::printf("int8 path %s: nMSE vs double reference on rounded activations %.3g\n",
