@@ -31,7 +31,8 @@ WeightView matrix(const GgufFile& f, const std::string& name, int64_t cols, int6
   if (!is_supported_weight_type(t.type))
     fail("{}: tensor '{}' has type {}, which glimpse cannot compute with", f.source(), name,
          ggml_type_name(t.type));
-  return make_weight_view(t.type, t.data, rows, cols);
+  // Interleaved once for the int8 kernels where they apply, replacing the mapped pages.
+  return pack_weights(make_weight_view(t.type, t.data, rows, cols), /*drop_source=*/true);
 }
 
 std::vector<float> vector_f32(const GgufFile& f, const std::string& name, int64_t n,

@@ -203,6 +203,7 @@ HWY_AFTER_NAMESPACE();
 #include <cmath>
 #include <vector>
 
+#include "ops/matmul_int8.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
 
@@ -230,6 +231,8 @@ WeightView make_weight_view(GgmlType type, const void* data, int64_t rows, int64
 }
 
 void weight_row(const WeightView& w, int64_t r, float* out) {
+  // A packed view's blocks may have been released from memory: read the copy instead.
+  if (w.packed) return int8mm::packed_row(w, r, out);
   dequant_row(w.type, w.row(r), out, w.cols);
 }
 
@@ -241,6 +244,7 @@ void matmul_rows(const WeightView& w, const float* x, int64_t T, float* y, int64
 }  // namespace detail
 
 void matmul(const WeightView& w, const float* x_in, int64_t T, float* y, ThreadPool& pool) {
+  if (int8mm::matmul(w, x_in, T, y, pool)) return;
   constexpr int64_t kPanel = 16;
   // Quantized weights multiply 8-bit activations (32-element blocks, f16 scale), the
   // numerics of the reference engine and of integer dot-product kernels.

@@ -1,9 +1,13 @@
 // Kernel micro-benchmarks (Google Benchmark): matmul per weight type at decode (T = 1) and
-// prefill (T = 64) shapes of the default model, and attention at growing depth.
+// prefill (T = 64, 512) shapes of the default model, the int8 (VNNI) peak of one core, and
+// attention at growing depth.
 // Run: build/bin/glimpse_ops_bench [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
 
 #include <random>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <vector>
 
 #include "ops/attention.h"
@@ -34,8 +38,12 @@ void BM_Matmul(benchmark::State& st) {
   const auto type = (GgmlType)st.range(0);
   const int64_t rows = st.range(1), cols = st.range(2), T = st.range(3);
   const auto w = random_weights(type, rows, cols);
-  const WeightView view = make_weight_view(type, w.data(), rows, cols);
-  std::vector<float> x(T * cols, 0.5f), y(T * rows);
+  // As the model loads them: interleaved for the int8 kernels where the CPU has them.
+  const WeightView view = pack_weights(make_weight_view(type, w.data(), rows, cols), false);
+  std::vector<float> x(T * cols), y(T * rows);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd;
+  for (auto& e : x) e = nd(rng);
   ThreadPool pool((int)st.range(4));
   for (auto _ : st) {
     matmul(view, x.data(), T, y.data(), pool);
@@ -52,6 +60,61 @@ void BM_Matmul(benchmark::State& st) {
 BENCHMARK(BM_Matmul)
     ->ArgsProduct({{(int)GgmlType::Q4_1, (int)GgmlType::Q8_0}, {1536}, {576}, {1, 64}, {1, 2}})
     ->UseRealTime();
+// Prefill batch of 512 tokens through the SmolLM2-135M shapes: q/o (576 -> 576),
+// gate/up (576 -> 1536), down (1536 -> 576).
+BENCHMARK(BM_Matmul)
+    ->ArgsProduct({{(int)GgmlType::Q4_1}, {576}, {576}, {512}, {1, 2}})
+    ->ArgsProduct({{(int)GgmlType::Q4_1}, {1536}, {576}, {512}, {1, 2}})
+    ->ArgsProduct({{(int)GgmlType::Q4_1}, {576}, {1536}, {512}, {1, 2}})
+    ->ArgsProduct({{(int)GgmlType::Q8_0}, {1536}, {576}, {512}, {2}})
+    ->UseRealTime();
+// Decode through the tied Q8_0 output matrix (49152 x 576, 30 MB: streams from memory).
+BENCHMARK(BM_Matmul)
+    ->ArgsProduct({{(int)GgmlType::Q8_0}, {49152}, {576}, {1}, {1, 2}})
+    ->UseRealTime();
+
+#if defined(__x86_64__)
+// Int8 roofline of one core: 12 independent chains of 512-bit vpdpbusd (u8 x s8, 64
+// multiply-adds each, counted as 128 ops) with no loads, the most any int8 matmul kernel
+// can issue. Named accumulators (no array) so that they stay in registers.
+__attribute__((target("avx512f,avx512vnni"))) void vnni_peak_loop(int64_t iters, int32_t* out) {
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+          a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+  __m512i u = _mm512_set1_epi8(3), s = _mm512_set1_epi8(-5);
+  asm volatile("" : "+v"(u), "+v"(s));
+  for (int64_t i = 0; i < iters; ++i) {
+#define GLIMPSE_DP(a) a = _mm512_dpbusd_epi32(a, u, s)
+    GLIMPSE_DP(a0); GLIMPSE_DP(a1); GLIMPSE_DP(a2); GLIMPSE_DP(a3); GLIMPSE_DP(a4);
+    GLIMPSE_DP(a5); GLIMPSE_DP(a6); GLIMPSE_DP(a7); GLIMPSE_DP(a8); GLIMPSE_DP(a9);
+    GLIMPSE_DP(a10); GLIMPSE_DP(a11);
+#undef GLIMPSE_DP
+    // Opaque to the compiler: the 12 identical chains must not be merged.
+    asm volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5));
+    asm volatile("" : "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
+  }
+  a0 = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
+                        _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
+  a0 = _mm512_add_epi32(a0, _mm512_add_epi32(_mm512_add_epi32(a8, a9), _mm512_add_epi32(a10, a11)));
+  _mm512_storeu_si512(out, a0);
+}
+
+void BM_VnniPeak(benchmark::State& st) {
+  if (!__builtin_cpu_supports("avx512vnni")) {
+    st.SkipWithError("no AVX-512 VNNI");
+    return;
+  }
+  constexpr int64_t kIters = 1 << 16;
+  alignas(64) int32_t out[16];
+  for (auto _ : st) {
+    vnni_peak_loop(kIters, out);
+    benchmark::DoNotOptimize(out);
+  }
+  st.counters["GOPS"] = benchmark::Counter(kIters * 12.0 * 128,
+                                           benchmark::Counter::kIsIterationInvariantRate,
+                                           benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_VnniPeak);
+#endif
 
 void BM_Attention(benchmark::State& st) {
   const int64_t depth = st.range(0), T = st.range(1);

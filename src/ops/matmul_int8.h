@@ -1,0 +1,48 @@
+// Integer matmul for Q4_0 / Q4_1 / Q8_0 weights (internal to src/ops).
+//
+// The activations are rounded to 8 bits per 32-element block exactly as the float path
+// does (d = amax/127 stored as f16, q = round(x/d)), and each output is
+//
+//   y[t][r] = sum over blocks b, in order, of
+//               acc = fma(float(isum), dw * da, acc)       (then for Q4_1)
+//               acc = fma(mw, da * asum, acc)
+//   isum    = exact int32 dot product of the block's weight quants with the activation
+//             quants (Q4_0 and Q8_0 fold their zero point in: isum - 8*asum, - 128*asum)
+//   dw, mw  = the weight block's scale and min (f16 -> f32), da = the activation's scale,
+//   asum    = sum of the activation quants of the block.
+//
+// Every kernel (AVX-512 VNNI GEMM / GEMV, scalar reference) performs exactly these float
+// operations per output, so results do not depend on the kernel, the tile shape, T or the
+// thread split. The float path in matmul.cpp is used where no int8 kernel exists.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/matmul.h"
+
+namespace glimpse {
+namespace int8mm {
+
+// The CPU has the int8 kernels (AVX-512 F/BW + VNNI, F16C).
+bool cpu_has_kernels();
+
+// Whether w is handled by the int8 path (type and shape; not the CPU).
+bool supports(const WeightView& w);
+
+// Bytes of the interleaved layout of w (supports(w)), rows padded to groups of 16.
+size_t packed_bytes(const WeightView& w);
+// Interleaves w into dst (packed_bytes(w), 64-byte aligned).
+void pack(const WeightView& w, uint8_t* dst);
+
+// Row r of a packed view in f32, bit-identical to dequant_row on its blocks.
+void packed_row(const WeightView& w, int64_t r, float* out);
+
+// y = W x through the int8 path on this CPU's kernels; false if not applicable
+// (no kernels or !supports(w)), leaving y untouched.
+bool matmul(const WeightView& w, const float* x, int64_t T, float* y, ThreadPool& pool);
+
+// The definition above in plain scalar code, reading the GGUF blocks (single-threaded).
+void matmul_ref(const WeightView& w, const float* x, int64_t T, float* y);
+
+}  // namespace int8mm
+}  // namespace glimpse
