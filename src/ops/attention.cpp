@@ -1,223 +1,524 @@
-// Tiled attention: a work unit is (KV head, block of kQueryBlock tokens); its G query heads
-// x tokens form the rows of a Q tile that streams over key blocks of kKeyBlock entries,
-// so each key/value is converted from f16 once per unit and shared by the whole GQA group.
-// Scores of a unit are kept as [rows][keys] (at most 16*G rows), never T x T.
+// Fused causal attention with online softmax, tiled over keys, GQA-aware, split-K capable.
+//
+// Decomposition. A work unit is (KV head g, block of <= kQueryBlock tokens); its rows are the
+// G query heads x tokens of the block (row r = t_local * G + gi), so each key/value tile is
+// loaded and converted once and used by the whole GQA group. The keys a unit sees are cut into
+// chunks of kChunk entries aligned at absolute key index 0, and chunks into tiles of kKeyTile
+// keys. ChunkPartial runs an online softmax over one chunk's tiles and yields, per row,
+// (m = running max, l = sum of p, acc = sum of p * v); MergePartial folds chunk partials into
+// a running state in chunk order.
+//
+// Determinism. The tiles, chunks and merge order a query goes through depend only on how many
+// keys it sees, and every row is computed by the same sequence of operations whichever rows
+// share its tile. So:
+//  * decode (few query blocks) computes a head's chunks on different threads (split-K, as
+//    flash-decoding) and merges them afterwards, while prefill walks the chunks of a unit in
+//    order on one thread; both yield bit-identical outputs, whatever the thread count;
+//  * a token attended in a batch of 512 gets exactly the output it gets when decoded alone.
+//
+// Numerics (as the reference engine): q is rounded to f16 before the dot products with the
+// f16 keys, and each probability p = exp(s - m_running) is rounded to f16 before it
+// multiplies the f16 values; l sums the rounded p, so the output is a convex combination.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/attention.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
+#include <hwy/aligned_allocator.h>
+#include <hwy/cache_control.h>
 #include <hwy/contrib/math/math-inl.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "ops/attention.h"
 #include "util/fp16.h"
+#include "util/thread_pool.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace glimpse {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-constexpr int64_t kQueryBlock = 16;
-constexpr int64_t kKeyBlock = 64;
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
 
-void F16ToF32(const uint16_t* src, float* dst, int64_t n) {
-  const hn::ScalableTag<float> df;
-  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
-  const int64_t N = (int64_t)hn::Lanes(df);
-  int64_t i = 0;
-  for (; i + N <= n; i += N)
-    hn::StoreU(hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(src) + i)),
-               df, dst + i);
-  for (; i < n; ++i) dst[i] = fp16_to_f32(src[i]);
-}
+constexpr int64_t kQueryBlock = 16;  // tokens per work unit
+constexpr int64_t kKeyTile = 64;     // keys per online-softmax step (a multiple of 4 lanes)
+constexpr int64_t kChunk = 256;      // keys per split-K partial (a multiple of kKeyTile)
+constexpr int kRowBlock = 6;         // rows per register block: 6 x 4 accumulators
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// kt[c][j] = k[j][c]: a key block transposed so scores vectorize over keys.
-// k: [nk][d] f32, kt: [d][kKeyBlock] f32 (columns >= nk left as they are).
-void TransposeKeys(const float* k, int64_t nk, int64_t d, float* kt) {
-  for (int64_t j = 0; j < nk; ++j)
-    for (int64_t c = 0; c < d; ++c) kt[c * kKeyBlock + j] = k[j * d + c];
-}
-
-// s[r][j] = dot(q[r], k[j]) for r < nr, j < nk, from the transposed block kt. Broadcast
-// q[r][c] times a row of kt: no horizontal reductions. q: [nr][d], s: [nr][ld].
-void Scores(const float* q, int64_t nr, const float* kt, int64_t nk, int64_t d, float* s,
-            int64_t ld) {
-  const hn::ScalableTag<float> df;
-  const int64_t N = (int64_t)hn::Lanes(df);
-  for (int64_t r = 0; r < nr; ++r) {
-    const float* qr = q + r * d;
-    float* sr = s + r * ld;
-    int64_t j = 0;
-    for (; j + 2 * N <= nk; j += 2 * N) {
-      auto a0 = hn::Zero(df), a1 = hn::Zero(df);
-      for (int64_t c = 0; c < d; ++c) {
-        const auto qc = hn::Set(df, qr[c]);
-        a0 = hn::MulAdd(qc, hn::LoadU(df, kt + c * kKeyBlock + j), a0);
-        a1 = hn::MulAdd(qc, hn::LoadU(df, kt + c * kKeyBlock + j + N), a1);
-      }
-      hn::StoreU(a0, df, sr + j);
-      hn::StoreU(a1, df, sr + j + N);
+// Growable 64-byte aligned float buffer (whole-vector loads never split a cache line).
+struct Buf {
+  hwy::AlignedFreeUniquePtr<float[]> p;
+  size_t n = 0;
+  float* get(size_t need) {
+    if (need > n) {
+      p = hwy::AllocateAligned<float>(need);
+      n = need;
     }
-    for (; j < nk; ++j) {
-      float a = 0.0f;
-      for (int64_t c = 0; c < d; ++c) a += qr[c] * kt[c * kKeyBlock + j];
-      sr[j] = a;
-    }
+    return p.get();
   }
-}
-
-// x[0..n) *= scale; returns the max.
-float ScaleMax(float* x, int64_t n, float scale) {
-  const hn::ScalableTag<float> df;
-  const int64_t N = (int64_t)hn::Lanes(df);
-  const auto vs = hn::Set(df, scale);
-  auto vmax = hn::Set(df, -std::numeric_limits<float>::infinity());
-  int64_t j = 0;
-  for (; j + N <= n; j += N) {
-    const auto v = hn::Mul(hn::LoadU(df, x + j), vs);
-    hn::StoreU(v, df, x + j);
-    vmax = hn::Max(vmax, v);
-  }
-  float mx = hn::GetLane(hn::MaxOfLanes(df, vmax));
-  for (; j < n; ++j) mx = std::max(mx, x[j] *= scale);
-  return mx;
-}
-
-// x[0..n) = f16(x * inv): normalised probabilities rounded to f16.
-void NormalizeRoundF16(float* x, int64_t n, float inv) {
-  const hn::ScalableTag<float> df;
-  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
-  const int64_t N = (int64_t)hn::Lanes(df);
-  const auto vi = hn::Set(df, inv);
-  int64_t j = 0;
-  for (; j + N <= n; j += N)
-    hn::StoreU(hn::PromoteTo(df, hn::DemoteTo(dh, hn::Mul(hn::LoadU(df, x + j), vi))), df, x + j);
-  for (; j < n; ++j) x[j] = fp16_to_f32(f32_to_fp16(x[j] * inv));
-}
-
-// p[0..n) = exp(x[0..n) - m); returns the sum.
-float ExpShifted(float* x, int64_t n, float m) {
-  const hn::ScalableTag<float> df;
-  const int64_t N = (int64_t)hn::Lanes(df);
-  const auto vm = hn::Set(df, m);
-  auto vsum = hn::Zero(df);
-  int64_t j = 0;
-  for (; j + N <= n; j += N) {
-    const auto e = hn::Exp(df, hn::Sub(hn::LoadU(df, x + j), vm));
-    hn::StoreU(e, df, x + j);
-    vsum = hn::Add(vsum, e);
-  }
-  float sum = hn::GetLane(hn::SumOfLanes(df, vsum));
-  for (; j < n; ++j) {
-    x[j] = std::exp(x[j] - m);
-    sum += x[j];
-  }
-  return sum;
-}
-
-// o[0..d) = o * corr + sum_j p[j] * v[j][0..d)
-void AccumulatePV(float* o, float corr, const float* p, const float* v, int64_t nk, int64_t d) {
-  const hn::ScalableTag<float> df;
-  const int64_t N = (int64_t)hn::Lanes(df);
-  int64_t c = 0;
-  for (; c + 4 * N <= d; c += 4 * N) {
-    const auto vc = hn::Set(df, corr);
-    auto a0 = hn::Mul(hn::LoadU(df, o + c), vc);
-    auto a1 = hn::Mul(hn::LoadU(df, o + c + N), vc);
-    auto a2 = hn::Mul(hn::LoadU(df, o + c + 2 * N), vc);
-    auto a3 = hn::Mul(hn::LoadU(df, o + c + 3 * N), vc);
-    for (int64_t j = 0; j < nk; ++j) {
-      const auto pj = hn::Set(df, p[j]);
-      const float* vr = v + j * d + c;
-      a0 = hn::MulAdd(pj, hn::LoadU(df, vr), a0);
-      a1 = hn::MulAdd(pj, hn::LoadU(df, vr + N), a1);
-      a2 = hn::MulAdd(pj, hn::LoadU(df, vr + 2 * N), a2);
-      a3 = hn::MulAdd(pj, hn::LoadU(df, vr + 3 * N), a3);
-    }
-    hn::StoreU(a0, df, o + c);
-    hn::StoreU(a1, df, o + c + N);
-    hn::StoreU(a2, df, o + c + 2 * N);
-    hn::StoreU(a3, df, o + c + 3 * N);
-  }
-  for (; c < d; ++c) {
-    float a = o[c] * corr;
-    for (int64_t j = 0; j < nk; ++j) a += p[j] * v[j * d + c];
-    o[c] = a;
-  }
-}
-
-struct UnitScratch {
-  std::vector<float> q, k, v, s, o;
 };
 
-// Rounds through f16, as the reference engine does for q (dot with f16 keys) and for the
-// attention probabilities (product with f16 values); matching these roundings keeps
-// glimpse's logits within noise of llama.cpp's.
-inline float round_f16(float x) { return fp16_to_f32(f32_to_fp16(x)); }
+// Head dimension padded to whole groups of 4 vectors (the PV register block).
+int64_t PaddedDim(int64_t d) {
+  const int64_t w = 4 * (int64_t)hn::Lanes(DF());
+  return (d + w - 1) / w * w;
+}
 
-void AttentionUnit(const AttentionParams& p, const float* q, int64_t T, const KvHeadView& kv,
-                   int g, int64_t t0, float* out, UnitScratch& sc) {
-  const int64_t d = p.head_dim;
-  const int64_t G = p.n_head / p.n_kv_head;
+// dst[0..dp) = f32(src[0..d)), zero padded.
+void F16RowToF32(const uint16_t* src, int64_t d, float* dst, int64_t dp) {
+  const DF df;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  const int64_t N = (int64_t)hn::Lanes(df);
+  int64_t i = 0;
+  for (; i + N <= d; i += N)
+    hn::Store(hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(src) + i)),
+              df, dst + i);
+  for (; i < d; ++i) dst[i] = fp16_to_f32(src[i]);
+  for (; i < dp; ++i) dst[i] = 0.0f;
+}
+
+// kt[c][j] = f32(k[j][c]) for c < d rounded up to lanes, j < kKeyTile; zero where j >= nk or
+// c >= d. k: [nk][d] f16, kt: [*][kKeyTile]. Scores then vectorize over keys with no
+// horizontal sums.
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+// One 16 x 16 block: rows of src (stride ls) become columns of dst (stride ld).
+HWY_INLINE void Transpose16(__m512 r[16], float* dst, int64_t ld) {
+  __m512 t[16];
+  HWY_UNROLL(16)
+  for (int i = 0; i < 16; i += 2) {  // 32-bit interleave of row pairs
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  HWY_UNROLL(16)
+  for (int i = 0; i < 16; i += 4) {  // r[i + k] lane block L: column 4L + k of rows i..i+3
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 1] =
+        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 2] = _mm512_castpd_ps(
+        _mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    r[i + 3] = _mm512_castpd_ps(
+        _mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+  }
+  HWY_UNROLL(16)
+  for (int k = 0; k < 4; ++k) {  // 128-bit blocks: columns k, k+8 / k+4, k+12 of 8 rows
+    t[k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88);
+    t[4 + k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xdd);
+    t[8 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88);
+    t[12 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xdd);
+  }
+  HWY_UNROLL(16)
+  for (int k = 0; k < 4; ++k) {
+    _mm512_store_ps(dst + k * ld, _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88));
+    _mm512_store_ps(dst + (k + 8) * ld, _mm512_shuffle_f32x4(t[k], t[8 + k], 0xdd));
+    _mm512_store_ps(dst + (k + 4) * ld, _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0x88));
+    _mm512_store_ps(dst + (k + 12) * ld, _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0xdd));
+  }
+}
+
+void LoadKeysTransposed(const uint16_t* k, int64_t nk, int64_t d, float* kt) {
+  alignas(64) float stage[16 * 16];
+  for (int64_t jb = 0; jb < kKeyTile; jb += 16)
+    for (int64_t cb = 0; cb < d; cb += 16) {
+      __m512 r[16];
+      if (jb + 16 <= nk && cb + 16 <= d) {  // full block straight from f16
+        HWY_UNROLL(16)
+        for (int i = 0; i < 16; ++i)
+          r[i] = _mm512_cvtph_ps(
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + (jb + i) * d + cb)));
+      } else {  // edge block: zero padded copy first
+        for (int i = 0; i < 16; ++i)
+          for (int c = 0; c < 16; ++c)
+            stage[i * 16 + c] =
+                (jb + i < nk && cb + c < d) ? fp16_to_f32(k[(jb + i) * d + cb + c]) : 0.0f;
+        for (int i = 0; i < 16; ++i) r[i] = _mm512_load_ps(stage + i * 16);
+      }
+      Transpose16(r, kt + cb * kKeyTile + jb, kKeyTile);
+    }
+}
+#else
+void LoadKeysTransposed(const uint16_t* k, int64_t nk, int64_t d, float* kt) {
+  for (int64_t c = 0; c < d; ++c)
+    for (int64_t j = 0; j < kKeyTile; ++j)
+      kt[c * kKeyTile + j] = j < nk ? fp16_to_f32(k[j * d + c]) : 0.0f;
+}
+#endif
+
+// s[r][0..kKeyTile) = sum_c q[r][c] * kt[c][.] for r < kRows: one FMA chain per score, in
+// order of c, whatever kRows is. q: [kRows][ldq], kt: [d][kKeyTile], s: [kRows][kKeyTile].
+template <int kRows>
+HWY_INLINE void ScoreRows(const float* HWY_RESTRICT q, int64_t ldq, const float* HWY_RESTRICT kt,
+                          int64_t d, float* HWY_RESTRICT s) {
+  const DF df;
+  const int64_t N = (int64_t)hn::Lanes(df);
+  for (int64_t j = 0; j < kKeyTile; j += 4 * N) {
+    VF a[kRows][4];
+    HWY_UNROLL(6)
+    for (int r = 0; r < kRows; ++r)
+      for (int i = 0; i < 4; ++i) a[r][i] = hn::Zero(df);
+    for (int64_t c = 0; c < d; ++c) {
+      const float* kr = kt + c * kKeyTile + j;
+      const VF k0 = hn::Load(df, kr), k1 = hn::Load(df, kr + N);
+      const VF k2 = hn::Load(df, kr + 2 * N), k3 = hn::Load(df, kr + 3 * N);
+      HWY_UNROLL(6)
+      for (int r = 0; r < kRows; ++r) {
+        const VF qc = hn::Set(df, q[r * ldq + c]);
+        a[r][0] = hn::MulAdd(qc, k0, a[r][0]);
+        a[r][1] = hn::MulAdd(qc, k1, a[r][1]);
+        a[r][2] = hn::MulAdd(qc, k2, a[r][2]);
+        a[r][3] = hn::MulAdd(qc, k3, a[r][3]);
+      }
+    }
+    HWY_UNROLL(6)
+    for (int r = 0; r < kRows; ++r)
+      for (int i = 0; i < 4; ++i) hn::Store(a[r][i], df, s + r * kKeyTile + j + i * N);
+  }
+}
+
+// acc[r] = acc[r] * corr[r] (if corr) then += p[r][j] * v[j] for j in [j0, j1), in order of j.
+// p: [kRows][kKeyTile], v: [kKeyTile][dp], acc: [kRows][dp].
+template <int kRows>
+HWY_INLINE void PvRows(const float* HWY_RESTRICT p, const float* HWY_RESTRICT v, int64_t dp,
+                       int64_t j0, int64_t j1, const float* corr, float* HWY_RESTRICT acc) {
+  const DF df;
+  const int64_t N = (int64_t)hn::Lanes(df);
+  for (int64_t c = 0; c < dp; c += 4 * N) {
+    VF a[kRows][4];
+    HWY_UNROLL(6)
+    for (int r = 0; r < kRows; ++r)
+      for (int i = 0; i < 4; ++i) {
+        a[r][i] = hn::Load(df, acc + r * dp + c + i * N);
+        if (corr) a[r][i] = hn::Mul(a[r][i], hn::Set(df, corr[r]));
+      }
+    for (int64_t j = j0; j < j1; ++j) {
+      const float* vr = v + j * dp + c;
+      const VF v0 = hn::Load(df, vr), v1 = hn::Load(df, vr + N);
+      const VF v2 = hn::Load(df, vr + 2 * N), v3 = hn::Load(df, vr + 3 * N);
+      HWY_UNROLL(6)
+      for (int r = 0; r < kRows; ++r) {
+        const VF pj = hn::Set(df, p[r * kKeyTile + j]);
+        a[r][0] = hn::MulAdd(pj, v0, a[r][0]);
+        a[r][1] = hn::MulAdd(pj, v1, a[r][1]);
+        a[r][2] = hn::MulAdd(pj, v2, a[r][2]);
+        a[r][3] = hn::MulAdd(pj, v3, a[r][3]);
+      }
+    }
+    HWY_UNROLL(6)
+    for (int r = 0; r < kRows; ++r)
+      for (int i = 0; i < 4; ++i) hn::Store(a[r][i], df, acc + r * dp + c + i * N);
+  }
+}
+
+// As PvRows, with v read as f16 rows of stride d straight from the cache (d a multiple of 4
+// lanes): for a single row block (decode), converting V once per row block costs nothing
+// extra and saves a store and reload of the tile. The conversion is exact: same results.
+template <int kRows>
+HWY_INLINE void PvRowsF16(const float* HWY_RESTRICT p, const uint16_t* HWY_RESTRICT v16,
+                          int64_t d, int64_t j0, int64_t j1, const float* corr,
+                          float* HWY_RESTRICT acc) {
+  const DF df;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  const int64_t N = (int64_t)hn::Lanes(df);
+  const hwy::float16_t* v = reinterpret_cast<const hwy::float16_t*>(v16);
+  for (int64_t c = 0; c < d; c += 4 * N) {
+    VF a[kRows][4];
+    HWY_UNROLL(6)
+    for (int r = 0; r < kRows; ++r)
+      for (int i = 0; i < 4; ++i) {
+        a[r][i] = hn::Load(df, acc + r * d + c + i * N);
+        if (corr) a[r][i] = hn::Mul(a[r][i], hn::Set(df, corr[r]));
+      }
+    for (int64_t j = j0; j < j1; ++j) {
+      const hwy::float16_t* vr = v + j * d + c;
+      const VF v0 = hn::PromoteTo(df, hn::LoadU(dh, vr));
+      const VF v1 = hn::PromoteTo(df, hn::LoadU(dh, vr + N));
+      const VF v2 = hn::PromoteTo(df, hn::LoadU(dh, vr + 2 * N));
+      const VF v3 = hn::PromoteTo(df, hn::LoadU(dh, vr + 3 * N));
+      HWY_UNROLL(6)
+      for (int r = 0; r < kRows; ++r) {
+        const VF pj = hn::Set(df, p[r * kKeyTile + j]);
+        a[r][0] = hn::MulAdd(pj, v0, a[r][0]);
+        a[r][1] = hn::MulAdd(pj, v1, a[r][1]);
+        a[r][2] = hn::MulAdd(pj, v2, a[r][2]);
+        a[r][3] = hn::MulAdd(pj, v3, a[r][3]);
+      }
+    }
+    HWY_UNROLL(6)
+    for (int r = 0; r < kRows; ++r)
+      for (int i = 0; i < 4; ++i) hn::Store(a[r][i], df, acc + r * d + c + i * N);
+  }
+}
+
+// Row blocks of kRowBlock, then the remainder, through the fixed-size kernels.
+template <class F>
+HWY_INLINE void ForRowBlocks(int64_t r0, int64_t r1, const F& f) {
+  int64_t r = r0;
+  for (; r + kRowBlock <= r1; r += kRowBlock) f(r, std::integral_constant<int, kRowBlock>());
+  switch (r1 - r) {
+    case 5: f(r, std::integral_constant<int, 5>()); break;
+    case 4: f(r, std::integral_constant<int, 4>()); break;
+    case 3: f(r, std::integral_constant<int, 3>()); break;
+    case 2: f(r, std::integral_constant<int, 2>()); break;
+    case 1: f(r, std::integral_constant<int, 1>()); break;
+    default: break;
+  }
+}
+
+// One online-softmax step for a row: s[0..kKeyTile) raw scores of which the first nk are
+// visible. Turns s into f16-rounded p = exp(scale * s - m_new) (0 where masked), updates
+// m and l, returns the factor the row's accumulator must be rescaled by.
+HWY_INLINE float SoftmaxStep(float* HWY_RESTRICT s, int64_t nk, float scale, float& m, float& l) {
+  const DF df;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  const int64_t N = (int64_t)hn::Lanes(df);
+  const VF vscale = hn::Set(df, scale), vninf = hn::Set(df, kNegInf);
+  VF vmax = vninf;
+  for (int64_t j = 0; j < kKeyTile; j += N) {
+    const auto visible = hn::FirstN(df, (size_t)std::clamp<int64_t>(nk - j, 0, N));
+    const VF x = hn::IfThenElse(visible, hn::Mul(hn::Load(df, s + j), vscale), vninf);
+    hn::Store(x, df, s + j);
+    vmax = hn::Max(vmax, x);
+  }
+  const float m_new = std::max(m, hn::GetLane(hn::MaxOfLanes(df, vmax)));
+  const float corr = std::exp(m - m_new);  // 0 on the first tile (m = -inf), 1 if unchanged
+  const VF vm = hn::Set(df, m_new);
+  VF vsum = hn::Zero(df);
+  for (int64_t j = 0; j < kKeyTile; j += N) {  // masked: exp(-inf) = 0
+    const VF e = hn::Exp(df, hn::Sub(hn::Load(df, s + j), vm));
+    const VF pr = hn::PromoteTo(df, hn::DemoteTo(dh, e));
+    hn::Store(pr, df, s + j);
+    vsum = hn::Add(vsum, pr);
+  }
+  l = std::fma(l, corr, hn::GetLane(hn::SumOfLanes(df, vsum)));
+  m = m_new;
+  return corr;
+}
+
+// A unit: rows of one KV head's query block, q already rounded to f16 and padded.
+struct Unit {
+  const float* q = nullptr;  // [R][dp]
+  int64_t R = 0, G = 1, d = 0, dp = 0;
+  const uint16_t* k = nullptr;  // [n_keys][d] f16
+  const uint16_t* v = nullptr;
+  int64_t lim0 = 0;  // keys row 0 sees; row r sees lim0 + r / G
+  float scale = 1.0f;
+  int64_t n_keys() const { return lim0 + R / G - 1; }
+  int64_t n_chunks() const { return (n_keys() + kChunk - 1) / kChunk; }
+};
+
+// Per-row softmax state: acc [R][dp], m [R], l [R] in one buffer of StateSize floats.
+struct State {
+  float* acc;
+  float* m;
+  float* l;
+};
+int64_t StateSize(int64_t R, int64_t dp) { return (R * (dp + 2) + 15) / 16 * 16; }
+State StateAt(float* base, int64_t R, int64_t dp) {
+  return {base, base + R * dp, base + R * dp + R};
+}
+void ClearState(State st, int64_t R, int64_t dp) {
+  std::fill(st.acc, st.acc + R * dp, 0.0f);
+  std::fill(st.m, st.m + R, kNegInf);
+  std::fill(st.l, st.l + R, 0.0f);
+}
+
+struct TileScratch {
+  Buf kt, vf, s, corr;
+};
+
+// Online softmax over the keys [c0, c0 + kChunk) of u (clipped to what each row sees),
+// starting from an empty state. Rows that see none of these keys keep m = -inf.
+HWY_NOINLINE void ChunkPartial(const Unit& u, int64_t c0, State st, TileScratch& sc) {
+  const int64_t R = u.R, G = u.G, d = u.d, dp = u.dp;
+  const int64_t c1 = std::min(c0 + kChunk, u.n_keys());
+  float* kt = sc.kt.get(PaddedDim(d) * kKeyTile);
+  float* vf = sc.vf.get(kKeyTile * dp);
+  float* s = sc.s.get(R * kKeyTile);
+  float* corr = sc.corr.get(R);
+  ClearState(st, R, dp);
+  for (int64_t kb = c0; kb < c1; kb += kKeyTile) {
+    const int64_t nk = std::min(kKeyTile, c1 - kb);
+    // Rows that see key kb: row r sees lim0 + r / G keys, rows are sorted by token.
+    const int64_t r0 = std::max<int64_t>(0, kb - u.lim0 + 1) * G;
+    auto visible = [&](int64_t r) { return std::min(nk, u.lim0 + r / G - kb); };
+    // Prefetch this tile's and the next tile's K and V lines (the next one is prefetched
+    // again as the current one): measured on Zen 5 with the cache in DRAM, issuing the
+    // tile's misses at once nearly halves decode time against demand loads and hardware
+    // streams alone (which restart at every 4 KiB page); prefetching further ahead did not
+    // help, and the extra prefetches cost ~15% when K/V sit in L3.
+    for (int64_t e = kb * d, pe = std::min(kb + 2 * kKeyTile, u.n_keys()) * d; e < pe; e += 32) {
+      hwy::Prefetch(u.k + e);
+      hwy::Prefetch(u.v + e);
+    }
+    LoadKeysTransposed(u.k + kb * d, nk, d, kt);
+    ForRowBlocks(r0, R, [&](int64_t r, auto rows) {
+      ScoreRows<decltype(rows)::value>(u.q + r * dp, dp, kt, d, s + r * kKeyTile);
+    });
+    for (int64_t r = r0; r < R; ++r)
+      corr[r] = SoftmaxStep(s + r * kKeyTile, visible(r), u.scale, st.m[r], st.l[r]);
+    if (R - r0 <= kRowBlock && d == dp) {  // one row block: V straight from f16
+      ForRowBlocks(r0, R, [&](int64_t r, auto rows) {
+        constexpr int kRows = decltype(rows)::value;
+        const int64_t j_common = visible(r);
+        PvRowsF16<kRows>(s + r * kKeyTile, u.v + kb * d, d, 0, j_common, corr + r,
+                         st.acc + r * dp);
+        for (int64_t i = 0; i < kRows; ++i)
+          if (visible(r + i) > j_common)
+            PvRowsF16<1>(s + (r + i) * kKeyTile, u.v + kb * d, d, j_common, visible(r + i),
+                         nullptr, st.acc + (r + i) * dp);
+      });
+      continue;
+    }
+    for (int64_t j = 0; j < nk; ++j) F16RowToF32(u.v + (kb + j) * d, d, vf + j * dp, dp);
+    // p * v over the keys all rows of a block see, then each row's own remainder (rows near
+    // the causal diagonal): every row accumulates exactly its visible keys, in order.
+    ForRowBlocks(r0, R, [&](int64_t r, auto rows) {
+      constexpr int kRows = decltype(rows)::value;
+      const int64_t j_common = visible(r);
+      PvRows<kRows>(s + r * kKeyTile, vf, dp, 0, j_common, corr + r, st.acc + r * dp);
+      for (int64_t i = 0; i < kRows; ++i)
+        if (visible(r + i) > j_common)
+          PvRows<1>(s + (r + i) * kKeyTile, vf, dp, j_common, visible(r + i), nullptr,
+                    st.acc + (r + i) * dp);
+    });
+  }
+}
+
+// Folds the partial of the next chunk into the running state (the first one is copied).
+HWY_NOINLINE void MergePartial(State st, State part, int64_t R, int64_t dp) {
+  const DF df;
+  const int64_t N = (int64_t)hn::Lanes(df);
+  for (int64_t r = 0; r < R; ++r) {
+    float* a = st.acc + r * dp;
+    const float* b = part.acc + r * dp;
+    if (part.m[r] == kNegInf) continue;  // row saw no key of this chunk
+    if (st.m[r] == kNegInf) {
+      std::copy(b, b + dp, a);
+      st.m[r] = part.m[r];
+      st.l[r] = part.l[r];
+      continue;
+    }
+    const float m = std::max(st.m[r], part.m[r]);
+    const float fa = std::exp(st.m[r] - m), fb = std::exp(part.m[r] - m);
+    st.l[r] = std::fma(part.l[r], fb, st.l[r] * fa);
+    st.m[r] = m;
+    const VF va = hn::Set(df, fa), vb = hn::Set(df, fb);
+    for (int64_t c = 0; c < dp; c += N)
+      hn::Store(hn::MulAdd(hn::Load(df, b + c), vb, hn::Mul(hn::Load(df, a + c), va)), df, a + c);
+  }
+}
+
+// Rows of q for unit (g, t0): q[t][h][c] rounded to f16, as [R][dp] with zero padding.
+void BuildQ(const AttentionParams& p, const float* q, int64_t T, int g, int64_t t0, int64_t dp,
+            float* dst) {
+  const DF df;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  const int64_t N = (int64_t)hn::Lanes(df);
+  const int64_t d = p.head_dim, G = p.n_head / p.n_kv_head;
   const int64_t nt = std::min(kQueryBlock, T - t0);
-  const int64_t R = nt * G;                    // row r = t_local * G + gi
-  const int64_t n_keys = kv.n_base + t0 + nt;  // keys the last query of the block sees
-  sc.q.resize(R * d);
-  sc.k.resize(kKeyBlock * d);
-  sc.v.resize(kKeyBlock * d);
-  sc.s.resize(R * n_keys);  // score rows of this unit: [R][n_keys]
-  sc.o.assign(R * d, 0.0f);
   for (int64_t tl = 0; tl < nt; ++tl)
     for (int64_t gi = 0; gi < G; ++gi) {
       const float* src = q + ((t0 + tl) * p.n_head + g * G + gi) * d;
-      float* dst = sc.q.data() + (tl * G + gi) * d;
-      for (int64_t c = 0; c < d; ++c) dst[c] = round_f16(src[c]);
-    }
-  // Pass 1: scaled scores.
-  for (int64_t kb = 0; kb < n_keys; kb += kKeyBlock) {
-    const int64_t nk = std::min(kKeyBlock, n_keys - kb);
-    F16ToF32(kv.k + kb * d, sc.v.data(), nk * d);  // sc.v is free until pass 2
-    TransposeKeys(sc.v.data(), nk, d, sc.k.data());
-    Scores(sc.q.data(), R, sc.k.data(), nk, d, sc.s.data() + kb, n_keys);
-  }
-  // Softmax per row over the keys its query sees; probabilities rounded to f16.
-  for (int64_t r = 0; r < R; ++r) {
-    const int64_t limit = kv.n_base + t0 + r / G + 1;
-    float* row = sc.s.data() + r * n_keys;
-    const float mx = ScaleMax(row, limit, p.scale);
-    const float sum = ExpShifted(row, limit, mx);
-    NormalizeRoundF16(row, limit, 1.0f / sum);
-  }
-  // Pass 2: probabilities times values, one key block at a time.
-  for (int64_t kb = 0; kb < n_keys; kb += kKeyBlock) {
-    const int64_t nk = std::min(kKeyBlock, n_keys - kb);
-    F16ToF32(kv.v + kb * d, sc.v.data(), nk * d);
-    for (int64_t r = 0; r < R; ++r) {
-      const int64_t limit = std::min(nk, kv.n_base + t0 + r / G + 1 - kb);
-      if (limit <= 0) continue;
-      AccumulatePV(sc.o.data() + r * d, 1.0f, sc.s.data() + r * n_keys + kb, sc.v.data(), limit,
-                   d);
-    }
-  }
-  for (int64_t tl = 0; tl < nt; ++tl)
-    for (int64_t gi = 0; gi < G; ++gi) {
-      const int64_t r = tl * G + gi;
-      float* dst = out + ((t0 + tl) * p.n_head + g * G + gi) * d;
-      for (int64_t c = 0; c < d; ++c) dst[c] = sc.o[r * d + c];
+      float* row = dst + (tl * G + gi) * dp;
+      int64_t c = 0;
+      for (; c + N <= d; c += N)
+        hn::Store(hn::PromoteTo(df, hn::DemoteTo(dh, hn::LoadU(df, src + c))), df, row + c);
+      for (; c < d; ++c) row[c] = fp16_to_f32(f32_to_fp16(src[c]));
+      std::fill(row + d, row + dp, 0.0f);
     }
 }
 
-// Queries per work unit, so the driver splits batches exactly as the units expect.
-int64_t QueryBlockSize() { return kQueryBlock; }
+// out rows of the unit = acc / l.
+void WriteOut(const AttentionParams& p, const State& st, int64_t R, int64_t dp, int g,
+              int64_t t0, float* out) {
+  const int64_t d = p.head_dim, G = p.n_head / p.n_kv_head;
+  for (int64_t r = 0; r < R; ++r) {
+    const float* a = st.acc + r * dp;
+    float* dst = out + ((t0 + r / G) * p.n_head + g * G + r % G) * d;
+    const float l = st.l[r];
+    for (int64_t c = 0; c < d; ++c) dst[c] = a[c] / l;
+  }
+}
 
-void AttentionUnitEntry(const AttentionParams& p, const float* q, int64_t T,
-                        const KvHeadView& kv, int g, int64_t t0, float* out) {
-  thread_local UnitScratch sc;
-  AttentionUnit(p, q, T, kv, g, t0, out, sc);
+void AttentionImpl(const AttentionParams& p, const float* q, int64_t T, const KvHeadView* heads,
+                   float* out, ThreadPool& pool) {
+  const int64_t G = p.n_head / p.n_kv_head, d = p.head_dim, dp = PaddedDim(d);
+  const int64_t n_qb = (T + kQueryBlock - 1) / kQueryBlock;
+  const int64_t n_units = n_qb * p.n_kv_head;
+  const int64_t state_max = StateSize(kQueryBlock * G, dp);
+  auto unit_at = [&](int64_t ui, const float* qtile) {
+    const int64_t qb = ui / p.n_kv_head;
+    const int g = (int)(ui % p.n_kv_head);
+    Unit u;
+    u.q = qtile;
+    u.R = std::min(kQueryBlock, T - qb * kQueryBlock) * G;
+    u.G = G;
+    u.d = d;
+    u.dp = dp;
+    u.k = heads[g].k;
+    u.v = heads[g].v;
+    u.lim0 = heads[g].n_base + qb * kQueryBlock + 1;
+    u.scale = p.scale;
+    return u;
+  };
+
+  if (n_units >= 4 * (int64_t)pool.size()) {
+    // Enough units to keep every thread busy: each walks its chunks in order. Later query
+    // blocks see more keys, so the most expensive units go first.
+    pool.parallel_for_dynamic(n_units, [&](int64_t i, int) {
+      thread_local TileScratch sc;
+      thread_local Buf qbuf, sbuf, pbuf;
+      const int64_t ui = n_units - 1 - i;
+      const Unit u = unit_at(ui, nullptr);
+      float* qt = qbuf.get(u.R * dp);
+      BuildQ(p, q, T, (int)(ui % p.n_kv_head), ui / p.n_kv_head * kQueryBlock, dp, qt);
+      Unit uq = u;
+      uq.q = qt;
+      const State st = StateAt(sbuf.get(state_max), u.R, dp);
+      const State part = StateAt(pbuf.get(state_max), u.R, dp);
+      ClearState(st, u.R, dp);
+      for (int64_t c = 0; c < uq.n_chunks(); ++c) {
+        ChunkPartial(uq, c * kChunk, part, sc);
+        MergePartial(st, part, u.R, dp);
+      }
+      WriteOut(p, st, u.R, dp, (int)(ui % p.n_kv_head), ui / p.n_kv_head * kQueryBlock, out);
+    });
+    return;
+  }
+
+  // Few units (decode): every (unit, chunk) is a work item with its own partial state, then
+  // each unit merges its partials in chunk order.
+  thread_local Buf qall, parts;
+  std::vector<int64_t> first(n_units + 1, 0);  // first item of each unit
+  float* qt = qall.get(n_units * kQueryBlock * G * dp);
+  for (int64_t ui = 0; ui < n_units; ++ui) {
+    const Unit u = unit_at(ui, nullptr);
+    BuildQ(p, q, T, (int)(ui % p.n_kv_head), ui / p.n_kv_head * kQueryBlock, dp,
+           qt + ui * kQueryBlock * G * dp);
+    first[ui + 1] = first[ui] + u.n_chunks();
+  }
+  float* pst = parts.get(first[n_units] * state_max);
+  // Contiguous item ranges per thread: each thread streams long runs of one head's K/V.
+  pool.parallel_for(first[n_units], [&](int64_t b, int64_t e, int) {
+    thread_local TileScratch sc;
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t ui = std::upper_bound(first.begin(), first.end(), item) - first.begin() - 1;
+      const Unit u = unit_at(ui, qt + ui * kQueryBlock * G * dp);
+      ChunkPartial(u, (item - first[ui]) * kChunk, StateAt(pst + item * state_max, u.R, dp), sc);
+    }
+  });
+  pool.parallel_for_dynamic(n_units, [&](int64_t ui, int) {
+    const Unit u = unit_at(ui, nullptr);
+    const State st = StateAt(pst + first[ui] * state_max, u.R, dp);  // merge into chunk 0
+    for (int64_t it = first[ui] + 1; it < first[ui + 1]; ++it)
+      MergePartial(st, StateAt(pst + it * state_max, u.R, dp), u.R, dp);
+    WriteOut(p, st, u.R, dp, (int)(ui % p.n_kv_head), ui / p.n_kv_head * kQueryBlock, out);
+  });
 }
 
 }  // namespace HWY_NAMESPACE
@@ -226,24 +527,16 @@ HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 #include "util/error.h"
-#include "util/thread_pool.h"
 
 namespace glimpse {
 
-HWY_EXPORT(AttentionUnitEntry);
-HWY_EXPORT(QueryBlockSize);
+HWY_EXPORT(AttentionImpl);
 
 void attention(const AttentionParams& p, const float* q, int64_t T, const KvHeadView* heads,
                float* out, ThreadPool& pool) {
   if (p.n_kv_head <= 0 || p.n_head % p.n_kv_head != 0) fail("bad attention head counts");
-  const int64_t qb_size = HWY_DYNAMIC_DISPATCH(QueryBlockSize)();
-  const int64_t n_qb = (T + qb_size - 1) / qb_size;
-  // Later query blocks see more keys: hand out the most expensive units first.
-  pool.parallel_for_dynamic(n_qb * p.n_kv_head, [&](int64_t i, int) {
-    const int64_t qb = n_qb - 1 - i / p.n_kv_head;
-    const int g = (int)(i % p.n_kv_head);
-    HWY_DYNAMIC_DISPATCH(AttentionUnitEntry)(p, q, T, heads[g], g, qb * qb_size, out);
-  });
+  if (T <= 0) return;
+  HWY_DYNAMIC_DISPATCH(AttentionImpl)(p, q, T, heads, out, pool);
 }
 
 void attention_ref(const AttentionParams& p, const float* q, int64_t T, const KvHeadView* heads,

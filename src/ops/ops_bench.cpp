@@ -1,9 +1,13 @@
 // Kernel micro-benchmarks (Google Benchmark): matmul per weight type at decode (T = 1) and
-// prefill (T = 64, 512) shapes of the default model, the int8 (VNNI) peak of one core, and
-// attention at growing depth.
+// prefill (T = 64, 512) shapes of the default model, the int8 (VNNI) peak of one core,
+// attention at growing depth (decode and prefill), and the streaming read bandwidth that
+// bounds decode attention.
 // Run: build/bin/glimpse_ops_bench [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cmath>
+#include <memory>
 #include <random>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -116,30 +120,96 @@ void BM_VnniPeak(benchmark::State& st) {
 BENCHMARK(BM_VnniPeak);
 #endif
 
+// One layer's f16 K/V at the default model's shape (3 KV heads x 64), one buffer per head.
+struct KvLayer {
+  std::vector<uint16_t> k[3], v[3];
+  KvHeadView heads[3];
+  KvLayer(int64_t n, std::mt19937& rng) {
+    std::normal_distribution<float> nd;
+    for (int g = 0; g < 3; ++g) {
+      k[g].resize(n * 64);
+      v[g].resize(n * 64);
+      for (auto& e : k[g]) e = f32_to_fp16(nd(rng));
+      for (auto& e : v[g]) e = f32_to_fp16(nd(rng));
+    }
+  }
+};
+
+// Attention of SmolLM2-135M (9 query heads over 3 KV heads of 64) for T new queries over
+// `depth` cached entries. With cold = 1 the call cycles over enough layers (>= 128 MiB of
+// K/V) that the cache comes from DRAM as in a real decode step; cold = 0 reuses one layer
+// (L2/L3 resident). "KV GB/s" counts the f16 K and V bytes one call must read once.
 void BM_Attention(benchmark::State& st) {
   const int64_t depth = st.range(0), T = st.range(1);
+  const bool cold = st.range(3) != 0;
   const AttentionParams p{9, 3, 64, 0.125f};
-  std::vector<uint16_t> k((depth + T) * 64), v((depth + T) * 64);
+  const int64_t n = depth + T;
+  const double bytes = 3.0 * 2 * n * 64 * 2;
+  const int n_layers = cold ? (int)std::max(1.0, std::ceil(128e6 / bytes)) : 1;
   std::mt19937 rng(2);
+  std::vector<std::unique_ptr<KvLayer>> layers;
+  for (int l = 0; l < n_layers; ++l) {
+    layers.push_back(std::make_unique<KvLayer>(n, rng));
+    for (int g = 0; g < 3; ++g)
+      layers.back()->heads[g] = {layers.back()->k[g].data(), layers.back()->v[g].data(), depth};
+  }
   std::normal_distribution<float> nd;
-  for (auto& e : k) e = f32_to_fp16(nd(rng));
-  for (auto& e : v) e = f32_to_fp16(nd(rng));
   std::vector<float> q(T * 9 * 64), out(T * 9 * 64);
   for (auto& e : q) e = nd(rng);
-  KvHeadView heads[3];
-  for (auto& h : heads) h = {k.data(), v.data(), depth};
   ThreadPool pool((int)st.range(2));
+  int l = 0;
   for (auto _ : st) {
-    attention(p, q.data(), T, heads, out.data(), pool);
+    attention(p, q.data(), T, layers[l]->heads, out.data(), pool);
     benchmark::DoNotOptimize(out.data());
+    l = (l + 1) % n_layers;
   }
-  // Bytes of f16 K and V that one layer's attention must read at least once.
-  st.counters["KV GB/s"] = benchmark::Counter(3.0 * 2 * (depth + T) * 64 * 2,
-                                              benchmark::Counter::kIsIterationInvariantRate,
+  st.counters["KV GB/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate,
                                               benchmark::Counter::kIs1000);
 }
-// depth, T (1 = decode, 64 = prefill block), threads.
-BENCHMARK(BM_Attention)->ArgsProduct({{512, 4096, 8000}, {1, 64}, {2}})->UseRealTime();
+// Decode: depth, T = 1, threads, cold.
+BENCHMARK(BM_Attention)
+    ->Name("BM_AttentionDecode")
+    ->ArgsProduct({{512, 2048, 4096, 8000}, {1}, {1, 2}, {0, 1}})
+    ->UseRealTime();
+// Prefill: a 512-token batch at depth 0 and as the last chunk of a 4096 / 8000 prompt, and a
+// 64-token batch at depth.
+BENCHMARK(BM_Attention)
+    ->Name("BM_AttentionPrefill")
+    ->Args({0, 512, 2, 0})
+    ->Args({3584, 512, 2, 0})
+    ->Args({7488, 512, 2, 0})
+    ->Args({4096, 64, 2, 0})
+    ->Args({8000, 64, 2, 0})
+    ->UseRealTime();
+
+// Streaming read of a 256 MiB buffer split across the threads: the DRAM bandwidth a
+// memory-bound kernel can hope for (the roofline of decode attention at depth).
+void BM_ReadBandwidth(benchmark::State& st) {
+  typedef long long v4 __attribute__((vector_size(32)));
+  const int64_t n = (256ll << 20) / sizeof(v4);
+  std::vector<v4> buf(n);
+  for (int64_t i = 0; i < n; ++i) buf[i] = v4{i, i + 1, i + 2, i + 3};
+  ThreadPool pool((int)st.range(0));
+  std::vector<v4> sink(pool.size() * 8);
+  for (auto _ : st) {
+    pool.parallel_for(n, [&](int64_t b, int64_t e, int t) {
+      v4 a0{}, a1{}, a2{}, a3{};
+      int64_t i = b;
+      for (; i + 4 <= e; i += 4) {
+        a0 ^= buf[i];
+        a1 ^= buf[i + 1];
+        a2 ^= buf[i + 2];
+        a3 ^= buf[i + 3];
+      }
+      sink[t * 8] = a0 ^ a1 ^ a2 ^ a3;
+    });
+    benchmark::DoNotOptimize(sink.data());
+  }
+  st.counters["GB/s"] = benchmark::Counter((double)n * sizeof(v4),
+                                           benchmark::Counter::kIsIterationInvariantRate,
+                                           benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_ReadBandwidth)->Arg(1)->Arg(2)->UseRealTime();
 
 }  // namespace
 }  // namespace glimpse
