@@ -186,8 +186,9 @@ TEST_F(EvictionTest, PermutedPhysicalOrderGivesTheSameLogits) {
       max_diff = std::max(max_diff, (double)std::fabs(la[i] - lb[i]));
       max_abs = std::max(max_abs, (double)std::fabs(la[i]));
     }
-    // Only the summation order inside attention differs.
-    EXPECT_LE(max_diff, 1e-5 * std::max(1.0, max_abs)) << "step " << step;
+    // Only the order inside attention differs: summation order, and the running max the
+    // f16-rounded probabilities are taken against (2^-11 relative per probability).
+    EXPECT_LE(max_diff, 2e-3 * std::max(1.0, max_abs)) << "step " << step;
     EXPECT_EQ(std::max_element(la.begin(), la.end()) - la.begin(),
               std::max_element(lb.begin(), lb.end()) - lb.begin());
   }
