@@ -17,6 +17,7 @@
 #include "runtime/session.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
+#include "util/timer.h"
 
 namespace glimpse {
 namespace {
@@ -281,6 +282,54 @@ TEST_F(Lookahead, ParameterCountOfDefaultModel) {
               (long long)mod.n_params());
   EXPECT_GT(mod.n_params(), 2'300'000);
   EXPECT_LT(mod.n_params(), 2'500'000);
+}
+
+}  // namespace
+}  // namespace glimpse
+
+namespace glimpse {
+namespace {
+
+// Cost of the lookahead pass against the prefill it follows, on the default model.
+// Run with --gtest_also_run_disabled_tests; GLIMPSE_LA_TIMING_N = "2000,4000" by default.
+TEST(LookaheadTiming, DISABLED_ScoringVsPrefillOnDefaultModel) {
+  const std::string path = default_model_path();
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "default model not present";
+  std::unique_ptr<Model> m = Model::load(path);
+  ThreadPool pool(2);
+  const LookaheadModule mod = LookaheadModule::create(*m, LookaheadHyper{}, 1);
+  const char* env = std::getenv("GLIMPSE_LA_TIMING_N");
+  std::vector<int64_t> ns;
+  for (const std::string& s : {std::string(env ? env : "2000,4000")}) {
+    size_t b = 0;
+    while (b < s.size()) {
+      const size_t e = std::min(s.find(',', b), s.size());
+      ns.push_back(std::stoll(s.substr(b, e - b)));
+      b = e + 1;
+    }
+  }
+  for (int64_t N : ns) {
+    KvCache cache = m->make_cache(N + 64);
+    const std::vector<int32_t> toks = testing::tiny_tokens(N, m->config().n_vocab, 3);
+    std::vector<float> logits;
+    Stopwatch sw;
+    for (int64_t b = 0; b < N; b += 512)
+      m->forward(toks.data() + b, std::min<int64_t>(512, N - b), cache, LogitsRows::Last, logits, pool);
+    const double prefill = sw.ms();
+    double best = 1e300;
+    for (int r = 0; r < 3; ++r) {
+      sw.reset();
+      (void)lookahead_kv_scores(*m, cache, mod, pool);
+      best = std::min(best, sw.ms());
+    }
+    std::vector<float> gt((size_t)m->config().n_layer * m->config().n_head * N, 1.0f);
+    LookaheadModule grad = mod.zeros_like();
+    sw.reset();
+    (void)lookahead_loss_and_grad<float>(*m, cache, mod, gt.data(), &grad, pool);
+    const double step = sw.ms();
+    std::printf("  N=%lld  prefill %.0f ms  lookahead scores %.1f ms (%.2f%% of prefill)  "
+                "forward+backward %.0f ms\n", (long long)N, prefill, best, 100.0 * best / prefill, step);
+  }
 }
 
 }  // namespace

@@ -21,5 +21,6 @@ int cmd_run(int argc, char** argv, int first);
 int cmd_tokenize(int argc, char** argv, int first);
 int cmd_logits(int argc, char** argv, int first);
 int cmd_bench(int argc, char** argv, int first);
+int cmd_train_lookahead(int argc, char** argv, int first);
 
 }  // namespace glimpse

@@ -15,7 +15,8 @@ const char* kUsage =
     "  run        generate text from a prompt (default when the first argument is a flag)\n"
     "  tokenize   print the token ids of a text as a JSON array\n"
     "  bench      llama-bench-style throughput tests (pp, tg, at depth)\n"
-    "  logits     dump teacher-forced logits / greedy continuations (parity testing)\n\n"
+    "  logits     dump teacher-forced logits / greedy continuations (parity testing)\n"
+    "  train-lookahead  train a LookaheadKV module (KV eviction that looks ahead) on prompts\n\n"
     "'glimpse <command> --help' lists a command's options.\n";
 }
 
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
     if (cmd == "tokenize") return glimpse::cmd_tokenize(argc, argv, 2);
     if (cmd == "logits") return glimpse::cmd_logits(argc, argv, 2);
     if (cmd == "bench") return glimpse::cmd_bench(argc, argv, 2);
+    if (cmd == "train-lookahead") return glimpse::cmd_train_lookahead(argc, argv, 2);
     std::fprintf(stderr, "error: unknown command '%s' (see glimpse --help)\n", cmd.c_str());
     return 1;
   } catch (const glimpse::Error& e) {
