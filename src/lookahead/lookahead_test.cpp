@@ -14,6 +14,8 @@
 #include "lookahead/lookahead_module.h"
 #include "model/model.h"
 #include "model/tiny_model_test_util.h"
+#include "kv/policy.h"
+#include "runtime/kv_compress.h"
 #include "runtime/session.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
@@ -329,6 +331,88 @@ TEST(LookaheadTiming, DISABLED_ScoringVsPrefillOnDefaultModel) {
     const double step = sw.ms();
     std::printf("  N=%lld  prefill %.0f ms  lookahead scores %.1f ms (%.2f%% of prefill)  "
                 "forward+backward %.0f ms\n", (long long)N, prefill, best, 100.0 * best / prefill, step);
+  }
+}
+
+}  // namespace
+}  // namespace glimpse
+
+namespace glimpse {
+namespace {
+
+class LookaheadPolicyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_path_ = (std::filesystem::temp_directory_path() / "glimpse_la_pol.gguf").string();
+    module_path_ = (std::filesystem::temp_directory_path() / "glimpse_la_pol.lookahead.gguf").string();
+    testing::TinyModelSpec spec;
+    spec.n_layer = 2;
+    spec.n_head = 4;
+    spec.n_kv_head = 2;
+    spec.weight_scale = 2.0f;
+    testing::write_tiny_llama(model_path_, spec);
+    model_ = Model::load(model_path_);
+    LookaheadModule mod = LookaheadModule::create(*model_, LookaheadHyper{}, 5);
+    for (float& x : mod.lora(0, (int)LoraSlot::Q).B) x = 0.05f;
+    mod.save(module_path_);
+  }
+  void TearDown() override {
+    std::filesystem::remove(model_path_);
+    std::filesystem::remove(module_path_);
+  }
+  std::string model_path_, module_path_;
+  std::unique_ptr<Model> model_;
+  ThreadPool pool_{2};
+};
+
+// Policy scores = the module's per-query-head scores, mean over each group, no pooling;
+// eviction meets the budget and the first token's logits are the full-cache ones.
+TEST_F(LookaheadPolicyTest, ScoresEvictionAndDefaultModulePath) {
+  const int64_t N = 80, C = 24;
+  const std::vector<int32_t> prompt = testing::tiny_tokens(N, 64, 21);
+  KvCache plain = model_->make_cache(256);
+  std::vector<float> logits_plain;
+  model_->forward(prompt.data(), N, plain, LogitsRows::Last, logits_plain, pool_);
+
+  const std::vector<float> per_q =
+      lookahead_kv_scores(*model_, plain, LookaheadModule::load(module_path_, *model_), pool_);
+  std::unique_ptr<KvPolicy> p = make_kv_policy("lookahead");
+  KvPolicySettings s;
+  s.name = "lookahead";
+  s.budget = C;  // module path left empty: found next to the model
+  const ResolvedPolicy r = resolve_policy(s, p->defaults(), N);
+  EXPECT_EQ(r.window, 0);
+  EXPECT_EQ(r.sinks, 0);
+  EXPECT_EQ(r.pool, PoolKind::None);
+  const std::vector<int32_t> none;
+  PolicyInput in{*model_, plain, pool_, r, prompt, none, logits_plain, [](int32_t) { return false; }};
+  const KvScores ks = p->score(in);
+  for (int l = 0; l < 2; ++l)
+    for (int g = 0; g < 2; ++g)
+      for (int64_t j = 0; j < N; ++j) {
+        const float want = 0.5f * (per_q[((size_t)l * 4 + 2 * g) * N + j] +
+                                   per_q[((size_t)l * 4 + 2 * g + 1) * N + j]);
+        EXPECT_FLOAT_EQ(ks.at(l, g)[j], want);
+      }
+
+  KvCache cache = model_->make_cache(256);
+  std::vector<float> logits;
+  PrefillTarget t{*model_, cache, pool_, 32, nullptr};
+  const KvCompressReport rep = prefill_with_eviction(t, prompt, -1, s, logits);
+  ASSERT_TRUE(rep.evicted);
+  EXPECT_EQ(logits, logits_plain);
+  EXPECT_EQ(cache.n_past(), N);
+  for (int l = 0; l < 2; ++l)
+    for (int g = 0; g < 2; ++g) EXPECT_EQ(cache.head(l, g).size(), C);
+
+  std::filesystem::remove(module_path_);
+  KvCache cache2 = model_->make_cache(256);
+  PrefillTarget t2{*model_, cache2, pool_, 32, nullptr};
+  try {
+    prefill_with_eviction(t2, prompt, -1, s, logits);
+    FAIL() << "no module, yet the policy ran";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--kv-lookahead-module"), std::string::npos) << e.what();
   }
 }
 
