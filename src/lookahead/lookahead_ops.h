@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "lookahead/lookahead_kernels.h"
@@ -63,23 +64,29 @@ void frozen_linear_t(const WeightView& w, const Real* dy, int64_t T, Real* dx, T
     if (!p.empty()) axpy(Real(1), p.data(), dx, (int64_t)p.size());
 }
 
-// Adapter forward: a [T][rank] = A x; y [T][out] += scale * B a.
+// Adapter forward: a [T][rank] = A x; y [T][out] += scale * B a. Float runs both products
+// through the engine's f32 matmul (vectorised, threaded); double uses plain loops.
 template <typename Real>
 void lora_forward(const LoraAdapter& ad, int rank, Real scale, const Real* x, int64_t T, Real* a,
-                  Real* y) {
-  Buf<Real> Ar(ad.A.begin(), ad.A.end());
-  for (int64_t t = 0; t < T; ++t)
-    for (int k = 0; k < rank; ++k)
-      a[t * rank + k] = dot(Ar.data() + (size_t)k * ad.in, x + t * ad.in, ad.in);
-  for (int64_t t = 0; t < T; ++t) {
-    const Real* at = a + t * rank;
-    Real* yt = y + t * ad.out;
-    for (int o = 0; o < ad.out; ++o) {
-      const float* b = ad.B.data() + (size_t)o * rank;
-      Real acc = 0;
-      for (int k = 0; k < rank; ++k) acc += (Real)b[k] * at[k];
-      yt[o] += scale * acc;
-    }
+                  Real* y, ThreadPool& pool) {
+  if constexpr (std::is_same_v<Real, float>) {
+    matmul(make_weight_view(GgmlType::F32, ad.A.data(), rank, ad.in), x, T, a, pool);
+    std::vector<float> ba((size_t)T * ad.out);
+    matmul(make_weight_view(GgmlType::F32, ad.B.data(), ad.out, rank), a, T, ba.data(), pool);
+    axpy(scale, ba.data(), y, (int64_t)ba.size());
+  } else {
+    for (int64_t t = 0; t < T; ++t)
+      for (int k = 0; k < rank; ++k) {
+        Real acc = 0;
+        for (int i = 0; i < ad.in; ++i) acc += (Real)ad.A[(size_t)k * ad.in + i] * x[t * ad.in + i];
+        a[t * rank + k] = acc;
+      }
+    for (int64_t t = 0; t < T; ++t)
+      for (int o = 0; o < ad.out; ++o) {
+        Real acc = 0;
+        for (int k = 0; k < rank; ++k) acc += (Real)ad.B[(size_t)o * rank + k] * a[t * rank + k];
+        y[t * ad.out + o] += scale * acc;
+      }
   }
 }
 
