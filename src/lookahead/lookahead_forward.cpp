@@ -73,7 +73,7 @@ void lookahead_forward(const Model& model, const KvCache& cache, const Lookahead
           for (int64_t o = 0; o < wv.rows; ++o) out[(size_t)t * wv.rows + o] += (Real)bias[o];
       if (mod.has(l, slot)) {
         tr.a[slot].resize((size_t)T * r);
-        lora_forward(mod.lora(l, slot), r, lscale, in.data(), T, tr.a[slot].data(), out.data(), pool);
+        lora_forward(mod.lora(l, slot), r, lscale, in.data(), T, tr.a[slot].data(), out.data());
       }
     };
 

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <type_traits>
 #include <vector>
 
 #include "lookahead/lookahead_kernels.h"
@@ -64,30 +63,22 @@ void frozen_linear_t(const WeightView& w, const Real* dy, int64_t T, Real* dx, T
     if (!p.empty()) axpy(Real(1), p.data(), dx, (int64_t)p.size());
 }
 
-// Adapter forward: a [T][rank] = A x; y [T][out] += scale * B a. Float runs both products
-// through the engine's f32 matmul (vectorised, threaded); double uses plain loops.
+// Adapter forward: a [T][rank] = A x; y [T][out] += scale * B a. Both as vector loops
+// (dot along A's rows, axpy along B's columns): the engine's panel matmul is slower at
+// these shapes (rank-sized rows or columns).
 template <typename Real>
 void lora_forward(const LoraAdapter& ad, int rank, Real scale, const Real* x, int64_t T, Real* a,
-                  Real* y, ThreadPool& pool) {
-  if constexpr (std::is_same_v<Real, float>) {
-    matmul(make_weight_view(GgmlType::F32, ad.A.data(), rank, ad.in), x, T, a, pool);
-    std::vector<float> ba((size_t)T * ad.out);
-    matmul(make_weight_view(GgmlType::F32, ad.B.data(), ad.out, rank), a, T, ba.data(), pool);
-    axpy(scale, ba.data(), y, (int64_t)ba.size());
-  } else {
-    for (int64_t t = 0; t < T; ++t)
-      for (int k = 0; k < rank; ++k) {
-        Real acc = 0;
-        for (int i = 0; i < ad.in; ++i) acc += (Real)ad.A[(size_t)k * ad.in + i] * x[t * ad.in + i];
-        a[t * rank + k] = acc;
-      }
-    for (int64_t t = 0; t < T; ++t)
-      for (int o = 0; o < ad.out; ++o) {
-        Real acc = 0;
-        for (int k = 0; k < rank; ++k) acc += (Real)ad.B[(size_t)o * rank + k] * a[t * rank + k];
-        y[t * ad.out + o] += scale * acc;
-      }
-  }
+                  Real* y) {
+  Buf<Real> Ar(ad.A.begin(), ad.A.end());
+  for (int64_t t = 0; t < T; ++t)
+    for (int k = 0; k < rank; ++k)
+      a[t * rank + k] = dot(Ar.data() + (size_t)k * ad.in, x + t * ad.in, ad.in);
+  Buf<Real> Bt((size_t)rank * ad.out);  // B^T [rank][out]
+  for (int o = 0; o < ad.out; ++o)
+    for (int k = 0; k < rank; ++k) Bt[(size_t)k * ad.out + o] = ad.B[(size_t)o * rank + k];
+  for (int64_t t = 0; t < T; ++t)
+    for (int k = 0; k < rank; ++k)
+      axpy(scale * a[t * rank + k], Bt.data() + (size_t)k * ad.out, y + t * ad.out, ad.out);
 }
 
 // Adapter backward for y = W x + scale * B (A x): adds dA, dB to g and A^T da to dx.

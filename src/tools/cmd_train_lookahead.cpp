@@ -62,7 +62,8 @@ int cmd_train_lookahead(int argc, char** argv, int first) {
   Session s(sp);
   const ModelConfig& c = s.model().config();
   const LookaheadModule probe = LookaheadModule::create(s.model(), o.hyper, o.seed);
-  std::fprintf(stderr, "train-lookahead: %s, module %lld parameters (n=%d, rank %d, alpha %g), %d threads\n",
+  if (o.progress)
+    std::fprintf(stderr, "train-lookahead: %s, module %lld parameters (n=%d, rank %d, alpha %g), %d threads\n",
                c.name.c_str(), (long long)probe.n_params(), o.hyper.n_lookahead, o.hyper.rank,
                o.hyper.alpha, s.n_threads());
   const LookaheadTrainReport r = train_lookahead(s, o);
