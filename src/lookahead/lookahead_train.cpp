@@ -222,32 +222,58 @@ void trim_log(const std::string& path, int step) {
 
 }  // namespace
 
-void make_lookahead_sample(Session& s, const std::vector<int32_t>& tokens, int answer_len,
-                           const std::string& path) {
+LookaheadSampleTimes make_lookahead_sample(Session& s, const std::vector<int32_t>& tokens,
+                                           int answer_len, const std::string& path) {
+  LookaheadSampleTimes times;
+  Stopwatch sw;
   const Model& m = s.model();
   const ModelConfig& c = m.config();
   const int64_t N = (int64_t)tokens.size();
   s.reset();
   std::vector<float> logits;
   s.prefill(tokens, logits);
+  times.prefill = sw.ms();
+  sw.reset();
   KvCache& cache = s.cache();
   const int32_t prompt_end = cache.n_past();
 
-  // The greedy answer with the full cache; its queries' attention over the prompt.
-  AttentionRecorder rec(c, N, prompt_end, INT32_MAX, QueryReduce::Sum);
+  // The greedy answer with the full cache, keeping its queries. Their attention over the
+  // prompt is computed afterwards in one pass per (layer, KV head), so each head's keys are
+  // converted once for all G x answer queries (recording token by token would redo that
+  // per token and per query head).
+  QueryCapture cap(c.n_layer);
   int32_t tok = argmax_token(logits);
   int count = 0;
   while (count < answer_len && !s.tokenizer().is_eog(tok) && cache.n_past() < cache.n_ctx()) {
-    m.forward(&tok, 1, cache, LogitsRows::Last, logits, s.pool(), &rec);
+    m.forward(&tok, 1, cache, LogitsRows::Last, logits, s.pool(), &cap);
     ++count;
     tok = argmax_token(logits);
   }
-  std::vector<float> gt = rec.acc();
+  times.answer = sw.ms();
+  sw.reset();
+  // gt[l][h][j] = mean over answer tokens t of softmax attention of t (over the keys it saw:
+  // the prompt and the answer before it) on prompt key j.
+  std::vector<float> gt((size_t)c.n_layer * c.n_head * N, 0.0f);
+  const int G = c.n_head / c.n_kv_head, d = c.head_dim;
+  const float scale = 1.0f / std::sqrt((float)d);
+  for (int l = 0; l < c.n_layer && count > 0; ++l)
+    s.pool().parallel_for_dynamic(c.n_kv_head, [&](int64_t g, int) {
+      const KvHead& kh = cache.head(l, (int)g);
+      std::vector<ScoreQuery> qs;
+      for (int gi = 0; gi < G; ++gi)
+        for (int t = 0; t < count; ++t)
+          qs.push_back({cap.q[l].data() + ((size_t)t * c.n_head + g * G + gi) * d,
+                        (int64_t)cap.pos[l][t] - prompt_end + N + 1, gi});
+      accumulate_attention(qs.data(), (int64_t)qs.size(), kh.k.data(), kh.size(), d, scale,
+                           QueryReduce::Sum, gt.data() + ((size_t)l * c.n_head + g * G) * N, N, N);
+    });
   if (count > 0)
     for (float& x : gt) x /= (float)count;
   else  // an empty answer reads nothing: a uniform target
     std::fill(gt.begin(), gt.end(), 1.0f / (float)N);
 
+  times.truth = sw.ms();
+  sw.reset();
   SampleHeader h{};
   std::memcpy(h.magic, kSampleMagic, 8);
   h.fingerprint = model_fingerprint(m);
@@ -270,6 +296,8 @@ void make_lookahead_sample(Session& s, const std::vector<int32_t>& tokens, int a
   f.write(gt.data(), gt.size() * 4);
   f.commit();
   s.reset();
+  times.write = sw.ms();
+  return times;
 }
 
 LookaheadSampleFile read_lookahead_sample(const std::string& path, const Model& m, KvCache& cache) {
@@ -333,7 +361,11 @@ LookaheadTrainReport train_lookahead(Session& s, const LookaheadTrainOptions& o)
     int done = 0;
     for (size_t i = 0; i < prompts.size(); ++i) {
       if (!fs::exists(prompts[i].file)) {
-        make_lookahead_sample(s, prompts[i].tokens, o.answer_len, prompts[i].file);
+        const LookaheadSampleTimes t = make_lookahead_sample(s, prompts[i].tokens, o.answer_len, prompts[i].file);
+        rep.prepare_times.prefill += t.prefill;
+        rep.prepare_times.answer += t.answer;
+        rep.prepare_times.truth += t.truth;
+        rep.prepare_times.write += t.write;
         ++done;
       }
       const double per = done ? sw.ms() / 1000.0 / done : 0;

@@ -56,11 +56,17 @@ struct LookaheadTrainOptions {
   bool progress = true;  // progress bar on stderr
 };
 
+// Time spent making sample files, by phase (ms).
+struct LookaheadSampleTimes {
+  double prefill = 0, answer = 0, truth = 0, write = 0;
+};
+
 struct LookaheadTrainReport {
   int n_prompts = 0, n_skipped = 0;
   int64_t total_prompt_tokens = 0;
   double prepare_s = 0;      // data generation (cache files made in this run)
   int n_prepared = 0;        // cache files made in this run
+  LookaheadSampleTimes prepare_times;  // summed over the files made
   int first_step = 0, last_step = 0;
   double train_s = 0;        // optimizer steps in this run
   double final_loss = 0;     // running mean at the end
@@ -75,7 +81,7 @@ struct LookaheadSampleFile {
 
 // Generates the sample file for tokens (prefill, greedy answer with attention recording).
 // The session's cache is cleared before and after.
-void make_lookahead_sample(Session& s, const std::vector<int32_t>& tokens, int answer_len,
+LookaheadSampleTimes make_lookahead_sample(Session& s, const std::vector<int32_t>& tokens, int answer_len,
                            const std::string& path);
 // Reads a sample file into cache (replacing its contents) and the ground truth; fails if
 // the file is truncated or does not belong to the model.

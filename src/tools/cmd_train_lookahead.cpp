@@ -75,8 +75,12 @@ int cmd_train_lookahead(int argc, char** argv, int first) {
   std::fprintf(stderr, "sample files: %.0f bytes per prompt token (%.1f MB per mean prompt)\n",
                bytes_per_token, bytes_per_token * mean_n / 1e6);
   if (r.n_prepared > 0)
-    std::fprintf(stderr, "data generation: %d samples in %.1f s (%.2f s/sample)\n", r.n_prepared,
-                 r.prepare_s, r.prepare_s / r.n_prepared);
+    std::fprintf(stderr,
+                 "data generation: %d samples in %.1f s (%.2f s/sample: prefill %.2f, answer %.2f, "
+                 "ground truth %.2f, write %.2f)\n", r.n_prepared, r.prepare_s,
+                 r.prepare_s / r.n_prepared, r.prepare_times.prefill / 1e3 / r.n_prepared,
+                 r.prepare_times.answer / 1e3 / r.n_prepared, r.prepare_times.truth / 1e3 / r.n_prepared,
+                 r.prepare_times.write / 1e3 / r.n_prepared);
   const int steps = r.last_step - r.first_step;
   if (steps > 0)
     std::fprintf(stderr, "training: steps %d..%d in %.1f s (%.2f s/step, batch %d), loss %.4f\n",
