@@ -40,13 +40,16 @@ inline void frozen_linear(const WeightView& w, const double* x, int64_t T, doubl
 }
 
 // dx [T][cols] += W^T dy, dy [T][rows]. Rows are dequantized one at a time (no f32 copy of
-// the weights is kept); each thread owns a partial dx, summed at the end.
+// the weights is kept). The rows are cut into a fixed number of chunks, each with its own
+// partial dx, summed in chunk order: the result does not depend on the thread count.
 template <typename Real>
 void frozen_linear_t(const WeightView& w, const Real* dy, int64_t T, Real* dx, ThreadPool& pool) {
-  const int nt = pool.size();
-  std::vector<Buf<Real>> part(nt);
-  pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1, int ti) {
-    Buf<Real>& p = part[ti];
+  constexpr int64_t kChunks = 16;
+  const int64_t n_chunks = std::min<int64_t>(kChunks, w.rows);
+  std::vector<Buf<Real>> part(n_chunks);
+  pool.parallel_for_dynamic(n_chunks, [&](int64_t ci, int) {
+    const int64_t r0 = w.rows * ci / n_chunks, r1 = w.rows * (ci + 1) / n_chunks;
+    Buf<Real>& p = part[ci];
     p.assign((size_t)T * w.cols, Real(0));
     std::vector<float> rowf(w.cols);
     Buf<Real> row(w.cols);
@@ -59,8 +62,7 @@ void frozen_linear_t(const WeightView& w, const Real* dy, int64_t T, Real* dx, T
       }
     }
   });
-  for (const Buf<Real>& p : part)
-    if (!p.empty()) axpy(Real(1), p.data(), dx, (int64_t)p.size());
+  for (const Buf<Real>& p : part) axpy(Real(1), p.data(), dx, (int64_t)p.size());
 }
 
 // Adapter forward: a [T][rank] = A x; y [T][out] += scale * B a. Both as vector loops

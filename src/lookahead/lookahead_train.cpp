@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <atomic>
 #include <climits>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -26,6 +28,10 @@ namespace glimpse {
 namespace fs = std::filesystem;
 
 namespace {
+
+// SIGINT / SIGTERM: finish the current step, checkpoint, return.
+std::atomic<int> g_stop{0};
+extern "C" void on_stop_signal(int) { g_stop.store(1); }
 
 constexpr char kSampleMagic[8] = {'G', 'L', 'M', 'P', 'L', 'K', 'V', '1'};
 constexpr char kStateMagic[8] = {'G', 'L', 'M', 'P', 'L', 'K', 'S', '1'};
@@ -411,6 +417,9 @@ LookaheadTrainReport train_lookahead(Session& s, const LookaheadTrainOptions& o)
   Stopwatch total;
   int steps_this_run = 0;
   const double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  g_stop.store(0);
+  auto old_int = std::signal(SIGINT, on_stop_signal);
+  auto old_term = std::signal(SIGTERM, on_stop_signal);
   while (st.step < o.steps && (o.run_steps <= 0 || steps_this_run < o.run_steps)) {
     Stopwatch sw;
     for (auto* g : Gr) std::fill(g->begin(), g->end(), 0.0f);
@@ -458,7 +467,8 @@ LookaheadTrainReport train_lookahead(Session& s, const LookaheadTrainOptions& o)
                           {"grad_norm", norm}, {"lr", lr}, {"seconds", secs}}.dump()
         << "\n";
     log.flush();
-    const bool stopping = t == o.steps || (o.run_steps > 0 && steps_this_run == o.run_steps);
+    const bool stopping = t == o.steps || (o.run_steps > 0 && steps_this_run == o.run_steps) ||
+                          g_stop.load() != 0;
     if ((o.save_every > 0 && t % o.save_every == 0) || stopping) {
       mod.save(o.out_path);
       save_state(state_path, st, mod, settings);
@@ -468,7 +478,13 @@ LookaheadTrainReport train_lookahead(Session& s, const LookaheadTrainOptions& o)
                   fmt::format("step {}/{} {} loss {:.4f} lr {:.2e} | {:.2f} s/step | ETA {}", t,
                               o.steps, bar((double)t / o.steps), st.running, lr, per,
                               format_duration(per * (o.steps - t))));
+    if (g_stop.load()) {
+      if (o.progress) std::fprintf(stderr, "\nstopped by a signal after step %d (checkpoint saved)", t);
+      break;
+    }
   }
+  std::signal(SIGINT, old_int);
+  std::signal(SIGTERM, old_term);
   if (o.progress) std::fputc('\n', stderr);
   if (steps_this_run == 0) mod.save(o.out_path);
   rep.last_step = st.step;

@@ -19,7 +19,9 @@
 // Sample order: a permutation of the prompts per epoch, drawn from (seed, epoch) alone, so
 // the step counter is the whole RNG state. Checkpoints (every save_every steps and at the
 // end) write the module (out_path, GGUF) and a state file (out_path + ".state": step,
-// settings, parameters and both Adam moments) atomically; resume continues bit-exactly.
+// settings, parameters and both Adam moments) atomically; resume continues bit-exactly
+// (with any thread count: every reduction has a fixed order). SIGINT / SIGTERM end the
+// current step, checkpoint and stop, so a run can be stopped any time and resumed later.
 #pragma once
 
 #include <cstdint>
