@@ -352,15 +352,15 @@ float lookahead_lr(const LookaheadTrainOptions& o, int t) {
   return (float)(lo + 0.5 * (o.lr - lo) * (1.0 + std::cos(M_PI * prog)));
 }
 
-LookaheadTrainReport train_lookahead(Session& s, const LookaheadTrainOptions& o) {
-  const Model& model = s.model();
-  if (o.steps < 1 || o.batch < 1) fail("--steps and --batch must be >= 1");
-  LookaheadTrainReport rep;
+namespace {
+
+// Reads the prompts and makes every missing sample file.
+std::vector<Prompt> prepare_samples(Session& s, const LookaheadTrainOptions& o,
+                                    LookaheadTrainReport& rep) {
   std::vector<Prompt> prompts = read_prompts(s, o, rep.n_skipped);
   rep.n_prompts = (int)prompts.size();
   for (const Prompt& p : prompts) rep.total_prompt_tokens += (int64_t)p.tokens.size();
   fs::create_directories(o.cache_dir);
-
   // 1. Sample files (prompt KV + ground truth), made once.
   {
     Stopwatch sw;
@@ -385,6 +385,64 @@ LookaheadTrainReport train_lookahead(Session& s, const LookaheadTrainOptions& o)
     rep.n_prepared = done;
     rep.prepare_s = sw.ms() / 1000.0;
   }
+
+  return prompts;
+}
+
+}  // namespace
+
+LookaheadEvalReport evaluate_lookahead(Session& s, const LookaheadTrainOptions& o,
+                                       const LookaheadModule& mod) {
+  const Model& model = s.model();
+  const ModelConfig& c = model.config();
+  LookaheadEvalReport ev;
+  const std::vector<Prompt> prompts = prepare_samples(s, o, ev.data);
+  KvCache cache = model.make_cache(1);
+  double loss = 0, kept = 0, kept_best = 0;
+  int64_t rows = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const LookaheadSampleFile sf = read_lookahead_sample(prompts[i].file, model, cache);
+    const int64_t N = sf.n_prompt;
+    std::vector<float> sc;
+    lookahead_forward<float>(model, cache, mod, s.pool(), sc, nullptr);
+    loss += lookahead_loss<float>(sc, sf.gt.data(), c.n_layer, c.n_head, N, nullptr);
+    // Ground-truth attention mass inside the top 10% of the prompt by predicted score, and
+    // by the ground truth itself (the best any score can do).
+    const int64_t k = std::max<int64_t>(1, N / 10);
+    std::vector<int64_t> idx(N);
+    for (int64_t r = 0; r < (int64_t)c.n_layer * c.n_head; ++r) {
+      const float* g = sf.gt.data() + r * N;
+      const float* p = sc.data() + r * N;
+      double total = 0;
+      for (int64_t j = 0; j < N; ++j) total += g[j];
+      if (!(total > 0)) continue;
+      auto top_mass = [&](const float* key) {
+        std::iota(idx.begin(), idx.end(), 0);
+        std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                          [&](int64_t a, int64_t b) { return key[a] > key[b]; });
+        double m = 0;
+        for (int64_t j = 0; j < k; ++j) m += g[idx[j]];
+        return m / total;
+      };
+      kept += top_mass(p);
+      kept_best += top_mass(g);
+      ++rows;
+    }
+    progress_line(o.progress, fmt::format("evaluating {} {}/{}", bar((double)(i + 1) / prompts.size()),
+                                          i + 1, prompts.size()));
+  }
+  if (o.progress) std::fputc('\n', stderr);
+  ev.mean_loss = loss / (double)prompts.size();
+  ev.top10_mass = rows ? kept / (double)rows : 0;
+  ev.top10_mass_best = rows ? kept_best / (double)rows : 0;
+  return ev;
+}
+
+LookaheadTrainReport train_lookahead(Session& s, const LookaheadTrainOptions& o) {
+  const Model& model = s.model();
+  if (o.steps < 1 || o.batch < 1) fail("--steps and --batch must be >= 1");
+  LookaheadTrainReport rep;
+  std::vector<Prompt> prompts = prepare_samples(s, o, rep);
 
   // 2. Module and optimizer state.
   const std::string state_path = o.out_path + ".state";

@@ -94,4 +94,15 @@ float lookahead_lr(const LookaheadTrainOptions& o, int t);
 
 LookaheadTrainReport train_lookahead(Session& s, const LookaheadTrainOptions& o);
 
+// Quality of a module on a prompt set (sample files made as for training).
+struct LookaheadEvalReport {
+  LookaheadTrainReport data;  // prompt counts and data-generation times
+  double mean_loss = 0;       // mean over prompts of the training loss (KL)
+  double top10_mass = 0;      // ground-truth attention mass in the top 10% by module score,
+                              // mean over prompts x layers x query heads
+  double top10_mass_best = 0; // same with the ground truth's own top 10% (upper bound)
+};
+LookaheadEvalReport evaluate_lookahead(Session& s, const LookaheadTrainOptions& o,
+                                       const LookaheadModule& mod);
+
 }  // namespace glimpse

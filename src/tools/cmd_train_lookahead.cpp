@@ -50,6 +50,10 @@ int cmd_train_lookahead(int argc, char** argv, int first) {
          [&](const std::string& v) { o.hyper.alpha = parse_float("--alpha", v); });
   ap.add({"-sys", "--system-prompt"}, "TEXT", "system prompt of the chat template (default: none)",
          [&](const std::string& v) { o.system = v; });
+  std::string eval_module;
+  ap.add({"--eval"}, "FNAME|init",
+         "no training: report the loss and top-10% attention mass of a module (or of a fresh one) on the prompts",
+         [&](const std::string& v) { eval_module = v; });
   ap.flag({"--resume"}, "continue from <out>.state where a previous run stopped",
           [&] { o.resume = true; });
   ap.add({"--run-steps"}, "N", "stop (with a checkpoint) after N steps of this run; --resume continues",
@@ -66,6 +70,14 @@ int cmd_train_lookahead(int argc, char** argv, int first) {
     std::fprintf(stderr, "train-lookahead: %s, module %lld parameters (n=%d, rank %d, alpha %g), %d threads\n",
                c.name.c_str(), (long long)probe.n_params(), o.hyper.n_lookahead, o.hyper.rank,
                o.hyper.alpha, s.n_threads());
+  if (!eval_module.empty()) {
+    const LookaheadModule mod = eval_module == "init" ? probe : LookaheadModule::load(eval_module, s.model());
+    const LookaheadEvalReport ev = evaluate_lookahead(s, o, mod);
+    std::printf("{\"module\": \"%s\", \"prompts\": %d, \"mean_kl\": %.6f, \"top10_mass\": %.4f, "
+                "\"top10_mass_best\": %.4f}\n", eval_module.c_str(), ev.data.n_prompts, ev.mean_loss,
+                ev.top10_mass, ev.top10_mass_best);
+    return 0;
+  }
   const LookaheadTrainReport r = train_lookahead(s, o);
   const double bytes_per_token =
       2.0 * c.n_layer * c.n_kv_head * c.head_dim * 2 + (double)c.n_layer * c.n_head * 4;
