@@ -361,12 +361,16 @@ std::vector<Prompt> prepare_samples(Session& s, const LookaheadTrainOptions& o,
   rep.n_prompts = (int)prompts.size();
   for (const Prompt& p : prompts) rep.total_prompt_tokens += (int64_t)p.tokens.size();
   fs::create_directories(o.cache_dir);
-  // 1. Sample files (prompt KV + ground truth), made once.
+  // Sample files (prompt KV + ground truth), made once.
   {
     Stopwatch sw;
     int done = 0;
+    std::vector<uint8_t> missing(prompts.size());
+    size_t left = 0;
+    for (size_t i = 0; i < prompts.size(); ++i) left += missing[i] = !fs::exists(prompts[i].file);
     for (size_t i = 0; i < prompts.size(); ++i) {
-      if (!fs::exists(prompts[i].file)) {
+      if (missing[i]) {
+        --left;
         const LookaheadSampleTimes t = make_lookahead_sample(s, prompts[i].tokens, o.answer_len, prompts[i].file);
         rep.prepare_times.prefill += t.prefill;
         rep.prepare_times.answer += t.answer;
@@ -375,8 +379,6 @@ std::vector<Prompt> prepare_samples(Session& s, const LookaheadTrainOptions& o,
         ++done;
       }
       const double per = done ? sw.ms() / 1000.0 / done : 0;
-      size_t left = 0;
-      for (size_t k = i + 1; k < prompts.size(); ++k) left += !fs::exists(prompts[k].file);
       progress_line(o.progress, fmt::format("preparing {} {}/{} | {:.1f} s/sample | ETA {}",
                                             bar((double)(i + 1) / prompts.size()), i + 1,
                                             prompts.size(), per, format_duration(per * left)));
