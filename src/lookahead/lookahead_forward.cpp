@@ -126,12 +126,7 @@ void lookahead_forward(const Model& model, const KvCache& cache, const Lookahead
         for (int i = 0; i < m; ++i) {
           Real* p = s.data() + (size_t)i * n_pad;
           const int64_t vis = N + i0 + i + 1;  // prompt + lookahead rows up to this one
-          Real mx = -INFINITY;
-          for (int64_t j = 0; j < vis; ++j) mx = std::max(mx, p[j] * att_scale);
-          double sum = 0;
-          for (int64_t j = 0; j < vis; ++j) sum += (p[j] = std::exp(p[j] * att_scale - mx));
-          const Real inv = (Real)(1.0 / sum);
-          for (int64_t j = 0; j < vis; ++j) p[j] *= inv;
+          softmax_row(p, vis, att_scale);
           std::fill(p + vis, p + n_pad, Real(0));
           axpy(Real(1) / (Real)T, p, sc, N);
           if (trace)

@@ -3,6 +3,10 @@
 #define HWY_TARGET_INCLUDE "lookahead/lookahead_kernels.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
+#include <hwy/contrib/math/math-inl.h>
+
+#include <algorithm>
+#include <cmath>
 
 #include "lookahead/lookahead_kernels.h"
 #include "util/fp16.h"
@@ -102,6 +106,29 @@ float LaDot(const float* x, const float* y, int64_t n) {
   return s;
 }
 
+void LaSoftmaxRow(float* x, int64_t n, float scale) {
+  const hn::ScalableTag<float> df;
+  const int64_t L = (int64_t)hn::Lanes(df);
+  const auto vs = hn::Set(df, scale);
+  auto vmax = hn::Set(df, -INFINITY);
+  int64_t j = 0;
+  for (; j + L <= n; j += L) vmax = hn::Max(vmax, hn::Mul(hn::LoadU(df, x + j), vs));
+  float mx = hn::GetLane(hn::MaxOfLanes(df, vmax));
+  for (int64_t k = j; k < n; ++k) mx = std::max(mx, x[k] * scale);
+  const auto vm = hn::Set(df, mx);
+  auto vsum = hn::Zero(df);
+  for (j = 0; j + L <= n; j += L) {
+    const auto e = hn::Exp(df, hn::Sub(hn::Mul(hn::LoadU(df, x + j), vs), vm));
+    hn::StoreU(e, df, x + j);
+    vsum = hn::Add(vsum, e);
+  }
+  float sum = hn::GetLane(hn::SumOfLanes(df, vsum));
+  for (; j < n; ++j) sum += (x[j] = std::exp(x[j] * scale - mx));
+  const auto vinv = hn::Set(df, 1.0f / sum);
+  for (j = 0; j + L <= n; j += L) hn::StoreU(hn::Mul(hn::LoadU(df, x + j), vinv), df, x + j);
+  for (; j < n; ++j) x[j] *= 1.0f / sum;
+}
+
 void LaF16ToF32(const uint16_t* src, float* dst, int64_t n) {
   const hn::ScalableTag<float> df;
   const hn::Rebind<hwy::float16_t, decltype(df)> dh;
@@ -124,6 +151,15 @@ HWY_EXPORT(LaPvRows);
 HWY_EXPORT(LaAxpy);
 HWY_EXPORT(LaDot);
 HWY_EXPORT(LaF16ToF32);
+HWY_EXPORT(LaSoftmaxRow);
+
+void softmax_row(float* x, int64_t n, float scale) { HWY_DYNAMIC_DISPATCH(LaSoftmaxRow)(x, n, scale); }
+void softmax_row(double* x, int64_t n, double scale) {
+  double mx = -INFINITY, sum = 0;
+  for (int64_t j = 0; j < n; ++j) mx = std::max(mx, x[j] * scale);
+  for (int64_t j = 0; j < n; ++j) sum += (x[j] = std::exp(x[j] * scale - mx));
+  for (int64_t j = 0; j < n; ++j) x[j] /= sum;
+}
 
 void score_rows(const float* const* q, int m, const float* kt, int64_t n_pad, int d, float* s) {
   HWY_DYNAMIC_DISPATCH(LaScoreRows)(q, m, kt, n_pad, d, s);

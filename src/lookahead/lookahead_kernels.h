@@ -28,6 +28,10 @@ void axpy(double a, const double* x, double* y, int64_t n);
 float dot(const float* x, const float* y, int64_t n);
 double dot(const double* x, const double* y, int64_t n);
 
+// x[0..n) = softmax(scale * x[0..n)), max-subtracted (float: vectorised exp).
+void softmax_row(float* x, int64_t n, float scale);
+void softmax_row(double* x, int64_t n, double scale);
+
 // f16 -> f32 / f64
 void f16_to_real(const uint16_t* src, float* dst, int64_t n);
 void f16_to_real(const uint16_t* src, double* dst, int64_t n);
