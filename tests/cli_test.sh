@@ -106,6 +106,29 @@ if [ $rc -eq 0 ] && grep -q "| snapkv" "$tmp/ev.md" && [ "$(wc -l <"$tmp/ev/pred
   echo "ok   eval tiny run and resume"; passes=$((passes+1))
 else echo "FAIL eval"; cat "$tmp/ev.err" "$tmp/ev.md"; fails=$((fails+1)); fi
 
+# LookaheadKV: training on a tiny prompt file, exact resume, and the policy using the module.
+expect_error "train-lookahead without prompts" "--prompts is required" "$GLIMPSE" train-lookahead -m "$MODEL"
+echo '{"context": 5}' >"$tmp/bad.jsonl"
+expect_error "train-lookahead bad prompt line" "must be a string" "$GLIMPSE" train-lookahead -q -m "$MODEL" --prompts "$tmp/bad.jsonl" --cache-dir "$tmp/lc"
+expect_error "lookahead policy without module file" "cannot read LookaheadKV module" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy lookahead --kv-budget 8 --kv-lookahead-module "$tmp/none.gguf"
+python3 - "$tmp/p.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(2):
+        ctx = " ".join(f"Item {k} of list {i} is the color {['red','green','blue'][k % 3]}." for k in range(12))
+        f.write(json.dumps({"context": ctx, "question": "Which items are blue?"}) + "\n")
+PY
+train() { "$GLIMPSE" train-lookahead -m "$MODEL" --prompts "$tmp/p.jsonl" --cache-dir "$tmp/lc" --steps 3 \
+  --batch 1 --answer-len 4 --warmup 1 --save-every 1 -t 2 -q "$@" >/dev/null 2>"$tmp/err"; }
+if train --out "$tmp/full.gguf" && train --out "$tmp/part.gguf" --run-steps 1 \
+   && train --out "$tmp/part.gguf" --resume && cmp -s "$tmp/full.gguf" "$tmp/part.gguf" \
+   && [ "$(wc -l <"$tmp/part.gguf.log.jsonl")" -eq 3 ] \
+   && "$GLIMPSE" run -m "$MODEL" -f "$tmp/ctx.txt" --chat -n 2 --temp 0 -t 2 --kv-policy lookahead \
+        --kv-budget 32 --kv-lookahead-module "$tmp/full.gguf" >/dev/null 2>"$tmp/err" \
+   && grep -q "kv policy = lookahead" "$tmp/err"; then
+  echo "ok   train-lookahead, exact resume, lookahead policy"; passes=$((passes+1))
+else echo "FAIL train-lookahead"; cat "$tmp/err"; fails=$((fails+1)); fi
+
 # tokenize prints a JSON array.
 ids=$("$GLIMPSE" tokenize -m "$MODEL" -p "Hello world")
 if [ "$ids" = "[19556,905]" ]; then echo "ok   tokenize"; passes=$((passes+1));

@@ -1,6 +1,7 @@
 #include "kv/policy.h"
 
 #include <cmath>
+#include <fstream>
 
 #include "util/error.h"
 
@@ -15,11 +16,12 @@ std::unique_ptr<KvPolicy> make_knorm_policy();
 std::unique_ptr<KvPolicy> make_random_policy();
 std::unique_ptr<KvPolicy> make_oracle_policy();
 std::unique_ptr<KvPolicy> make_laq_policy();
+std::unique_ptr<KvPolicy> make_lookahead_policy();
 
 const std::vector<std::string>& kv_policy_names() {
   static const std::vector<std::string> names = {"none", "streaming", "h2o", "snapkv",
                                                  "pyramidkv", "adakv", "tova", "knorm",
-                                                 "random", "oracle", "laq"};
+                                                 "random", "oracle", "laq", "lookahead"};
   return names;
 }
 
@@ -35,6 +37,7 @@ std::unique_ptr<KvPolicy> make_kv_policy(const std::string& name) {
   if (name == "random") return make_random_policy();
   if (name == "oracle") return make_oracle_policy();
   if (name == "laq") return make_laq_policy();
+  if (name == "lookahead") return make_lookahead_policy();
   std::string all;
   for (const auto& n : kv_policy_names()) all += (all.empty() ? "" : ", ") + n;
   fail("unknown KV policy '{}' (one of: {})", name, all);
@@ -46,6 +49,8 @@ void validate_policy_settings(const KvPolicySettings& s) {
   if (s.budget < 0 && s.ratio < 0) fail("KV policy '{}' needs --kv-budget N or --kv-ratio R", s.name);
   if (s.ratio > 1) fail("--kv-ratio must be in [0, 1]");
   if (s.pool_kernel > 1 && s.pool_kernel % 2 == 0) fail("--kv-pool-kernel must be odd");
+  if (s.name == "lookahead" && !s.lookahead_module.empty() && !std::ifstream(s.lookahead_module))
+    fail("cannot read LookaheadKV module '{}'", s.lookahead_module);
 }
 
 ResolvedPolicy resolve_policy(const KvPolicySettings& s, const PolicyDefaults& d, int64_t n_prompt) {

@@ -35,6 +35,7 @@ struct KvPolicySettings {
   uint64_t seed = 0;
   int oracle_max_new = 128;  // length limit of the oracle's own answer
   int laq_pseudo = 8;        // LAQ pseudo tokens
+  std::string lookahead_module;  // LookaheadKV module file (empty: next to the model)
 };
 
 struct PolicyDefaults {
@@ -86,6 +87,9 @@ class KvPolicy {
 
 std::unique_ptr<KvPolicy> make_kv_policy(const std::string& name);
 const std::vector<std::string>& kv_policy_names();  // "none" included
+
+// Default LookaheadKV module of a model file: X.gguf -> X.lookahead.gguf.
+std::string default_lookahead_module_path(const std::string& model_path);
 
 // Errors that need no prompt (run before loading a model).
 void validate_policy_settings(const KvPolicySettings& s);

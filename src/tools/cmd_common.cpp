@@ -65,6 +65,9 @@ void add_kv_args(ArgParser& ap, KvPolicySettings& kv, bool allow_list) {
          [&](const std::string& v) { kv.seed = (uint64_t)parse_int("--kv-seed", v, 0, 1ll << 62); });
   ap.add({"--kv-oracle-n"}, "N", "length limit of the oracle's own answer (default: 128)",
          [&](const std::string& v) { kv.oracle_max_new = parse_int("--kv-oracle-n", v, 1, 1 << 20); });
+  ap.add({"--kv-lookahead-module"}, "FNAME",
+         "LookaheadKV module of the lookahead policy (default: <model>.lookahead.gguf)",
+         [&](const std::string& v) { kv.lookahead_module = v; });
   ap.flag({"--query-agnostic"}, "compress the context before the question is read (needs --question)",
           [&] { kv.query_agnostic = true; });
 }

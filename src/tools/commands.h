@@ -23,5 +23,6 @@ int cmd_logits(int argc, char** argv, int first);
 int cmd_bench(int argc, char** argv, int first);
 int cmd_eval(int argc, char** argv, int first);
 int cmd_prompts(int argc, char** argv, int first);
+int cmd_train_lookahead(int argc, char** argv, int first);
 
 }  // namespace glimpse

@@ -17,7 +17,8 @@ const char* kUsage =
     "  bench      llama-bench-style throughput tests (pp, tg, at depth)\n"
     "  eval       RULER-style evaluation of KV eviction policies (quality and cost)\n"
     "  prompts    write LookaheadKV training prompts (JSONL), disjoint from the evaluation\n"
-    "  logits     dump teacher-forced logits / greedy continuations (parity testing)\n\n"
+    "  logits     dump teacher-forced logits / greedy continuations (parity testing)\n"
+    "  train-lookahead  train a LookaheadKV module (KV eviction that looks ahead) on prompts\n\n"
     "'glimpse <command> --help' lists a command's options.\n";
 }
 
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
     if (cmd == "bench") return glimpse::cmd_bench(argc, argv, 2);
     if (cmd == "eval") return glimpse::cmd_eval(argc, argv, 2);
     if (cmd == "prompts") return glimpse::cmd_prompts(argc, argv, 2);
+    if (cmd == "train-lookahead") return glimpse::cmd_train_lookahead(argc, argv, 2);
     std::fprintf(stderr, "error: unknown command '%s' (see glimpse --help)\n", cmd.c_str());
     return 1;
   } catch (const glimpse::Error& e) {

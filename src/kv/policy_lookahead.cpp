@@ -1,0 +1,66 @@
+// LookaheadKV: a trained module (lookahead embeddings + LoRA on those rows only, see
+// src/lookahead/) runs 32 extra rows after the prefilled prompt; their mean attention per
+// query head over the prompt keys is the score, reduced over each GQA group (mean by
+// default). No window, sinks or pooling by default (all settable). The lookahead rows' KV
+// never enters the cache and decoding continues at position N.
+//
+// Module file: --kv-lookahead-module FILE, or by default the model path with ".gguf"
+// replaced by ".lookahead.gguf". A module trained for another model is refused.
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "kv/policy.h"
+#include "lookahead/lookahead_forward.h"
+#include "lookahead/lookahead_module.h"
+#include "util/error.h"
+
+namespace glimpse {
+
+std::string default_lookahead_module_path(const std::string& model_path) {
+  const std::string ext = ".gguf";
+  if (model_path.size() > ext.size() && model_path.compare(model_path.size() - ext.size(), ext.size(), ext) == 0)
+    return model_path.substr(0, model_path.size() - ext.size()) + ".lookahead.gguf";
+  return model_path + ".lookahead.gguf";
+}
+
+namespace {
+
+// Modules stay loaded for the process (evaluation runs score many prompts).
+std::shared_ptr<const LookaheadModule> cached_module(const std::string& path, const Model& m) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<const LookaheadModule>> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(path);
+  if (it == cache.end())
+    it = cache.emplace(path, std::make_shared<const LookaheadModule>(LookaheadModule::load(path))).first;
+  it->second->check_compatible(m, path);
+  return it->second;
+}
+
+class LookaheadPolicy final : public KvPolicy {
+ public:
+  const char* name() const override { return "lookahead"; }
+  PolicyDefaults defaults() const override { return PolicyDefaults{}; }
+  KvScores score(PolicyInput& in) override {
+    const ModelConfig& c = in.model.config();
+    std::string path = in.cfg.s.lookahead_module;
+    if (path.empty()) {
+      path = default_lookahead_module_path(in.model.gguf().source());
+      if (!std::ifstream(path))
+        fail("KV policy 'lookahead' needs a trained module: --kv-lookahead-module FILE "
+             "(none at the default {})", path);
+    }
+    const std::shared_ptr<const LookaheadModule> mod = cached_module(path, in.model);
+    const std::vector<float> s = lookahead_kv_scores(in.model, in.cache, *mod, in.pool);
+    return reduce_query_heads(s, c.n_layer, c.n_head, c.n_kv_head, in.cfg.n_prompt,
+                              in.cfg.pool_kernel, in.cfg.pool, in.cfg.s.reduce);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<KvPolicy> make_lookahead_policy() { return std::make_unique<LookaheadPolicy>(); }
+
+}  // namespace glimpse

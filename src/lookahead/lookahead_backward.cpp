@@ -1,0 +1,207 @@
+#include "lookahead/lookahead_backward.h"
+
+#include <cmath>
+
+#include "lookahead/lookahead_ops.h"
+#include "util/error.h"
+#include "util/thread_pool.h"
+
+namespace glimpse {
+
+using namespace lookahead_detail;
+
+template <typename Real>
+double lookahead_loss(const std::vector<Real>& scores, const float* gt, int n_layer, int n_head,
+                      int64_t N, std::vector<Real>* dscores) {
+  const int64_t rows = (int64_t)n_layer * n_head;
+  if (dscores) dscores->assign((size_t)rows * N, Real(0));
+  constexpr double kFloor = 1e-30;  // a probability that underflowed to 0
+  double total = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const Real* s = scores.data() + r * N;
+    const float* g = gt + r * N;
+    double S = 0, Gs = 0;
+    for (int64_t j = 0; j < N; ++j) {
+      S += (double)s[j];
+      Gs += (double)g[j];
+    }
+    if (!(Gs > 0) || !(S > 0)) continue;  // no target mass: this row has no opinion
+    double kl = 0;
+    for (int64_t j = 0; j < N; ++j) {
+      const double gj = g[j] / Gs;
+      const double pj = std::max((double)s[j] / S, kFloor);
+      if (gj > 0) kl += gj * (std::log(gj) - std::log(pj));
+      // d/ds_j of KL(g || s/S) = (1 - g_j / p_j) / S  (g sums to 1)
+      if (dscores) (*dscores)[r * N + j] = (Real)((1.0 - gj / pj) / S / (double)rows);
+    }
+    total += kl;
+  }
+  return total / (double)rows;
+}
+
+template <typename Real>
+void lookahead_backward(const Model& model, const KvCache& cache, const LookaheadModule& mod,
+                        const LookaheadTrace<Real>& trace, const std::vector<Real>& dscores,
+                        LookaheadModule& grad, ThreadPool& pool) {
+  const ModelConfig& c = model.config();
+  const int T = mod.n_lookahead(), r = mod.rank();
+  const int E = c.n_embd, d = c.head_dim, H = c.n_head, KV = c.n_kv_head, G = H / KV, F = c.n_ff;
+  const int q_dim = H * d, kv_dim = KV * d, L = c.n_layer;
+  const int64_t N = trace.n_prompt, n_keys = N + T, n_pad = padded(n_keys);
+  const Real lscale = (Real)mod.scale();
+  const Real att_scale = (Real)(1.0f / std::sqrt((float)d));
+  if ((int)trace.layers.size() != L || (int64_t)dscores.size() != (int64_t)L * H * N)
+    fail("lookahead backward: trace or score gradient does not match the model");
+
+  std::vector<float> cs((size_t)T * c.rope.n_rot);
+  for (int t = 0; t < T; ++t)
+    rope_cos_sin(c.rope, trace.pos0 + t, cs.data() + (size_t)t * c.rope.n_rot);
+
+  Buf<Real> dx((size_t)T * E, Real(0));  // dloss / d(residual stream leaving layer l)
+  Buf<Real> dxn((size_t)T * E), datt, dq, dk, dv, dhid, dgate, dup;
+  std::vector<Buf<Real>> krows(KV), vpanel(KV);
+  std::vector<Buf<Real>> dk_h(H), dv_h(H);  // per query head partials [T][d]
+
+  for (int l = L - 1; l >= 0; --l) {
+    const LayerWeights& w = model.layer(l);
+    const LookaheadLayerTrace<Real>& tr = trace.layers[l];
+    const bool last = l == L - 1;
+    // dx_in += W^T dy (+ adapter), adapter gradients into grad.
+    auto linear_back = [&](const WeightView& wv, int slot, const Buf<Real>& in, const Buf<Real>& dy,
+                           Buf<Real>& dx_in) {
+      frozen_linear_t(wv, dy.data(), T, dx_in.data(), pool);
+      if (mod.has(l, slot))
+        lora_backward(mod.lora(l, slot), r, lscale, in.data(), tr.a[slot].data(), dy.data(), T,
+                      dx_in.data(), grad.lora(l, slot));
+    };
+
+    datt.assign((size_t)T * q_dim, Real(0));
+    if (!last) {
+      // x_out = x_mid + down(silu(gate) * up): dx passes through the residual unchanged.
+      dhid.assign((size_t)T * F, Real(0));
+      linear_back(w.w_down, (int)LoraSlot::Down, tr.hid, dx, dhid);
+      dgate.resize((size_t)T * F);
+      dup.resize((size_t)T * F);
+      for (size_t i = 0; i < dhid.size(); ++i) {
+        const Real g = tr.gate[i], sg = sigmoid(g);
+        dup[i] = dhid[i] * g * sg;
+        dgate[i] = dhid[i] * tr.up[i] * sg * (Real(1) + g * (Real(1) - sg));
+      }
+      std::fill(dxn.begin(), dxn.end(), Real(0));
+      linear_back(w.w_gate, (int)LoraSlot::Gate, tr.xn2, dgate, dxn);
+      linear_back(w.w_up, (int)LoraSlot::Up, tr.xn2, dup, dxn);
+      for (int t = 0; t < T; ++t)
+        rms_norm_row_backward(tr.x_mid.data() + (size_t)t * E, w.ffn_norm.data(), tr.rinv2[t],
+                              dxn.data() + (size_t)t * E, dx.data() + (size_t)t * E, E);
+      // x_mid = x_in + o(att)
+      linear_back(w.wo, (int)LoraSlot::O, tr.att, dx, datt);
+    }
+
+    // Attention. Per KV head: key rows [n_keys][d] (for dq) and values transposed
+    // [d][n_pad] (for dp = datt . v).
+    pool.parallel_for_dynamic(KV, [&](int64_t g, int) {
+      const KvHead& kh = cache.head(l, (int)g);
+      krows[g].resize((size_t)n_keys * d);
+      head_rows(kh.k.data(), N, tr.k.data(), T, KV, (int)g, d, krows[g].data());
+      if (!last) {
+        Buf<Real> vr((size_t)n_keys * d);
+        head_rows(kh.v.data(), N, tr.v.data(), T, KV, (int)g, d, vr.data());
+        vpanel[g].resize((size_t)d * n_pad);
+        transpose_rows(vr.data(), n_keys, d, n_pad, vpanel[g].data());
+      }
+    });
+    dq.assign((size_t)T * q_dim, Real(0));
+    const Real* dsc_l = dscores.data() + (size_t)l * H * N;
+    pool.parallel_for_dynamic(H, [&](int64_t h, int) {
+      const int g = (int)h / G;
+      dk_h[h].assign((size_t)T * d, Real(0));
+      dv_h[h].assign((size_t)T * d, Real(0));
+      Buf<Real> ds((size_t)8 * n_pad);
+      for (int i0 = 0; i0 < T; i0 += 8) {
+        const int m = std::min(8, T - i0);
+        const Real* ap[8];
+        const Real* dsp[8];
+        Real* dqp[8];
+        for (int i = 0; i < m; ++i) {
+          ap[i] = datt.data() + ((size_t)(i0 + i) * H + h) * d;
+          dsp[i] = ds.data() + (size_t)i * n_pad;
+          dqp[i] = dq.data() + ((size_t)(i0 + i) * H + h) * d;
+        }
+        // dp_ij = datt_i . v_j  (+ the score gradient on prompt keys: s_j = mean_i p_ij)
+        if (!last)
+          score_rows(ap, m, vpanel[g].data(), n_pad, d, ds.data());
+        else
+          std::fill(ds.begin(), ds.end(), Real(0));
+        for (int i = 0; i < m; ++i) {
+          Real* dp = ds.data() + (size_t)i * n_pad;
+          const Real* p = tr.prob.data() + ((size_t)h * T + i0 + i) * n_keys;
+          axpy(Real(1) / (Real)T, dsc_l + h * N, dp, N);
+          // softmax: dz_j = p_j (dp_j - sum_k p_k dp_k); the logits are att_scale * q . k_j
+          const Real pd = dot(p, dp, n_keys);
+          for (int64_t j = 0; j < n_keys; ++j) dp[j] = att_scale * p[j] * (dp[j] - pd);
+          std::fill(dp + n_keys, dp + n_pad, Real(0));
+          // Lookahead keys and values are parameters' functions: dk_t, dv_t.
+          const Real* qi = tr.q.data() + ((size_t)(i0 + i) * H + h) * d;
+          for (int t = 0; t <= i0 + i; ++t) {
+            axpy(dp[N + t], qi, dk_h[h].data() + (size_t)t * d, d);
+            if (!last) axpy(p[N + t], ap[i], dv_h[h].data() + (size_t)t * d, d);
+          }
+        }
+        pv_rows(dsp, m, n_keys, krows[g].data(), d, dqp);  // dq_i = sum_j dz_ij k_j
+      }
+    });
+    dk.assign((size_t)T * kv_dim, Real(0));
+    dv.assign((size_t)T * kv_dim, Real(0));
+    for (int h = 0; h < H; ++h)
+      for (int t = 0; t < T; ++t) {
+        const size_t o = ((size_t)t * KV + h / G) * d;
+        axpy(Real(1), dk_h[h].data() + (size_t)t * d, dk.data() + o, d);
+        axpy(Real(1), dv_h[h].data() + (size_t)t * d, dv.data() + o, d);
+      }
+    for (int t = 0; t < T; ++t) {
+      const float* cst = cs.data() + (size_t)t * c.rope.n_rot;
+      rope_rows(c.rope, cst, dq.data() + (size_t)t * q_dim, H, d, true);
+      rope_rows(c.rope, cst, dk.data() + (size_t)t * kv_dim, KV, d, true);
+    }
+
+    // q, k, v projections of the attention-normed input, then the norm.
+    std::fill(dxn.begin(), dxn.end(), Real(0));
+    linear_back(w.wq, (int)LoraSlot::Q, tr.xn1, dq, dxn);
+    linear_back(w.wk, (int)LoraSlot::K, tr.xn1, dk, dxn);
+    if (!last) linear_back(w.wv, (int)LoraSlot::V, tr.xn1, dv, dxn);
+    for (int t = 0; t < T; ++t)
+      rms_norm_row_backward(tr.x_in.data() + (size_t)t * E, w.attn_norm.data(), tr.rinv1[t],
+                            dxn.data() + (size_t)t * E, dx.data() + (size_t)t * E, E);
+  }
+  std::vector<float>& gP = grad.P();
+  for (size_t i = 0; i < gP.size(); ++i) gP[i] += (float)dx[i];
+}
+
+template <typename Real>
+double lookahead_loss_and_grad(const Model& model, const KvCache& cache,
+                               const LookaheadModule& mod, const float* gt,
+                               LookaheadModule* grad, ThreadPool& pool) {
+  const ModelConfig& c = model.config();
+  std::vector<Real> scores, dscores;
+  LookaheadTrace<Real> trace;
+  lookahead_forward<Real>(model, cache, mod, pool, scores, grad ? &trace : nullptr);
+  const int64_t N = cache.head(0, 0).size();
+  const double loss = lookahead_loss<Real>(scores, gt, c.n_layer, c.n_head, N, grad ? &dscores : nullptr);
+  if (grad) lookahead_backward<Real>(model, cache, mod, trace, dscores, *grad, pool);
+  return loss;
+}
+
+#define INSTANTIATE(Real)                                                                      \
+  template double lookahead_loss<Real>(const std::vector<Real>&, const float*, int, int,       \
+                                       int64_t, std::vector<Real>*);                           \
+  template void lookahead_backward<Real>(const Model&, const KvCache&, const LookaheadModule&, \
+                                         const LookaheadTrace<Real>&, const std::vector<Real>&, \
+                                         LookaheadModule&, ThreadPool&);                       \
+  template double lookahead_loss_and_grad<Real>(const Model&, const KvCache&,                  \
+                                                const LookaheadModule&, const float*,          \
+                                                LookaheadModule*, ThreadPool&);
+INSTANTIATE(float)
+INSTANTIATE(double)
+#undef INSTANTIATE
+
+}  // namespace glimpse

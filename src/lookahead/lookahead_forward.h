@@ -1,0 +1,67 @@
+// The lookahead pass: the module's n embeddings run as rows at positions N .. N+n-1 after a
+// prefilled prompt of N tokens, through every layer with the LoRA adapters, attending over
+// the prompt's cached keys/values plus their own (causal among themselves). The cache is
+// only read: the lookahead keys and values live in local buffers and are dropped.
+//
+// Output: per (layer, query head) the mean over the n rows of their softmax attention on
+// each prompt key j < N, scores [n_layer][n_head][N] (f32 softmax over prompt + visible
+// lookahead keys, not renormalised). The last layer stops after its attention
+// probabilities: nothing later is consumed.
+//
+// Cost: the frozen weights see n rows (one GEMM batch of 32 through the prefill kernel) and
+// attention reads each prompt key/value once per (layer, KV head) for all G x n queries of
+// the group, so the pass costs about as much as ~n extra prompt tokens.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "kv/kv_cache.h"
+#include "lookahead/lookahead_module.h"
+#include "model/model.h"
+
+namespace glimpse {
+
+class ThreadPool;
+
+// Activations of the lookahead rows kept for the backward pass. T = n_lookahead,
+// E = n_embd, n_keys = N + T. Vectors of the last layer after its probabilities stay empty.
+template <typename Real>
+struct LookaheadLayerTrace {
+  std::vector<Real> x_in;    // [T][E] residual stream entering the layer
+  std::vector<Real> rinv1;   // [T] 1/rms of x_in (attention norm)
+  std::vector<Real> xn1;     // [T][E] attention-normed input
+  std::array<std::vector<Real>, kLoraSlots> a;  // [T][rank] A x of each adapter
+  std::vector<Real> q;       // [T][n_head][d] after RoPE
+  std::vector<Real> k, v;    // [T][n_kv_head][d], k after RoPE
+  std::vector<Real> prob;    // [n_head][T][n_keys] softmax rows, 0 where masked
+  std::vector<Real> att;     // [T][n_head][d] attention output
+  std::vector<Real> x_mid;   // [T][E] after the attention residual
+  std::vector<Real> rinv2;   // [T]
+  std::vector<Real> xn2;     // [T][E] ffn-normed
+  std::vector<Real> gate, up;  // [T][n_ff] before the activation
+  std::vector<Real> hid;     // [T][n_ff] silu(gate) * up
+};
+
+template <typename Real>
+struct LookaheadTrace {
+  int64_t n_prompt = 0;
+  int32_t pos0 = 0;  // position of the first lookahead row
+  std::vector<LookaheadLayerTrace<Real>> layers;
+};
+
+// Runs the lookahead rows; scores receives [n_layer][n_head][N]. With a trace, keeps every
+// activation the backward pass needs. Checks that the cache holds exactly N entries per
+// head in position order (a prefilled, not yet evicted prompt) and that the module fits.
+// Real = float is the fast path; Real = double serves gradient checks.
+template <typename Real>
+void lookahead_forward(const Model& model, const KvCache& cache, const LookaheadModule& mod,
+                       ThreadPool& pool, std::vector<Real>& scores,
+                       LookaheadTrace<Real>* trace = nullptr);
+
+// Eval hook for KV policies: scores [n_layer][n_head][N] of the prompt in the cache.
+std::vector<float> lookahead_kv_scores(const Model& model, const KvCache& cache,
+                                       const LookaheadModule& mod, ThreadPool& pool);
+
+}  // namespace glimpse

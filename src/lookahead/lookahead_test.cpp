@@ -1,0 +1,428 @@
+// LookaheadKV module: gradient check against central finite differences (double path),
+// float vs double agreement, the prompt KV and first answer token untouched, module file
+// round trip and refusal of foreign, truncated and mis-shaped files.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "lookahead/lookahead_backward.h"
+#include "lookahead/lookahead_forward.h"
+#include "lookahead/lookahead_module.h"
+#include "model/model.h"
+#include "model/tiny_model_test_util.h"
+#include "kv/policy.h"
+#include "runtime/kv_compress.h"
+#include "runtime/session.h"
+#include "util/error.h"
+#include "util/thread_pool.h"
+#include "util/timer.h"
+
+namespace glimpse {
+namespace {
+
+namespace fs = std::filesystem;
+
+class Lookahead : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    path_a_ = (fs::temp_directory_path() / "glimpse_la_tiny_a.gguf").string();
+    path_b_ = (fs::temp_directory_path() / "glimpse_la_tiny_b.gguf").string();
+    testing::TinyModelSpec spec;
+    spec.n_layer = 3;
+    spec.n_embd = 32;
+    spec.n_head = 4;
+    spec.n_kv_head = 2;
+    spec.n_ff = 48;
+    spec.weight_scale = 2.0f;  // peakier attention than the default
+    testing::write_tiny_llama(path_a_, spec);
+    spec.seed = 2;
+    testing::write_tiny_llama(path_b_, spec);
+    a_ = Model::load(path_a_).release();
+    b_ = Model::load(path_b_).release();
+  }
+  static void TearDownTestSuite() {
+    delete a_;
+    delete b_;
+    fs::remove(path_a_);
+    fs::remove(path_b_);
+  }
+
+  static KvCache prefill(const Model& m, int64_t n, std::vector<float>& logits, ThreadPool& pool) {
+    KvCache cache = m.make_cache(256);
+    const std::vector<int32_t> toks = testing::tiny_tokens(n, m.config().n_vocab, 11);
+    for (int64_t b = 0; b < n; b += 10)
+      m.forward(toks.data() + b, std::min<int64_t>(10, n - b), cache, LogitsRows::Last, logits, pool);
+    return cache;
+  }
+
+  // A module with every parameter group non-trivial (B = 0 would zero the A gradients).
+  static LookaheadModule random_module(const Model& m, int n, uint64_t seed) {
+    LookaheadModule mod = LookaheadModule::create(m, LookaheadHyper{n, 4, 8.0f}, seed);
+    std::mt19937_64 rng(seed + 100);
+    std::uniform_real_distribution<float> u(-0.3f, 0.3f);
+    for (int l = 0; l < m.config().n_layer; ++l)
+      for (int s = 0; s < kLoraSlots; ++s)
+        if (mod.has(l, s))
+          for (float& x : mod.lora(l, s).B) x = u(rng);
+    for (float& x : mod.P()) x += u(rng);
+    return mod;
+  }
+
+  static std::vector<float> random_gt(const Model& m, int64_t N, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<float> u(0.0f, 1.0f);
+    std::vector<float> gt((size_t)m.config().n_layer * m.config().n_head * N);
+    for (float& x : gt) x = std::pow(u(rng), 4.0f);  // peaky, like real attention
+    return gt;
+  }
+
+  static std::string path_a_, path_b_;
+  static Model* a_;
+  static Model* b_;
+  ThreadPool pool_{2};
+};
+std::string Lookahead::path_a_, Lookahead::path_b_;
+Model* Lookahead::a_ = nullptr;
+Model* Lookahead::b_ = nullptr;
+
+// Relative error per tensor: |g_analytic - g_fd| / max(|g_analytic|, |g_fd|) over sampled
+// entries, with the finite difference taken over the step the f32 parameter really made.
+TEST_F(Lookahead, GradientMatchesFiniteDifferences) {
+  const int64_t N = 24;
+  std::vector<float> logits;
+  KvCache cache = prefill(*a_, N, logits, pool_);
+  LookaheadModule mod = random_module(*a_, 4, 3);
+  const std::vector<float> gt = random_gt(*a_, N, 5);
+  LookaheadModule grad = mod.zeros_like();
+  const double loss = lookahead_loss_and_grad<double>(*a_, cache, mod, gt.data(), &grad, pool_);
+  ASSERT_GT(loss, 0.01);
+
+  const std::vector<std::string> names = mod.tensor_names();
+  std::vector<std::vector<float>*> params = mod.tensors();
+  std::vector<std::vector<float>*> grads = grad.tensors();
+  ASSERT_EQ(params.size(), 1u + 2u * (7 * 2 + 2));  // P, 7 adapters in layers 0-1, q/k in 2
+  double worst = 0;
+  for (size_t ti = 0; ti < params.size(); ++ti) {
+    std::vector<float>& p = *params[ti];
+    const size_t n_check = std::min<size_t>(12, p.size());
+    double diff2 = 0, ga2 = 0, gf2 = 0;
+    for (size_t s = 0; s < n_check; ++s) {
+      const size_t i = s * p.size() / n_check + (s * 7919) % std::max<size_t>(1, p.size() / n_check);
+      const float orig = p[i];
+      const float up = orig + 1e-3f, dn = orig - 1e-3f;
+      p[i] = up;
+      const double lp = lookahead_loss_and_grad<double>(*a_, cache, mod, gt.data(), nullptr, pool_);
+      p[i] = dn;
+      const double lm = lookahead_loss_and_grad<double>(*a_, cache, mod, gt.data(), nullptr, pool_);
+      p[i] = orig;
+      const double fd = (lp - lm) / ((double)up - (double)dn);
+      const double ga = (*grads[ti])[i];
+      diff2 += (ga - fd) * (ga - fd);
+      ga2 += ga * ga;
+      gf2 += fd * fd;
+    }
+    const double rel = std::sqrt(diff2) / std::max({std::sqrt(ga2), std::sqrt(gf2), 1e-300});
+    std::printf("  %-22s |g| %.3e  rel err %.2e\n", names[ti].c_str(), std::sqrt(ga2), rel);
+    EXPECT_GT(std::sqrt(ga2), 1e-8) << names[ti] << ": gradient vanishes, the check would be void";
+    EXPECT_LE(rel, 1e-3) << names[ti];
+    worst = std::max(worst, rel);
+  }
+  std::printf("  worst relative error %.2e (loss %.4f)\n", worst, loss);
+}
+
+// The float fast path (Highway kernels, engine matmul) computes the same scores and
+// gradients as the double reference path.
+TEST_F(Lookahead, FloatPathMatchesDouble) {
+  const int64_t N = 40;
+  std::vector<float> logits;
+  KvCache cache = prefill(*a_, N, logits, pool_);
+  LookaheadModule mod = random_module(*a_, 8, 4);
+  std::vector<float> sf;
+  std::vector<double> sd;
+  lookahead_forward<float>(*a_, cache, mod, pool_, sf, nullptr);
+  lookahead_forward<double>(*a_, cache, mod, pool_, sd, nullptr);
+  ASSERT_EQ(sf.size(), sd.size());
+  ASSERT_EQ(sf.size(), (size_t)3 * 4 * N);
+  double worst = 0;
+  for (size_t i = 0; i < sf.size(); ++i) worst = std::max(worst, std::abs(sf[i] - sd[i]));
+  EXPECT_LT(worst, 1e-5);
+
+  const std::vector<float> gt = random_gt(*a_, N, 6);
+  LookaheadModule gf = mod.zeros_like(), gd = mod.zeros_like();
+  const double lf = lookahead_loss_and_grad<float>(*a_, cache, mod, gt.data(), &gf, pool_);
+  const double ld = lookahead_loss_and_grad<double>(*a_, cache, mod, gt.data(), &gd, pool_);
+  EXPECT_NEAR(lf, ld, 1e-4 * std::abs(ld));
+  auto tf = gf.tensors();
+  auto td = gd.tensors();
+  for (size_t t = 0; t < tf.size(); ++t) {
+    double diff2 = 0, n2 = 0;
+    for (size_t i = 0; i < tf[t]->size(); ++i) {
+      diff2 += std::pow((double)(*tf[t])[i] - (*td[t])[i], 2);
+      n2 += std::pow((double)(*td[t])[i], 2);
+    }
+    EXPECT_LE(std::sqrt(diff2), 1e-3 * std::sqrt(n2)) << "tensor " << t;
+  }
+}
+
+// Scores are a mean of softmax rows: non-negative, and each row sums to at most 1.
+TEST_F(Lookahead, ScoresAreAttentionMass) {
+  const int64_t N = 30;
+  std::vector<float> logits;
+  KvCache cache = prefill(*a_, N, logits, pool_);
+  LookaheadModule mod = LookaheadModule::create(*a_, LookaheadHyper{32, 8, 32.0f}, 1);
+  const std::vector<float> s = lookahead_kv_scores(*a_, cache, mod, pool_);
+  for (int r = 0; r < 3 * 4; ++r) {
+    double sum = 0;
+    for (int64_t j = 0; j < N; ++j) {
+      EXPECT_GE(s[r * N + j], 0.0f);
+      sum += s[r * N + j];
+    }
+    EXPECT_GT(sum, 0.05);
+    EXPECT_LE(sum, 1.0 + 1e-5);
+  }
+}
+
+// The pass only reads the cache: prompt KV, positions and the next token's logits are
+// bit-identical with and without it.
+TEST_F(Lookahead, PromptKvAndFirstTokenUntouched) {
+  const int64_t N = 33;
+  std::vector<float> logits_plain, logits_la;
+  KvCache plain = prefill(*a_, N, logits_plain, pool_);
+  KvCache cache = prefill(*a_, N, logits_la, pool_);
+  LookaheadModule mod = random_module(*a_, 32, 9);
+  (void)lookahead_kv_scores(*a_, cache, mod, pool_);
+  ASSERT_EQ(logits_plain, logits_la);
+  ASSERT_EQ(cache.n_past(), plain.n_past());
+  for (int l = 0; l < 3; ++l)
+    for (int h = 0; h < 2; ++h) {
+      EXPECT_EQ(cache.head(l, h).k, plain.head(l, h).k);
+      EXPECT_EQ(cache.head(l, h).v, plain.head(l, h).v);
+      EXPECT_EQ(cache.head(l, h).pos, plain.head(l, h).pos);
+    }
+  int32_t tok = 0;
+  for (int i = 1; i < (int)logits_plain.size(); ++i)
+    if (logits_plain[i] > logits_plain[tok]) tok = i;
+  std::vector<float> next_plain, next_la;
+  a_->forward(&tok, 1, plain, LogitsRows::Last, next_plain, pool_);
+  a_->forward(&tok, 1, cache, LogitsRows::Last, next_la, pool_);
+  EXPECT_EQ(next_plain, next_la);
+}
+
+TEST_F(Lookahead, SaveLoadRoundTrip) {
+  const std::string path = (fs::temp_directory_path() / "glimpse_la_mod.gguf").string();
+  LookaheadModule mod = random_module(*a_, 6, 12);
+  mod.save(path);
+  const LookaheadModule back = LookaheadModule::load(path, *a_);
+  EXPECT_EQ(back.n_lookahead(), 6);
+  EXPECT_EQ(back.rank(), 4);
+  EXPECT_EQ(back.alpha(), 8.0f);
+  EXPECT_EQ(back.base().fingerprint, model_fingerprint(*a_));
+  EXPECT_EQ(back.n_params(), mod.n_params());
+  auto x = mod.tensors();
+  auto y = back.tensors();
+  ASSERT_EQ(x.size(), y.size());
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(*x[i], *y[i]) << i;
+  fs::remove(path);
+}
+
+TEST_F(Lookahead, ForeignModelRefused) {
+  const std::string path = (fs::temp_directory_path() / "glimpse_la_foreign.gguf").string();
+  LookaheadModule::create(*a_, LookaheadHyper{}, 1).save(path);
+  EXPECT_NE(model_fingerprint(*a_), model_fingerprint(*b_));
+  try {
+    LookaheadModule::load(path, *b_);
+    FAIL() << "a module for model A loaded for model B";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("another model"), std::string::npos) << e.what();
+  }
+  fs::remove(path);
+}
+
+TEST_F(Lookahead, TruncatedOrMisShapedFileRefused) {
+  const std::string path = (fs::temp_directory_path() / "glimpse_la_cut.gguf").string();
+  LookaheadModule::create(*a_, LookaheadHyper{4, 2, 4.0f}, 1).save(path);
+  std::vector<char> bytes(fs::file_size(path));
+  std::ifstream(path, std::ios::binary).read(bytes.data(), (std::streamsize)bytes.size());
+  auto write = [&](const std::vector<char>& b) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc).write(b.data(), (std::streamsize)b.size());
+  };
+  for (size_t n : {bytes.size() - 1, bytes.size() / 2, (size_t)100, (size_t)10}) {
+    write(std::vector<char>(bytes.begin(), bytes.begin() + (std::ptrdiff_t)n));
+    EXPECT_THROW(LookaheadModule::load(path, *a_), Error) << "truncated to " << n;
+  }
+  // Claim 5 lookahead rows while the tensor holds 4.
+  const std::string key = "lookahead.n_lookahead";
+  std::vector<char> bad = bytes;
+  auto it = std::search(bad.begin(), bad.end(), key.begin(), key.end());
+  ASSERT_NE(it, bad.end());
+  const size_t at = (size_t)(it - bad.begin()) + key.size() + 4;  // after the type tag
+  ASSERT_EQ(bad[at], 4);
+  bad[at] = 5;
+  write(bad);
+  try {
+    LookaheadModule::load(path, *a_);
+    FAIL() << "mis-shaped module loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("shape"), std::string::npos) << e.what();
+  }
+  write(bytes);
+  EXPECT_NO_THROW(LookaheadModule::load(path, *a_));
+  fs::remove(path);
+}
+
+// The default model's module has about 2.4 M parameters.
+TEST_F(Lookahead, ParameterCountOfDefaultModel) {
+  const std::string path = default_model_path();
+  if (!fs::exists(path)) GTEST_SKIP() << "default model not present";
+  std::unique_ptr<Model> m = Model::load(path);
+  const LookaheadModule mod = LookaheadModule::create(*m, LookaheadHyper{}, 1);
+  std::printf("  LookaheadKV module for %s: %lld parameters\n", m->config().name.c_str(),
+              (long long)mod.n_params());
+  EXPECT_GT(mod.n_params(), 2'300'000);
+  EXPECT_LT(mod.n_params(), 2'500'000);
+}
+
+}  // namespace
+}  // namespace glimpse
+
+namespace glimpse {
+namespace {
+
+// Cost of the lookahead pass against the prefill it follows, on the default model.
+// Run with --gtest_also_run_disabled_tests; GLIMPSE_LA_TIMING_N = "2000,4000" by default.
+TEST(LookaheadTiming, DISABLED_ScoringVsPrefillOnDefaultModel) {
+  const std::string path = default_model_path();
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "default model not present";
+  std::unique_ptr<Model> m = Model::load(path);
+  ThreadPool pool(2);
+  const LookaheadModule mod = LookaheadModule::create(*m, LookaheadHyper{}, 1);
+  const char* env = std::getenv("GLIMPSE_LA_TIMING_N");
+  std::vector<int64_t> ns;
+  for (const std::string& s : {std::string(env ? env : "2000,4000")}) {
+    size_t b = 0;
+    while (b < s.size()) {
+      const size_t e = std::min(s.find(',', b), s.size());
+      ns.push_back(std::stoll(s.substr(b, e - b)));
+      b = e + 1;
+    }
+  }
+  for (int64_t N : ns) {
+    KvCache cache = m->make_cache(N + 64);
+    const std::vector<int32_t> toks = testing::tiny_tokens(N, m->config().n_vocab, 3);
+    std::vector<float> logits;
+    Stopwatch sw;
+    for (int64_t b = 0; b < N; b += 512)
+      m->forward(toks.data() + b, std::min<int64_t>(512, N - b), cache, LogitsRows::Last, logits, pool);
+    const double prefill = sw.ms();
+    // Alternate the lookahead pass with a plain 32-token batch at the same depth (what
+    // "~32 extra tokens" costs), best of 5 each, so machine noise hits both alike.
+    double best = 1e300, best32 = 1e300;
+    const std::vector<int32_t> extra = testing::tiny_tokens(32, m->config().n_vocab, 4);
+    for (int r = 0; r < 5; ++r) {
+      sw.reset();
+      (void)lookahead_kv_scores(*m, cache, mod, pool);
+      best = std::min(best, sw.ms());
+      KvCache copy = cache;
+      sw.reset();
+      m->forward(extra.data(), 32, copy, LogitsRows::Last, logits, pool);
+      best32 = std::min(best32, sw.ms());
+    }
+    std::vector<float> gt((size_t)m->config().n_layer * m->config().n_head * N, 1.0f);
+    LookaheadModule grad = mod.zeros_like();
+    sw.reset();
+    (void)lookahead_loss_and_grad<float>(*m, cache, mod, gt.data(), &grad, pool);
+    const double step = sw.ms();
+    std::printf("  N=%lld  prefill %.0f ms  lookahead scores %.1f ms (%.2f%% of prefill; "
+                "32-token batch at depth N: %.1f ms)  forward+backward %.0f ms\n",
+                (long long)N, prefill, best, 100.0 * best / prefill, best32, step);
+  }
+}
+
+}  // namespace
+}  // namespace glimpse
+
+namespace glimpse {
+namespace {
+
+class LookaheadPolicyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_path_ = (std::filesystem::temp_directory_path() / "glimpse_la_pol.gguf").string();
+    module_path_ = (std::filesystem::temp_directory_path() / "glimpse_la_pol.lookahead.gguf").string();
+    testing::TinyModelSpec spec;
+    spec.n_layer = 2;
+    spec.n_head = 4;
+    spec.n_kv_head = 2;
+    spec.weight_scale = 2.0f;
+    testing::write_tiny_llama(model_path_, spec);
+    model_ = Model::load(model_path_);
+    LookaheadModule mod = LookaheadModule::create(*model_, LookaheadHyper{}, 5);
+    for (float& x : mod.lora(0, (int)LoraSlot::Q).B) x = 0.05f;
+    mod.save(module_path_);
+  }
+  void TearDown() override {
+    std::filesystem::remove(model_path_);
+    std::filesystem::remove(module_path_);
+  }
+  std::string model_path_, module_path_;
+  std::unique_ptr<Model> model_;
+  ThreadPool pool_{2};
+};
+
+// Policy scores = the module's per-query-head scores, mean over each group, no pooling;
+// eviction meets the budget and the first token's logits are the full-cache ones.
+TEST_F(LookaheadPolicyTest, ScoresEvictionAndDefaultModulePath) {
+  const int64_t N = 80, C = 24;
+  const std::vector<int32_t> prompt = testing::tiny_tokens(N, 64, 21);
+  KvCache plain = model_->make_cache(256);
+  std::vector<float> logits_plain;
+  model_->forward(prompt.data(), N, plain, LogitsRows::Last, logits_plain, pool_);
+
+  const std::vector<float> per_q =
+      lookahead_kv_scores(*model_, plain, LookaheadModule::load(module_path_, *model_), pool_);
+  std::unique_ptr<KvPolicy> p = make_kv_policy("lookahead");
+  KvPolicySettings s;
+  s.name = "lookahead";
+  s.budget = C;  // module path left empty: found next to the model
+  const ResolvedPolicy r = resolve_policy(s, p->defaults(), N);
+  EXPECT_EQ(r.window, 0);
+  EXPECT_EQ(r.sinks, 0);
+  EXPECT_EQ(r.pool, PoolKind::None);
+  const std::vector<int32_t> none;
+  PolicyInput in{*model_, plain, pool_, r, prompt, none, logits_plain, [](int32_t) { return false; }};
+  const KvScores ks = p->score(in);
+  for (int l = 0; l < 2; ++l)
+    for (int g = 0; g < 2; ++g)
+      for (int64_t j = 0; j < N; ++j) {
+        const float want = 0.5f * (per_q[((size_t)l * 4 + 2 * g) * N + j] +
+                                   per_q[((size_t)l * 4 + 2 * g + 1) * N + j]);
+        EXPECT_FLOAT_EQ(ks.at(l, g)[j], want);
+      }
+
+  KvCache cache = model_->make_cache(256);
+  std::vector<float> logits;
+  PrefillTarget t{*model_, cache, pool_, 32, nullptr};
+  const KvCompressReport rep = prefill_with_eviction(t, prompt, -1, s, logits);
+  ASSERT_TRUE(rep.evicted);
+  EXPECT_EQ(logits, logits_plain);
+  EXPECT_EQ(cache.n_past(), N);
+  for (int l = 0; l < 2; ++l)
+    for (int g = 0; g < 2; ++g) EXPECT_EQ(cache.head(l, g).size(), C);
+
+  std::filesystem::remove(module_path_);
+  KvCache cache2 = model_->make_cache(256);
+  PrefillTarget t2{*model_, cache2, pool_, 32, nullptr};
+  try {
+    prefill_with_eviction(t2, prompt, -1, s, logits);
+    FAIL() << "no module, yet the policy ran";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--kv-lookahead-module"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace glimpse

@@ -1,0 +1,556 @@
+#include "lookahead/lookahead_train.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <atomic>
+#include <climits>
+#include <csignal>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <random>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "kv/attention_scores.h"
+#include "kv/policy_util.h"
+#include "lookahead/lookahead_backward.h"
+#include "runtime/session.h"
+#include "util/error.h"
+#include "util/timer.h"
+
+namespace glimpse {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// SIGINT / SIGTERM: finish the current step, checkpoint, return.
+std::atomic<int> g_stop{0};
+extern "C" void on_stop_signal(int) { g_stop.store(1); }
+
+constexpr char kSampleMagic[8] = {'G', 'L', 'M', 'P', 'L', 'K', 'V', '1'};
+constexpr char kStateMagic[8] = {'G', 'L', 'M', 'P', 'L', 'K', 'S', '1'};
+
+struct SampleHeader {
+  char magic[8];
+  uint64_t fingerprint;
+  uint64_t key;
+  int32_t n_layer, n_kv_head, head_dim, n_head;
+  int64_t n_prompt;
+  int32_t n_answer, reserved;
+  uint64_t reserved2;
+};
+static_assert(sizeof(SampleHeader) == 64);
+
+uint64_t hash_tokens(uint64_t fingerprint, const std::vector<int32_t>& t, int answer_len) {
+  uint64_t h = 0xcbf29ce484222325ull ^ fingerprint;
+  auto mix = [&](uint64_t v) {
+    for (int i = 0; i < 8; ++i) h = (h ^ ((v >> (8 * i)) & 0xff)) * 0x100000001b3ull;
+  };
+  mix((uint64_t)answer_len);
+  mix(t.size());
+  for (int32_t x : t) mix((uint32_t)x);
+  return h;
+}
+
+// Writes bytes to path atomically (temporary file + rename).
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp") {
+    f_ = std::fopen(tmp_.c_str(), "wb");
+    if (!f_) fail("cannot write '{}': {}", tmp_, std::strerror(errno));
+  }
+  ~AtomicFile() {
+    if (f_) {
+      std::fclose(f_);
+      std::remove(tmp_.c_str());
+    }
+  }
+  void write(const void* p, size_t n) {
+    if (n && std::fwrite(p, 1, n, f_) != n) fail("cannot write '{}': {}", tmp_, std::strerror(errno));
+  }
+  void commit() {
+    const bool ok = std::fflush(f_) == 0 && std::fclose(f_) == 0;
+    f_ = nullptr;
+    if (!ok || std::rename(tmp_.c_str(), path_.c_str()) != 0)
+      fail("cannot write '{}': {}", path_, std::strerror(errno));
+  }
+
+ private:
+  std::string path_, tmp_;
+  FILE* f_ = nullptr;
+};
+
+void read_exact(std::ifstream& in, void* p, size_t n, const std::string& path) {
+  if (!in.read((char*)p, (std::streamsize)n)) fail("{}: file is truncated", path);
+}
+
+std::string format_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  const long t = (long)std::llround(s);
+  if (t >= 3600) return fmt::format("{}h{:02d}m", t / 3600, (int)(t % 3600 / 60));
+  if (t >= 60) return fmt::format("{}m{:02d}s", t / 60, (int)(t % 60));
+  return fmt::format("{}s", t);
+}
+
+void progress_line(bool on, const std::string& text) {
+  if (!on) return;
+  std::fprintf(stderr, "\r%s\033[K", text.c_str());
+  std::fflush(stderr);
+}
+
+std::string bar(double frac, int width = 24) {
+  const int n = std::clamp((int)(frac * width), 0, width);
+  return "[" + std::string(n, '#') + std::string(width - n, '.') + "]";
+}
+
+struct Prompt {
+  std::vector<int32_t> tokens;
+  std::string file;
+};
+
+std::vector<Prompt> read_prompts(Session& s, const LookaheadTrainOptions& o, int& skipped) {
+  std::ifstream in(o.prompts_path);
+  if (!in) fail("cannot read '{}': {}", o.prompts_path, std::strerror(errno));
+  const uint64_t fp = model_fingerprint(s.model());
+  const int64_t limit = o.max_prompt > 0 ? o.max_prompt : (int64_t)s.n_ctx() - o.answer_len;
+  std::vector<Prompt> out;
+  std::string line;
+  int line_no = 0;
+  skipped = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const std::exception& e) {
+      fail("{}:{}: not a JSON object: {}", o.prompts_path, line_no, e.what());
+    }
+    if (!j.is_object()) fail("{}:{}: not a JSON object", o.prompts_path, line_no);
+    auto field = [&](const char* k) {
+      if (!j.contains(k)) return std::string();
+      if (!j[k].is_string()) fail("{}:{}: \"{}\" must be a string", o.prompts_path, line_no, k);
+      return j[k].get<std::string>();
+    };
+    const std::string context = field("context"), question = field("question");
+    if (context.empty() && question.empty())
+      fail("{}:{}: needs \"context\" and/or \"question\"", o.prompts_path, line_no);
+    Prompt p;
+    p.tokens = context.empty() ? s.tokenize_prompt(question, o.system, true)
+                               : s.tokenize_prompt(context, question, o.system, true).tokens;
+    if ((int64_t)p.tokens.size() > limit || (int64_t)p.tokens.size() + o.answer_len > s.n_ctx()) {
+      ++skipped;
+      continue;
+    }
+    p.file = (fs::path(o.cache_dir) /
+              fmt::format("{:016x}.lkv", hash_tokens(fp, p.tokens, o.answer_len))).string();
+    out.push_back(std::move(p));
+  }
+  if (out.empty()) fail("{}: no usable prompts ({} too long for the context)", o.prompts_path, skipped);
+  return out;
+}
+
+// Permutation of [0, n) for an epoch: a function of (seed, epoch) only.
+std::vector<int> epoch_order(int n, uint64_t seed, int64_t epoch) {
+  std::vector<int> p(n);
+  std::iota(p.begin(), p.end(), 0);
+  std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ull + (uint64_t)epoch + 1);
+  for (int i = n - 1; i > 0; --i) std::swap(p[i], p[(int)(rng() % (uint64_t)(i + 1))]);
+  return p;
+}
+
+struct TrainState {
+  int step = 0;  // optimizer steps done
+  LookaheadModule m, v;  // Adam moments
+  double running = 0;
+};
+
+struct StateSettings {
+  uint64_t seed;
+  int32_t batch, n_prompts, steps, reserved;
+};
+
+void save_state(const std::string& path, const TrainState& st, const LookaheadModule& mod,
+                const StateSettings& set) {
+  AtomicFile f(path);
+  f.write(kStateMagic, 8);
+  const int64_t step = st.step;
+  f.write(&step, 8);
+  f.write(&st.running, 8);
+  f.write(&set, sizeof set);
+  for (const LookaheadModule* x : {&mod, &st.m, &st.v})
+    for (const std::vector<float>* t : x->tensors()) f.write(t->data(), t->size() * 4);
+  f.commit();
+}
+
+void load_state(const std::string& path, TrainState& st, LookaheadModule& mod,
+                const StateSettings& want) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("--resume: cannot read '{}'", path);
+  char magic[8];
+  read_exact(in, magic, 8, path);
+  if (std::memcmp(magic, kStateMagic, 8)) fail("{}: not a lookahead training state", path);
+  int64_t step;
+  read_exact(in, &step, 8, path);
+  read_exact(in, &st.running, 8, path);
+  StateSettings set;
+  read_exact(in, &set, sizeof set, path);
+  if (set.seed != want.seed || set.batch != want.batch || set.n_prompts != want.n_prompts)
+    fail("{}: saved with --seed {} --batch {} on {} prompts; resume needs the same (got {}, {}, {})",
+         path, set.seed, set.batch, set.n_prompts, want.seed, want.batch, want.n_prompts);
+  st.step = (int)step;
+  for (LookaheadModule* x : {&mod, &st.m, &st.v})
+    for (std::vector<float>* t : x->tensors()) read_exact(in, t->data(), t->size() * 4, path);
+  if (in.peek() != EOF) fail("{}: trailing bytes (state of another module shape?)", path);
+}
+
+// Keeps the log lines of steps <= step (a crash after logging but before the checkpoint
+// must not leave lines for steps that will run again).
+void trim_log(const std::string& path, int step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    try {
+      if (nlohmann::json::parse(line).value("step", INT_MAX) <= step) kept += line + "\n";
+    } catch (const std::exception&) {
+    }
+  }
+  in.close();
+  std::ofstream(path, std::ios::trunc) << kept;
+}
+
+}  // namespace
+
+LookaheadSampleTimes make_lookahead_sample(Session& s, const std::vector<int32_t>& tokens,
+                                           int answer_len, const std::string& path) {
+  LookaheadSampleTimes times;
+  Stopwatch sw;
+  const Model& m = s.model();
+  const ModelConfig& c = m.config();
+  const int64_t N = (int64_t)tokens.size();
+  s.reset();
+  std::vector<float> logits;
+  s.prefill(tokens, logits);
+  times.prefill = sw.ms();
+  sw.reset();
+  KvCache& cache = s.cache();
+  const int32_t prompt_end = cache.n_past();
+
+  // The greedy answer with the full cache, keeping its queries. Their attention over the
+  // prompt is computed afterwards in one pass per (layer, KV head), so each head's keys are
+  // converted once for all G x answer queries (recording token by token would redo that
+  // per token and per query head).
+  QueryCapture cap(c.n_layer);
+  int32_t tok = argmax_token(logits);
+  int count = 0;
+  while (count < answer_len && !s.tokenizer().is_eog(tok) && cache.n_past() < cache.n_ctx()) {
+    m.forward(&tok, 1, cache, LogitsRows::Last, logits, s.pool(), &cap);
+    ++count;
+    tok = argmax_token(logits);
+  }
+  times.answer = sw.ms();
+  sw.reset();
+  // gt[l][h][j] = mean over answer tokens t of softmax attention of t (over the keys it saw:
+  // the prompt and the answer before it) on prompt key j.
+  std::vector<float> gt((size_t)c.n_layer * c.n_head * N, 0.0f);
+  const int G = c.n_head / c.n_kv_head, d = c.head_dim;
+  const float scale = 1.0f / std::sqrt((float)d);
+  for (int l = 0; l < c.n_layer && count > 0; ++l)
+    s.pool().parallel_for_dynamic(c.n_kv_head, [&](int64_t g, int) {
+      const KvHead& kh = cache.head(l, (int)g);
+      std::vector<ScoreQuery> qs;
+      for (int gi = 0; gi < G; ++gi)
+        for (int t = 0; t < count; ++t)
+          qs.push_back({cap.q[l].data() + ((size_t)t * c.n_head + g * G + gi) * d,
+                        (int64_t)cap.pos[l][t] - prompt_end + N + 1, gi});
+      accumulate_attention(qs.data(), (int64_t)qs.size(), kh.k.data(), kh.size(), d, scale,
+                           QueryReduce::Sum, gt.data() + ((size_t)l * c.n_head + g * G) * N, N, N);
+    });
+  if (count > 0)
+    for (float& x : gt) x /= (float)count;
+  else  // an empty answer reads nothing: a uniform target
+    std::fill(gt.begin(), gt.end(), 1.0f / (float)N);
+
+  times.truth = sw.ms();
+  sw.reset();
+  SampleHeader h{};
+  std::memcpy(h.magic, kSampleMagic, 8);
+  h.fingerprint = model_fingerprint(m);
+  h.key = hash_tokens(h.fingerprint, tokens, answer_len);
+  h.n_layer = c.n_layer;
+  h.n_kv_head = c.n_kv_head;
+  h.head_dim = c.head_dim;
+  h.n_head = c.n_head;
+  h.n_prompt = N;
+  h.n_answer = count;
+  AtomicFile f(path);
+  f.write(&h, sizeof h);
+  const size_t hd = (size_t)N * c.head_dim;  // the first N entries of a head: the prompt
+  for (int l = 0; l < c.n_layer; ++l)
+    for (int g = 0; g < c.n_kv_head; ++g) {
+      const KvHead& kh = cache.head(l, g);
+      f.write(kh.k.data(), hd * 2);
+      f.write(kh.v.data(), hd * 2);
+    }
+  f.write(gt.data(), gt.size() * 4);
+  f.commit();
+  s.reset();
+  times.write = sw.ms();
+  return times;
+}
+
+LookaheadSampleFile read_lookahead_sample(const std::string& path, const Model& m, KvCache& cache) {
+  const ModelConfig& c = m.config();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("cannot read '{}': {}", path, std::strerror(errno));
+  SampleHeader h;
+  read_exact(in, &h, sizeof h, path);
+  if (std::memcmp(h.magic, kSampleMagic, 8)) fail("{}: not a lookahead sample file", path);
+  if (h.fingerprint != model_fingerprint(m) || h.n_layer != c.n_layer ||
+      h.n_kv_head != c.n_kv_head || h.head_dim != c.head_dim || h.n_head != c.n_head)
+    fail("{}: sample made with another model", path);
+  if (h.n_prompt < 1 || h.n_prompt > (1 << 24)) fail("{}: bad prompt length", path);
+  const int64_t N = h.n_prompt;
+  const size_t hd = (size_t)N * c.head_dim;
+  const uint64_t expect = sizeof h + (uint64_t)c.n_layer * c.n_kv_head * hd * 4 +
+                          (uint64_t)c.n_layer * c.n_head * N * 4;
+  if (fs::file_size(path) != expect) fail("{}: file is truncated or corrupt", path);
+  if (cache.n_layer() != c.n_layer || cache.n_kv_head() != c.n_kv_head)
+    fail("read_lookahead_sample: cache of another model");
+  cache.clear();
+  for (int l = 0; l < c.n_layer; ++l)
+    for (int g = 0; g < c.n_kv_head; ++g) {
+      KvHead& kh = cache.head(l, g);
+      kh.k.resize(hd);
+      kh.v.resize(hd);
+      read_exact(in, kh.k.data(), hd * 2, path);
+      read_exact(in, kh.v.data(), hd * 2, path);
+      kh.pos.resize(N);
+      std::iota(kh.pos.begin(), kh.pos.end(), 0);
+    }
+  cache.set_n_past((int32_t)N);
+  LookaheadSampleFile out;
+  out.n_prompt = N;
+  out.n_answer = h.n_answer;
+  out.gt.resize((size_t)c.n_layer * c.n_head * N);
+  read_exact(in, out.gt.data(), out.gt.size() * 4, path);
+  return out;
+}
+
+float lookahead_lr(const LookaheadTrainOptions& o, int t) {
+  if (o.warmup > 0 && t < o.warmup) return o.lr * (float)(t + 1) / (float)o.warmup;
+  const double span = std::max(1, o.steps - o.warmup);
+  const double prog = std::clamp((double)(t - o.warmup) / span, 0.0, 1.0);
+  const double lo = o.lr * o.min_lr_ratio;
+  return (float)(lo + 0.5 * (o.lr - lo) * (1.0 + std::cos(M_PI * prog)));
+}
+
+namespace {
+
+// Reads the prompts and makes every missing sample file.
+std::vector<Prompt> prepare_samples(Session& s, const LookaheadTrainOptions& o,
+                                    LookaheadTrainReport& rep) {
+  std::vector<Prompt> prompts = read_prompts(s, o, rep.n_skipped);
+  rep.n_prompts = (int)prompts.size();
+  for (const Prompt& p : prompts) rep.total_prompt_tokens += (int64_t)p.tokens.size();
+  fs::create_directories(o.cache_dir);
+  // Sample files (prompt KV + ground truth), made once.
+  {
+    Stopwatch sw;
+    int done = 0;
+    std::vector<uint8_t> missing(prompts.size());
+    size_t left = 0;
+    for (size_t i = 0; i < prompts.size(); ++i) left += missing[i] = !fs::exists(prompts[i].file);
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      if (missing[i]) {
+        --left;
+        const LookaheadSampleTimes t = make_lookahead_sample(s, prompts[i].tokens, o.answer_len, prompts[i].file);
+        rep.prepare_times.prefill += t.prefill;
+        rep.prepare_times.answer += t.answer;
+        rep.prepare_times.truth += t.truth;
+        rep.prepare_times.write += t.write;
+        ++done;
+      }
+      const double per = done ? sw.ms() / 1000.0 / done : 0;
+      progress_line(o.progress, fmt::format("preparing {} {}/{} | {:.1f} s/sample | ETA {}",
+                                            bar((double)(i + 1) / prompts.size()), i + 1,
+                                            prompts.size(), per, format_duration(per * left)));
+    }
+    if (o.progress) std::fputc('\n', stderr);
+    rep.n_prepared = done;
+    rep.prepare_s = sw.ms() / 1000.0;
+  }
+
+  return prompts;
+}
+
+}  // namespace
+
+LookaheadEvalReport evaluate_lookahead(Session& s, const LookaheadTrainOptions& o,
+                                       const LookaheadModule& mod) {
+  const Model& model = s.model();
+  const ModelConfig& c = model.config();
+  LookaheadEvalReport ev;
+  const std::vector<Prompt> prompts = prepare_samples(s, o, ev.data);
+  KvCache cache = model.make_cache(1);
+  double loss = 0, kept = 0, kept_best = 0;
+  int64_t rows = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const LookaheadSampleFile sf = read_lookahead_sample(prompts[i].file, model, cache);
+    const int64_t N = sf.n_prompt;
+    std::vector<float> sc;
+    lookahead_forward<float>(model, cache, mod, s.pool(), sc, nullptr);
+    loss += lookahead_loss<float>(sc, sf.gt.data(), c.n_layer, c.n_head, N, nullptr);
+    // Ground-truth attention mass inside the top 10% of the prompt by predicted score, and
+    // by the ground truth itself (the best any score can do).
+    const int64_t k = std::max<int64_t>(1, N / 10);
+    std::vector<int64_t> idx(N);
+    for (int64_t r = 0; r < (int64_t)c.n_layer * c.n_head; ++r) {
+      const float* g = sf.gt.data() + r * N;
+      const float* p = sc.data() + r * N;
+      double total = 0;
+      for (int64_t j = 0; j < N; ++j) total += g[j];
+      if (!(total > 0)) continue;
+      auto top_mass = [&](const float* key) {
+        std::iota(idx.begin(), idx.end(), 0);
+        std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                          [&](int64_t a, int64_t b) { return key[a] > key[b]; });
+        double m = 0;
+        for (int64_t j = 0; j < k; ++j) m += g[idx[j]];
+        return m / total;
+      };
+      kept += top_mass(p);
+      kept_best += top_mass(g);
+      ++rows;
+    }
+    progress_line(o.progress, fmt::format("evaluating {} {}/{}", bar((double)(i + 1) / prompts.size()),
+                                          i + 1, prompts.size()));
+  }
+  if (o.progress) std::fputc('\n', stderr);
+  ev.mean_loss = loss / (double)prompts.size();
+  ev.top10_mass = rows ? kept / (double)rows : 0;
+  ev.top10_mass_best = rows ? kept_best / (double)rows : 0;
+  return ev;
+}
+
+LookaheadTrainReport train_lookahead(Session& s, const LookaheadTrainOptions& o) {
+  const Model& model = s.model();
+  if (o.steps < 1 || o.batch < 1) fail("--steps and --batch must be >= 1");
+  LookaheadTrainReport rep;
+  std::vector<Prompt> prompts = prepare_samples(s, o, rep);
+
+  // 2. Module and optimizer state.
+  const std::string state_path = o.out_path + ".state";
+  const std::string log_path = o.log_path.empty() ? o.out_path + ".log.jsonl" : o.log_path;
+  const StateSettings settings{o.seed, o.batch, (int32_t)prompts.size(), o.steps, 0};
+  LookaheadModule mod = LookaheadModule::create(model, o.hyper, o.seed);
+  TrainState st;
+  st.m = mod.zeros_like();
+  st.v = mod.zeros_like();
+  if (o.resume && fs::exists(state_path)) {
+    load_state(state_path, st, mod, settings);
+    trim_log(log_path, st.step);
+    if (o.progress) std::fprintf(stderr, "resuming at step %d of %d\n", st.step, o.steps);
+  } else if (o.resume) {
+    if (o.progress) std::fprintf(stderr, "no state at %s: starting from scratch\n", state_path.c_str());
+  }
+  if (!o.resume || st.step == 0) std::ofstream(log_path, std::ios::trunc);
+  rep.first_step = st.step;
+
+  // 3. Steps.
+  LookaheadModule grad = mod.zeros_like();
+  KvCache cache = model.make_cache(1);
+  std::ofstream log(log_path, std::ios::app);
+  if (!log) fail("cannot write '{}'", log_path);
+  std::vector<std::vector<float>*> P = mod.tensors(), Gr = grad.tensors(), M = st.m.tensors(),
+                                   V = st.v.tensors();
+  const int n = (int)prompts.size();
+  int64_t cur_epoch = -1;
+  std::vector<int> order;
+  Stopwatch total;
+  int steps_this_run = 0;
+  const double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  g_stop.store(0);
+  auto old_int = std::signal(SIGINT, on_stop_signal);
+  auto old_term = std::signal(SIGTERM, on_stop_signal);
+  while (st.step < o.steps && (o.run_steps <= 0 || steps_this_run < o.run_steps)) {
+    Stopwatch sw;
+    for (auto* g : Gr) std::fill(g->begin(), g->end(), 0.0f);
+    double loss = 0;
+    for (int b = 0; b < o.batch; ++b) {
+      const int64_t k = (int64_t)st.step * o.batch + b;
+      if (k / n != cur_epoch) {
+        cur_epoch = k / n;
+        order = epoch_order(n, o.seed, cur_epoch);
+      }
+      const LookaheadSampleFile sf = read_lookahead_sample(prompts[order[k % n]].file, model, cache);
+      loss += lookahead_loss_and_grad<float>(model, cache, mod, sf.gt.data(), &grad, s.pool());
+    }
+    loss /= o.batch;
+    double norm2 = 0;
+    for (auto* g : Gr)
+      for (float& x : *g) {
+        x /= (float)o.batch;
+        norm2 += (double)x * x;
+      }
+    const double norm = std::sqrt(norm2);
+    if (!std::isfinite(norm)) fail("step {}: the gradient is not finite", st.step + 1);
+    const double clip = norm > o.clip ? o.clip / norm : 1.0;
+    const float lr = lookahead_lr(o, st.step);
+    const int t = st.step + 1;
+    const double bc1 = 1.0 - std::pow(beta1, t), bc2 = 1.0 - std::pow(beta2, t);
+    for (size_t ti = 0; ti < P.size(); ++ti) {
+      const float wd = ti == 0 ? 0.0f : o.weight_decay;  // no decay on the embeddings P
+      float *p = P[ti]->data(), *g = Gr[ti]->data(), *m = M[ti]->data(), *v = V[ti]->data();
+      for (size_t i = 0; i < P[ti]->size(); ++i) {
+        const double gi = g[i] * clip;
+        m[i] = (float)(beta1 * m[i] + (1 - beta1) * gi);
+        v[i] = (float)(beta2 * v[i] + (1 - beta2) * gi * gi);
+        const double upd = (m[i] / bc1) / (std::sqrt(v[i] / bc2) + eps) + wd * p[i];
+        p[i] = (float)(p[i] - lr * upd);
+      }
+    }
+    st.step = t;
+    ++steps_this_run;
+    // Running mean: exponential with a 20-step horizon, plain mean before that.
+    const double a = std::max(1.0 / 20.0, 1.0 / std::min(t, 20));
+    st.running = t == 1 ? loss : (1 - a) * st.running + a * loss;
+    const double secs = sw.ms() / 1000.0;
+    log << nlohmann::json{{"step", t}, {"loss", loss}, {"loss_mean", st.running},
+                          {"grad_norm", norm}, {"lr", lr}, {"seconds", secs}}.dump()
+        << "\n";
+    log.flush();
+    const bool stopping = t == o.steps || (o.run_steps > 0 && steps_this_run == o.run_steps) ||
+                          g_stop.load() != 0;
+    if ((o.save_every > 0 && t % o.save_every == 0) || stopping) {
+      mod.save(o.out_path);
+      save_state(state_path, st, mod, settings);
+    }
+    const double per = total.ms() / 1000.0 / steps_this_run;
+    progress_line(o.progress,
+                  fmt::format("step {}/{} {} loss {:.4f} lr {:.2e} | {:.2f} s/step | ETA {}", t,
+                              o.steps, bar((double)t / o.steps), st.running, lr, per,
+                              format_duration(per * (o.steps - t))));
+    if (g_stop.load()) {
+      if (o.progress) std::fprintf(stderr, "\nstopped by a signal after step %d (checkpoint saved)", t);
+      break;
+    }
+  }
+  std::signal(SIGINT, old_int);
+  std::signal(SIGTERM, old_term);
+  if (o.progress) std::fputc('\n', stderr);
+  if (steps_this_run == 0) mod.save(o.out_path);
+  rep.last_step = st.step;
+  rep.train_s = total.ms() / 1000.0;
+  rep.final_loss = st.running;
+  return rep;
+}
+
+}  // namespace glimpse

@@ -1,0 +1,108 @@
+// Training a LookaheadKV module on a file of prompts.
+//
+// Data: one JSON object per line, {"context": ..., "question": ...} (either may be empty),
+// rendered with the chat template as one user turn (context + "\n\n" + question).
+// Per prompt, once, a sample file in the cache directory holds what every later step needs:
+//   - the prompt's KV cache (f16 keys and values of every (layer, KV head), N entries),
+//   - the ground truth: the model's own greedy full-cache answer (<= answer_len tokens) and,
+//     per (layer, query head), the mean over its tokens of their softmax attention on each
+//     prompt key, f32 [n_layer][n_head][N].
+//   Size: 2 * n_layer * n_kv_head * head_dim * 2 + n_layer * n_head * 4 bytes per prompt
+//   token (24,120 B/token for SmolLM2-135M: ~24 MB for a 1000-token prompt) plus 64 bytes.
+//   Files are named by a hash of (model fingerprint, tokens, answer_len), so several prompt
+//   files and models can share one directory.
+// A step then only runs the 32 lookahead rows forward and backward per prompt.
+//
+// Optimiser: AdamW (beta 0.9 / 0.999, eps 1e-8), weight decay on the LoRA matrices only
+// (not on the embeddings P), linear warmup then cosine decay to 10% of the peak rate,
+// gradient clipping at global norm 1.0, the gradient averaged over --batch prompts.
+// Sample order: a permutation of the prompts per epoch, drawn from (seed, epoch) alone, so
+// the step counter is the whole RNG state. Checkpoints (every save_every steps and at the
+// end) write the module (out_path, GGUF) and a state file (out_path + ".state": step,
+// settings, parameters and both Adam moments) atomically; resume continues bit-exactly
+// (with any thread count: every reduction has a fixed order). SIGINT / SIGTERM end the
+// current step, checkpoint and stop, so a run can be stopped any time and resumed later.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lookahead/lookahead_module.h"
+
+namespace glimpse {
+
+class Session;
+class KvCache;
+
+struct LookaheadTrainOptions {
+  std::string prompts_path;
+  std::string cache_dir = "lookahead-cache";
+  std::string out_path = "lookahead.gguf";
+  std::string log_path;  // default: out_path + ".log.jsonl"
+  std::string system;    // system prompt for the chat template (default none)
+  int steps = 1000;
+  float lr = 1e-3f;
+  int warmup = 50;
+  int batch = 4;
+  int answer_len = 128;
+  uint64_t seed = 0;
+  int save_every = 50;
+  bool resume = false;
+  int run_steps = 0;  // stop after this many steps in this run (0: run to `steps`)
+  float weight_decay = 0.01f;
+  float min_lr_ratio = 0.1f;
+  float clip = 1.0f;
+  int max_prompt = 0;  // skip prompts longer than this (0: the session's context minus answer_len)
+  LookaheadHyper hyper;
+  bool progress = true;  // progress bar on stderr
+};
+
+// Time spent making sample files, by phase (ms).
+struct LookaheadSampleTimes {
+  double prefill = 0, answer = 0, truth = 0, write = 0;
+};
+
+struct LookaheadTrainReport {
+  int n_prompts = 0, n_skipped = 0;
+  int64_t total_prompt_tokens = 0;
+  double prepare_s = 0;      // data generation (cache files made in this run)
+  int n_prepared = 0;        // cache files made in this run
+  LookaheadSampleTimes prepare_times;  // summed over the files made
+  int first_step = 0, last_step = 0;
+  double train_s = 0;        // optimizer steps in this run
+  double final_loss = 0;     // running mean at the end
+};
+
+// Cached ground truth and prompt KV of one prompt.
+struct LookaheadSampleFile {
+  int64_t n_prompt = 0;
+  int n_answer = 0;
+  std::vector<float> gt;  // [n_layer][n_head][N]
+};
+
+// Generates the sample file for tokens (prefill, greedy answer with attention recording).
+// The session's cache is cleared before and after.
+LookaheadSampleTimes make_lookahead_sample(Session& s, const std::vector<int32_t>& tokens, int answer_len,
+                           const std::string& path);
+// Reads a sample file into cache (replacing its contents) and the ground truth; fails if
+// the file is truncated or does not belong to the model.
+LookaheadSampleFile read_lookahead_sample(const std::string& path, const Model& m, KvCache& cache);
+
+// Learning rate of step t (0-based).
+float lookahead_lr(const LookaheadTrainOptions& o, int t);
+
+LookaheadTrainReport train_lookahead(Session& s, const LookaheadTrainOptions& o);
+
+// Quality of a module on a prompt set (sample files made as for training).
+struct LookaheadEvalReport {
+  LookaheadTrainReport data;  // prompt counts and data-generation times
+  double mean_loss = 0;       // mean over prompts of the training loss (KL)
+  double top10_mass = 0;      // ground-truth attention mass in the top 10% by module score,
+                              // mean over prompts x layers x query heads
+  double top10_mass_best = 0; // same with the ground truth's own top 10% (upper bound)
+};
+LookaheadEvalReport evaluate_lookahead(Session& s, const LookaheadTrainOptions& o,
+                                       const LookaheadModule& mod);
+
+}  // namespace glimpse

@@ -1,0 +1,104 @@
+// glimpse train-lookahead: trains a LookaheadKV module (lookahead embeddings + LoRA) on a
+// JSONL file of prompts; see src/lookahead/lookahead_train.h for data, optimiser and
+// checkpoint details.
+#include <cstdio>
+
+#include "lookahead/lookahead_train.h"
+#include "tools/commands.h"
+#include "util/error.h"
+
+namespace glimpse {
+
+int cmd_train_lookahead(int argc, char** argv, int first) {
+  SessionParams sp;
+  sp.n_ctx = 0;  // the model's training context: prompts up to it can be used
+  LookaheadTrainOptions o;
+  ArgParser ap("train-lookahead",
+               "Train a LookaheadKV module on prompts ({\"context\", \"question\"} per line).");
+  add_model_args(ap, sp);
+  ap.add({"--prompts"}, "FNAME", "JSONL prompts file (required)",
+         [&](const std::string& v) { o.prompts_path = v; });
+  ap.add({"--cache-dir"}, "DIR", "per-prompt KV + ground-truth files (default: lookahead-cache)",
+         [&](const std::string& v) { o.cache_dir = v; });
+  ap.add({"--out"}, "FNAME", "module file; the training state goes to FNAME.state (default: lookahead.gguf)",
+         [&](const std::string& v) { o.out_path = v; });
+  ap.add({"--log"}, "FNAME", "training log, JSON lines (default: <out>.log.jsonl)",
+         [&](const std::string& v) { o.log_path = v; });
+  ap.add({"--steps"}, "N", "optimizer steps (default: 1000)",
+         [&](const std::string& v) { o.steps = parse_int("--steps", v, 1, 1 << 30); });
+  ap.add({"--lr"}, "X", "peak learning rate (default: 1e-3)",
+         [&](const std::string& v) { o.lr = parse_float("--lr", v); });
+  ap.add({"--warmup"}, "N", "linear warmup steps, then cosine decay to 10% (default: 50)",
+         [&](const std::string& v) { o.warmup = parse_int("--warmup", v, 0, 1 << 30); });
+  ap.add({"--batch"}, "N", "prompts per optimizer step (default: 4)",
+         [&](const std::string& v) { o.batch = parse_int("--batch", v, 1, 1 << 20); });
+  ap.add({"--answer-len"}, "N", "length limit of the model's own answer (default: 128)",
+         [&](const std::string& v) { o.answer_len = parse_int("--answer-len", v, 1, 1 << 20); });
+  ap.add({"--max-prompt"}, "N", "skip prompts longer than N tokens (default: context - answer-len)",
+         [&](const std::string& v) { o.max_prompt = parse_int("--max-prompt", v, 1, 1 << 24); });
+  ap.add({"--seed"}, "N", "initialisation and sample order (default: 0)",
+         [&](const std::string& v) { o.seed = (uint64_t)parse_int("--seed", v, 0, 1ll << 62); });
+  ap.add({"--save-every"}, "N", "checkpoint every N steps (default: 50)",
+         [&](const std::string& v) { o.save_every = parse_int("--save-every", v, 0, 1 << 30); });
+  ap.add({"--weight-decay"}, "X", "AdamW decay of the LoRA matrices, not of P (default: 0.01)",
+         [&](const std::string& v) { o.weight_decay = parse_float("--weight-decay", v); });
+  ap.add({"--n-lookahead"}, "N", "lookahead embeddings (default: 32)",
+         [&](const std::string& v) { o.hyper.n_lookahead = parse_int("--n-lookahead", v, 1, 1024); });
+  ap.add({"--rank"}, "N", "LoRA rank (default: 8)",
+         [&](const std::string& v) { o.hyper.rank = parse_int("--rank", v, 1, 1024); });
+  ap.add({"--alpha"}, "X", "LoRA alpha; scale = alpha / rank (default: 32)",
+         [&](const std::string& v) { o.hyper.alpha = parse_float("--alpha", v); });
+  ap.add({"-sys", "--system-prompt"}, "TEXT", "system prompt of the chat template (default: none)",
+         [&](const std::string& v) { o.system = v; });
+  std::string eval_module;
+  ap.add({"--eval"}, "FNAME|init",
+         "no training: report the loss and top-10% attention mass of a module (or of a fresh one) on the prompts",
+         [&](const std::string& v) { eval_module = v; });
+  ap.flag({"--resume"}, "continue from <out>.state where a previous run stopped",
+          [&] { o.resume = true; });
+  ap.add({"--run-steps"}, "N", "stop (with a checkpoint) after N steps of this run; --resume continues",
+         [&](const std::string& v) { o.run_steps = parse_int("--run-steps", v, 1, 1 << 30); });
+  ap.flag({"-q", "--quiet"}, "no progress bar", [&] { o.progress = false; });
+  if (!ap.parse(argc, argv, first)) return 0;
+  if (o.prompts_path.empty()) fail("--prompts is required");
+  if (!(o.lr > 0)) fail("--lr must be > 0");
+
+  Session s(sp);
+  const ModelConfig& c = s.model().config();
+  const LookaheadModule probe = LookaheadModule::create(s.model(), o.hyper, o.seed);
+  if (o.progress)
+    std::fprintf(stderr, "train-lookahead: %s, module %lld parameters (n=%d, rank %d, alpha %g), %d threads\n",
+               c.name.c_str(), (long long)probe.n_params(), o.hyper.n_lookahead, o.hyper.rank,
+               o.hyper.alpha, s.n_threads());
+  if (!eval_module.empty()) {
+    const LookaheadModule mod = eval_module == "init" ? probe : LookaheadModule::load(eval_module, s.model());
+    const LookaheadEvalReport ev = evaluate_lookahead(s, o, mod);
+    std::printf("{\"module\": \"%s\", \"prompts\": %d, \"mean_kl\": %.6f, \"top10_mass\": %.4f, "
+                "\"top10_mass_best\": %.4f}\n", eval_module.c_str(), ev.data.n_prompts, ev.mean_loss,
+                ev.top10_mass, ev.top10_mass_best);
+    return 0;
+  }
+  const LookaheadTrainReport r = train_lookahead(s, o);
+  const double bytes_per_token =
+      2.0 * c.n_layer * c.n_kv_head * c.head_dim * 2 + (double)c.n_layer * c.n_head * 4;
+  const double mean_n = (double)r.total_prompt_tokens / std::max(1, r.n_prompts);
+  std::fprintf(stderr, "prompts: %d used (mean %.0f tokens, %d skipped as too long)\n", r.n_prompts,
+               mean_n, r.n_skipped);
+  std::fprintf(stderr, "sample files: %.0f bytes per prompt token (%.1f MB per mean prompt)\n",
+               bytes_per_token, bytes_per_token * mean_n / 1e6);
+  if (r.n_prepared > 0)
+    std::fprintf(stderr,
+                 "data generation: %d samples in %.1f s (%.2f s/sample: prefill %.2f, answer %.2f, "
+                 "ground truth %.2f, write %.2f)\n", r.n_prepared, r.prepare_s,
+                 r.prepare_s / r.n_prepared, r.prepare_times.prefill / 1e3 / r.n_prepared,
+                 r.prepare_times.answer / 1e3 / r.n_prepared, r.prepare_times.truth / 1e3 / r.n_prepared,
+                 r.prepare_times.write / 1e3 / r.n_prepared);
+  const int steps = r.last_step - r.first_step;
+  if (steps > 0)
+    std::fprintf(stderr, "training: steps %d..%d in %.1f s (%.2f s/step, batch %d), loss %.4f\n",
+                 r.first_step + 1, r.last_step, r.train_s, r.train_s / steps, o.batch, r.final_loss);
+  std::fprintf(stderr, "module: %s\n", o.out_path.c_str());
+  return 0;
+}
+
+}  // namespace glimpse
