@@ -172,7 +172,6 @@ std::string write_report(RunDir& dir, const std::vector<nlohmann::json>& rows,
     c.y_label = "% of prefill";
     PlotSeries s{"overhead", {}, {}};
     for (const auto& pol : policies) {
-      Agg all;
       MeanStat pct;
       for (int64_t b : budgets)
         if (by_policy_budget.count({pol, b})) pct.add(by_policy_budget.at({pol, b}).overhead_pct());

@@ -81,7 +81,7 @@ TEST_F(EvictionTest, NoneAndFullBudgetAreBitIdenticalToNoEviction) {
 TEST_F(EvictionTest, UniformBudgetIsMetExactlyAndProtectedEntriesSurvive) {
   const int64_t N = 120, C = 40;
   const auto prompt = testing::tiny_tokens(N, 64, 11);
-  for (const std::string& name : {"streaming", "snapkv", "h2o", "tova", "knorm", "random", "oracle", "laq"}) {
+  for (const char* name : {"streaming", "snapkv", "h2o", "tova", "knorm", "random", "oracle", "laq"}) {
     SCOPED_TRACE(name);
     KvCache cache(1, 1, 1, 1);
     KvCompressReport rep;
@@ -116,7 +116,7 @@ TEST_F(EvictionTest, StreamingKeepsSinksAndTheMostRecent) {
 TEST_F(EvictionTest, PyramidAndAdaSpendTheSameTotalBudget) {
   const int64_t N = 150, C = 50;
   const auto prompt = testing::tiny_tokens(N, 64, 5);
-  for (const std::string& name : {"pyramidkv", "adakv"}) {
+  for (const std::string name : {"pyramidkv", "adakv"}) {
     SCOPED_TRACE(name);
     KvCache cache(1, 1, 1, 1);
     KvCompressReport rep;
@@ -124,7 +124,9 @@ TEST_F(EvictionTest, PyramidAndAdaSpendTheSameTotalBudget) {
     EXPECT_EQ(cache.total_entries(), (int64_t)cache.n_layer() * cache.n_kv_head() * C);
     bool differs = false;
     for (int l = 0; l < cache.n_layer(); ++l) {
-      if (name == "adakv") EXPECT_EQ(cache.layer_entries(l), cache.n_kv_head() * C);
+      if (name == "adakv") {
+        EXPECT_EQ(cache.layer_entries(l), cache.n_kv_head() * C);
+      }
       for (int h = 0; h < cache.n_kv_head(); ++h) {
         const KvHead& hd = cache.head(l, h);
         EXPECT_GE(hd.size(), rep.window);
