@@ -25,6 +25,13 @@
 #include <memory>
 #include <vector>
 
+// The AVX-512 kernels are compiled with GCC's target pragmas; other compilers (the clang
+// fuzzing build) get the portable f32 path.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define GLIMPSE_INT8_KERNELS 1
+#else
+#define GLIMPSE_INT8_KERNELS 0
+#endif
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -145,7 +152,7 @@ void pack_groups(const WeightView& w, int64_t g0, int64_t g1, uint8_t* dst) {
   }
 }
 
-#if defined(__x86_64__)
+#if GLIMPSE_INT8_KERNELS
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")
 // GCC 12's AVX-512 intrinsic headers trip this warning on their own undefined-vector idiom.
@@ -435,10 +442,10 @@ void run_groups(Kind kind, const uint8_t* packed, size_t gbytes, int64_t ng, con
     }
   }
 }
-#endif  // __x86_64__
+#endif  // GLIMPSE_INT8_KERNELS
 
 bool detect_kernels() {
-#if defined(__x86_64__)
+#if GLIMPSE_INT8_KERNELS
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
@@ -497,7 +504,7 @@ void packed_row(const WeightView& w, int64_t r, float* out) {
 }
 
 bool matmul(const WeightView& w, const float* x, int64_t T, float* y, ThreadPool& pool) {
-#if defined(__x86_64__)
+#if GLIMPSE_INT8_KERNELS
   if (!cpu_has_kernels() || !supports(w) || T <= 0) return false;
   const Kind kind = kind_of(w.type);
   const int64_t K = w.cols, nb = K / 32;
