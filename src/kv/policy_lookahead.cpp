@@ -5,7 +5,7 @@
 // never enters the cache and decoding continues at position N.
 //
 // Module file: --kv-lookahead-module FILE, or by default the model path with ".gguf"
-// replaced by ".lookahead.gguf". A module trained for another model is refused.
+// replaced by ".lookahead.gguf", else that file name under modules/ in the source tree. A module trained for another model is refused.
 #include <fstream>
 #include <map>
 #include <memory>
@@ -47,10 +47,14 @@ class LookaheadPolicy final : public KvPolicy {
     const ModelConfig& c = in.model.config();
     std::string path = in.cfg.s.lookahead_module;
     if (path.empty()) {
+      // Beside the model, else the modules shipped in the source tree (modules/).
       path = default_lookahead_module_path(in.model.gguf().source());
+      const std::string base = path.substr(path.find_last_of('/') + 1);
+      const std::string shipped = std::string(GLIMPSE_SOURCE_DIR) + "/modules/" + base;
+      if (!std::ifstream(path) && std::ifstream(shipped)) path = shipped;
       if (!std::ifstream(path))
         fail("KV policy 'lookahead' needs a trained module: --kv-lookahead-module FILE "
-             "(none at the default {})", path);
+             "(none at the default {} or {})", path, shipped);
     }
     const std::shared_ptr<const LookaheadModule> mod = cached_module(path, in.model);
     const std::vector<float> s = lookahead_kv_scores(in.model, in.cache, *mod, in.pool);
