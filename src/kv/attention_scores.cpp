@@ -3,6 +3,7 @@
 #define HWY_TARGET_INCLUDE "kv/attention_scores.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
+#include <hwy/contrib/math/math-inl.h>
 
 #include <algorithm>
 #include <cmath>
@@ -46,6 +47,26 @@ void ScoreRows(const float* const* q, int m, const float* kt, int64_t n_pad, int
 
 size_t FloatLanes() { return hn::Lanes(hn::ScalableTag<float>()); }
 
+// s[j] = exp(s[j] * scale - mx) for j < n (n_pad-padded buffer), returns the sum in double
+// lane-wise partial sums. Vector exp (Highway contrib, ~1 ulp): the softmax is the bulk of
+// the scoring pass's work besides the dot products.
+double ExpShiftSum(float* s, int64_t n, float scale, float mx) {
+  const hn::ScalableTag<float> df;
+  const int64_t L = (int64_t)hn::Lanes(df);
+  const auto vs = hn::Set(df, scale), vm = hn::Set(df, mx);
+  auto acc = hn::Zero(df);
+  double sum = 0;
+  int64_t j = 0;
+  for (; j + L <= n; j += L) {
+    const auto e = hn::Exp(df, hn::MulSub(hn::LoadU(df, s + j), vs, vm));
+    hn::StoreU(e, df, s + j);
+    acc = hn::Add(acc, e);
+  }
+  sum += hn::GetLane(hn::SumOfLanes(df, acc));
+  for (; j < n; ++j) sum += (s[j] = std::exp(s[j] * scale - mx));
+  return sum;
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace glimpse
 HWY_AFTER_NAMESPACE();
@@ -58,6 +79,7 @@ HWY_AFTER_NAMESPACE();
 namespace glimpse {
 HWY_EXPORT(ScoreRows);
 HWY_EXPORT(FloatLanes);
+HWY_EXPORT(ExpShiftSum);
 
 namespace {
 
@@ -66,11 +88,7 @@ void softmax_accumulate(float* s, int64_t nv, float scale, QueryReduce reduce, f
                         int64_t n_cols) {
   float mx = -INFINITY;
   for (int64_t j = 0; j < nv; ++j) mx = std::max(mx, s[j] * scale);
-  double sum = 0;
-  for (int64_t j = 0; j < nv; ++j) {
-    s[j] = std::exp(s[j] * scale - mx);
-    sum += s[j];
-  }
+  const double sum = HWY_DYNAMIC_DISPATCH(ExpShiftSum)(s, nv, scale, mx);
   const float inv = (float)(1.0 / sum);
   const int64_t nc = std::min(nv, n_cols);
   if (reduce == QueryReduce::Sum)
