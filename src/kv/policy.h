@@ -90,6 +90,9 @@ const std::vector<std::string>& kv_policy_names();  // "none" included
 
 // Default LookaheadKV module of a model file: X.gguf -> X.lookahead.gguf.
 std::string default_lookahead_module_path(const std::string& model_path);
+// The module the lookahead policy uses: `given` if set, else the default beside the model,
+// else the module shipped under modules/ in the source tree; fails if none exists.
+std::string resolve_lookahead_module_path(const std::string& model_path, const std::string& given);
 
 // Errors that need no prompt (run before loading a model).
 void validate_policy_settings(const KvPolicySettings& s);

@@ -25,6 +25,18 @@ std::string default_lookahead_module_path(const std::string& model_path) {
   return model_path + ".lookahead.gguf";
 }
 
+std::string resolve_lookahead_module_path(const std::string& model_path, const std::string& given) {
+  if (!given.empty()) return given;
+  // Beside the model, else the modules shipped in the source tree (modules/).
+  const std::string path = default_lookahead_module_path(model_path);
+  const std::string base = path.substr(path.find_last_of('/') + 1);
+  const std::string shipped = std::string(GLIMPSE_SOURCE_DIR) + "/modules/" + base;
+  if (std::ifstream(path)) return path;
+  if (std::ifstream(shipped)) return shipped;
+  fail("KV policy 'lookahead' needs a trained module: --kv-lookahead-module FILE "
+       "(none at the default {} or {})", path, shipped);
+}
+
 namespace {
 
 // Modules stay loaded for the process (evaluation runs score many prompts).
@@ -45,17 +57,7 @@ class LookaheadPolicy final : public KvPolicy {
   PolicyDefaults defaults() const override { return PolicyDefaults{}; }
   KvScores score(PolicyInput& in) override {
     const ModelConfig& c = in.model.config();
-    std::string path = in.cfg.s.lookahead_module;
-    if (path.empty()) {
-      // Beside the model, else the modules shipped in the source tree (modules/).
-      path = default_lookahead_module_path(in.model.gguf().source());
-      const std::string base = path.substr(path.find_last_of('/') + 1);
-      const std::string shipped = std::string(GLIMPSE_SOURCE_DIR) + "/modules/" + base;
-      if (!std::ifstream(path) && std::ifstream(shipped)) path = shipped;
-      if (!std::ifstream(path))
-        fail("KV policy 'lookahead' needs a trained module: --kv-lookahead-module FILE "
-             "(none at the default {} or {})", path, shipped);
-    }
+    const std::string path = resolve_lookahead_module_path(in.model.gguf().source(), in.cfg.s.lookahead_module);
     const std::shared_ptr<const LookaheadModule> mod = cached_module(path, in.model);
     const std::vector<float> s = lookahead_kv_scores(in.model, in.cache, *mod, in.pool);
     return reduce_query_heads(s, c.n_layer, c.n_head, c.n_kv_head, in.cfg.n_prompt,

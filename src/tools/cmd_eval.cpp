@@ -51,7 +51,7 @@ int cmd_eval(int argc, char** argv, int first) {
   SessionParams sp;
   sp.n_ctx = 0;
   std::string preset_name = "quick", out_dir, corpus_name = "handbook";
-  std::vector<std::string> tasks, policies = {"none", "streaming", "h2o", "snapkv", "pyramidkv", "adakv", "oracle"};
+  std::vector<std::string> tasks, policies = {"none", "streaming", "h2o", "snapkv", "pyramidkv", "adakv", "lookahead", "oracle"};
   std::vector<int> lengths, budgets = {32, 64, 128, 256, 512};
   int seeds = -1, seed0 = 1000;
   bool report_only = false;
@@ -72,7 +72,7 @@ int cmd_eval(int argc, char** argv, int first) {
          [&](const std::string& v) { seeds = parse_int("--seeds", v, 1, 100000); });
   ap.add({"--seed0"}, "N", "first sample seed (default: 1000; training uses other seeds)",
          [&](const std::string& v) { seed0 = parse_int("--seed0", v, 0, 1 << 30); });
-  ap.add({"--policies"}, "LIST", "KV policies (default: none,streaming,h2o,snapkv,pyramidkv,adakv,oracle)",
+  ap.add({"--policies"}, "LIST", "KV policies (default: none,streaming,h2o,snapkv,pyramidkv,adakv,lookahead,oracle)",
          [&](const std::string& v) {
            policies = split_list(v);
            for (const auto& p : policies) make_kv_policy(p);
@@ -132,11 +132,20 @@ int cmd_eval(int argc, char** argv, int first) {
                            {"budgets", budgets}, {"query_agnostic", es.query_agnostic},
                            {"threads", s.n_threads()}, {"n_samples", jobs.size()},
                            {"corpus", corpus ? corpus->describe() : std::string("none")}};
-  dir.write_config(config);
-
+  // A lookahead result also depends on the module file: its identity joins the model's, so a
+  // retrained module is evaluated afresh instead of read back from the cache.
+  std::string lookahead_fp;
+  if (std::find(policies.begin(), policies.end(), "lookahead") != policies.end()) {
+    const std::string module = resolve_lookahead_module_path(model_path, kv.lookahead_module);
+    lookahead_fp = fp + "+lookahead:" + eval::model_fingerprint(module);
+    config["lookahead_module"] = module;
+    config["lookahead_module_fingerprint"] = eval::model_fingerprint(module);
+  }
   auto key = [&](const Job& j, const std::string& pol, int64_t b) {
-    return eval::CacheKey{j.task, j.length, j.seed, pol + (es.query_agnostic ? "/qa" : ""), b, fp};
+    return eval::CacheKey{j.task, j.length, j.seed, pol + (es.query_agnostic ? "/qa" : ""), b,
+                          pol == "lookahead" ? lookahead_fp : fp};
   };
+  dir.write_config(config);
   if (!report_only) {
     eval::ProgressBar bar((int64_t)jobs.size(), "eval");
     for (const Job& j : jobs) {
