@@ -129,6 +129,14 @@ if train --out "$tmp/full.gguf" && train --out "$tmp/part.gguf" --run-steps 1 \
   echo "ok   train-lookahead, exact resume, lookahead policy"; passes=$((passes+1))
 else echo "FAIL train-lookahead"; cat "$tmp/err"; fails=$((fails+1)); fi
 
+# The module shipped in modules/ is found for the default model without --kv-lookahead-module.
+if [ "$(basename "$MODEL")" = "SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
+  if "$GLIMPSE" run -m "$MODEL" -f "$tmp/ctx.txt" --chat -n 2 --temp 0 -t 2 --kv-policy lookahead \
+        --kv-budget 32 >/dev/null 2>"$tmp/err" && grep -q "kv policy = lookahead" "$tmp/err"; then
+    echo "ok   shipped lookahead module"; passes=$((passes+1))
+  else echo "FAIL shipped lookahead module"; cat "$tmp/err"; fails=$((fails+1)); fi
+fi
+
 # tokenize prints a JSON array.
 ids=$("$GLIMPSE" tokenize -m "$MODEL" -p "Hello world")
 if [ "$ids" = "[19556,905]" ]; then echo "ok   tokenize"; passes=$((passes+1));
