@@ -1,5 +1,6 @@
-// Small per-row ops of the transformer block. Plain loops the compiler vectorizes; each is
-// its own scalar reference (tests compare against double-precision formulas).
+// Small per-row ops of the transformer block. Plain loops the compiler vectorizes, each its
+// own scalar reference, except silu_mul (Highway vector exp) which has silu_mul_ref. Tests
+// compare against double-precision formulas.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,7 @@ void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
 
 // In place: gate[i] = silu(gate[i]) * up[i]. gate, up: [n].
 void silu_mul(float* gate, const float* up, int64_t n);
+void silu_mul_ref(float* gate, const float* up, int64_t n);  // scalar std::exp
 
 // In place: x[i] += y[i].
 void add_inplace(float* x, const float* y, int64_t n);

@@ -100,14 +100,29 @@ TEST(Elementwise, SoftmaxMaskedEntriesAndExtremes) {
 
 TEST(Elementwise, SiluMulMatchesDouble) {
   std::mt19937 rng(13);
-  for (int64_t n : {1, 7, 33, 257}) {
+  for (int64_t n : {1, 7, 15, 16, 17, 33, 257, 1536}) {
     std::vector<float> g(n), u(n);
     for (auto& v : g) v = uni(rng, -20.0f, 20.0f);
     for (auto& v : u) v = uni(rng, -2.0f, 2.0f);
     g[0] = 0.0f;
     if (n > 1) g[1] = -100.0f;  // exp overflow side: silu -> -0
+    if (n > 20) g[18] = 100.0f, g[19] = -87.5f, g[20] = 1e-30f;
+    // The vector kernel on a misaligned start (offset by one float) and the scalar reference.
+    std::vector<float> buf(n + 1);
+    std::copy(g.begin(), g.end(), buf.begin() + 1);
+    float* gi_vec = buf.data() + 1;
+    silu_mul(gi_vec, u.data(), n);
     std::vector<float> gi = g;
-    silu_mul(gi.data(), u.data(), n);
+    silu_mul_ref(gi.data(), u.data(), n);
+    double err = 0, ref = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double want = (double)g[i] / (1.0 + std::exp(-(double)g[i])) * u[i];
+      ASSERT_TRUE(std::isfinite(gi_vec[i])) << i;
+      EXPECT_NEAR(gi_vec[i], want, 1e-6 * std::fabs(want) + 1e-30) << i << " g=" << g[i];
+      err += (gi_vec[i] - want) * (gi_vec[i] - want);
+      ref += want * want;
+    }
+    EXPECT_LE(err, 1e-12 * ref) << "nMSE, n=" << n;
     for (int64_t i = 0; i < n; ++i) {
       const double want = (double)g[i] / (1.0 + std::exp(-(double)g[i])) * u[i];
       ASSERT_TRUE(std::isfinite(gi[i])) << i;
