@@ -2,10 +2,10 @@
 //
 // Y[t][r] = sum_k W[r][k] * X[t][k]   W: [rows][cols] (GGUF row-major blocks)
 //                                     X: [T][cols] f32, Y: [T][rows] f32
-// Q4_0/Q4_1/Q8_0 weights on CPUs with AVX-512 VNNI take the integer path (matmul_int8.h:
-// 8-bit activations, exact int32 block sums). Elsewhere the fast path dequantizes a panel
-// of 16 weight rows once and multiplies it with all T activation rows in 4x4 register
-// tiles (prefill GEMM; T = 1 is the decode GEMV).
+// Q4_0/Q4_1/Q8_0 weights on CPUs with AVX-512 VNNI or AVX2 take the integer path
+// (matmul_int8.h: 8-bit activations, exact int32 block sums). Elsewhere the fast path
+// dequantizes a panel of 16 weight rows once and multiplies it with all T activation rows
+// in 4x4 register tiles (prefill GEMM; T = 1 is the decode GEMV).
 #pragma once
 
 #include <cstddef>
@@ -34,8 +34,9 @@ struct WeightView {
 // Builds a view after checking that the type is supported and cols fits its blocks.
 WeightView make_weight_view(GgmlType type, const void* data, int64_t rows, int64_t cols);
 
-// w plus an interleaved copy for the int8 kernels (Q4_0/Q4_1/Q8_0 on CPUs with AVX-512
-// VNNI), made once at load; w itself otherwise. matmul gives the same results either way.
+// w plus an interleaved copy for the int8 kernels (Q4_0/Q4_1/Q8_0 while an int8 kernel
+// level is in use, int8mm::cpu_has_kernels), made once at load; w itself otherwise. matmul
+// gives the same results either way.
 // drop_source: w.data is a read-only private file mapping whose pages may be released
 // (madvise) so that the copy replaces them in memory; they are read again if touched.
 WeightView pack_weights(const WeightView& w, bool drop_source);

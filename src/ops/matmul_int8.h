@@ -11,9 +11,9 @@
 //   dw, mw  = the weight block's scale and min (f16 -> f32), da = the activation's scale,
 //   asum    = sum of the activation quants of the block.
 //
-// Every kernel (AVX-512 VNNI GEMM / GEMV, scalar reference) performs exactly these float
-// operations per output, so results do not depend on the kernel, the tile shape, T or the
-// thread split. The float path in matmul.cpp is used where no int8 kernel exists.
+// Every kernel (AVX-512 VNNI and AVX2 GEMM / GEMV, scalar reference) performs exactly these
+// float operations per output, so results do not depend on the kernel, the tile shape, T or
+// the thread split. The float path in matmul.cpp is used where no int8 kernel exists.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +23,21 @@
 namespace glimpse {
 namespace int8mm {
 
-// The CPU has the int8 kernels (AVX-512 F/BW + VNNI, F16C).
+// Kernel levels, lowest first: none (the f32 path), AVX2 + FMA + F16C (vpmaddubsw), and
+// AVX-512 F/BW/VL/DQ + VNNI + F16C (vpdpbusd). The two int8 levels give the same bits.
+enum class Isa { kScalar, kAvx2, kAvx512 };
+
+// The best level this CPU (and this build: GCC on x86-64) has.
+Isa best_isa();
+// The level in use: best_isa(), or lower if the environment variable GLIMPSE_ISA
+// (avx512 | avx2 | scalar, read once at first use) asks for it.
+Isa isa();
+// Forces the level in use (tests, benchmarks), capped at best_isa(); returns the previous
+// one. Not while matmuls run. Weights packed before stay valid under any level.
+Isa set_isa_for_testing(Isa isa);
+const char* isa_name(Isa isa);
+
+// An int8 kernel level is in use (isa() != kScalar): weights are worth packing at load.
 bool cpu_has_kernels();
 
 // Whether w is handled by the int8 path (type and shape; not the CPU).

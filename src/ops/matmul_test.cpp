@@ -12,8 +12,8 @@
 //     output close to zero makes a per-output ratio meaningless, so it is pooled).
 // F32/F16/BF16 weights see the activations unchanged: the per-element accumulation bound
 // and pooled normalised MSE <= 1e-6.
-// Q4_0/Q4_1/Q8_0 on CPUs with AVX-512 VNNI take the integer path; MatmulInt8 below holds it
-// to its scalar definition bit for bit and to a much tighter bound (nMSE <= 1e-12).
+// Q4_0/Q4_1/Q8_0 on CPUs with AVX-512 VNNI or AVX2 take the integer path; MatmulInt8 below
+// holds it to its scalar definition bit for bit and to a much tighter bound (nMSE <= 1e-12).
 #include "ops/matmul.h"
 
 #include <gtest/gtest.h>
@@ -213,11 +213,12 @@ TEST(Matmul, QuantQ4_K) { run_type(GgmlType::Q4_K, {256, 512}, 9); }
 TEST(Matmul, QuantQ5_K) { run_type(GgmlType::Q5_K, {256, 512}, 10); }
 TEST(Matmul, QuantQ6_K) { run_type(GgmlType::Q6_K, {256, 512}, 11); }
 
-// The integer path (Q4_0/Q4_1/Q8_0 with AVX-512 VNNI): every kernel (GEMM tiles, GEMV,
-// packed at load or interleaved on the fly) must reproduce int8mm::matmul_ref, the scalar
-// statement of its per-output float operations, bit for bit, whatever T, the row count,
-// the activation alignment or the thread count. Bit equality with one per-token definition
-// is what makes logits independent of how a prompt is split into batches.
+// The integer path (Q4_0/Q4_1/Q8_0 with AVX-512 VNNI or AVX2): every kernel (GEMM tiles,
+// GEMV, packed at load or interleaved on the fly) of each instruction set must reproduce
+// int8mm::matmul_ref, the scalar statement of its per-output float operations, bit for bit,
+// whatever T, the row count, the activation alignment or the thread count. Bit equality with
+// one per-token definition is what makes logits independent of how a prompt is split into
+// batches (and of the CPU's instruction set).
 // Against matmul_ref (double accumulation of dequantized weights) on activations rounded
 // the same way, only f32 rounding of ~nb block terms differs: pooled normalised MSE
 // <= 1e-12 (measured 6e-15 (Q4_0, Q8_0) and 1.1e-14 (Q4_1)).
@@ -231,20 +232,52 @@ std::vector<float> activations(int64_t T, int64_t cols, std::mt19937& rng) {
     std::fill(x.begin() + cols + 32, x.begin() + cols + 64, 0.0f);
     for (int j = 0; j < 32; ++j) x[j] = uni(rng) * 1e-6f;
   }
+  if (T >= 3 && cols >= 64) {
+    // The largest integer sums: quants all -127, then all +127, in the third token.
+    std::fill(x.begin() + 2 * cols, x.begin() + 2 * cols + 32, -3.0f);
+    std::fill(x.begin() + 2 * cols + 32, x.begin() + 2 * cols + 64, 3.0f);
+  }
   return x;
 }
 
-TEST(MatmulInt8, KernelsMatchScalarDefinitionBitForBit) {
-  if (!int8mm::cpu_has_kernels()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+// Valid but extreme weight blocks: row 0 block 0 with the largest quant magnitudes (Q8_0:
+// all -128, which a hostile file may hold; Q4: all 15), row 1's last block alternating the
+// extremes, a subnormal f16 scale (and min) in row 2 and a zero scale in row 3.
+void extreme_weights(GgmlType t, std::vector<uint8_t>& w, int64_t rows, int64_t cols) {
+  const size_t rb = ggml_row_bytes(t, cols), bb = rb / (cols / 32);
+  const size_t qs = t == GgmlType::Q4_1 ? 4 : 2, nq = t == GgmlType::Q8_0 ? 32 : 16;
+  const bool q8 = t == GgmlType::Q8_0;
+  for (size_t j = 0; j < nq; ++j) w[qs + j] = q8 ? 0x80 : 0xFF;
+  if (rows > 1)
+    for (size_t j = 0; j < nq; ++j) w[rb + rb - bb + qs + j] = q8 ? (j % 2 ? 0x7F : 0x80) : 0x0F;
+  if (rows > 2) {
+    const uint16_t sub = 0x0003, neg_sub = 0x8001;
+    std::memcpy(&w[2 * rb], &sub, 2);
+    if (t == GgmlType::Q4_1) std::memcpy(&w[2 * rb + 2], &neg_sub, 2);
+  }
+  if (rows > 3) std::memset(&w[3 * rb], 0, 2);
+}
+
+// Sets the int8 kernel level for a scope.
+struct IsaScope {
+  int8mm::Isa prev;
+  explicit IsaScope(int8mm::Isa isa) : prev(int8mm::set_isa_for_testing(isa)) {}
+  ~IsaScope() { int8mm::set_isa_for_testing(prev); }
+};
+
+void check_int8_kernels(int8mm::Isa isa) {
+  const IsaScope scope(isa);
+  ASSERT_EQ(int8mm::isa(), isa);
   std::mt19937 rng(99);
   for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0}) {
     double num = 0, den = 0;
     for (int64_t cols : {32, 96, 576})
       for (int64_t rows : {1, 15, 17, 33, 100})
         for (int64_t T : {1, 2, 3, 5, 17, 64, 130}) {
-          SCOPED_TRACE(testing::Message() << ggml_type_name(t) << " rows=" << rows << " T=" << T
-                                          << " cols=" << cols);
-          const std::vector<uint8_t> wdata = random_weights(t, rows, cols, rng);
+          SCOPED_TRACE(testing::Message() << int8mm::isa_name(isa) << " " << ggml_type_name(t)
+                                          << " rows=" << rows << " T=" << T << " cols=" << cols);
+          std::vector<uint8_t> wdata = random_weights(t, rows, cols, rng);
+          extreme_weights(t, wdata, rows, cols);
           const WeightView w = make_weight_view(t, wdata.data(), rows, cols);
           const WeightView wp = pack_weights(w, false);
           ASSERT_NE(wp.packed, nullptr);
@@ -266,7 +299,8 @@ TEST(MatmulInt8, KernelsMatchScalarDefinitionBitForBit) {
             const WeightView& wv = variant & 1 ? wp : w;
             ThreadPool& pool = variant & 2 ? pools().two : pools().one;
             std::vector<float> y(T * rows, NAN);
-            matmul(wv, variant == 3 ? xs.data() + 1 : x.data(), T, y.data(), pool);
+            ASSERT_TRUE(int8mm::matmul(wv, variant == 3 ? xs.data() + 1 : x.data(), T, y.data(),
+                                       pool));
             ASSERT_EQ(std::memcmp(y.data(), yref.data(), y.size() * 4), 0)
                 << "variant " << variant << " (bit 0: packed, bit 1: 2 threads)";
           }
@@ -282,11 +316,52 @@ TEST(MatmulInt8, KernelsMatchScalarDefinitionBitForBit) {
     // Q4_1: the min term's f16-rounded activation sum (llama.cpp's q8_1 numerics) costs
     // ~1e-9; the others only differ by float summation order.
     EXPECT_LE(num / den, t == GgmlType::Q4_1 ? 1e-8 : 1e-12) << ggml_type_name(t);
-    testing::Test::RecordProperty(std::string("int8_nmse_") + std::string(ggml_type_name(t)),
+    testing::Test::RecordProperty(std::string("int8_nmse_") + int8mm::isa_name(isa) + "_" +
+                                      std::string(ggml_type_name(t)),
                                   std::to_string(num / den));
-    std::printf("int8 path %s: nMSE vs double reference on rounded activations %.3g\n",
-                std::string(ggml_type_name(t)).c_str(), num / den);
+    std::printf("int8 path (%s) %s: nMSE vs double reference on rounded activations %.3g\n",
+                int8mm::isa_name(isa), std::string(ggml_type_name(t)).c_str(), num / den);
   }
+}
+
+TEST(MatmulInt8, KernelsMatchScalarDefinitionBitForBit) {
+  if (int8mm::best_isa() < int8mm::Isa::kAvx512) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  check_int8_kernels(int8mm::Isa::kAvx512);
+}
+
+TEST(MatmulInt8, Avx2KernelsMatchScalarDefinitionBitForBit) {
+  if (int8mm::best_isa() < int8mm::Isa::kAvx2) GTEST_SKIP() << "no AVX2 + FMA + F16C on this CPU";
+  check_int8_kernels(int8mm::Isa::kAvx2);
+}
+
+// The level can be lowered (not raised past the CPU's), and the f32 path takes over at
+// kScalar even for weights packed under an int8 level.
+TEST(MatmulInt8, IsaLevels) {
+  const int8mm::Isa best = int8mm::best_isa();
+  {
+    const IsaScope scope(int8mm::Isa::kAvx512);
+    EXPECT_EQ(int8mm::isa(), best);
+  }
+  if (best == int8mm::Isa::kScalar) GTEST_SKIP() << "no int8 kernels on this CPU";
+  const IsaScope int8_level(best);  // whatever GLIMPSE_ISA says
+  std::mt19937 rng(5);
+  const int64_t rows = 20, cols = 64, T = 3;
+  const auto wdata = random_weights(GgmlType::Q4_1, rows, cols, rng);
+  const WeightView w = make_weight_view(GgmlType::Q4_1, wdata.data(), rows, cols);
+  const WeightView wp = pack_weights(w, false);
+  ASSERT_NE(wp.packed, nullptr);
+  const std::vector<float> x = activations(T, cols, rng);
+  std::vector<float> yref(T * rows), y(T * rows, NAN);
+  matmul(wp, x.data(), T, yref.data(), pools().one);
+  const IsaScope scope(int8mm::Isa::kScalar);
+  EXPECT_FALSE(int8mm::cpu_has_kernels());
+  EXPECT_EQ(pack_weights(w, false).packed, nullptr);
+  EXPECT_FALSE(int8mm::matmul(wp, x.data(), T, y.data(), pools().one));
+  matmul(wp, x.data(), T, y.data(), pools().one);  // the f32 path on the packed view
+  std::vector<float> y2(T * rows, NAN);
+  matmul(w, x.data(), T, y2.data(), pools().one);
+  EXPECT_EQ(std::memcmp(y.data(), y2.data(), y.size() * 4), 0);
+  for (size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], yref[i], 1e-2f * (1 + std::fabs(yref[i])));
 }
 
 TEST(Matmul, PanelKernelOnRowSubrange) {

@@ -1,5 +1,6 @@
 // Kernel micro-benchmarks (Google Benchmark): matmul per weight type at decode (T = 1) and
-// prefill (T = 64, 512) shapes of the default model, the int8 (VNNI) peak of one core,
+// prefill (T = 64, 512) shapes of the default model, each int8 kernel level (AVX-512 VNNI,
+// AVX2, none = the f32 path) on the same shapes, the int8 (VNNI) peak of one core,
 // attention at growing depth (decode and prefill), and the streaming read bandwidth that
 // bounds decode attention.
 // Run: build/bin/glimpse_ops_bench [--benchmark_filter=...]
@@ -16,6 +17,7 @@
 
 #include "ops/attention.h"
 #include "ops/matmul.h"
+#include "ops/matmul_int8.h"
 #include "ops/quant.h"
 #include "util/fp16.h"
 #include "util/thread_pool.h"
@@ -75,6 +77,25 @@ BENCHMARK(BM_Matmul)
 // Decode through the tied Q8_0 output matrix (49152 x 576, 30 MB: streams from memory).
 BENCHMARK(BM_Matmul)
     ->ArgsProduct({{(int)GgmlType::Q8_0}, {49152}, {576}, {1}, {1, 2}})
+    ->UseRealTime();
+
+// BM_Matmul with the int8 kernel level forced (isa: 0 = none (f32 path), 1 = AVX2,
+// 2 = AVX-512 VNNI; see int8mm::Isa): type, rows, cols, T, threads, isa.
+void BM_MatmulIsa(benchmark::State& st) {
+  const auto want = (int8mm::Isa)st.range(5);
+  if (want > int8mm::best_isa()) {
+    st.SkipWithError("kernel level not available on this CPU");
+    return;
+  }
+  const int8mm::Isa prev = int8mm::set_isa_for_testing(want);
+  st.SetLabel(int8mm::isa_name(want));
+  BM_Matmul(st);
+  int8mm::set_isa_for_testing(prev);
+}
+// The FFN up projection of SmolLM2-135M: decode (T = 1) and a 512-token prefill batch.
+BENCHMARK(BM_MatmulIsa)
+    ->ArgsProduct({{(int)GgmlType::Q4_1, (int)GgmlType::Q8_0}, {1536}, {576}, {1, 512}, {1},
+                   {0, 1, 2}})
     ->UseRealTime();
 
 #if defined(__x86_64__)
