@@ -83,6 +83,26 @@ if echo "$table" | grep -q "| pp16 |" && echo "$table" | grep -q "| tg4 @ d8 |" 
    && echo "$json" | python3 -c "import json,sys; r=json.load(sys.stdin); assert r[0]['test']=='pp16' and len(r[0]['samples_ts'])==2 and r[0]['avg_ts']>0"; then
   echo "ok   bench table and json"; passes=$((passes+1))
 else echo "FAIL bench: $table $json"; fails=$((fails+1)); fi
+# KV cache types (-ctk/-ctv): an unknown type is an error; the cache holds the type's bytes
+# (f32 ~2x f16, q8_0 ~0.54x, positions included); bench compares types in type_k/type_v columns.
+expect_error "unknown KV cache type" "-ctk: unknown KV cache type 'q4_0'" "$GLIMPSE" run -m "$MODEL" -p hi -ctk q4_0
+expect_error "unknown KV cache type in a bench list" "unknown KV cache type 'f8'" "$GLIMPSE" bench -m "$MODEL" -ctv f16,f8
+kv_ok=1
+for t in f16 f32 bf16 q8_0; do
+  "$GLIMPSE" run -m "$MODEL" -p "The capital of France is" -n 4 --temp 0 -t 2 -q -ctk $t --cache-type-v $t \
+    --timings-json "$tmp/kv_$t.json" >"$tmp/kv_$t.out" 2>"$tmp/err" && [ -s "$tmp/kv_$t.out" ] || kv_ok=0
+done
+table=$("$GLIMPSE" bench -m "$MODEL" -p 16 -n 2 -d 8 -r 1 -t 2 -ctk f16,q8_0 -ctv q8_0 2>/dev/null)
+if [ $kv_ok -eq 1 ] && python3 -c "
+import json,sys; b={t: json.load(open(f'{sys.argv[1]}/kv_{t}.json')) for t in ['f16','f32','bf16','q8_0']}
+assert all(b[t]['type_k']==t and b[t]['type_v']==t for t in b), b
+r32=b['f32']['kv_bytes']/b['f16']['kv_bytes']; r8=b['q8_0']['kv_bytes']/b['f16']['kv_bytes']
+assert 1.9<r32<2.0 and 0.5<r8<0.6 and b['bf16']['kv_bytes']==b['f16']['kv_bytes'], (r32, r8)" "$tmp" \
+   && echo "$table" | grep -q "| type_k | type_v |" && echo "$table" | grep -q "| f16 | q8_0 | tg2 @ d8 |" \
+   && echo "$table" | grep -q "| q8_0 | q8_0 | pp16 @ d8 |" && echo "$table" | grep -q "| 8 | q8_0 | q8_0 | .* MiB |"; then
+  echo "ok   KV cache types: bytes per type, bench columns"; passes=$((passes+1))
+else echo "FAIL KV cache types"; cat "$tmp/err"; echo "$table"; fails=$((fails+1)); fi
+
 # Eviction: the JSON reports the policy, fewer bytes after, and the kept entries per layer.
 for i in $(seq 1 60); do printf 'Line %d of the notes says nothing of interest. ' "$i"; done >"$tmp/ctx.txt"
 "$GLIMPSE" run -m "$MODEL" -f "$tmp/ctx.txt" --question "What is this?" --chat -n 4 --temp 0 -t 2 \

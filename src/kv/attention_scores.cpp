@@ -9,7 +9,6 @@
 #include <cmath>
 
 #include "kv/attention_scores.h"
-#include "util/fp16.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace glimpse {
@@ -99,7 +98,7 @@ void softmax_accumulate(float* s, int64_t nv, float scale, QueryReduce reduce, f
 
 }  // namespace
 
-void accumulate_attention(const ScoreQuery* qs, int64_t n_q, const uint16_t* keys,
+void accumulate_attention(const ScoreQuery* qs, int64_t n_q, KvType key_type, const void* keys,
                           int64_t n_keys, int d, float scale, QueryReduce reduce, float* acc,
                           int64_t acc_stride, int64_t n_cols) {
   if (n_q <= 0) return;
@@ -111,10 +110,24 @@ void accumulate_attention(const ScoreQuery* qs, int64_t n_q, const uint16_t* key
   }
   const int64_t L = (int64_t)HWY_DYNAMIC_DISPATCH(FloatLanes)();
   const int64_t n_pad = (n + L - 1) / L * L;
-  thread_local std::vector<float> kt, s;
-  kt.assign((size_t)d * n_pad, 0.0f);
-  for (int64_t j = 0; j < n; ++j)
-    for (int c = 0; c < d; ++c) kt[(size_t)c * n_pad + j] = fp16_to_f32(keys[j * d + c]);
+  // kt [d][n_pad]: blocks of 16 keys go to f32 rows [16][d], then each of the d columns
+  // takes 16 consecutive floats (one cache line) instead of one float per row, which at
+  // n_pad * 4 bytes apart would make every store miss.
+  constexpr int64_t kBlock = 16;
+  thread_local std::vector<float> kt, s, rows;
+  kt.resize((size_t)d * n_pad);
+  rows.resize((size_t)kBlock * d);
+  const size_t ldk = kv_row_bytes(key_type, d);
+  for (int64_t j0 = 0; j0 < n; j0 += kBlock) {
+    const int64_t nb = std::min(kBlock, n - j0);
+    kv_rows_to_f32(key_type, static_cast<const uint8_t*>(keys) + j0 * ldk, nb, d, rows.data());
+    for (int c = 0; c < d; ++c) {
+      float* col = kt.data() + (size_t)c * n_pad + j0;
+      for (int64_t i = 0; i < nb; ++i) col[i] = rows[i * d + c];
+    }
+  }
+  for (int c = 0; c < d; ++c)  // padding columns: scored and ignored, but finite
+    std::fill(kt.data() + (size_t)c * n_pad + n, kt.data() + (size_t)(c + 1) * n_pad, 0.0f);
   s.resize((size_t)8 * n_pad);
   for (int64_t i0 = 0; i0 < n_q; i0 += 8) {
     const int m = (int)std::min<int64_t>(8, n_q - i0);
@@ -129,9 +142,12 @@ void accumulate_attention(const ScoreQuery* qs, int64_t n_q, const uint16_t* key
   }
 }
 
-void accumulate_attention_ref(const ScoreQuery* qs, int64_t n_q, const uint16_t* keys,
-                              int64_t n_keys, int d, float scale, QueryReduce reduce,
-                              float* acc, int64_t acc_stride, int64_t n_cols) {
+void accumulate_attention_ref(const ScoreQuery* qs, int64_t n_q, KvType key_type,
+                              const void* keys, int64_t n_keys, int d, float scale,
+                              QueryReduce reduce, float* acc, int64_t acc_stride,
+                              int64_t n_cols) {
+  std::vector<float> kf((size_t)std::max<int64_t>(n_keys, 0) * d);
+  kv_rows_to_f32(key_type, keys, n_keys, d, kf.data());
   for (int64_t i = 0; i < n_q; ++i) {
     const ScoreQuery& sq = qs[i];
     if (sq.n_visible <= 0 || sq.n_visible > n_keys) fail("attention scores: bad query");
@@ -139,7 +155,7 @@ void accumulate_attention_ref(const ScoreQuery* qs, int64_t n_q, const uint16_t*
     double mx = -INFINITY;
     for (int64_t j = 0; j < sq.n_visible; ++j) {
       double dot = 0;
-      for (int c = 0; c < d; ++c) dot += (double)sq.q[c] * fp16_to_f32(keys[j * d + c]);
+      for (int c = 0; c < d; ++c) dot += (double)sq.q[c] * kf[(size_t)j * d + c];
       p[j] = dot * scale;
       mx = std::max(mx, p[j]);
     }
@@ -177,8 +193,8 @@ void AttentionRecorder::on_queries(const LayerQueries& lq, ThreadPool& pool) {
     qs.reserve(rows.size());
     for (int64_t t : rows)
       qs.push_back({lq.q + ((size_t)t * n_head_ + qh) * d, n_base + t + 1, 0});
-    accumulate_attention(qs.data(), (int64_t)qs.size(), kh.k.data(), kh.size(), d, scale,
-                         reduce_, acc_l + qh * n_cols_, n_cols_, n_cols_);
+    accumulate_attention(qs.data(), (int64_t)qs.size(), lq.cache->type_k(), kh.k.data(),
+                         kh.size(), d, scale, reduce_, acc_l + qh * n_cols_, n_cols_, n_cols_);
   });
   if (lq.layer == 0) n_queries_ += (int64_t)rows.size();
   ms_ += sw.ms();

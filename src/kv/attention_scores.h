@@ -2,15 +2,16 @@
 // measurement behind SnapKV, H2O, TOVA, the oracle and LAQ.
 //
 // Scoring is a separate pass over only the queries a policy asks for, so prefill keeps its
-// fused attention. Keys are processed in their f16 storage, transposed once per call into an
-// f32 [head_dim][n] panel so the dot products run along keys (no horizontal sums); queries
-// go 8 at a time, and a query's score row over its visible keys is the only buffer
-// ([8][n] floats, never T x N).
+// fused attention. Keys are read in their stored type (kv/kv_types.h), converted to f32 and
+// transposed once per call into an f32 [head_dim][n] panel so the dot products run along
+// keys (no horizontal sums); queries go 8 at a time, and a query's score row over its
+// visible keys is the only buffer ([8][n] floats, never T x N).
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "kv/kv_types.h"
 #include "model/model.h"
 
 namespace glimpse {
@@ -27,16 +28,17 @@ struct ScoreQuery {
 
 // For each query: p = softmax(scale * q . k_j) over j < n_visible in f32 (exactly the keys
 // the real attention sees), then acc[slot * acc_stride + j] += p_j (Sum) or max= p_j (Max)
-// for j < min(n_cols, n_visible). keys: f16 [n_keys][d], n_keys >= every n_visible.
-// Single-threaded; callers parallelise over heads.
-void accumulate_attention(const ScoreQuery* qs, int64_t n_q, const uint16_t* keys,
+// for j < min(n_cols, n_visible). keys: [n_keys] rows of head_dim d stored as key_type,
+// n_keys >= every n_visible. Single-threaded; callers parallelise over heads.
+void accumulate_attention(const ScoreQuery* qs, int64_t n_q, KvType key_type, const void* keys,
                           int64_t n_keys, int d, float scale, QueryReduce reduce, float* acc,
                           int64_t acc_stride, int64_t n_cols);
 
 // Plain reference for tests: double precision, one query at a time.
-void accumulate_attention_ref(const ScoreQuery* qs, int64_t n_q, const uint16_t* keys,
-                              int64_t n_keys, int d, float scale, QueryReduce reduce,
-                              float* acc, int64_t acc_stride, int64_t n_cols);
+void accumulate_attention_ref(const ScoreQuery* qs, int64_t n_q, KvType key_type,
+                              const void* keys, int64_t n_keys, int d, float scale,
+                              QueryReduce reduce, float* acc, int64_t acc_stride,
+                              int64_t n_cols);
 
 // Forward observer that accumulates, per layer and query head, the attention of every
 // query whose position lies in [pos_lo, pos_hi) over the first n_cols entries of its KV

@@ -148,7 +148,7 @@ TEST_F(EvictionTest, KeptEntriesKeepTheirKeysValuesAndPositions) {
   KvCache full(1, 1, 1, 1), kept(1, 1, 1, 1);
   run(settings("none", -1), prompt, 0, &full);
   run(settings("snapkv", 48), prompt, 0, &kept);
-  const int d = full.head_dim();
+  const size_t bk = full.k_row_bytes(), bv = full.v_row_bytes();
   for (int l = 0; l < full.n_layer(); ++l)
     for (int h = 0; h < full.n_kv_head(); ++h) {
       const KvHead& a = full.head(l, h);
@@ -156,8 +156,8 @@ TEST_F(EvictionTest, KeptEntriesKeepTheirKeysValuesAndPositions) {
       for (int64_t i = 0; i < b.size(); ++i) {
         const int32_t p = b.pos[i];
         ASSERT_EQ(a.pos[p], p);
-        EXPECT_EQ(0, std::memcmp(&a.k[p * d], &b.k[i * d], d * 2));
-        EXPECT_EQ(0, std::memcmp(&a.v[p * d], &b.v[i * d], d * 2));
+        EXPECT_EQ(0, std::memcmp(&a.k[p * bk], &b.k[i * bk], bk));
+        EXPECT_EQ(0, std::memcmp(&a.v[p * bv], &b.v[i * bv], bv));
       }
     }
 }
@@ -205,6 +205,7 @@ TEST_F(EvictionTest, EvictionReleasesMemory) {
   EXPECT_EQ(rep.stats.kv_bytes_after, kept.resident_bytes());
   // Exactly the kept entries are allocated: k and v f16 rows plus one position each.
   const size_t per_entry = (size_t)kept.head_dim() * 2 * 2 + 4;
+  ASSERT_EQ(kept.k_row_bytes() + kept.v_row_bytes() + 4, per_entry);
   EXPECT_EQ(kept.resident_bytes(), (size_t)kept.total_entries() * per_entry);
 }
 

@@ -3,12 +3,22 @@
 #include <algorithm>
 
 #include "util/error.h"
-#include "util/fp16.h"
 
 namespace glimpse {
 
-KvCache::KvCache(int n_layer, int n_kv_head, int head_dim, int64_t n_ctx)
+namespace {
+size_t checked_row_bytes(KvType t, int d, const char* what) {
+  check_kv_type(t, d, what);
+  return kv_row_bytes(t, d);
+}
+}  // namespace
+
+KvCache::KvCache(int n_layer, int n_kv_head, int head_dim, int64_t n_ctx, KvType type_k,
+                 KvType type_v)
     : n_layer_(n_layer), n_kv_head_(n_kv_head), head_dim_(head_dim), n_ctx_(n_ctx),
+      type_k_(type_k), type_v_(type_v),
+      k_row_(checked_row_bytes(type_k, head_dim, "K (-ctk)")),
+      v_row_(checked_row_bytes(type_v, head_dim, "V (-ctv)")),
       heads_((size_t)n_layer * n_kv_head) {}
 
 void KvCache::append(int layer, const float* k, const float* v, const int32_t* pos, int64_t T) {
@@ -17,18 +27,14 @@ void KvCache::append(int layer, const float* k, const float* v, const int32_t* p
     KvHead& hd = head(layer, h);
     if (hd.size() + T > n_ctx_)
       fail("KV cache full: {} + {} entries exceed the context size {}", hd.size(), T, n_ctx_);
-    const size_t base = hd.k.size();
-    hd.k.resize(base + (size_t)T * d);
-    hd.v.resize(base + (size_t)T * d);
+    const size_t n0 = (size_t)hd.size();
+    hd.k.resize((n0 + T) * k_row_);
+    hd.v.resize((n0 + T) * v_row_);
     for (int64_t t = 0; t < T; ++t) {
-      const float* ks = k + ((size_t)t * n_kv_head_ + h) * d;
-      const float* vs = v + ((size_t)t * n_kv_head_ + h) * d;
-      uint16_t* kd = hd.k.data() + base + (size_t)t * d;
-      uint16_t* vd = hd.v.data() + base + (size_t)t * d;
-      for (int c = 0; c < d; ++c) {
-        kd[c] = f32_to_fp16(ks[c]);
-        vd[c] = f32_to_fp16(vs[c]);
-      }
+      kv_rows_from_f32(type_k_, k + ((size_t)t * n_kv_head_ + h) * d, 1, d,
+                       hd.k.data() + (n0 + t) * k_row_);
+      kv_rows_from_f32(type_v_, v + ((size_t)t * n_kv_head_ + h) * d, 1, d,
+                       hd.v.data() + (n0 + t) * v_row_);
       hd.pos.push_back(pos[t]);
     }
   }
@@ -47,24 +53,23 @@ void KvCache::views(int layer, int64_t T, KvHeadView* out) const {
 
 void KvCache::reserve_more(int64_t T) {
   for (auto& hd : heads_) {
-    hd.k.reserve(hd.k.size() + (size_t)T * head_dim_);
-    hd.v.reserve(hd.v.size() + (size_t)T * head_dim_);
+    hd.k.reserve(hd.k.size() + (size_t)T * k_row_);
+    hd.v.reserve(hd.v.size() + (size_t)T * v_row_);
     hd.pos.reserve(hd.pos.size() + (size_t)T);
   }
 }
 
 void KvCache::gather(int layer, int h, const int32_t* idx, int64_t n) {
   KvHead& hd = head(layer, h);
-  const int d = head_dim_;
   KvHead out;
-  out.k.resize((size_t)n * d);
-  out.v.resize((size_t)n * d);
+  out.k.resize((size_t)n * k_row_);
+  out.v.resize((size_t)n * v_row_);
   out.pos.resize((size_t)n);
   for (int64_t i = 0; i < n; ++i) {
     const int64_t j = idx[i];
     if (j < 0 || j >= hd.size()) fail("KV gather: entry {} outside a head of {}", j, hd.size());
-    std::copy_n(hd.k.data() + j * d, d, out.k.data() + i * d);
-    std::copy_n(hd.v.data() + j * d, d, out.v.data() + i * d);
+    std::copy_n(hd.k.data() + j * k_row_, k_row_, out.k.data() + i * k_row_);
+    std::copy_n(hd.v.data() + j * v_row_, v_row_, out.v.data() + i * v_row_);
     out.pos[i] = hd.pos[j];
   }
   hd = std::move(out);  // the old buffers are released here
@@ -73,21 +78,21 @@ void KvCache::gather(int layer, int h, const int32_t* idx, int64_t n) {
 void KvCache::truncate_from(int32_t p) {
   // Stable filter: entries may be in any physical order (eviction keeps them sorted, but
   // nothing here depends on it).
-  const size_t d = head_dim_;
+  const size_t bk = k_row_, bv = v_row_;
   for (auto& hd : heads_) {
     size_t w = 0;
     for (size_t r = 0; r < hd.pos.size(); ++r) {
       if (hd.pos[r] >= p) continue;
       if (w != r) {
-        std::copy_n(hd.k.data() + r * d, d, hd.k.data() + w * d);
-        std::copy_n(hd.v.data() + r * d, d, hd.v.data() + w * d);
+        std::copy_n(hd.k.data() + r * bk, bk, hd.k.data() + w * bk);
+        std::copy_n(hd.v.data() + r * bv, bv, hd.v.data() + w * bv);
         hd.pos[w] = hd.pos[r];
       }
       ++w;
     }
     hd.pos.resize(w);
-    hd.k.resize(w * d);
-    hd.v.resize(w * d);
+    hd.k.resize(w * bk);
+    hd.v.resize(w * bv);
   }
   n_past_ = std::min(n_past_, p);
 }
@@ -102,7 +107,7 @@ void KvCache::clear() {
 size_t KvCache::resident_bytes() const {
   size_t b = 0;
   for (const auto& hd : heads_)
-    b += hd.k.capacity() * 2 + hd.v.capacity() * 2 + hd.pos.capacity() * 4;
+    b += hd.k.capacity() + hd.v.capacity() + hd.pos.capacity() * 4;
   return b;
 }
 

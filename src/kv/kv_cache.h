@@ -1,31 +1,40 @@
 // KV cache stored per (layer, KV head): each head owns its keys, values and the original
 // position of every entry, so heads can keep different token sets after eviction and
-// memory can really be released.
+// memory can really be released. Keys and values are rows of head_dim values stored as the
+// cache's type_k / type_v (kv/kv_types.h: f32, f16 (default), bf16, q8_0), chosen
+// independently.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
+#include "kv/kv_types.h"
 #include "ops/attention.h"
 
 namespace glimpse {
 
 struct KvHead {
-  std::vector<uint16_t> k;    // [n][head_dim] f16, post-RoPE keys
-  std::vector<uint16_t> v;    // [n][head_dim] f16
+  std::vector<uint8_t> k;     // [n] rows of k_row_bytes(): post-RoPE keys as type_k
+  std::vector<uint8_t> v;     // [n] rows of v_row_bytes(): values as type_v
   std::vector<int32_t> pos;   // [n] original positions
   int64_t size() const { return (int64_t)pos.size(); }
 };
 
 class KvCache {
  public:
-  KvCache(int n_layer, int n_kv_head, int head_dim, int64_t n_ctx);
+  // Error if a type cannot hold rows of head_dim values (q8_0 needs head_dim % 32 == 0).
+  KvCache(int n_layer, int n_kv_head, int head_dim, int64_t n_ctx,
+          KvType type_k = KvType::F16, KvType type_v = KvType::F16);
 
   int n_layer() const { return n_layer_; }
   int n_kv_head() const { return n_kv_head_; }
   int head_dim() const { return head_dim_; }
   int64_t n_ctx() const { return n_ctx_; }
+  KvType type_k() const { return type_k_; }
+  KvType type_v() const { return type_v_; }
+  size_t k_row_bytes() const { return k_row_; }  // bytes of one stored key row
+  size_t v_row_bytes() const { return v_row_; }
 
   KvHead& head(int layer, int h) { return heads_[(size_t)layer * n_kv_head_ + h]; }
   const KvHead& head(int layer, int h) const { return heads_[(size_t)layer * n_kv_head_ + h]; }
@@ -34,7 +43,8 @@ class KvCache {
   int32_t n_past() const { return n_past_; }
   void set_n_past(int32_t p) { n_past_ = p; }
 
-  // Appends T entries to every head of a layer. k, v: [T][n_kv_head][head_dim] f32.
+  // Appends T entries to every head of a layer, converting to the cache's types.
+  // k, v: [T][n_kv_head][head_dim] f32.
   void append(int layer, const float* k, const float* v, const int32_t* pos, int64_t T);
 
   // Views for attention over a layer, each head's n_base = its size before the last T
@@ -63,6 +73,8 @@ class KvCache {
  private:
   int n_layer_, n_kv_head_, head_dim_;
   int64_t n_ctx_;
+  KvType type_k_, type_v_;
+  size_t k_row_, v_row_;
   int32_t n_past_ = 0;
   std::vector<KvHead> heads_;  // [n_layer][n_kv_head]
 };

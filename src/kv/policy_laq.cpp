@@ -73,11 +73,12 @@ class LaqPolicy final : public KvPolicy {
       in.pool.parallel_for_dynamic(c.n_kv_head, [&](int64_t h, int) {
         const KvHead& full = in.cache.head(l, (int)h);
         const KvHead& cp = copy.head(l, (int)h);
-        std::vector<uint16_t> keys(full.k.begin(), full.k.begin() + n * d);
+        const int64_t ldk = (int64_t)in.cache.k_row_bytes();  // the copy has the same types
+        std::vector<uint8_t> keys(full.k.begin(), full.k.begin() + n * ldk);
         int64_t n_after = 0;  // copy entries after the prompt, in order
         for (int64_t j = 0; j < cp.size(); ++j)
           if (cp.pos[j] >= (int32_t)n) {
-            keys.insert(keys.end(), cp.k.begin() + j * d, cp.k.begin() + (j + 1) * d);
+            keys.insert(keys.end(), cp.k.begin() + j * ldk, cp.k.begin() + (j + 1) * ldk);
             ++n_after;
           }
         const int64_t n_keys = n + n_after;
@@ -86,9 +87,9 @@ class LaqPolicy final : public KvPolicy {
           for (int64_t i = 0; i < n_pseudo; ++i)
             qs.push_back({ql.data() + ((size_t)i * c.n_head + h * G + g) * d,
                           n_keys - (n_pseudo - 1 - i), g});
-        accumulate_attention(qs.data(), (int64_t)qs.size(), keys.data(), n_keys, d, scale,
-                             QueryReduce::Sum, acc.data() + ((size_t)l * c.n_head + h * G) * n,
-                             n, n);
+        accumulate_attention(qs.data(), (int64_t)qs.size(), in.cache.type_k(), keys.data(),
+                             n_keys, d, scale, QueryReduce::Sum,
+                             acc.data() + ((size_t)l * c.n_head + h * G) * n, n, n);
       });
     }
     return reduce_query_heads(acc, c.n_layer, c.n_head, c.n_kv_head, n, in.cfg.pool_kernel,

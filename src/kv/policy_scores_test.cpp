@@ -12,7 +12,6 @@
 #include "kv/policy_util.h"
 #include "model/model.h"
 #include "model/tiny_model_test_util.h"
-#include "util/fp16.h"
 #include "util/thread_pool.h"
 
 namespace glimpse {
@@ -61,11 +60,13 @@ class PolicyScores : public ::testing::Test {
     const int d = c.head_dim, G = c.n_head / c.n_kv_head;
     const KvHead& hd = cache.head(l, qh / G);
     const float* q = q_layer.data() + ((size_t)t * c.n_head + qh) * d;
+    std::vector<float> keys((size_t)n_vis * d);
+    kv_rows_to_f32(cache.type_k(), hd.k.data(), n_vis, d, keys.data());
     std::vector<double> p(n_vis);
     double mx = -1e300, sum = 0;
     for (int64_t j = 0; j < n_vis; ++j) {
       double dot = 0;
-      for (int k = 0; k < d; ++k) dot += (double)q[k] * fp16_to_f32(hd.k[j * d + k]);
+      for (int k = 0; k < d; ++k) dot += (double)q[k] * keys[j * d + k];
       p[j] = dot / std::sqrt((double)d);
       mx = std::max(mx, p[j]);
     }
@@ -223,7 +224,10 @@ TEST_F(PolicyScores, KnormIsMinusTheKeyNorm) {
     for (int h = 0; h < cache.n_kv_head(); ++h)
       for (int64_t j = 0; j < N; ++j) {
         double ss = 0;
-        for (int k = 0; k < d; ++k) ss += std::pow(fp16_to_f32(cache.head(l, h).k[j * d + k]), 2);
+        std::vector<float> key(d);
+        kv_rows_to_f32(cache.type_k(), cache.head(l, h).k.data() + j * cache.k_row_bytes(), 1, d,
+                       key.data());
+        for (int k = 0; k < d; ++k) ss += std::pow(key[k], 2);
         EXPECT_NEAR(got.at(l, h)[j], -std::sqrt(ss), 1e-5);
       }
 }
@@ -231,23 +235,29 @@ TEST_F(PolicyScores, KnormIsMinusTheKeyNorm) {
 TEST(AttentionScoresKernel, MatchesTheReferenceForSumAndMax) {
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> u(-2, 2);
-  for (int d : {8, 48, 64}) {
-    const int64_t n = 77;
-    std::vector<uint16_t> keys(n * d);
-    for (auto& k : keys) k = f32_to_fp16(u(rng));
-    std::vector<std::vector<float>> q(11, std::vector<float>(d));
-    std::vector<ScoreQuery> qs;
-    for (int i = 0; i < 11; ++i) {
-      for (auto& x : q[i]) x = u(rng);
-      qs.push_back({q[i].data(), 1 + (i * 13) % n, i % 3});
+  for (KvType type : {KvType::F16, KvType::F32, KvType::BF16, KvType::Q8_0})
+    for (int d : {8, 48, 64}) {
+      if (!kv_type_supports(type, d)) continue;
+      SCOPED_TRACE(kv_type_name(type));
+      const int64_t n = 77;
+      std::vector<float> kf(n * d);
+      for (auto& k : kf) k = u(rng);
+      std::vector<uint8_t> keys(n * kv_row_bytes(type, d));
+      kv_rows_from_f32(type, kf.data(), n, d, keys.data());
+      std::vector<std::vector<float>> q(11, std::vector<float>(d));
+      std::vector<ScoreQuery> qs;
+      for (int i = 0; i < 11; ++i) {
+        for (auto& x : q[i]) x = u(rng);
+        qs.push_back({q[i].data(), 1 + (i * 13) % n, i % 3});
+      }
+      for (QueryReduce red : {QueryReduce::Sum, QueryReduce::Max}) {
+        std::vector<float> a(3 * 70, 0.0f), b(3 * 70, 0.0f);
+        accumulate_attention(qs.data(), 11, type, keys.data(), n, d, 0.3f, red, a.data(), 70, 60);
+        accumulate_attention_ref(qs.data(), 11, type, keys.data(), n, d, 0.3f, red, b.data(), 70,
+                                 60);
+        for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5) << d << " " << i;
+      }
     }
-    for (QueryReduce red : {QueryReduce::Sum, QueryReduce::Max}) {
-      std::vector<float> a(3 * 70, 0.0f), b(3 * 70, 0.0f);
-      accumulate_attention(qs.data(), 11, keys.data(), n, d, 0.3f, red, a.data(), 70, 60);
-      accumulate_attention_ref(qs.data(), 11, keys.data(), n, d, 0.3f, red, b.data(), 70, 60);
-      for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5) << d << " " << i;
-    }
-  }
 }
 
 }  // namespace

@@ -102,10 +102,10 @@ void lookahead_backward(const Model& model, const KvCache& cache, const Lookahea
     pool.parallel_for_dynamic(KV, [&](int64_t g, int) {
       const KvHead& kh = cache.head(l, (int)g);
       krows[g].resize((size_t)n_keys * d);
-      head_rows(kh.k.data(), N, tr.k.data(), T, KV, (int)g, d, krows[g].data());
+      head_rows(cache.type_k(), kh.k.data(), N, tr.k.data(), T, KV, (int)g, d, krows[g].data());
       if (!last) {
         Buf<Real> vr((size_t)n_keys * d);
-        head_rows(kh.v.data(), N, tr.v.data(), T, KV, (int)g, d, vr.data());
+        head_rows(cache.type_v(), kh.v.data(), N, tr.v.data(), T, KV, (int)g, d, vr.data());
         vpanel[g].resize((size_t)d * n_pad);
         transpose_rows(vr.data(), n_keys, d, n_pad, vpanel[g].data());
       }

@@ -98,10 +98,11 @@ void lookahead_forward(const Model& model, const KvCache& cache, const Lookahead
     pool.parallel_for_dynamic(KV, [&](int64_t g, int) {
       const KvHead& kh = cache.head(l, (int)g);
       rows[g].resize((size_t)n_keys * d);
-      head_rows(kh.k.data(), N, tr.k.data(), T, KV, (int)g, d, rows[g].data());
+      head_rows(cache.type_k(), kh.k.data(), N, tr.k.data(), T, KV, (int)g, d, rows[g].data());
       panel[g].resize((size_t)d * n_pad);
       transpose_rows(rows[g].data(), n_keys, d, n_pad, panel[g].data());
-      if (!last) head_rows(kh.v.data(), N, tr.v.data(), T, KV, (int)g, d, rows[g].data());
+      if (!last)
+        head_rows(cache.type_v(), kh.v.data(), N, tr.v.data(), T, KV, (int)g, d, rows[g].data());
     });
 
     if (trace) tr.prob.assign((size_t)H * T * n_keys, Real(0));

@@ -7,9 +7,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "lookahead/lookahead_kernels.h"
-#include "util/fp16.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace glimpse {
@@ -129,17 +129,6 @@ void LaSoftmaxRow(float* x, int64_t n, float scale) {
   for (; j < n; ++j) x[j] *= 1.0f / sum;
 }
 
-void LaF16ToF32(const uint16_t* src, float* dst, int64_t n) {
-  const hn::ScalableTag<float> df;
-  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
-  const int64_t L = (int64_t)hn::Lanes(df);
-  int64_t i = 0;
-  for (; i + L <= n; i += L)
-    hn::StoreU(hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(src) + i)),
-               df, dst + i);
-  for (; i < n; ++i) dst[i] = fp16_to_f32(src[i]);
-}
-
 }  // namespace HWY_NAMESPACE
 }  // namespace glimpse
 HWY_AFTER_NAMESPACE();
@@ -150,7 +139,6 @@ HWY_EXPORT(LaScoreRows);
 HWY_EXPORT(LaPvRows);
 HWY_EXPORT(LaAxpy);
 HWY_EXPORT(LaDot);
-HWY_EXPORT(LaF16ToF32);
 HWY_EXPORT(LaSoftmaxRow);
 
 void softmax_row(float* x, int64_t n, float scale) { HWY_DYNAMIC_DISPATCH(LaSoftmaxRow)(x, n, scale); }
@@ -190,11 +178,16 @@ double dot(const double* x, const double* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) s += x[i] * y[i];
   return s;
 }
-void f16_to_real(const uint16_t* src, float* dst, int64_t n) {
-  HWY_DYNAMIC_DISPATCH(LaF16ToF32)(src, dst, n);
+void kv_to_real(KvType type, const uint8_t* src, int64_t n, int d, float* dst) {
+  kv_rows_to_f32(type, src, n, d, dst);
 }
-void f16_to_real(const uint16_t* src, double* dst, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_f32(src[i]);
+void kv_to_real(KvType type, const uint8_t* src, int64_t n, int d, double* dst) {
+  std::vector<float> row(d);  // exact: every stored value is an f32
+  const size_t ld = kv_row_bytes(type, d);
+  for (int64_t r = 0; r < n; ++r) {
+    kv_rows_to_f32(type, src + r * ld, 1, d, row.data());
+    std::copy(row.begin(), row.end(), dst + r * d);
+  }
 }
 
 }  // namespace glimpse::lookahead_detail

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "kv/kv_types.h"
+
 namespace glimpse::lookahead_detail {
 
 // Column padding of key panels: a multiple of every vector width.
@@ -32,8 +34,8 @@ double dot(const double* x, const double* y, int64_t n);
 void softmax_row(float* x, int64_t n, float scale);
 void softmax_row(double* x, int64_t n, double scale);
 
-// f16 -> f32 / f64
-void f16_to_real(const uint16_t* src, float* dst, int64_t n);
-void f16_to_real(const uint16_t* src, double* dst, int64_t n);
+// n KV rows of d values stored as `type` (kv/kv_types.h) -> dst [n][d] f32 / f64
+void kv_to_real(KvType type, const uint8_t* src, int64_t n, int d, float* dst);
+void kv_to_real(KvType type, const uint8_t* src, int64_t n, int d, double* dst);
 
 }  // namespace glimpse::lookahead_detail

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kv/kv_types.h"
 #include "lookahead/lookahead_kernels.h"
 #include "lookahead/lookahead_module.h"
 #include "ops/matmul.h"
@@ -166,12 +167,12 @@ Real sigmoid(Real g) { return Real(1) / (Real(1) + std::exp(-g)); }
 
 namespace glimpse::lookahead_detail {
 
-// Rows [n_keys][d] of one KV head: the N prompt entries from the cache (f16) followed by the
-// T lookahead entries (la: [T][n_kv_head][d], head g).
+// Rows [n_keys][d] of one KV head: the N prompt entries from the cache (rows stored as
+// `type`) followed by the T lookahead entries (la: [T][n_kv_head][d], head g).
 template <typename Real>
-void head_rows(const uint16_t* prompt, int64_t N, const Real* la, int64_t T, int n_kv_head, int g,
-               int d, Real* rows) {
-  f16_to_real(prompt, rows, N * d);
+void head_rows(KvType type, const uint8_t* prompt, int64_t N, const Real* la, int64_t T,
+               int n_kv_head, int g, int d, Real* rows) {
+  kv_to_real(type, prompt, N, d, rows);
   for (int64_t t = 0; t < T; ++t)
     std::copy(la + ((size_t)t * n_kv_head + g) * d, la + ((size_t)t * n_kv_head + g + 1) * d,
               rows + (N + t) * d);

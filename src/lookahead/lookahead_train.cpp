@@ -148,8 +148,15 @@ std::vector<Prompt> read_prompts(Session& s, const LookaheadTrainOptions& o, int
       ++skipped;
       continue;
     }
-    p.file = (fs::path(o.cache_dir) /
-              fmt::format("{:016x}.lkv", hash_tokens(fp, p.tokens, o.answer_len))).string();
+    // A sample made with another KV cache type (-ctk/-ctv) is another file.
+    const KvCache& kc = s.cache();
+    const std::string types = kc.type_k() == KvType::F16 && kc.type_v() == KvType::F16
+                                  ? ""
+                                  : fmt::format("-{}-{}", kv_type_name(kc.type_k()),
+                                                kv_type_name(kc.type_v()));
+    p.file = (fs::path(o.cache_dir) / fmt::format("{:016x}{}.lkv",
+                                                  hash_tokens(fp, p.tokens, o.answer_len), types))
+                 .string();
     out.push_back(std::move(p));
   }
   if (out.empty()) fail("{}: no usable prompts ({} too long for the context)", o.prompts_path, skipped);
@@ -270,8 +277,9 @@ LookaheadSampleTimes make_lookahead_sample(Session& s, const std::vector<int32_t
         for (int t = 0; t < count; ++t)
           qs.push_back({cap.q[l].data() + ((size_t)t * c.n_head + g * G + gi) * d,
                         (int64_t)cap.pos[l][t] - prompt_end + N + 1, gi});
-      accumulate_attention(qs.data(), (int64_t)qs.size(), kh.k.data(), kh.size(), d, scale,
-                           QueryReduce::Sum, gt.data() + ((size_t)l * c.n_head + g * G) * N, N, N);
+      accumulate_attention(qs.data(), (int64_t)qs.size(), cache.type_k(), kh.k.data(), kh.size(),
+                           d, scale, QueryReduce::Sum,
+                           gt.data() + ((size_t)l * c.n_head + g * G) * N, N, N);
     });
   if (count > 0)
     for (float& x : gt) x /= (float)count;
@@ -292,12 +300,16 @@ LookaheadSampleTimes make_lookahead_sample(Session& s, const std::vector<int32_t
   h.n_answer = count;
   AtomicFile f(path);
   f.write(&h, sizeof h);
-  const size_t hd = (size_t)N * c.head_dim;  // the first N entries of a head: the prompt
+  // The first N entries of a head (the prompt), stored as f16 whatever the cache type.
+  const size_t hd = (size_t)N * c.head_dim;
+  std::vector<uint8_t> f16(hd * 2);
   for (int l = 0; l < c.n_layer; ++l)
     for (int g = 0; g < c.n_kv_head; ++g) {
       const KvHead& kh = cache.head(l, g);
-      f.write(kh.k.data(), hd * 2);
-      f.write(kh.v.data(), hd * 2);
+      kv_rows_convert(cache.type_k(), kh.k.data(), KvType::F16, f16.data(), N, c.head_dim);
+      f.write(f16.data(), hd * 2);
+      kv_rows_convert(cache.type_v(), kh.v.data(), KvType::F16, f16.data(), N, c.head_dim);
+      f.write(f16.data(), hd * 2);
     }
   f.write(gt.data(), gt.size() * 4);
   f.commit();
@@ -325,13 +337,16 @@ LookaheadSampleFile read_lookahead_sample(const std::string& path, const Model& 
   if (cache.n_layer() != c.n_layer || cache.n_kv_head() != c.n_kv_head)
     fail("read_lookahead_sample: cache of another model");
   cache.clear();
+  std::vector<uint8_t> f16(hd * 2);  // the file's f16 rows, converted to the cache's types
   for (int l = 0; l < c.n_layer; ++l)
     for (int g = 0; g < c.n_kv_head; ++g) {
       KvHead& kh = cache.head(l, g);
-      kh.k.resize(hd);
-      kh.v.resize(hd);
-      read_exact(in, kh.k.data(), hd * 2, path);
-      read_exact(in, kh.v.data(), hd * 2, path);
+      kh.k.resize(N * cache.k_row_bytes());
+      kh.v.resize(N * cache.v_row_bytes());
+      read_exact(in, f16.data(), hd * 2, path);
+      kv_rows_convert(KvType::F16, f16.data(), cache.type_k(), kh.k.data(), N, c.head_dim);
+      read_exact(in, f16.data(), hd * 2, path);
+      kv_rows_convert(KvType::F16, f16.data(), cache.type_v(), kh.v.data(), N, c.head_dim);
       kh.pos.resize(N);
       std::iota(kh.pos.begin(), kh.pos.end(), 0);
     }

@@ -3,7 +3,8 @@
 // Data: one JSON object per line, {"context": ..., "question": ...} (either may be empty),
 // rendered with the chat template as one user turn (context + "\n\n" + question).
 // Per prompt, once, a sample file in the cache directory holds what every later step needs:
-//   - the prompt's KV cache (f16 keys and values of every (layer, KV head), N entries),
+//   - the prompt's KV cache (keys and values of every (layer, KV head), N entries, stored
+//     as f16 whatever the session's cache type; the file name records a non-default type),
 //   - the ground truth: the model's own greedy full-cache answer (<= answer_len tokens) and,
 //     per (layer, query head), the mean over its tokens of their softmax attention on each
 //     prompt key, f32 [n_layer][n_head][N].

@@ -94,8 +94,8 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
   return m;
 }
 
-KvCache Model::make_cache(int64_t n_ctx) const {
-  return KvCache(cfg_.n_layer, cfg_.n_kv_head, cfg_.head_dim, n_ctx);
+KvCache Model::make_cache(int64_t n_ctx, KvType type_k, KvType type_v) const {
+  return KvCache(cfg_.n_layer, cfg_.n_kv_head, cfg_.head_dim, n_ctx, type_k, type_v);
 }
 
 void Model::embed(int32_t token, float* out) const {
@@ -127,7 +127,8 @@ void Model::forward(const int32_t* tokens, int64_t T, KvCache& cache, LogitsRows
     rope_cos_sin(c.rope, pos[t], cs.data() + t * c.rope.n_rot);
   }
   cache.reserve_more(T);
-  AttentionParams ap{c.n_head, c.n_kv_head, c.head_dim, 1.0f / std::sqrt((float)d)};
+  AttentionParams ap{c.n_head, c.n_kv_head, c.head_dim, 1.0f / std::sqrt((float)d),
+                     cache.type_k(), cache.type_v()};
 
   auto norm_rows = [&](const std::vector<float>& w) {
     pool.parallel_for(T, [&](int64_t b, int64_t e, int) {

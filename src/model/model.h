@@ -50,7 +50,8 @@ class Model {
   const ModelConfig& config() const { return cfg_; }
   const GgufFile& gguf() const { return file_; }
 
-  KvCache make_cache(int64_t n_ctx) const;
+  KvCache make_cache(int64_t n_ctx, KvType type_k = KvType::F16,
+                     KvType type_v = KvType::F16) const;
 
   // Runs T tokens at positions cache.n_past() .. +T-1, appending their KV to the cache.
   // logits: [T or 1][n_vocab] depending on rows. Callers split long prompts into batches.

@@ -16,9 +16,17 @@
 //    order on one thread; both yield bit-identical outputs, whatever the thread count;
 //  * a token attended in a batch of 512 gets exactly the output it gets when decoded alone.
 //
-// Numerics (as the reference engine): q is rounded to f16 before the dot products with the
-// f16 keys, and each probability p = exp(s - m_running) is rounded to f16 before it
-// multiplies the f16 values; l sums the rounded p, so the output is a convex combination.
+// Element types. K and V are read in their stored type (kv/kv_types.h): f32, f16, bf16 or
+// q8_0 rows, converted to f32 exactly as kv_rows_to_f32 does (q8_0: f32(scale) * q). The
+// tile kernels are templates over the stored type (ChunkPartial<K, V>); the f32 work (scores,
+// softmax, P.V on an f32 value tile) is shared. Decode reads the values straight from the
+// cache, converting them in registers; prefill converts a tile of them to f32 once for all
+// its row blocks.
+//
+// Numerics (as the reference engine): with f16 keys q is rounded to f16 before the dot
+// products, and with f16 values each probability p = exp(s - m_running) is rounded to f16
+// before it multiplies them; l sums the p actually used, so the output is a convex
+// combination. Other types keep q and p in f32 (llama.cpp's f32 cache does the same).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/attention.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -29,10 +37,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
 
+#include "kv/kv_types.h"
 #include "ops/attention.h"
 #include "util/fp16.h"
 #include "util/thread_pool.h"
@@ -70,22 +80,72 @@ int64_t PaddedDim(int64_t d) {
   return (d + w - 1) / w * w;
 }
 
-// dst[0..dp) = f32(src[0..d)), zero padded.
-void F16RowToF32(const uint16_t* src, int64_t d, float* dst, int64_t dp) {
+// Stored element c of a row of type T, in f32 (the scalar path and edge tiles).
+template <KvType T>
+HWY_INLINE float ElemAt(const uint8_t* row, int64_t c) {
+  uint16_t h;
+  if constexpr (T == KvType::F32) {
+    float x;
+    std::memcpy(&x, row + 4 * c, 4);
+    return x;
+  } else if constexpr (T == KvType::F16) {
+    std::memcpy(&h, row + 2 * c, 2);
+    return fp16_to_f32(h);
+  } else if constexpr (T == KvType::BF16) {
+    std::memcpy(&h, row + 2 * c, 2);
+    return bf16_to_f32(h);
+  } else {
+    const uint8_t* blk = row + c / kKvQ8Block * kKvQ8BlockBytes;
+    std::memcpy(&h, blk, 2);
+    return fp16_to_f32(h) * (float)(int8_t)blk[2 + c % kKvQ8Block];
+  }
+}
+
+// A q8_0 block scale (f16 bits) in f32: F16C on x86 targets that have it (exact, as the
+// software conversion, but without its branches: one scale per 32 values of every row).
+HWY_INLINE float ScaleToF32(uint16_t h) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  return _cvtsh_ss(h);
+#else
+  return fp16_to_f32(h);
+#endif
+}
+
+// dst[0..dp) = f32(row[0..d)) for a stored row of type T, zero padded.
+template <KvType T>
+void RowToF32(const uint8_t* row, int64_t d, float* dst, int64_t dp) {
   const DF df;
-  const hn::Rebind<hwy::float16_t, DF> dh;
   const int64_t N = (int64_t)hn::Lanes(df);
   int64_t i = 0;
-  for (; i + N <= d; i += N)
-    hn::Store(hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(src) + i)),
-              df, dst + i);
-  for (; i < d; ++i) dst[i] = fp16_to_f32(src[i]);
+  if constexpr (T == KvType::F32) {
+    const float* src = reinterpret_cast<const float*>(row);
+    for (; i + N <= d; i += N) hn::Store(hn::LoadU(df, src + i), df, dst + i);
+  } else if constexpr (T == KvType::F16 || T == KvType::BF16) {
+    using E = std::conditional_t<T == KvType::F16, hwy::float16_t, hwy::bfloat16_t>;
+    const hn::Rebind<E, DF> dh;
+    for (; i + N <= d; i += N)
+      hn::Store(hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const E*>(row) + i)), df, dst + i);
+  } else {  // q8_0: d % 32 == 0 and 32 is a multiple of the lanes
+    const hn::Rebind<int8_t, DF> di8;
+    const hn::Rebind<int32_t, DF> di32;
+    for (; i < d; i += kKvQ8Block) {
+      const uint8_t* blk = row + i / kKvQ8Block * kKvQ8BlockBytes;
+      uint16_t h;
+      std::memcpy(&h, blk, 2);
+      const VF vd = hn::Set(df, ScaleToF32(h));
+      const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
+      for (int64_t j = 0; j < kKvQ8Block; j += N)
+        hn::Store(hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di32, hn::LoadU(di8, q + j))), vd), df,
+                  dst + i + j);
+    }
+  }
+  for (; i < d; ++i) dst[i] = ElemAt<T>(row, i);
   for (; i < dp; ++i) dst[i] = 0.0f;
 }
 
 // kt[c][j] = f32(k[j][c]) for c < d rounded up to lanes, j < kKeyTile; zero where j >= nk or
-// c >= d. k: [nk][d] f16, kt: [*][kKeyTile]. Scores then vectorize over keys with no
-// horizontal sums.
+// c >= d. k: [nk] stored rows of type T, ldk bytes apart; kt: [*][kKeyTile]. Scores then
+// vectorize over keys with no horizontal sums.
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 // One 16 x 16 block: rows of src (stride ls) become columns of dst (stride ld).
 HWY_INLINE void Transpose16(__m512 r[16], float* dst, int64_t ld) {
@@ -121,31 +181,51 @@ HWY_INLINE void Transpose16(__m512 r[16], float* dst, int64_t ld) {
   }
 }
 
-void LoadKeysTransposed(const uint16_t* k, int64_t nk, int64_t d, float* kt) {
+// 16 values c..c+15 of a stored row (c a multiple of 16, so a q8_0 run sits in one block).
+template <KvType T>
+HWY_INLINE __m512 Load16(const uint8_t* row, int64_t c) {
+  if constexpr (T == KvType::F32) {
+    return _mm512_loadu_ps(row + 4 * c);
+  } else if constexpr (T == KvType::F16) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * c)));
+  } else if constexpr (T == KvType::BF16) {  // bf16 -> f32: the bits move up 16
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * c));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  } else {
+    const uint8_t* blk = row + c / kKvQ8Block * kKvQ8BlockBytes;
+    uint16_t h;
+    std::memcpy(&h, blk, 2);
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2 + c % kKvQ8Block));
+    const __m512 scale = _mm512_set1_ps(ScaleToF32(h));
+    return _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
+  }
+}
+
+template <KvType T>
+void LoadKeysTransposed(const uint8_t* k, int64_t ldk, int64_t nk, int64_t d, float* kt) {
   alignas(64) float stage[16 * 16];
   for (int64_t jb = 0; jb < kKeyTile; jb += 16)
     for (int64_t cb = 0; cb < d; cb += 16) {
       __m512 r[16];
-      if (jb + 16 <= nk && cb + 16 <= d) {  // full block straight from f16
+      if (jb + 16 <= nk && cb + 16 <= d) {  // full block straight from the stored rows
         HWY_UNROLL(16)
-        for (int i = 0; i < 16; ++i)
-          r[i] = _mm512_cvtph_ps(
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + (jb + i) * d + cb)));
+        for (int i = 0; i < 16; ++i) r[i] = Load16<T>(k + (jb + i) * ldk, cb);
       } else {  // edge block: zero padded copy first
         for (int i = 0; i < 16; ++i)
           for (int c = 0; c < 16; ++c)
             stage[i * 16 + c] =
-                (jb + i < nk && cb + c < d) ? fp16_to_f32(k[(jb + i) * d + cb + c]) : 0.0f;
+                (jb + i < nk && cb + c < d) ? ElemAt<T>(k + (jb + i) * ldk, cb + c) : 0.0f;
         for (int i = 0; i < 16; ++i) r[i] = _mm512_load_ps(stage + i * 16);
       }
       Transpose16(r, kt + cb * kKeyTile + jb, kKeyTile);
     }
 }
 #else
-void LoadKeysTransposed(const uint16_t* k, int64_t nk, int64_t d, float* kt) {
+template <KvType T>
+void LoadKeysTransposed(const uint8_t* k, int64_t ldk, int64_t nk, int64_t d, float* kt) {
   for (int64_t c = 0; c < d; ++c)
     for (int64_t j = 0; j < kKeyTile; ++j)
-      kt[c * kKeyTile + j] = j < nk ? fp16_to_f32(k[j * d + c]) : 0.0f;
+      kt[c * kKeyTile + j] = j < nk ? ElemAt<T>(k + j * ldk, c) : 0.0f;
 }
 #endif
 
@@ -180,11 +260,42 @@ HWY_INLINE void ScoreRows(const float* HWY_RESTRICT q, int64_t ldq, const float*
   }
 }
 
+// A q8_0 value row read in place: rows are addressed in bytes (sizeof 1).
+struct Q8Byte {
+  uint8_t b;
+};
+
+// Values e..e+lanes of a value row: f32 as is, f16 / bf16 widened, q8_0 scale * q (e a
+// multiple of the lanes, so a vector sits in one 32-value block); all exact and equal to
+// what RowToF32 writes into the tile.
+template <class Src>
+HWY_INLINE VF LoadValues(const Src* HWY_RESTRICT row, int64_t e) {
+  const DF df;
+  if constexpr (std::is_same_v<Src, float>) {
+    return hn::LoadU(df, row + e);
+  } else if constexpr (std::is_same_v<Src, Q8Byte>) {
+    const uint8_t* blk = &row->b + e / kKvQ8Block * kKvQ8BlockBytes;
+    uint16_t h;
+    std::memcpy(&h, blk, 2);
+    const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2 + e % kKvQ8Block);
+    const hn::Rebind<int8_t, DF> di8;
+    const hn::Rebind<int32_t, DF> di32;
+    const VF x = hn::ConvertTo(df, hn::PromoteTo(di32, hn::LoadU(di8, q)));
+    return hn::Mul(x, hn::Set(df, ScaleToF32(h)));
+  } else {
+    return hn::PromoteTo(df, hn::LoadU(hn::Rebind<Src, DF>(), row + e));
+  }
+}
+
 // acc[r] = acc[r] * corr[r] (if corr) then += p[r][j] * v[j] for j in [j0, j1), in order of j.
-// p: [kRows][kKeyTile], v: [kKeyTile][dp], acc: [kRows][dp].
-template <int kRows>
-HWY_INLINE void PvRows(const float* HWY_RESTRICT p, const float* HWY_RESTRICT v, int64_t dp,
-                       int64_t j0, int64_t j1, const float* corr, float* HWY_RESTRICT acc) {
+// p: [kRows][kKeyTile], v: [kKeyTile][ldv] of Src (the f32 value tile, or the stored rows
+// straight from the cache when d is a multiple of 4 lanes: one row block (decode) then reads
+// V once and saves a store and reload of the tile; the conversion is exact, so the results
+// are the same), acc: [kRows][dp].
+template <int kRows, class Src>
+HWY_INLINE void PvRows(const float* HWY_RESTRICT p, const Src* HWY_RESTRICT v, int64_t ldv,
+                       int64_t dp, int64_t j0, int64_t j1, const float* corr,
+                       float* HWY_RESTRICT acc) {
   const DF df;
   const int64_t N = (int64_t)hn::Lanes(df);
   for (int64_t c = 0; c < dp; c += 4 * N) {
@@ -196,9 +307,9 @@ HWY_INLINE void PvRows(const float* HWY_RESTRICT p, const float* HWY_RESTRICT v,
         if (corr) a[r][i] = hn::Mul(a[r][i], hn::Set(df, corr[r]));
       }
     for (int64_t j = j0; j < j1; ++j) {
-      const float* vr = v + j * dp + c;
-      const VF v0 = hn::Load(df, vr), v1 = hn::Load(df, vr + N);
-      const VF v2 = hn::Load(df, vr + 2 * N), v3 = hn::Load(df, vr + 3 * N);
+      const Src* vr = v + j * ldv;
+      const VF v0 = LoadValues(vr, c), v1 = LoadValues(vr, c + N);
+      const VF v2 = LoadValues(vr, c + 2 * N), v3 = LoadValues(vr, c + 3 * N);
       HWY_UNROLL(6)
       for (int r = 0; r < kRows; ++r) {
         const VF pj = hn::Set(df, p[r * kKeyTile + j]);
@@ -211,46 +322,6 @@ HWY_INLINE void PvRows(const float* HWY_RESTRICT p, const float* HWY_RESTRICT v,
     HWY_UNROLL(6)
     for (int r = 0; r < kRows; ++r)
       for (int i = 0; i < 4; ++i) hn::Store(a[r][i], df, acc + r * dp + c + i * N);
-  }
-}
-
-// As PvRows, with v read as f16 rows of stride d straight from the cache (d a multiple of 4
-// lanes): for a single row block (decode), converting V once per row block costs nothing
-// extra and saves a store and reload of the tile. The conversion is exact: same results.
-template <int kRows>
-HWY_INLINE void PvRowsF16(const float* HWY_RESTRICT p, const uint16_t* HWY_RESTRICT v16,
-                          int64_t d, int64_t j0, int64_t j1, const float* corr,
-                          float* HWY_RESTRICT acc) {
-  const DF df;
-  const hn::Rebind<hwy::float16_t, DF> dh;
-  const int64_t N = (int64_t)hn::Lanes(df);
-  const hwy::float16_t* v = reinterpret_cast<const hwy::float16_t*>(v16);
-  for (int64_t c = 0; c < d; c += 4 * N) {
-    VF a[kRows][4];
-    HWY_UNROLL(6)
-    for (int r = 0; r < kRows; ++r)
-      for (int i = 0; i < 4; ++i) {
-        a[r][i] = hn::Load(df, acc + r * d + c + i * N);
-        if (corr) a[r][i] = hn::Mul(a[r][i], hn::Set(df, corr[r]));
-      }
-    for (int64_t j = j0; j < j1; ++j) {
-      const hwy::float16_t* vr = v + j * d + c;
-      const VF v0 = hn::PromoteTo(df, hn::LoadU(dh, vr));
-      const VF v1 = hn::PromoteTo(df, hn::LoadU(dh, vr + N));
-      const VF v2 = hn::PromoteTo(df, hn::LoadU(dh, vr + 2 * N));
-      const VF v3 = hn::PromoteTo(df, hn::LoadU(dh, vr + 3 * N));
-      HWY_UNROLL(6)
-      for (int r = 0; r < kRows; ++r) {
-        const VF pj = hn::Set(df, p[r * kKeyTile + j]);
-        a[r][0] = hn::MulAdd(pj, v0, a[r][0]);
-        a[r][1] = hn::MulAdd(pj, v1, a[r][1]);
-        a[r][2] = hn::MulAdd(pj, v2, a[r][2]);
-        a[r][3] = hn::MulAdd(pj, v3, a[r][3]);
-      }
-    }
-    HWY_UNROLL(6)
-    for (int r = 0; r < kRows; ++r)
-      for (int i = 0; i < 4; ++i) hn::Store(a[r][i], df, acc + r * d + c + i * N);
   }
 }
 
@@ -270,8 +341,9 @@ HWY_INLINE void ForRowBlocks(int64_t r0, int64_t r1, const F& f) {
 }
 
 // One online-softmax step for a row: s[0..kKeyTile) raw scores of which the first nk are
-// visible. Turns s into f16-rounded p = exp(scale * s - m_new) (0 where masked), updates
-// m and l, returns the factor the row's accumulator must be rescaled by.
+// visible. Turns s into p = exp(scale * s - m_new) (0 where masked; rounded to f16 when
+// kRoundP), updates m and l, returns the factor the row's accumulator must be rescaled by.
+template <bool kRoundP>
 HWY_INLINE float SoftmaxStep(float* HWY_RESTRICT s, int64_t nk, float scale, float& m, float& l) {
   const DF df;
   const hn::Rebind<hwy::float16_t, DF> dh;
@@ -290,7 +362,8 @@ HWY_INLINE float SoftmaxStep(float* HWY_RESTRICT s, int64_t nk, float scale, flo
   VF vsum = hn::Zero(df);
   for (int64_t j = 0; j < kKeyTile; j += N) {  // masked: exp(-inf) = 0
     const VF e = hn::Exp(df, hn::Sub(hn::Load(df, s + j), vm));
-    const VF pr = hn::PromoteTo(df, hn::DemoteTo(dh, e));
+    VF pr = e;
+    if constexpr (kRoundP) pr = hn::PromoteTo(df, hn::DemoteTo(dh, e));
     hn::Store(pr, df, s + j);
     vsum = hn::Add(vsum, pr);
   }
@@ -303,8 +376,9 @@ HWY_INLINE float SoftmaxStep(float* HWY_RESTRICT s, int64_t nk, float scale, flo
 struct Unit {
   const float* q = nullptr;  // [R][dp]
   int64_t R = 0, G = 1, d = 0, dp = 0;
-  const uint16_t* k = nullptr;  // [n_keys][d] f16
-  const uint16_t* v = nullptr;
+  const uint8_t* k = nullptr;  // [n_keys] stored key rows, ldk bytes apart
+  const uint8_t* v = nullptr;  // [n_keys] stored value rows, ldv bytes apart
+  int64_t ldk = 0, ldv = 0;
   int64_t lim0 = 0;  // keys row 0 sees; row r sees lim0 + r / G
   float scale = 1.0f;
   int64_t n_keys() const { return lim0 + R / G - 1; }
@@ -331,8 +405,46 @@ struct TileScratch {
   Buf kt, vf, s, corr;
 };
 
+// Scores of rows [r0, R) against one transposed key tile: s[r][0..kKeyTile).
+HWY_NOINLINE void ScoreTile(const Unit& u, int64_t r0, const float* kt, float* s) {
+  ForRowBlocks(r0, u.R, [&](int64_t r, auto rows) {
+    ScoreRows<decltype(rows)::value>(u.q + r * u.dp, u.dp, kt, u.d, s + r * kKeyTile);
+  });
+}
+
+// p * v of rows [r0, R) for the tile of keys [kb, kb + nk): over the keys all rows of a block
+// see, then each row's own remainder (rows near the causal diagonal), so every row
+// accumulates exactly its visible keys, in order. v: [nk][ldv] of Src.
+template <class Src>
+HWY_NOINLINE void PvTile(const Unit& u, int64_t kb, int64_t nk, int64_t r0, const float* s,
+                         const Src* v, int64_t ldv, const float* corr, float* acc) {
+  const int64_t G = u.G, dp = u.dp;
+  auto visible = [&](int64_t r) { return std::min(nk, u.lim0 + r / G - kb); };
+  ForRowBlocks(r0, u.R, [&](int64_t r, auto rows) {
+    constexpr int kRows = decltype(rows)::value;
+    const int64_t j_common = visible(r);
+    PvRows<kRows>(s + r * kKeyTile, v, ldv, dp, 0, j_common, corr + r, acc + r * dp);
+    for (int64_t i = 0; i < kRows; ++i)
+      if (visible(r + i) > j_common)
+        PvRows<1>(s + (r + i) * kKeyTile, v, ldv, dp, j_common, visible(r + i), nullptr,
+                  acc + (r + i) * dp);
+  });
+}
+
+// The element type of value rows read straight from the cache.
+template <KvType T>
+using DirectValue = std::conditional_t<
+    T == KvType::F32, float,
+    std::conditional_t<T == KvType::F16, hwy::float16_t,
+                       std::conditional_t<T == KvType::BF16, hwy::bfloat16_t, Q8Byte>>>;
+
+void PrefetchBytes(const uint8_t* p, int64_t b0, int64_t b1) {
+  for (int64_t b = b0; b < b1; b += 64) hwy::Prefetch(p + b);
+}
+
 // Online softmax over the keys [c0, c0 + kChunk) of u (clipped to what each row sees),
 // starting from an empty state. Rows that see none of these keys keep m = -inf.
+template <KvType KT, KvType VT>
 HWY_NOINLINE void ChunkPartial(const Unit& u, int64_t c0, State st, TileScratch& sc) {
   const int64_t R = u.R, G = u.G, d = u.d, dp = u.dp;
   const int64_t c1 = std::min(c0 + kChunk, u.n_keys());
@@ -345,48 +457,58 @@ HWY_NOINLINE void ChunkPartial(const Unit& u, int64_t c0, State st, TileScratch&
     const int64_t nk = std::min(kKeyTile, c1 - kb);
     // Rows that see key kb: row r sees lim0 + r / G keys, rows are sorted by token.
     const int64_t r0 = std::max<int64_t>(0, kb - u.lim0 + 1) * G;
-    auto visible = [&](int64_t r) { return std::min(nk, u.lim0 + r / G - kb); };
     // Prefetch this tile's and the next tile's K and V lines (the next one is prefetched
     // again as the current one): measured on Zen 5 with the cache in DRAM, issuing the
     // tile's misses at once nearly halves decode time against demand loads and hardware
     // streams alone (which restart at every 4 KiB page); prefetching further ahead did not
     // help, and the extra prefetches cost ~15% when K/V sit in L3.
-    for (int64_t e = kb * d, pe = std::min(kb + 2 * kKeyTile, u.n_keys()) * d; e < pe; e += 32) {
-      hwy::Prefetch(u.k + e);
-      hwy::Prefetch(u.v + e);
+    const int64_t pe = std::min(kb + 2 * kKeyTile, u.n_keys());
+    if (u.ldk == u.ldv) {  // same row size: K and V lines interleaved
+      for (int64_t b = kb * u.ldk; b < pe * u.ldk; b += 64) {
+        hwy::Prefetch(u.k + b);
+        hwy::Prefetch(u.v + b);
+      }
+    } else {
+      PrefetchBytes(u.k, kb * u.ldk, pe * u.ldk);
+      PrefetchBytes(u.v, kb * u.ldv, pe * u.ldv);
     }
-    LoadKeysTransposed(u.k + kb * d, nk, d, kt);
-    ForRowBlocks(r0, R, [&](int64_t r, auto rows) {
-      ScoreRows<decltype(rows)::value>(u.q + r * dp, dp, kt, d, s + r * kKeyTile);
-    });
+    LoadKeysTransposed<KT>(u.k + kb * u.ldk, u.ldk, nk, d, kt);
+    ScoreTile(u, r0, kt, s);
     for (int64_t r = r0; r < R; ++r)
-      corr[r] = SoftmaxStep(s + r * kKeyTile, visible(r), u.scale, st.m[r], st.l[r]);
-    if (R - r0 <= kRowBlock && d == dp) {  // one row block: V straight from f16
-      ForRowBlocks(r0, R, [&](int64_t r, auto rows) {
-        constexpr int kRows = decltype(rows)::value;
-        const int64_t j_common = visible(r);
-        PvRowsF16<kRows>(s + r * kKeyTile, u.v + kb * d, d, 0, j_common, corr + r,
-                         st.acc + r * dp);
-        for (int64_t i = 0; i < kRows; ++i)
-          if (visible(r + i) > j_common)
-            PvRowsF16<1>(s + (r + i) * kKeyTile, u.v + kb * d, d, j_common, visible(r + i),
-                         nullptr, st.acc + (r + i) * dp);
-      });
+      corr[r] = SoftmaxStep<VT == KvType::F16>(
+          s + r * kKeyTile, std::min(nk, u.lim0 + r / G - kb), u.scale, st.m[r], st.l[r]);
+    const uint8_t* vtile = u.v + kb * u.ldv;
+    if (R - r0 <= kRowBlock && d == dp) {  // one row block: V straight from the cache
+      const auto* v = reinterpret_cast<const DirectValue<VT>*>(vtile);
+      PvTile(u, kb, nk, r0, s, v, u.ldv / (int64_t)sizeof(*v), corr, st.acc);
       continue;
     }
-    for (int64_t j = 0; j < nk; ++j) F16RowToF32(u.v + (kb + j) * d, d, vf + j * dp, dp);
-    // p * v over the keys all rows of a block see, then each row's own remainder (rows near
-    // the causal diagonal): every row accumulates exactly its visible keys, in order.
-    ForRowBlocks(r0, R, [&](int64_t r, auto rows) {
-      constexpr int kRows = decltype(rows)::value;
-      const int64_t j_common = visible(r);
-      PvRows<kRows>(s + r * kKeyTile, vf, dp, 0, j_common, corr + r, st.acc + r * dp);
-      for (int64_t i = 0; i < kRows; ++i)
-        if (visible(r + i) > j_common)
-          PvRows<1>(s + (r + i) * kKeyTile, vf, dp, j_common, visible(r + i), nullptr,
-                    st.acc + (r + i) * dp);
-    });
+    for (int64_t j = 0; j < nk; ++j) RowToF32<VT>(vtile + j * u.ldv, d, vf + j * dp, dp);
+    PvTile(u, kb, nk, r0, s, static_cast<const float*>(vf), dp, corr, st.acc);
   }
+}
+
+using ChunkFn = void (*)(const Unit&, int64_t, State, TileScratch&);
+
+template <KvType KT>
+ChunkFn PickChunkV(KvType v) {
+  switch (v) {
+    case KvType::F32: return &ChunkPartial<KT, KvType::F32>;
+    case KvType::F16: return &ChunkPartial<KT, KvType::F16>;
+    case KvType::BF16: return &ChunkPartial<KT, KvType::BF16>;
+    case KvType::Q8_0: return &ChunkPartial<KT, KvType::Q8_0>;
+  }
+  return nullptr;
+}
+
+ChunkFn PickChunk(KvType k, KvType v) {
+  switch (k) {
+    case KvType::F32: return PickChunkV<KvType::F32>(v);
+    case KvType::F16: return PickChunkV<KvType::F16>(v);
+    case KvType::BF16: return PickChunkV<KvType::BF16>(v);
+    case KvType::Q8_0: return PickChunkV<KvType::Q8_0>(v);
+  }
+  return nullptr;
 }
 
 // Folds the partial of the next chunk into the running state (the first one is copied).
@@ -413,9 +535,11 @@ HWY_NOINLINE void MergePartial(State st, State part, int64_t R, int64_t dp) {
   }
 }
 
-// Rows of q for unit (g, t0): q[t][h][c] rounded to f16, as [R][dp] with zero padding.
+// Rows of q for unit (g, t0): q[t][h][c] (rounded to f16 for f16 keys), as [R][dp] with
+// zero padding.
 void BuildQ(const AttentionParams& p, const float* q, int64_t T, int g, int64_t t0, int64_t dp,
             float* dst) {
+  const bool round = p.type_k == KvType::F16;
   const DF df;
   const hn::Rebind<hwy::float16_t, DF> dh;
   const int64_t N = (int64_t)hn::Lanes(df);
@@ -425,10 +549,14 @@ void BuildQ(const AttentionParams& p, const float* q, int64_t T, int g, int64_t 
     for (int64_t gi = 0; gi < G; ++gi) {
       const float* src = q + ((t0 + tl) * p.n_head + g * G + gi) * d;
       float* row = dst + (tl * G + gi) * dp;
-      int64_t c = 0;
-      for (; c + N <= d; c += N)
-        hn::Store(hn::PromoteTo(df, hn::DemoteTo(dh, hn::LoadU(df, src + c))), df, row + c);
-      for (; c < d; ++c) row[c] = fp16_to_f32(f32_to_fp16(src[c]));
+      if (!round) {
+        std::copy(src, src + d, row);
+      } else {
+        int64_t c = 0;
+        for (; c + N <= d; c += N)
+          hn::Store(hn::PromoteTo(df, hn::DemoteTo(dh, hn::LoadU(df, src + c))), df, row + c);
+        for (; c < d; ++c) row[c] = fp16_to_f32(f32_to_fp16(src[c]));
+      }
       std::fill(row + d, row + dp, 0.0f);
     }
 }
@@ -451,6 +579,9 @@ void AttentionImpl(const AttentionParams& p, const float* q, int64_t T, const Kv
   const int64_t n_qb = (T + kQueryBlock - 1) / kQueryBlock;
   const int64_t n_units = n_qb * p.n_kv_head;
   const int64_t state_max = StateSize(kQueryBlock * G, dp);
+  const int64_t ldk = (int64_t)kv_row_bytes(p.type_k, (int)d);
+  const int64_t ldv = (int64_t)kv_row_bytes(p.type_v, (int)d);
+  const ChunkFn chunk_partial = PickChunk(p.type_k, p.type_v);
   auto unit_at = [&](int64_t ui, const float* qtile) {
     const int64_t qb = ui / p.n_kv_head;
     const int g = (int)(ui % p.n_kv_head);
@@ -460,8 +591,10 @@ void AttentionImpl(const AttentionParams& p, const float* q, int64_t T, const Kv
     u.G = G;
     u.d = d;
     u.dp = dp;
-    u.k = heads[g].k;
-    u.v = heads[g].v;
+    u.k = static_cast<const uint8_t*>(heads[g].k);
+    u.v = static_cast<const uint8_t*>(heads[g].v);
+    u.ldk = ldk;
+    u.ldv = ldv;
     u.lim0 = heads[g].n_base + qb * kQueryBlock + 1;
     u.scale = p.scale;
     return u;
@@ -483,7 +616,7 @@ void AttentionImpl(const AttentionParams& p, const float* q, int64_t T, const Kv
       const State part = StateAt(pbuf.get(state_max), u.R, dp);
       ClearState(st, u.R, dp);
       for (int64_t c = 0; c < uq.n_chunks(); ++c) {
-        ChunkPartial(uq, c * kChunk, part, sc);
+        chunk_partial(uq, c * kChunk, part, sc);
         MergePartial(st, part, u.R, dp);
       }
       WriteOut(p, st, u.R, dp, (int)(ui % p.n_kv_head), ui / p.n_kv_head * kQueryBlock, out);
@@ -509,7 +642,7 @@ void AttentionImpl(const AttentionParams& p, const float* q, int64_t T, const Kv
     for (int64_t item = b; item < e; ++item) {
       const int64_t ui = std::upper_bound(first.begin(), first.end(), item) - first.begin() - 1;
       const Unit u = unit_at(ui, qt + ui * kQueryBlock * G * dp);
-      ChunkPartial(u, (item - first[ui]) * kChunk, StateAt(pst + item * state_max, u.R, dp), sc);
+      chunk_partial(u, (item - first[ui]) * kChunk, StateAt(pst + item * state_max, u.R, dp), sc);
     }
   });
   pool.parallel_for_dynamic(n_units, [&](int64_t ui, int) {
@@ -543,27 +676,34 @@ void attention_ref(const AttentionParams& p, const float* q, int64_t T, const Kv
                    float* out) {
   const int d = p.head_dim;
   const int G = p.n_head / p.n_kv_head;
-  for (int64_t t = 0; t < T; ++t)
-    for (int h = 0; h < p.n_head; ++h) {
-      const KvHeadView& kv = heads[h / G];
-      const int64_t n = kv.n_base + t + 1;
-      std::vector<double> s(n);
-      double mx = -1e300;
-      for (int64_t j = 0; j < n; ++j) {
-        double dot = 0;
-        for (int c = 0; c < d; ++c)
-          dot += (double)q[(t * p.n_head + h) * d + c] * fp16_to_f32(kv.k[j * d + c]);
-        s[j] = dot * p.scale;
-        mx = std::max(mx, s[j]);
+  std::vector<float> kf, vf;  // one KV head's stored rows, dequantized
+  for (int g = 0; g < p.n_kv_head; ++g) {
+    const KvHeadView& kv = heads[g];
+    const int64_t n_all = kv.n_base + T;
+    kf.resize((size_t)n_all * d);
+    vf.resize((size_t)n_all * d);
+    kv_rows_to_f32(p.type_k, kv.k, n_all, d, kf.data());
+    kv_rows_to_f32(p.type_v, kv.v, n_all, d, vf.data());
+    for (int64_t t = 0; t < T; ++t)
+      for (int h = g * G; h < (g + 1) * G; ++h) {
+        const int64_t n = kv.n_base + t + 1;
+        std::vector<double> s(n);
+        double mx = -1e300;
+        for (int64_t j = 0; j < n; ++j) {
+          double dot = 0;
+          for (int c = 0; c < d; ++c) dot += (double)q[(t * p.n_head + h) * d + c] * kf[j * d + c];
+          s[j] = dot * p.scale;
+          mx = std::max(mx, s[j]);
+        }
+        double sum = 0;
+        for (auto& x : s) sum += (x = std::exp(x - mx));
+        for (int c = 0; c < d; ++c) {
+          double acc = 0;
+          for (int64_t j = 0; j < n; ++j) acc += s[j] * vf[j * d + c];
+          out[(t * p.n_head + h) * d + c] = (float)(acc / sum);
+        }
       }
-      double sum = 0;
-      for (auto& x : s) sum += (x = std::exp(x - mx));
-      for (int c = 0; c < d; ++c) {
-        double acc = 0;
-        for (int64_t j = 0; j < n; ++j) acc += s[j] * fp16_to_f32(kv.v[j * d + c]);
-        out[(t * p.n_head + h) * d + c] = (float)(acc / sum);
-      }
-    }
+  }
 }
 
 }  // namespace glimpse

@@ -1,12 +1,15 @@
 // Fused causal attention over a per-KV-head cache, with online softmax (no T x N buffer).
 //
-// Each KV head has its own key/value arrays (f16, [n][head_dim]) so heads may hold different
-// token sets after eviction. A batch of T queries is attended after its own keys were
-// appended: query t (0-based in the batch) of a head sees that head's first n_base + t + 1
-// entries, where n_base is the head's length before the batch.
+// Each KV head has its own key/value arrays ([n] rows of head_dim values stored as type_k /
+// type_v, see kv/kv_types.h) so heads may hold different token sets after eviction. A batch
+// of T queries is attended after its own keys were appended: query t (0-based in the batch)
+// of a head sees that head's first n_base + t + 1 entries, where n_base is the head's length
+// before the batch.
 #pragma once
 
 #include <cstdint>
+
+#include "kv/kv_types.h"
 
 namespace glimpse {
 
@@ -17,11 +20,12 @@ struct AttentionParams {
   int n_kv_head = 0;  // key/value heads; n_head % n_kv_head == 0 (GQA groups)
   int head_dim = 0;
   float scale = 1.0f;  // usually 1/sqrt(head_dim)
+  KvType type_k = KvType::F16, type_v = KvType::F16;  // element types of every head's rows
 };
 
 struct KvHeadView {
-  const uint16_t* k = nullptr;  // [>= n_base + T][head_dim] f16
-  const uint16_t* v = nullptr;  // [>= n_base + T][head_dim] f16
+  const void* k = nullptr;  // [>= n_base + T] rows of kv_row_bytes(type_k, head_dim) bytes
+  const void* v = nullptr;  // [>= n_base + T] rows of kv_row_bytes(type_v, head_dim) bytes
   int64_t n_base = 0;
 };
 
@@ -29,7 +33,8 @@ struct KvHeadView {
 void attention(const AttentionParams& p, const float* q, int64_t n_tokens,
                const KvHeadView* heads, float* out, ThreadPool& pool);
 
-// Plain reference: full score rows in double, single-threaded.
+// Plain reference: the stored rows dequantized to f32, full score rows in double (q not
+// rounded), single-threaded.
 void attention_ref(const AttentionParams& p, const float* q, int64_t n_tokens,
                    const KvHeadView* heads, float* out);
 

@@ -141,36 +141,45 @@ void BM_VnniPeak(benchmark::State& st) {
 BENCHMARK(BM_VnniPeak);
 #endif
 
-// One layer's f16 K/V at the default model's shape (3 KV heads x 64), one buffer per head.
+// One layer's K/V stored as `type` at the default model's shape (3 KV heads x 64), one
+// buffer per head.
 struct KvLayer {
-  std::vector<uint16_t> k[3], v[3];
+  std::vector<uint8_t> k[3], v[3];
   KvHeadView heads[3];
-  KvLayer(int64_t n, std::mt19937& rng) {
+  KvLayer(int64_t n, KvType type, std::mt19937& rng) {
     std::normal_distribution<float> nd;
+    std::vector<float> x(n * 64);
     for (int g = 0; g < 3; ++g) {
-      k[g].resize(n * 64);
-      v[g].resize(n * 64);
-      for (auto& e : k[g]) e = f32_to_fp16(nd(rng));
-      for (auto& e : v[g]) e = f32_to_fp16(nd(rng));
+      k[g].resize(n * kv_row_bytes(type, 64));
+      v[g].resize(n * kv_row_bytes(type, 64));
+      for (auto& e : x) e = nd(rng);
+      kv_rows_from_f32(type, x.data(), n, 64, k[g].data());
+      for (auto& e : x) e = nd(rng);
+      kv_rows_from_f32(type, x.data(), n, 64, v[g].data());
     }
   }
 };
 
+constexpr KvType kBenchKvTypes[] = {KvType::F32, KvType::F16, KvType::BF16, KvType::Q8_0};
+
 // Attention of SmolLM2-135M (9 query heads over 3 KV heads of 64) for T new queries over
 // `depth` cached entries. With cold = 1 the call cycles over enough layers (>= 128 MiB of
 // K/V) that the cache comes from DRAM as in a real decode step; cold = 0 reuses one layer
-// (L2/L3 resident). "KV GB/s" counts the f16 K and V bytes one call must read once.
+// (L2/L3 resident). "KV GB/s" counts the K and V bytes one call must read once. The fifth
+// argument picks the KV type (0 f32, 1 f16, 2 bf16, 3 q8_0).
 void BM_Attention(benchmark::State& st) {
   const int64_t depth = st.range(0), T = st.range(1);
   const bool cold = st.range(3) != 0;
-  const AttentionParams p{9, 3, 64, 0.125f};
+  const KvType type = kBenchKvTypes[st.range(4)];
+  st.SetLabel(kv_type_name(type));
+  const AttentionParams p{9, 3, 64, 0.125f, type, type};
   const int64_t n = depth + T;
-  const double bytes = 3.0 * 2 * n * 64 * 2;
+  const double bytes = 3.0 * 2 * n * kv_row_bytes(type, 64);
   const int n_layers = cold ? (int)std::max(1.0, std::ceil(128e6 / bytes)) : 1;
   std::mt19937 rng(2);
   std::vector<std::unique_ptr<KvLayer>> layers;
   for (int l = 0; l < n_layers; ++l) {
-    layers.push_back(std::make_unique<KvLayer>(n, rng));
+    layers.push_back(std::make_unique<KvLayer>(n, type, rng));
     for (int g = 0; g < 3; ++g)
       layers.back()->heads[g] = {layers.back()->k[g].data(), layers.back()->v[g].data(), depth};
   }
@@ -187,20 +196,29 @@ void BM_Attention(benchmark::State& st) {
   st.counters["KV GB/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate,
                                               benchmark::Counter::kIs1000);
 }
-// Decode: depth, T = 1, threads, cold.
+// Decode: depth, T = 1, threads, cold, type (f16).
 BENCHMARK(BM_Attention)
     ->Name("BM_AttentionDecode")
-    ->ArgsProduct({{512, 2048, 4096, 8000}, {1}, {1, 2}, {0, 1}})
+    ->ArgsProduct({{512, 2048, 4096, 8000}, {1}, {1, 2}, {0, 1}, {1}})
     ->UseRealTime();
 // Prefill: a 512-token batch at depth 0 and as the last chunk of a 4096 / 8000 prompt, and a
 // 64-token batch at depth.
 BENCHMARK(BM_Attention)
     ->Name("BM_AttentionPrefill")
-    ->Args({0, 512, 2, 0})
-    ->Args({3584, 512, 2, 0})
-    ->Args({7488, 512, 2, 0})
-    ->Args({4096, 64, 2, 0})
-    ->Args({8000, 64, 2, 0})
+    ->Args({0, 512, 2, 0, 1})
+    ->Args({3584, 512, 2, 0, 1})
+    ->Args({7488, 512, 2, 0, 1})
+    ->Args({4096, 64, 2, 0, 1})
+    ->Args({8000, 64, 2, 0, 1})
+    ->UseRealTime();
+// Every KV type, one thread: decode at 4096 (L3 and DRAM) and a 512-token prefill chunk.
+BENCHMARK(BM_Attention)
+    ->Name("BM_AttentionTypes")
+    ->ArgsProduct({{4096}, {1}, {1}, {0, 1}, {0, 1, 2, 3}})
+    ->Args({3584, 512, 1, 0, 0})
+    ->Args({3584, 512, 1, 0, 1})
+    ->Args({3584, 512, 1, 0, 2})
+    ->Args({3584, 512, 1, 0, 3})
     ->UseRealTime();
 
 // Streaming read of a 256 MiB buffer split across the threads: the DRAM bandwidth a

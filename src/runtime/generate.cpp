@@ -21,7 +21,9 @@ std::string Timings::to_json() const {
                       {"load_ms", load_ms},       {"prefill_ms", prefill_ms},
                       {"decode_ms", decode_ms},   {"sample_ms", sample_ms},
                       {"total_ms", total_ms},     {"prefill_tps", prefill_tps()},
-                      {"decode_tps", decode_tps()}};
+                      {"decode_tps", decode_tps()}, {"type_k", kv_type_name(type_k)},
+                      {"type_v", kv_type_name(type_v)}, {"kv_bytes", kv_bytes},
+                      {"kv_entries", kv_entries}};
   if (kv.policy != "none") j["kv"] = nlohmann::json::parse(kv.to_json());
   return j.dump(2);
 }
@@ -38,6 +40,8 @@ std::string Timings::report() const {
                    decode_ms, steps, steps ? decode_ms / steps : 0.0, decode_tps());
   s += fmt::format("glimpse:      sample time = {:10.2f} ms / {:5} runs\n", sample_ms, n_gen);
   s += kv.report();
+  s += fmt::format("glimpse:         kv cache = {:10.2f} MiB / {:5} entries (K {}, V {})\n",
+                   kv_bytes / 1048576.0, kv_entries, kv_type_name(type_k), kv_type_name(type_v));
   s += fmt::format("glimpse:       total time = {:10.2f} ms / {:5} tokens\n", total_ms,
                    n_prompt + n_gen);
   return s;
@@ -107,6 +111,10 @@ GenerateResult generate(Session& s, const std::vector<int32_t>& prompt, const Ge
     emit(rest);
   }
   r.timings.total_ms = total.ms() + r.timings.load_ms;
+  r.timings.type_k = s.cache().type_k();
+  r.timings.type_v = s.cache().type_v();
+  r.timings.kv_bytes = s.cache().resident_bytes();
+  r.timings.kv_entries = s.cache().total_entries();
   return r;
 }
 

@@ -31,6 +31,9 @@ struct Timings {
   double sample_ms = 0;
   double total_ms = 0;
   KvCompressReport kv;  // prefill_ms above includes kv.score_ms and kv.evict_ms (time to first token)
+  KvType type_k = KvType::F16, type_v = KvType::F16;  // KV cache element types
+  size_t kv_bytes = 0;     // KV cache bytes held at the end (after any eviction)
+  int64_t kv_entries = 0;  // entries stored then, summed over layers and KV heads
 
   double prefill_tps() const { return prefill_ms > 0 ? n_prompt * 1000.0 / prefill_ms : 0; }
   double decode_tps() const;

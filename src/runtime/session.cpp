@@ -36,9 +36,14 @@ Session::Session(const SessionParams& p) {
   if (p.n_ctx < 0) fail("-c: context size must be >= 0");
   int threads = p.n_threads > 0 ? p.n_threads : (int)std::max(1u, std::thread::hardware_concurrency());
   pool_ = std::make_unique<ThreadPool>(threads);
-  cache_ = std::make_unique<KvCache>(model_->make_cache(n_ctx_));
+  set_cache_types(p.type_k, p.type_v);
   n_batch_ = std::max(1, p.n_batch);
   load_ms_ = sw.ms();
+}
+
+void Session::set_cache_types(KvType type_k, KvType type_v) {
+  cache_.reset();  // the old buffers go before the new cache exists
+  cache_ = std::make_unique<KvCache>(model_->make_cache(n_ctx_, type_k, type_v));
 }
 
 void Session::prefill(const std::vector<int32_t>& tokens, std::vector<float>& last_logits,

@@ -21,6 +21,8 @@ struct SessionParams {
   int n_ctx = 4096;        // 0: the model's training context
   int n_threads = 0;       // 0: all cores
   int n_batch = 512;       // prompt tokens per forward batch
+  KvType type_k = KvType::F16;  // KV cache element types (-ctk / -ctv)
+  KvType type_v = KvType::F16;
 };
 
 // GLIMPSE_MODEL if set, else models/SmolLM2-135M-Instruct.Q4_1.gguf in the source tree.
@@ -58,6 +60,8 @@ class Session {
   // One token at the next position.
   void decode(int32_t token, std::vector<float>& logits);
   void reset() { cache_->clear(); }
+  // Replaces the cache by an empty one of other element types (bench compares types).
+  void set_cache_types(KvType type_k, KvType type_v);
 
   // Tokenizes a prompt, applying the chat template when chat is true.
   std::vector<int32_t> tokenize_prompt(const std::string& prompt, const std::string& system,

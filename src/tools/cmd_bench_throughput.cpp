@@ -1,6 +1,8 @@
 // glimpse bench: llama-bench-style throughput tests. pp N = prefill of N tokens, tg N = N
 // single-token decode steps, "@ dD" = measured after D tokens already sit in the cache.
 // The depth is filled once per test; each repetition truncates the cache back to it.
+// -ctk / -ctv take lists (as llama-bench): every test runs for each (K type, V type) pair,
+// and the table gains type_k / type_v columns when a type other than f16 is asked for.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -22,6 +24,7 @@ namespace {
 
 struct BenchResult {
   std::string name;
+  KvType type_k = KvType::F16, type_v = KvType::F16;
   std::string kv = "full";  // KV policy/budget the depth was compressed with
   int n_prompt = 0, n_gen = 0, depth = 0;
   std::vector<double> tps;
@@ -42,6 +45,7 @@ struct BenchResult {
 // What compressing the depth cost, once per (depth, policy).
 struct DepthFill {
   int depth = 0;
+  KvType type_k = KvType::F16, type_v = KvType::F16;
   std::string kv;
   double fill_ms = 0, score_ms = 0, evict_ms = 0;
   size_t kv_bytes_full = 0, kv_bytes = 0;
@@ -56,8 +60,9 @@ int cmd_bench(int argc, char** argv, int first) {
   std::vector<int> n_prompt = {512}, n_gen = {128}, depths = {0};
   int reps = 5;
   std::string output = "md";
+  KvTypeLists types;
   ArgParser ap("bench", "Measure prompt processing (pp) and generation (tg) throughput.");
-  add_model_args(ap, sp);
+  add_model_args(ap, sp, &types);
   ap.add({"-p", "--n-prompt"}, "N[,N...]", "prompt lengths (default: 512; 0 = none)",
          [&](const std::string& v) { n_prompt = parse_int_list("-p", v); });
   ap.add({"-n", "--n-gen"}, "N[,N...]", "generation lengths (default: 128; 0 = none)",
@@ -86,10 +91,14 @@ int cmd_bench(int argc, char** argv, int first) {
   for (int d : depths)
     for (int n : n_gen) need = std::max(need, d + n);
   if (sp.n_ctx == 4096) sp.n_ctx = 0;  // default: the model's limit
+  sp.type_k = types.k.front();
+  sp.type_v = types.v.front();
   Session s(sp);
   if (need > s.n_ctx())
     fail("tests need {} positions but the context size is {} (raise -c)", need, s.n_ctx());
   const ModelConfig& c = s.model().config();
+  for (KvType t : types.k) check_kv_type(t, c.head_dim, "K (-ctk)");  // before any test runs
+  for (KvType t : types.v) check_kv_type(t, c.head_dim, "V (-ctv)");
   std::mt19937 rng(42);
   auto random_tokens = [&](int n) {
     std::vector<int32_t> t(n);
@@ -101,93 +110,122 @@ int cmd_bench(int argc, char** argv, int first) {
   std::vector<BenchResult> results;
   std::vector<DepthFill> fills;
   std::vector<float> logits;
-  for (int d : depths)
-    for (const std::string& policy : policies) {
-      KvPolicySettings one = kv;
-      one.name = policy;
-      const bool evicting = policy != "none" && d > 0;
-      const std::string kv_label =
-          evicting ? fmt::format("{} {}", policy, kv.budget >= 0 ? std::to_string(kv.budget)
-                                                                 : fmt::format("r{}", kv.ratio))
-                   : "full";
-      if (!evicting && policy != policies.front() && policies.front() == "none") continue;
-      std::vector<BenchResult> tests;
-      for (int p : n_prompt)
-        if (p > 0) tests.push_back({fmt::format("pp{}", p), kv_label, p, 0, d, {}});
-      for (int n : n_gen)
-        if (n > 0) tests.push_back({fmt::format("tg{}", n), kv_label, 0, n, d, {}});
-      if (tests.empty()) continue;
-      s.reset();
-      release_free_memory();
-      if (d > 0) {
-        std::fprintf(stderr, "glimpse bench: filling the cache to depth %d (%s)\n", d, kv_label.c_str());
-        DepthFill f{d, kv_label};
-        Stopwatch sw;
-        const KvCompressReport rep = prefill_with_eviction(s, random_tokens(d), d, one, logits);
-        f.fill_ms = sw.ms();
-        f.score_ms = rep.score_ms;
-        f.evict_ms = rep.evict_ms;
-        f.kv_bytes_full = rep.evicted ? rep.stats.kv_bytes_before : s.cache().resident_bytes();
-        f.kv_bytes = s.cache().resident_bytes();
-        fills.push_back(f);
-      }
-      for (BenchResult& t : tests) {
-        if (d > 0) t.name += fmt::format(" @ d{}", d);
-        const std::vector<int32_t> prompt = random_tokens(std::max(t.n_prompt, 1));
-        for (int r = -1; r < reps; ++r) {  // r = -1: warm-up, not recorded
-          s.cache().truncate_from(d);
+  std::vector<std::pair<KvType, KvType>> type_pairs;  // (K, V), K major as llama-bench
+  for (const KvType tk : types.k)
+    for (const KvType tv : types.v) type_pairs.push_back({tk, tv});
+  for (const auto& [tk, tv] : type_pairs) {
+    s.set_cache_types(tk, tv);
+    for (int d : depths)
+      for (const std::string& policy : policies) {
+        KvPolicySettings one = kv;
+        one.name = policy;
+        const bool evicting = policy != "none" && d > 0;
+        const std::string kv_label =
+            evicting ? fmt::format("{} {}", policy, kv.budget >= 0 ? std::to_string(kv.budget)
+                                                                   : fmt::format("r{}", kv.ratio))
+                     : "full";
+        if (!evicting && policy != policies.front() && policies.front() == "none") continue;
+        std::vector<BenchResult> tests;
+        for (int p : n_prompt)
+          if (p > 0) tests.push_back({fmt::format("pp{}", p), tk, tv, kv_label, p, 0, d, {}});
+        for (int n : n_gen)
+          if (n > 0) tests.push_back({fmt::format("tg{}", n), tk, tv, kv_label, 0, n, d, {}});
+        if (tests.empty()) continue;
+        s.reset();
+        release_free_memory();
+        if (d > 0) {
+          std::fprintf(stderr, "glimpse bench: filling the cache to depth %d (%s, K %s, V %s)\n", d,
+                       kv_label.c_str(), kv_type_name(tk), kv_type_name(tv));
+          DepthFill f{d, tk, tv, kv_label};
           Stopwatch sw;
-          if (t.n_prompt > 0) {
-            s.prefill(prompt, logits);
-          } else {
-            int32_t tok = prompt[0];
-            for (int i = 0; i < t.n_gen; ++i) {
-              s.decode(tok, logits);
-              tok = (tok + 1) % c.n_vocab;
-            }
-          }
-          const double sec = sw.ms() / 1000.0;
-          if (r >= 0) t.tps.push_back((t.n_prompt + t.n_gen) / sec);
+          const KvCompressReport rep = prefill_with_eviction(s, random_tokens(d), d, one, logits);
+          f.fill_ms = sw.ms();
+          f.score_ms = rep.score_ms;
+          f.evict_ms = rep.evict_ms;
+          f.kv_bytes_full = rep.evicted ? rep.stats.kv_bytes_before : s.cache().resident_bytes();
+          f.kv_bytes = s.cache().resident_bytes();
+          fills.push_back(f);
         }
-        std::fprintf(stderr, "glimpse bench: %s [%s] %.2f t/s\n", t.name.c_str(), t.kv.c_str(), t.mean());
-        results.push_back(t);
+        for (BenchResult& t : tests) {
+          if (d > 0) t.name += fmt::format(" @ d{}", d);
+          const std::vector<int32_t> prompt = random_tokens(std::max(t.n_prompt, 1));
+          for (int r = -1; r < reps; ++r) {  // r = -1: warm-up, not recorded
+            s.cache().truncate_from(d);
+            Stopwatch sw;
+            if (t.n_prompt > 0) {
+              s.prefill(prompt, logits);
+            } else {
+              int32_t tok = prompt[0];
+              for (int i = 0; i < t.n_gen; ++i) {
+                s.decode(tok, logits);
+                tok = (tok + 1) % c.n_vocab;
+              }
+            }
+            const double sec = sw.ms() / 1000.0;
+            if (r >= 0) t.tps.push_back((t.n_prompt + t.n_gen) / sec);
+          }
+          std::fprintf(stderr, "glimpse bench: %s [%s, K %s, V %s] %.2f t/s\n", t.name.c_str(),
+                       t.kv.c_str(), kv_type_name(tk), kv_type_name(tv), t.mean());
+          results.push_back(t);
+        }
       }
-    }
+  }
 
   const double size_mib = (double)s.model().gguf().file_size() / (1024.0 * 1024.0);
   const std::string model_desc = fmt::format("{} {}", c.arch, c.name);
+  const bool show_kv = policies.size() > 1 || policies.front() != "none";
+  // type_k / type_v columns as llama-bench shows them: when not the default alone.
+  const bool show_types =
+      type_pairs.size() > 1 || types.k.front() != KvType::F16 || types.v.front() != KvType::F16;
   if (output == "json") {
     nlohmann::json j = nlohmann::json::array();
     for (const auto& r : results)
       j.push_back({{"model", model_desc}, {"model_size_mib", size_mib}, {"threads", s.n_threads()},
+                   {"type_k", kv_type_name(r.type_k)}, {"type_v", kv_type_name(r.type_v)},
                    {"test", r.name}, {"kv", r.kv}, {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen},
                    {"n_depth", r.depth}, {"avg_ts", r.mean()}, {"stddev_ts", r.sd()},
                    {"samples_ts", r.tps}, {"peak_rss_mib", peak_rss_mib()}});
     if (!fills.empty()) {
       nlohmann::json o = {{"tests", j}, {"fills", nlohmann::json::array()}};
       for (const auto& f : fills)
-        o["fills"].push_back({{"depth", f.depth}, {"kv", f.kv}, {"fill_ms", f.fill_ms},
-                              {"score_ms", f.score_ms}, {"evict_ms", f.evict_ms},
-                              {"kv_bytes_full", f.kv_bytes_full}, {"kv_bytes", f.kv_bytes}});
-      if (policies.size() > 1 || policies.front() != "none") j = o;
+        o["fills"].push_back({{"depth", f.depth}, {"type_k", kv_type_name(f.type_k)},
+                              {"type_v", kv_type_name(f.type_v)}, {"kv", f.kv},
+                              {"fill_ms", f.fill_ms}, {"score_ms", f.score_ms},
+                              {"evict_ms", f.evict_ms}, {"kv_bytes_full", f.kv_bytes_full},
+                              {"kv_bytes", f.kv_bytes}});
+      if (show_kv || show_types) j = o;  // the KV bytes per depth are part of the answer
     }
     std::puts(j.dump(2).c_str());
   } else {
-    const bool show_kv = policies.size() > 1 || policies.front() != "none";
-    std::printf("| model | size | backend | threads |%s test | t/s |\n", show_kv ? " kv |" : "");
-    std::printf("| --- | ---: | --- | ---: |%s ---: | ---: |\n", show_kv ? " --- |" : "");
+    auto type_cols = [&](KvType k, KvType v) {
+      if (!show_types) return std::string();
+      return fmt::format(" {} | {} |", kv_type_name(k), kv_type_name(v));
+    };
+    std::printf("| model | size | backend | threads |%s%s test | t/s |\n",
+                show_types ? " type_k | type_v |" : "", show_kv ? " kv |" : "");
+    std::printf("| --- | ---: | --- | ---: |%s%s ---: | ---: |\n", show_types ? " --- | --- |" : "",
+                show_kv ? " --- |" : "");
     for (const auto& r : results)
-      std::printf("| %s | %.2f MiB | CPU | %d |%s %s | %.2f ± %.2f |\n", model_desc.c_str(), size_mib,
-                  s.n_threads(), show_kv ? fmt::format(" {} |", r.kv).c_str() : "",
-                  r.name.c_str(), r.mean(), r.sd());
-    if (show_kv && !fills.empty()) {
-      std::printf("\n| depth | kv | KV cache | prefill ms | scoring ms | eviction ms | (scoring+eviction)/prefill |\n");
-      std::printf("| ---: | --- | ---: | ---: | ---: | ---: | ---: |\n");
+      std::printf("| %s | %.2f MiB | CPU | %d |%s%s %s | %.2f ± %.2f |\n", model_desc.c_str(),
+                  size_mib, s.n_threads(), type_cols(r.type_k, r.type_v).c_str(),
+                  show_kv ? fmt::format(" {} |", r.kv).c_str() : "", r.name.c_str(), r.mean(),
+                  r.sd());
+    if ((show_kv || show_types) && !fills.empty()) {
+      // What each depth holds: KV bytes per type, and with policies what compressing it cost.
+      std::printf("\n| depth |%s%s KV cache | prefill ms |%s\n",
+                  show_types ? " type_k | type_v |" : "", show_kv ? " kv |" : "",
+                  show_kv ? " scoring ms | eviction ms | (scoring+eviction)/prefill |" : "");
+      std::printf("| ---: |%s%s ---: | ---: |%s\n", show_types ? " --- | --- |" : "",
+                  show_kv ? " --- |" : "", show_kv ? " ---: | ---: | ---: |" : "");
       for (const auto& f : fills) {
         const double pre = f.fill_ms - f.score_ms - f.evict_ms;
-        std::printf("| %d | %s | %.2f MiB | %.0f | %.1f | %.1f | %.2f%% |\n", f.depth, f.kv.c_str(),
-                    f.kv_bytes / 1048576.0, pre, f.score_ms, f.evict_ms,
-                    pre > 0 ? 100.0 * (f.score_ms + f.evict_ms) / pre : 0.0);
+        std::printf("| %d |%s%s %.2f MiB | %.0f |%s\n", f.depth,
+                    type_cols(f.type_k, f.type_v).c_str(),
+                    show_kv ? fmt::format(" {} |", f.kv).c_str() : "", f.kv_bytes / 1048576.0, pre,
+                    show_kv ? fmt::format(" {:.1f} | {:.1f} | {:.2f}% |", f.score_ms, f.evict_ms,
+                                          pre > 0 ? 100.0 * (f.score_ms + f.evict_ms) / pre : 0.0)
+                                  .c_str()
+                            : "");
       }
     }
     std::printf("\npeak RSS: %.1f MiB\n", peak_rss_mib());

@@ -3,6 +3,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "tools/commands.h"
 #include "util/error.h"
 
@@ -19,7 +21,15 @@ std::vector<std::string> split_list(const std::string& v) {
   return out;
 }
 
-void add_model_args(ArgParser& ap, SessionParams& sp) {
+namespace {
+std::vector<KvType> parse_kv_type_list(const std::string& flag, const std::string& v) {
+  std::vector<KvType> out;
+  for (const std::string& one : split_list(v)) out.push_back(parse_kv_type(flag, one));
+  return out;
+}
+}  // namespace
+
+void add_model_args(ArgParser& ap, SessionParams& sp, KvTypeLists* lists) {
   ap.add({"-m", "--model"}, "FNAME",
          "model path (default: models/SmolLM2-135M-Instruct.Q4_1.gguf or $GLIMPSE_MODEL)",
          [&](const std::string& v) { sp.model_path = v; });
@@ -30,6 +40,19 @@ void add_model_args(ArgParser& ap, SessionParams& sp) {
          [&](const std::string& v) { sp.n_ctx = parse_int("-c", v, 0, 1 << 24); });
   ap.add({"-b", "--batch-size"}, "N", "prompt tokens per forward batch (default: 512)",
          [&](const std::string& v) { sp.n_batch = parse_int("-b", v, 1, 1 << 20); });
+  const std::string types = kv_type_list();
+  const std::string value = lists ? "TYPE[,TYPE...]" : "TYPE";
+  for (const bool is_k : {true, false}) {
+    const std::string flag = is_k ? "-ctk" : "-ctv";
+    ap.add({flag, is_k ? "--cache-type-k" : "--cache-type-v"}, value,
+           fmt::format("KV cache data type for {}: {} (default: f16)", is_k ? "K" : "V", types),
+           [&sp, lists, is_k, flag](const std::string& v) {
+             if (lists)
+               (is_k ? lists->k : lists->v) = parse_kv_type_list(flag, v);
+             else
+               (is_k ? sp.type_k : sp.type_v) = parse_kv_type(flag, v);
+           });
+  }
 }
 
 void add_kv_args(ArgParser& ap, KvPolicySettings& kv, bool allow_list) {

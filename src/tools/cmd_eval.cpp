@@ -103,7 +103,11 @@ int cmd_eval(int argc, char** argv, int first) {
   if (sp.n_ctx == 0) sp.n_ctx = *std::max_element(lengths.begin(), lengths.end()) + 64;
   Session s(sp);
   const std::string model_path = sp.model_path.empty() ? default_model_path() : sp.model_path;
-  const std::string fp = eval::model_fingerprint(model_path);
+  // Results with a non-default KV cache type (-ctk/-ctv) are cached under their own key.
+  const bool f16_kv = sp.type_k == KvType::F16 && sp.type_v == KvType::F16;
+  const std::string fp = eval::model_fingerprint(model_path) +
+                         (f16_kv ? "" : fmt::format("/k-{}/v-{}", kv_type_name(sp.type_k),
+                                                    kv_type_name(sp.type_v)));
   eval::RunDir dir(out_dir);
   eval::ResultCache cache(dir.path("cache.jsonl"));
 
@@ -131,6 +135,7 @@ int cmd_eval(int argc, char** argv, int first) {
                            {"seeds", seeds}, {"seed0", seed0}, {"policies", policies},
                            {"budgets", budgets}, {"query_agnostic", es.query_agnostic},
                            {"threads", s.n_threads()}, {"n_samples", jobs.size()},
+                           {"type_k", kv_type_name(sp.type_k)}, {"type_v", kv_type_name(sp.type_v)},
                            {"corpus", corpus ? corpus->describe() : std::string("none")}};
   // A lookahead result also depends on the module file: its identity joins the model's, so a
   // retrained module is evaluated afresh instead of read back from the cache.

@@ -7,8 +7,14 @@
 
 namespace glimpse {
 
-// -m -t -c -b, shared by every command that loads a model.
-void add_model_args(ArgParser& ap, SessionParams& sp);
+// KV cache types to compare (bench: -ctk f16,q8_0 runs every test per type).
+struct KvTypeLists {
+  std::vector<KvType> k{KvType::F16}, v{KvType::F16};
+};
+
+// -m -t -c -b -ctk -ctv, shared by every command that loads a model. With lists, -ctk and
+// -ctv take comma-separated lists into *lists instead of one type into sp.
+void add_model_args(ArgParser& ap, SessionParams& sp, KvTypeLists* lists = nullptr);
 
 // --kv-policy and its knobs, shared by run, eval and bench.
 // With allow_list, --kv-policy takes a comma-separated list (bench compares policies).
