@@ -72,6 +72,59 @@ void KvRowsToF32(KvType t, const uint8_t* src, int64_t n, int d, float* dst) {
   }
 }
 
+// dst[0..n) = f16(src[0..n)), round to nearest even: F16C on AVX2 and better (the same
+// bits as f32_to_fp16 for every non-NaN input), the scalar conversion elsewhere. Every
+// appended key and value goes through here, so it is a visible part of prefill.
+void F32ToF16(const float* src, int64_t n, uint8_t* dst) {
+  int64_t i = 0;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
+  const int64_t N = (int64_t)hn::Lanes(df);
+  auto* d16 = reinterpret_cast<hwy::float16_t*>(dst);
+  for (; i + N <= n; i += N) hn::StoreU(hn::DemoteTo(dh, hn::LoadU(df, src + i)), dh, d16 + i);
+#endif
+  for (; i < n; ++i) {
+    const uint16_t h = f32_to_fp16(src[i]);
+    std::memcpy(dst + 2 * i, &h, 2);
+  }
+}
+
+// nb q8_0 blocks from src[nb * 32]: ggml's rounding, scale = amax / 127 (stored as f16),
+// q = round half away from zero of x * (1 / scale) with the unrounded scale, clamped to
+// +-127 (a NaN product, from an infinite or NaN input, stores 0). Vectorised because every
+// appended entry of a q8_0 cache goes through it.
+void F32ToQ8(const float* src, int64_t nb, uint8_t* dst) {
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<int32_t, decltype(df)> di32;
+  const hn::Rebind<int8_t, decltype(df)> di8;
+  const int64_t N = (int64_t)hn::Lanes(df);
+  const auto half = hn::Set(df, 0.5f), one = hn::Set(df, 1.0f);
+  const auto lo = hn::Set(df, -127.0f), hi = hn::Set(df, 127.0f);
+  for (int64_t b = 0; b < nb; ++b, src += kKvQ8Block, dst += kKvQ8BlockBytes) {
+    auto vmax = hn::Zero(df);
+    for (int64_t j = 0; j < kKvQ8Block; j += N) {  // NaN lanes count as 0
+      const auto x = hn::LoadU(df, src + j);
+      vmax = hn::Max(vmax, hn::IfThenElseZero(hn::Eq(x, x), hn::Abs(x)));
+    }
+    const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
+    const float scale = amax / 127.0f, inv = scale != 0 ? 1.0f / scale : 0.0f;
+    const uint16_t h = f32_to_fp16(scale);
+    std::memcpy(dst, &h, 2);
+    const auto vinv = hn::Set(df, inv);
+    for (int64_t j = 0; j < kKvQ8Block; j += N) {
+      const auto x = hn::Mul(hn::LoadU(df, src + j), vinv);
+      const auto t = hn::Trunc(x);  // then one step away from zero if |x - t| >= 1/2
+      auto r = hn::IfThenElse(hn::Ge(hn::Abs(hn::Sub(x, t)), half),
+                              hn::Add(t, hn::CopySign(one, x)), t);
+      r = hn::IfThenElseZero(hn::Eq(r, r), r);
+      r = hn::Min(hn::Max(r, lo), hi);
+      hn::StoreU(hn::DemoteTo(di8, hn::ConvertTo(di32, r)), di8,
+                 reinterpret_cast<int8_t*>(dst + 2 + j));
+    }
+  }
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace glimpse
 HWY_AFTER_NAMESPACE();
@@ -82,6 +135,8 @@ HWY_AFTER_NAMESPACE();
 namespace glimpse {
 
 HWY_EXPORT(KvRowsToF32);
+HWY_EXPORT(F32ToF16);
+HWY_EXPORT(F32ToQ8);
 
 namespace {
 constexpr KvType kAll[] = {KvType::F32, KvType::F16, KvType::BF16, KvType::Q8_0};
@@ -143,10 +198,7 @@ void kv_rows_from_f32(KvType t, const float* src, int64_t n, int d, void* dst_v)
       std::memcpy(dst, src, (size_t)total * 4);
       return;
     case KvType::F16:
-      for (int64_t i = 0; i < total; ++i) {
-        const uint16_t h = f32_to_fp16(src[i]);
-        std::memcpy(dst + 2 * i, &h, 2);
-      }
+      HWY_DYNAMIC_DISPATCH(F32ToF16)(src, total, dst);
       return;
     case KvType::BF16:
       for (int64_t i = 0; i < total; ++i) {
@@ -155,20 +207,7 @@ void kv_rows_from_f32(KvType t, const float* src, int64_t n, int d, void* dst_v)
       }
       return;
     case KvType::Q8_0:
-      for (int64_t b = 0; b < total / kKvQ8Block; ++b, src += kKvQ8Block, dst += kKvQ8BlockBytes) {
-        float amax = 0;
-        for (int j = 0; j < kKvQ8Block; ++j) amax = std::max(amax, std::fabs(src[j]));
-        const float scale = amax / 127.0f, inv = scale != 0 ? 1.0f / scale : 0.0f;
-        const uint16_t h = f32_to_fp16(scale);
-        std::memcpy(dst, &h, 2);
-        for (int j = 0; j < kKvQ8Block; ++j) {
-          // |x * inv| <= 127 up to the rounding of inv; the clamp keeps it in range and a
-          // non-finite input (never produced by a finite model) stores 0.
-          const float r = std::round(src[j] * inv);
-          const float c = r >= 127.0f ? 127.0f : r <= -127.0f ? -127.0f : r == r ? r : 0.0f;
-          dst[2 + j] = (uint8_t)(int8_t)c;
-        }
-      }
+      HWY_DYNAMIC_DISPATCH(F32ToQ8)(src, total / kKvQ8Block, dst);
       return;
   }
 }

@@ -43,7 +43,7 @@ void check_kv_type(KvType t, int d, const char* what);
 // dst[n][d] = rows src[n] (stored as t) in f32. Vectorised (runtime dispatch).
 void kv_rows_to_f32(KvType t, const void* src, int64_t n, int d, float* dst);
 // dst rows (stored as t) = src[n][d]; f16/bf16 round to nearest even, q8_0 quantizes as
-// ggml's reference (scale = amax / 127, q = round(x / scale)). Scalar: runs once per entry.
+// ggml's reference (scale = amax / 127, q = round(x / scale)). Vectorised except bf16.
 void kv_rows_from_f32(KvType t, const float* src, int64_t n, int d, void* dst);
 // Rows of one type to another through f32 (a plain copy when the types match).
 void kv_rows_convert(KvType from, const void* src, KvType to, void* dst, int64_t n, int d);

@@ -3,7 +3,9 @@
 #include "kv/kv_types.h"
 
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -94,6 +96,77 @@ TEST(KvTypes, RoundTripsWithinTheTypesPrecision) {
         ASSERT_EQ(y[r * d + c], want);
       }
   }
+}
+
+TEST(KvTypes, F16RowsRoundExactlyAsTheScalarConversion) {
+  // The vector (F16C) path must give f32_to_fp16's bits: normals, ties, subnormals,
+  // overflow to inf, signed zeros, on every Highway target this CPU runs.
+  std::mt19937 rng(7);
+  std::vector<float> x;
+  for (int e = -30; e <= 17; ++e)
+    for (int i = 0; i < 64; ++i) {
+      const uint32_t mant = rng() & 0x7fffff;
+      const uint32_t tie = i < 8 ? (mant & ~0x1fffu) | 0x1000u : mant;  // exact halfway cases
+      uint32_t bits = ((uint32_t)(e + 127) << 23) | tie | (i % 2 ? 0x80000000u : 0);
+      float f;
+      std::memcpy(&f, &bits, 4);
+      x.push_back(f);
+    }
+  x.insert(x.end(), {0.0f, -0.0f, 65504.0f, 65519.9f, 65520.0f, -1e9f, 5.96e-8f, 2.9e-8f});
+  const int d = 32;
+  while (x.size() % d) x.push_back(1.0f);
+  std::vector<uint8_t> got(x.size() * 2);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    kv_rows_from_f32(KvType::F16, x.data(), (int64_t)x.size() / d, d, got.data());
+    for (size_t i = 0; i < x.size(); ++i) {
+      uint16_t h;
+      std::memcpy(&h, got.data() + 2 * i, 2);
+      ASSERT_EQ(h, f32_to_fp16(x[i])) << hwy::TargetName(target) << " " << x[i];
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+// ggml's quantize_row_q8_0_ref, scalar: the reference for the vector quantizer.
+void q8_0_reference(const float* x, int64_t nb, uint8_t* dst) {
+  for (int64_t b = 0; b < nb; ++b, x += 32, dst += 34) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j)
+      if (!std::isnan(x[j])) amax = std::max(amax, std::fabs(x[j]));
+    const float scale = amax / 127.0f, inv = scale != 0 ? 1.0f / scale : 0.0f;
+    const uint16_t h = f32_to_fp16(scale);
+    std::memcpy(dst, &h, 2);
+    for (int j = 0; j < 32; ++j) {
+      const float r = std::round(x[j] * inv);
+      dst[2 + j] = (uint8_t)(int8_t)(std::isnan(r) ? 0.0f : std::clamp(r, -127.0f, 127.0f));
+    }
+  }
+}
+
+TEST(KvTypes, Q8_0QuantizesAsTheScalarReference) {
+  // Random blocks of varied scales, exact halfway products, zeros, infinities and NaNs, on
+  // every Highway target this CPU runs.
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> x;
+  for (int b = 0; b < 200; ++b) {
+    const float a = std::pow(10.0f, (float)(b % 13) - 6);
+    for (int j = 0; j < 32; ++j) x.push_back(u(rng) * a);
+  }
+  for (int j = 0; j < 32; ++j) x.push_back((float)(j - 16) * 0.5f);  // amax 8: x / scale ties
+  for (int j = 0; j < 32; ++j) x.push_back(0.0f);
+  for (int j = 0; j < 32; ++j) x.push_back(j == 3 ? INFINITY : j == 5 ? NAN : (float)j);
+  const int64_t nb = (int64_t)x.size() / 32;
+  std::vector<uint8_t> want(nb * 34), got(nb * 34);
+  q8_0_reference(x.data(), nb, want.data());
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    std::fill(got.begin(), got.end(), 0xAB);
+    kv_rows_from_f32(KvType::Q8_0, x.data(), nb, 32, got.data());
+    EXPECT_EQ(got, want) << hwy::TargetName(target);
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 TEST(KvTypes, Q8_0IsTheGgufBlockFormat) {
