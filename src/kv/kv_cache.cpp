@@ -52,10 +52,16 @@ void KvCache::views(int layer, int64_t T, KvHeadView* out) const {
 }
 
 void KvCache::reserve_more(int64_t T) {
+  // Capacity grows in steps of kGrowEntries: decoding token by token must not reallocate and
+  // copy every head on every token, and a head holds at most kGrowEntries - 1 spare entries.
+  constexpr size_t kGrowEntries = 64;
   for (auto& hd : heads_) {
-    hd.k.reserve(hd.k.size() + (size_t)T * k_row_);
-    hd.v.reserve(hd.v.size() + (size_t)T * v_row_);
-    hd.pos.reserve(hd.pos.size() + (size_t)T);
+    const size_t need = hd.pos.size() + (size_t)T;
+    if (need <= hd.pos.capacity()) continue;
+    const size_t n = (need + kGrowEntries - 1) / kGrowEntries * kGrowEntries;
+    hd.k.reserve(n * k_row_);
+    hd.v.reserve(n * v_row_);
+    hd.pos.reserve(n);
   }
 }
 
