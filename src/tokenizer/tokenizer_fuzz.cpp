@@ -2,7 +2,8 @@
 // byte-level BPE vocabulary decode(encode(x)) also gives back x (less the bytes the
 // vocabulary cannot represent), with special-token parsing on and off. (SentencePiece
 // vocabularies cannot round-trip: they decode U+2581 in the input as a space.)
-// Vocabulary: $GLIMPSE_FUZZ_VOCAB, else the starcoder conformance fixture.
+// Vocabulary: $GLIMPSE_FUZZ_VOCAB, else the starcoder conformance fixture, else (a checkout
+// without ../shared) the default model's byte-level BPE vocabulary.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +23,11 @@ const glimpse::Tokenizer& tokenizer() {
     } else {
       path = std::string(GLIMPSE_SOURCE_DIR) +
              "/../shared/conformance/tokenizer/ggml-vocab-starcoder.gguf";
+      if (FILE* f = std::fopen(path.c_str(), "rb")) {
+        std::fclose(f);
+      } else {
+        path = std::string(GLIMPSE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+      }
     }
     try {
       return std::make_unique<glimpse::Tokenizer>(
