@@ -142,9 +142,10 @@ int cmd_eval(int argc, char** argv, int first) {
   std::string lookahead_fp;
   if (std::find(policies.begin(), policies.end(), "lookahead") != policies.end()) {
     const std::string module = resolve_lookahead_module_path(model_path, kv.lookahead_module);
-    lookahead_fp = fp + "+lookahead:" + eval::model_fingerprint(module);
+    const std::string module_fp = eval::model_fingerprint(module);
+    lookahead_fp = fp + "+lookahead:" + module_fp;
     config["lookahead_module"] = module;
-    config["lookahead_module_fingerprint"] = eval::model_fingerprint(module);
+    config["lookahead_module_fingerprint"] = module_fp;
   }
   auto key = [&](const Job& j, const std::string& pol, int64_t b) {
     return eval::CacheKey{j.task, j.length, j.seed, pol + (es.query_agnostic ? "/qa" : ""), b,
