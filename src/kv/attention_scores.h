@@ -2,7 +2,7 @@
 // measurement behind SnapKV, H2O, TOVA, the oracle and LAQ.
 //
 // Scoring is a separate pass over only the queries a policy asks for, so prefill keeps its
-// fused attention. Keys are read in their stored type (kv/kv_types.h), converted to f32 and
+// fused attention. Keys are read in their stored type (ops/kv_types.h), converted to f32 and
 // transposed once per call into an f32 [head_dim][n] panel so the dot products run along
 // keys (no horizontal sums); queries go 8 at a time, and a query's score row over its
 // visible keys is the only buffer ([8][n] floats, never T x N).
@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "kv/kv_types.h"
+#include "ops/kv_types.h"
 #include "model/model.h"
 
 namespace glimpse {

@@ -1,7 +1,7 @@
 // KV cache stored per (layer, KV head): each head owns its keys, values and the original
 // position of every entry, so heads can keep different token sets after eviction and
 // memory can really be released. Keys and values are rows of head_dim values stored as the
-// cache's type_k / type_v (kv/kv_types.h: f32, f16 (default), bf16, q8_0), chosen
+// cache's type_k / type_v (ops/kv_types.h: f32, f16 (default), bf16, q8_0), chosen
 // independently.
 #pragma once
 
@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "kv/kv_types.h"
+#include "ops/kv_types.h"
 #include "ops/attention.h"
 
 namespace glimpse {

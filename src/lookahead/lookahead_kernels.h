@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "kv/kv_types.h"
+#include "ops/kv_types.h"
 
 namespace glimpse::lookahead_detail {
 
@@ -34,7 +34,7 @@ double dot(const double* x, const double* y, int64_t n);
 void softmax_row(float* x, int64_t n, float scale);
 void softmax_row(double* x, int64_t n, double scale);
 
-// n KV rows of d values stored as `type` (kv/kv_types.h) -> dst [n][d] f32 / f64
+// n KV rows of d values stored as `type` (ops/kv_types.h) -> dst [n][d] f32 / f64
 void kv_to_real(KvType type, const uint8_t* src, int64_t n, int d, float* dst);
 void kv_to_real(KvType type, const uint8_t* src, int64_t n, int d, double* dst);
 

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "kv/kv_types.h"
+#include "ops/kv_types.h"
 #include "lookahead/lookahead_kernels.h"
 #include "lookahead/lookahead_module.h"
 #include "ops/matmul.h"

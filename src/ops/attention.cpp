@@ -16,7 +16,7 @@
 //    order on one thread; both yield bit-identical outputs, whatever the thread count;
 //  * a token attended in a batch of 512 gets exactly the output it gets when decoded alone.
 //
-// Element types. K and V are read in their stored type (kv/kv_types.h): f32, f16, bf16 or
+// Element types. K and V are read in their stored type (ops/kv_types.h): f32, f16, bf16 or
 // q8_0 rows, converted to f32 exactly as kv_rows_to_f32 does (q8_0: f32(scale) * q). The
 // tile kernels are templates over the stored type (ChunkPartial<K, V>); the f32 work (scores,
 // softmax, P.V on an f32 value tile) is shared. Decode reads the values straight from the
@@ -42,7 +42,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "kv/kv_types.h"
+#include "ops/kv_types.h"
 #include "ops/attention.h"
 #include "util/fp16.h"
 #include "util/thread_pool.h"

@@ -1,7 +1,7 @@
 // Fused causal attention over a per-KV-head cache, with online softmax (no T x N buffer).
 //
 // Each KV head has its own key/value arrays ([n] rows of head_dim values stored as type_k /
-// type_v, see kv/kv_types.h) so heads may hold different token sets after eviction. A batch
+// type_v, see ops/kv_types.h) so heads may hold different token sets after eviction. A batch
 // of T queries is attended after its own keys were appended: query t (0-based in the batch)
 // of a head sees that head's first n_base + t + 1 entries, where n_base is the head's length
 // before the batch.
@@ -9,7 +9,7 @@
 
 #include <cstdint>
 
-#include "kv/kv_types.h"
+#include "ops/kv_types.h"
 
 namespace glimpse {
 

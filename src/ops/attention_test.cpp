@@ -1,5 +1,5 @@
 // Fused causal attention against attention_ref (double scores, exact softmax), for every KV
-// element type (kv/kv_types.h) and mixed K/V types.
+// element type (ops/kv_types.h) and mixed K/V types.
 //
 // The reference dequantizes the stored rows, so the comparison measures the kernel, not the
 // storage rounding. Tolerance: with f16 keys/values the fast path rounds q / the softmax
@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "kv/kv_types.h"
+#include "ops/kv_types.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
 

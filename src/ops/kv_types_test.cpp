@@ -1,6 +1,6 @@
 // KV element types: row sizes, names, conversions (q8_0 against the GGUF dequantizer), and
 // the cache's own operations (append, gather, truncate, resident bytes) on every type.
-#include "kv/kv_types.h"
+#include "ops/kv_types.h"
 
 #include <gtest/gtest.h>
 #include <hwy/targets.h>

@@ -1,7 +1,7 @@
 // Row conversions of the KV element types; the to-f32 direction is a Highway kernel
 // (runtime dispatch) because scoring and lookahead convert every prompt row.
 #undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "kv/kv_types.cpp"
+#define HWY_TARGET_INCLUDE "ops/kv_types.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
@@ -10,7 +10,7 @@
 #include <cstring>
 #include <vector>
 
-#include "kv/kv_types.h"
+#include "ops/kv_types.h"
 #include "util/fp16.h"
 
 HWY_BEFORE_NAMESPACE();
