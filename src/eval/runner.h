@@ -15,7 +15,7 @@
 #include "kv/policy.h"
 
 namespace glimpse {
-class Session;
+class Context;
 }
 
 namespace glimpse::eval {
@@ -36,7 +36,8 @@ struct BranchResult {
 
 // done(policy, budget) says which branches are already cached; they are skipped (the
 // sample is not even prefilled when all are).
-std::vector<BranchResult> run_sample(Session& s, const Sample& sample, const EvalSettings& cfg,
+// ctx: an empty context (it holds the prompt while the sample runs, and is reset after).
+std::vector<BranchResult> run_sample(Context& ctx, const Sample& sample, const EvalSettings& cfg,
                                      const std::function<bool(const std::string&, int64_t)>& done);
 
 // Bag-of-words F1 between two texts (open-ended tasks are scored against the full-cache

@@ -187,14 +187,13 @@ void AttentionRecorder::on_queries(const LayerQueries& lq, ThreadPool& pool) {
   // One unit per query head: each owns its accumulator row, so no locking is needed.
   pool.parallel_for_dynamic(n_head_, [&](int64_t qh, int) {
     const int h = (int)qh / G;
-    const KvHead& kh = lq.cache->head(lq.layer, h);
-    const int64_t n_base = kh.size() - lq.n_tokens;
+    const KvHeadView& kh = lq.heads[h];
+    const int64_t n_base = kh.n_base, n_keys = n_base + lq.n_tokens;
     std::vector<ScoreQuery> qs;
     qs.reserve(rows.size());
     for (int64_t t : rows)
       qs.push_back({lq.q + ((size_t)t * n_head_ + qh) * d, n_base + t + 1, 0});
-    accumulate_attention(qs.data(), (int64_t)qs.size(), lq.cache->type_k(), kh.k.data(),
-                         kh.size(), d, scale, reduce_, acc_l + qh * n_cols_, n_cols_, n_cols_);
+    accumulate_attention(qs.data(), (int64_t)qs.size(), lq.type_k, kh.k, n_keys, d, scale, reduce_, acc_l + qh * n_cols_, n_cols_, n_cols_);
   });
   if (lq.layer == 0) n_queries_ += (int64_t)rows.size();
   ms_ += sw.ms();

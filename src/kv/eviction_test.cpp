@@ -12,7 +12,7 @@
 #include "kv/policy.h"
 #include "model/model.h"
 #include "model/tiny_model_test_util.h"
-#include "runtime/kv_compress.h"
+#include "runtime/test_request_util.h"
 #include "util/thread_pool.h"
 
 namespace glimpse {
@@ -25,10 +25,12 @@ class EvictionTest : public ::testing::Test {
     testing::TinyModelSpec spec;
     spec.n_layer = 3;
     testing::write_tiny_llama(path_, spec);
-    model_ = Model::load(path_).release();
+    engine_ = Engine::load(EngineParams{path_});
+    model_ = &engine_->model();
   }
   static void TearDownTestSuite() {
-    delete model_;
+    model_ = nullptr;
+    engine_.reset();
     std::filesystem::remove(path_);
   }
 
@@ -36,10 +38,9 @@ class EvictionTest : public ::testing::Test {
   std::vector<std::vector<float>> run(const KvPolicySettings& kv, const std::vector<int32_t>& prompt,
                                       int n_decode, KvCache* out_cache = nullptr,
                                       int64_t n_compress = -1, KvCompressReport* rep = nullptr) {
-    KvCache cache = model_->make_cache(512);
-    PrefillTarget t{*model_, cache, pool_, 16, [](int32_t) { return false; }};
+    KvCache cache = KvCache::for_model(model_->config(), 512);
     std::vector<float> logits;
-    KvCompressReport r = prefill_with_eviction(t, prompt, n_compress, kv, logits);
+    KvCompressReport r = testing::prefill_evict(engine_, pool_, 16, cache, prompt, n_compress, kv, logits);
     if (rep) *rep = r;
     std::vector<std::vector<float>> steps{logits};
     for (int i = 0; i < n_decode; ++i) {
@@ -52,7 +53,8 @@ class EvictionTest : public ::testing::Test {
   }
 
   static inline std::string path_;
-  static inline Model* model_ = nullptr;
+  static inline std::shared_ptr<Engine> engine_;
+  static inline const Model* model_ = nullptr;
   ThreadPool pool_{2};
 };
 
@@ -164,7 +166,7 @@ TEST_F(EvictionTest, KeptEntriesKeepTheirKeysValuesAndPositions) {
 
 TEST_F(EvictionTest, PermutedPhysicalOrderGivesTheSameLogits) {
   const auto prompt = testing::tiny_tokens(80, 64, 9);
-  KvCache a = model_->make_cache(512);
+  KvCache a = KvCache::for_model(model_->config(), 512);
   std::vector<float> la;
   for (size_t b = 0; b < prompt.size(); b += 16)
     model_->forward(prompt.data() + b, std::min<int64_t>(16, prompt.size() - b), a,

@@ -9,8 +9,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "ops/kv_types.h"
+#include "model/kv_store.h"
+#include "model/model_config.h"
 #include "ops/attention.h"
+#include "ops/kv_types.h"
 
 namespace glimpse {
 
@@ -21,18 +23,23 @@ struct KvHead {
   int64_t size() const { return (int64_t)pos.size(); }
 };
 
-class KvCache {
+class KvCache final : public KvStore {
  public:
   // Error if a type cannot hold rows of head_dim values (q8_0 needs head_dim % 32 == 0).
   KvCache(int n_layer, int n_kv_head, int head_dim, int64_t n_ctx,
           KvType type_k = KvType::F16, KvType type_v = KvType::F16);
+  // An empty cache shaped for a model (its layers, KV heads and head_dim).
+  static KvCache for_model(const ModelConfig& c, int64_t n_ctx, KvType type_k = KvType::F16,
+                           KvType type_v = KvType::F16) {
+    return KvCache(c.n_layer, c.n_kv_head, c.head_dim, n_ctx, type_k, type_v);
+  }
 
   int n_layer() const { return n_layer_; }
   int n_kv_head() const { return n_kv_head_; }
   int head_dim() const { return head_dim_; }
-  int64_t n_ctx() const { return n_ctx_; }
-  KvType type_k() const { return type_k_; }
-  KvType type_v() const { return type_v_; }
+  int64_t n_ctx() const override { return n_ctx_; }
+  KvType type_k() const override { return type_k_; }
+  KvType type_v() const override { return type_v_; }
   size_t k_row_bytes() const { return k_row_; }  // bytes of one stored key row
   size_t v_row_bytes() const { return v_row_; }
 
@@ -40,19 +47,19 @@ class KvCache {
   const KvHead& head(int layer, int h) const { return heads_[(size_t)layer * n_kv_head_ + h]; }
 
   // Next position to assign (one past the largest position ever appended).
-  int32_t n_past() const { return n_past_; }
+  int32_t n_past() const override { return n_past_; }
   void set_n_past(int32_t p) { n_past_ = p; }
 
   // Appends T entries to every head of a layer, converting to the cache's types.
   // k, v: [T][n_kv_head][head_dim] f32.
-  void append(int layer, const float* k, const float* v, const int32_t* pos, int64_t T);
+  void append(int layer, const float* k, const float* v, const int32_t* pos, int64_t T) override;
 
   // Views for attention over a layer, each head's n_base = its size before the last T
   // appended entries.
-  void views(int layer, int64_t T, KvHeadView* out) const;
+  void views(int layer, int64_t T, KvHeadView* out) const override;
 
   // Reserve room for T more entries in every head (avoids regrowth during prefill).
-  void reserve_more(int64_t T);
+  void reserve_more(int64_t T) override;
 
   // Keeps only the entries idx[0..n) of one head, in that order, in freshly allocated
   // buffers of exactly that size; the old buffers are freed (memory really goes back).

@@ -17,7 +17,7 @@
 #include "lookahead/lookahead_module.h"
 #include "model/model.h"
 #include "model/tiny_model_test_util.h"
-#include "runtime/kv_compress.h"
+#include "runtime/test_request_util.h"
 #include "util/thread_pool.h"
 
 namespace glimpse {
@@ -35,10 +35,12 @@ class KvTypesModel : public ::testing::Test {
     spec.n_ff = 96;
     spec.weight_scale = 2.0f;  // peaky attention: the cache's rounding shows in the logits
     testing::write_tiny_llama(path_, spec);
-    model_ = Model::load(path_).release();
+    engine_ = Engine::load(EngineParams{path_});
+    model_ = &engine_->model();
   }
   static void TearDownTestSuite() {
-    delete model_;
+    model_ = nullptr;
+    engine_.reset();
     std::filesystem::remove(path_);
   }
 
@@ -82,7 +84,8 @@ class KvTypesModel : public ::testing::Test {
   }
 
   static inline std::string path_;
-  static inline Model* model_ = nullptr;
+  static inline std::shared_ptr<Engine> engine_;
+  static inline const Model* model_ = nullptr;
   ThreadPool pool_{2};
 };
 
@@ -112,7 +115,7 @@ Agreement compare(const std::vector<std::vector<float>>& a,
 TEST_F(KvTypesModel, LogitsAgreeWithF16) {
   const auto prompt = testing::tiny_tokens(120, 64, 21);
   const int n_dec = 32;
-  KvCache c16 = model_->make_cache(512);
+  KvCache c16 = KvCache::for_model(model_->config(), 512);
   std::vector<int32_t> greedy16;
   const auto ref = run(c16, prompt, 16, n_dec, pool_, nullptr, &greedy16);
   // Teacher-forced along the f16 greedy path, so every step compares the same context.
@@ -120,7 +123,7 @@ TEST_F(KvTypesModel, LogitsAgreeWithF16) {
     for (KvType tv : kTypes) {
       if (tk == KvType::F16 && tv == KvType::F16) continue;
       if (tk != tv && tk != KvType::F16 && tv != KvType::F16) continue;  // mixed with f16 only
-      KvCache c = model_->make_cache(512, tk, tv);
+      KvCache c = KvCache::for_model(model_->config(), 512, tk, tv);
       const Agreement g = compare(run(c, prompt, 16, n_dec, pool_, &greedy16), ref);
       std::printf("  K %-4s V %-4s vs f16: logits nMSE %.2e, max |dlogit| %.2e, top-1 %.3f\n",
                   kv_type_name(tk), kv_type_name(tv), g.nmse, g.max_abs, g.top1);
@@ -134,7 +137,7 @@ TEST_F(KvTypesModel, LogitsAgreeWithF16) {
       EXPECT_GE(g.top1, exactish ? 1.0 : 0.8);  // a random tiny model has near ties
     }
   // Greedy generation itself: f32 picks the same tokens as f16.
-  KvCache c32 = model_->make_cache(512, KvType::F32, KvType::F32);
+  KvCache c32 = KvCache::for_model(model_->config(), 512, KvType::F32, KvType::F32);
   std::vector<int32_t> greedy32;
   run(c32, prompt, 16, n_dec, pool_, nullptr, &greedy32);
   EXPECT_EQ(greedy32, greedy16);
@@ -145,7 +148,7 @@ TEST_F(KvTypesModel, BatchSplitAndThreadsDoNotChangeLogits) {
   ThreadPool one(1);
   for (KvType t : kTypes) {
     SCOPED_TRACE(kv_type_name(t));
-    KvCache a = model_->make_cache(256, t, t), b = model_->make_cache(256, t, t);
+    KvCache a = KvCache::for_model(model_->config(), 256, t, t), b = KvCache::for_model(model_->config(), 256, t, t);
     const auto la = run(a, prompt, 16, 4, pool_);
     const auto lb = run(b, prompt, 1, 4, one);
     ASSERT_EQ(la.size(), lb.size());
@@ -169,15 +172,13 @@ TEST_F(KvTypesModel, EvictionOnEveryType) {
   for (const auto& [tk, tv] : pairs)
     for (const char* name : {"snapkv", "knorm", "laq"}) {
       SCOPED_TRACE(std::string(kv_type_name(tk)) + "/" + kv_type_name(tv) + " " + name);
-      KvCache full = model_->make_cache(512, tk, tv), cache = model_->make_cache(512, tk, tv);
+      KvCache full = KvCache::for_model(model_->config(), 512, tk, tv), cache = KvCache::for_model(model_->config(), 512, tk, tv);
       std::vector<float> logits;
-      PrefillTarget tf{*model_, full, pool_, 16, [](int32_t) { return false; }};
-      prefill_with_eviction(tf, prompt, -1, KvPolicySettings{}, logits);
+      testing::prefill_evict(engine_, pool_, 16, full, prompt, -1, KvPolicySettings{}, logits);
       KvPolicySettings s;
       s.name = name;
       s.budget = C;
-      PrefillTarget t{*model_, cache, pool_, 16, [](int32_t) { return false; }};
-      const KvCompressReport rep = prefill_with_eviction(t, prompt, -1, s, logits);
+      const KvCompressReport rep = testing::prefill_evict(engine_, pool_, 16, cache, prompt, -1, s, logits);
       ASSERT_TRUE(rep.evicted);
       const size_t bk = cache.k_row_bytes(), bv = cache.v_row_bytes();
       EXPECT_EQ(rep.stats.kv_bytes_before, full.resident_bytes());
@@ -213,7 +214,7 @@ TEST_F(KvTypesModel, ScoringConsumersReadTheStoredType) {
   const LookaheadModule mod = LookaheadModule::create(*model_, LookaheadHyper{4, 4, 8.0f}, 9);
   for (KvType t : kTypes) {
     SCOPED_TRACE(kv_type_name(t));
-    KvCache c = model_->make_cache(256, t, t);
+    KvCache c = KvCache::for_model(model_->config(), 256, t, t);
     std::vector<float> logits = run(c, prompt, 16, 0, pool_).back();
     KvCache f = as_f32(c);
 
@@ -223,8 +224,10 @@ TEST_F(KvTypesModel, ScoringConsumersReadTheStoredType) {
     std::unique_ptr<KvPolicy> pol = make_kv_policy("knorm");
     const ResolvedPolicy r = resolve_policy(s, pol->defaults(), N);
     const std::vector<int32_t> none;
-    PolicyInput ic{*model_, c, pool_, r, prompt, none, logits, nullptr};
-    PolicyInput iff{*model_, f, pool_, r, prompt, none, logits, nullptr};
+    auto rc = testing::context_with(engine_, pool_, c, logits);
+    auto rf = testing::context_with(engine_, pool_, f, logits);
+    PolicyInput ic{*model_, *rc, rc->cache(), pool_, r, prompt, none, logits};
+    PolicyInput iff{*model_, *rf, rf->cache(), pool_, r, prompt, none, logits};
     EXPECT_EQ(pol->score(ic).s, pol->score(iff).s);
 
     EXPECT_EQ(lookahead_kv_scores(*model_, c, mod, pool_),

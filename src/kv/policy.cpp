@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <mutex>
 
 #include "util/error.h"
 
@@ -16,31 +17,62 @@ std::unique_ptr<KvPolicy> make_knorm_policy();
 std::unique_ptr<KvPolicy> make_random_policy();
 std::unique_ptr<KvPolicy> make_oracle_policy();
 std::unique_ptr<KvPolicy> make_laq_policy();
-std::unique_ptr<KvPolicy> make_lookahead_policy();
 
-const std::vector<std::string>& kv_policy_names() {
-  static const std::vector<std::string> names = {"none", "streaming", "h2o", "snapkv",
-                                                 "pyramidkv", "adakv", "tova", "knorm",
-                                                 "random", "oracle", "laq", "lookahead"};
-  return names;
+namespace {
+
+std::mutex& table_mutex() {
+  static std::mutex mu;
+  return mu;
 }
 
-std::unique_ptr<KvPolicy> make_kv_policy(const std::string& name) {
-  if (name == "none") return nullptr;
-  if (name == "streaming") return make_streaming_policy();
-  if (name == "snapkv") return make_snapkv_policy(BudgetAllocation::Uniform);
-  if (name == "pyramidkv") return make_snapkv_policy(BudgetAllocation::Pyramid);
-  if (name == "adakv") return make_snapkv_policy(BudgetAllocation::AdaHead);
-  if (name == "h2o") return make_h2o_policy();
-  if (name == "tova") return make_tova_policy();
-  if (name == "knorm") return make_knorm_policy();
-  if (name == "random") return make_random_policy();
-  if (name == "oracle") return make_oracle_policy();
-  if (name == "laq") return make_laq_policy();
-  if (name == "lookahead") return make_lookahead_policy();
+std::vector<PolicyInfo>& table() {
+  static std::vector<PolicyInfo> t = {
+      {"none", nullptr},
+      {"streaming", make_streaming_policy},
+      {"h2o", make_h2o_policy},
+      {"snapkv", [] { return make_snapkv_policy(BudgetAllocation::Uniform); }},
+      {"pyramidkv", [] { return make_snapkv_policy(BudgetAllocation::Pyramid); }},
+      {"adakv", [] { return make_snapkv_policy(BudgetAllocation::AdaHead); }},
+      {"tova", make_tova_policy},
+      {"knorm", make_knorm_policy},
+      {"random", make_random_policy},
+      {"oracle", make_oracle_policy, /*generates=*/true, false, /*answer_attention_scores=*/true},
+      {"laq", make_laq_policy, /*generates=*/true, /*budget_dependent_scores=*/true},
+  };
+  return t;
+}
+
+}  // namespace
+
+const std::vector<PolicyInfo>& kv_policy_table() { return table(); }
+
+void register_kv_policy(PolicyInfo info) {
+  std::lock_guard<std::mutex> lock(table_mutex());
+  for (PolicyInfo& p : table())
+    if (p.name == info.name) {
+      p = std::move(info);
+      return;
+    }
+  table().push_back(std::move(info));
+}
+
+const PolicyInfo& kv_policy_info(const std::string& name) {
+  for (const PolicyInfo& p : kv_policy_table())
+    if (p.name == name) return p;
   std::string all;
   for (const auto& n : kv_policy_names()) all += (all.empty() ? "" : ", ") + n;
   fail("unknown KV policy '{}' (one of: {})", name, all);
+}
+
+std::unique_ptr<KvPolicy> make_kv_policy(const std::string& name) {
+  const PolicyInfo& p = kv_policy_info(name);
+  return p.make ? p.make() : nullptr;
+}
+
+std::vector<std::string> kv_policy_names() {
+  std::vector<std::string> names;
+  for (const PolicyInfo& p : kv_policy_table()) names.push_back(p.name);
+  return names;
 }
 
 void validate_policy_settings(const KvPolicySettings& s) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kv/budget.h"
+#include "kv/kv_cache.h"
 #include "kv/kv_scores.h"
 #include "model/model.h"
 
@@ -60,16 +61,49 @@ struct ResolvedPolicy {
   int64_t scored() const { return budget - window - sinks; }  // entries chosen by score
 };
 
+// How a greedy continuation runs (one loop for every caller: eval, oracle, LAQ, training).
+struct GreedyOptions {
+  int max_new = 128;         // tokens at most
+  bool stop_at_eog = true;   // stop before an end-of-generation token
+  // true: every generated token is also run through the model (an observer sees its
+  // query); false: the last one is not (its logits are never needed).
+  bool feed_last = true;
+  bool keep_rows = false;    // keep the logits each token was chosen from
+};
+
+struct GreedyRun {
+  std::vector<int32_t> tokens;           // without the end-of-generation token
+  std::vector<std::vector<float>> rows;  // with keep_rows: logits before each choice
+  int steps = 0;                         // forward passes
+  double decode_ms = 0;
+};
+
+// The request being compressed, as a policy sees it: implemented by the runtime's Context,
+// so policies that generate (oracle, LAQ) branch and decode through the one request path.
+class KvRequest {
+ public:
+  virtual ~KvRequest() = default;
+  virtual KvCache& cache() = 0;
+  virtual const std::vector<float>& logits() const = 0;  // of the last token run
+  // An independent copy (cache, position, logits) to branch from.
+  virtual std::unique_ptr<KvRequest> fork_request() const = 0;
+  virtual void prefill(const std::vector<int32_t>& tokens, ForwardObserver* observer) = 0;
+  // Greedy tokens from logits(); an observer sees the queries of the tokens fed back.
+  virtual GreedyRun greedy(const GreedyOptions& o, ForwardObserver* observer) = 0;
+  // Exact rollback: drops every entry at position >= pos (logits become stale).
+  virtual void truncate(int32_t pos) = 0;
+};
+
 // What a policy may use after the prompt was prefilled.
 struct PolicyInput {
   const Model& model;
-  KvCache& cache;  // every head holds the prompt region in its first n_prompt entries
+  KvRequest& request;
+  KvCache& cache;  // request.cache(): every head holds the prompt in its first n_prompt entries
   ThreadPool& pool;
   const ResolvedPolicy& cfg;
   const std::vector<int32_t>& prompt;      // tokens in the cache, in order
   const std::vector<int32_t>& suffix;      // question still to prefill (query-agnostic), or empty
   const std::vector<float>& last_logits;   // full-cache logits after the prompt
-  std::function<bool(int32_t)> is_eog;
 };
 
 class KvPolicy {
@@ -85,14 +119,26 @@ class KvPolicy {
   virtual double observer_ms() const { return 0; }
 };
 
-std::unique_ptr<KvPolicy> make_kv_policy(const std::string& name);
-const std::vector<std::string>& kv_policy_names();  // "none" included
+// One row of the policy table: every policy is named here once, with what callers need to
+// know about it (eval shares work between policies by these flags, never by name).
+struct PolicyInfo {
+  std::string name;
+  std::function<std::unique_ptr<KvPolicy>()> make;  // null for "none"
+  bool generates = false;  // scoring runs the model past the prompt (oracle, LAQ)
+  bool budget_dependent_scores = false;  // scores differ per budget (LAQ): re-scored per budget
+  // Scores = attention of the full-cache greedy answer over the prompt (oracle): a caller
+  // that already generated that answer with an AttentionRecorder may use its scores.
+  bool answer_attention_scores = false;
+};
 
-// Default LookaheadKV module of a model file: X.gguf -> X.lookahead.gguf.
-std::string default_lookahead_module_path(const std::string& model_path);
-// The module the lookahead policy uses: `given` if set, else the default beside the model,
-// else the module shipped under modules/ in the source tree; fails if none exists.
-std::string resolve_lookahead_module_path(const std::string& model_path, const std::string& given);
+// The table: "none" first, then the policies of this layer; layers above add theirs with
+// register_kv_policy (LookaheadKV registers from src/lookahead).
+const std::vector<PolicyInfo>& kv_policy_table();
+void register_kv_policy(PolicyInfo info);  // replaces an entry of the same name
+// The entry of a name; Error listing the known names otherwise.
+const PolicyInfo& kv_policy_info(const std::string& name);
+std::unique_ptr<KvPolicy> make_kv_policy(const std::string& name);  // null for "none"
+std::vector<std::string> kv_policy_names();  // "none" included, table order
 
 // Errors that need no prompt (run before loading a model).
 void validate_policy_settings(const KvPolicySettings& s);

@@ -43,24 +43,23 @@ class LaqPolicy final : public KvPolicy {
     const int64_t n = in.cfg.n_prompt, C = in.cfg.budget;
     const int G = c.n_head / c.n_kv_head, d = c.head_dim;
 
-    // 1. SnapKV on a copy.
-    KvCache copy = in.cache;
+    // 1. SnapKV on a branch of the request.
+    const std::unique_ptr<KvRequest> branch = in.request.fork_request();
+    KvCache& copy = branch->cache();
     const KvScores snap = reduce_query_heads(snap_->acc(), c.n_layer, c.n_head, c.n_kv_head, n,
                                              kSnapPool, PoolKind::Max, in.cfg.s.reduce);
     const int64_t w_snap = std::min(kSnapWindow, C);
     const std::vector<uint8_t> prot = protected_mask(n, 0, w_snap);
     compact_cache(copy, snap, allocate_uniform(c.n_layer, c.n_kv_head, C - w_snap, n - w_snap), prot);
 
-    // 2. Pseudo tokens on the compressed copy, keeping their queries.
-    std::vector<float> logits = in.last_logits;
-    if (!in.suffix.empty())
-      in.model.forward(in.suffix.data(), (int64_t)in.suffix.size(), copy, LogitsRows::Last, logits, in.pool);
+    // 2. Pseudo tokens on the compressed branch (end-of-generation included), keeping their
+    // queries.
+    if (!in.suffix.empty()) branch->prefill(in.suffix, nullptr);
     QueryCapture cap(c.n_layer);
-    int32_t tok = argmax_token(logits);
-    for (int i = 0; i < in.cfg.s.laq_pseudo && copy.n_past() < copy.n_ctx(); ++i) {
-      in.model.forward(&tok, 1, copy, LogitsRows::Last, logits, in.pool, &cap);
-      tok = argmax_token(logits);
-    }
+    GreedyOptions g;
+    g.max_new = in.cfg.s.laq_pseudo;
+    g.stop_at_eog = false;
+    branch->greedy(g, &cap);
 
     // 3. Re-score the full prompt: pseudo queries over the full prompt keys plus the keys
     // the copy holds after the prompt (question, earlier pseudo tokens), causally.

@@ -12,6 +12,7 @@
 #include "kv/policy_util.h"
 #include "model/model.h"
 #include "model/tiny_model_test_util.h"
+#include "runtime/test_request_util.h"
 #include "util/thread_pool.h"
 
 namespace glimpse {
@@ -30,10 +31,12 @@ class PolicyScores : public ::testing::Test {
     spec.n_embd = 48;
     spec.weight_scale = 2.0f;  // peakier attention than the default
     testing::write_tiny_llama(path_, spec);
-    model_ = Model::load(path_).release();
+    engine_ = Engine::load(EngineParams{path_});
+    model_ = &engine_->model();
   }
   static void TearDownTestSuite() {
-    delete model_;
+    model_ = nullptr;
+    engine_.reset();
     std::filesystem::remove(path_);
   }
 
@@ -49,8 +52,11 @@ class PolicyScores : public ::testing::Test {
       model_->forward(prompt.data() + b, std::min<int64_t>(13, prompt.size() - b), cache,
                       LogitsRows::Last, logits, pool_, &obs);
     const std::vector<int32_t> none;
-    PolicyInput in{*model_, cache, pool_, r_, prompt, none, logits, [](int32_t) { return false; }};
-    return p->score(in);
+    auto req = testing::context_with(engine_, pool_, cache, logits);
+    PolicyInput in{*model_, *req, req->cache(), pool_, r_, prompt, none, logits};
+    KvScores scores = p->score(in);
+    cache = std::move(req->cache());
+    return scores;
   }
 
   // Attention probabilities of query row (layer l, token t, head qh) over keys [0, n_vis).
@@ -102,7 +108,8 @@ class PolicyScores : public ::testing::Test {
   }
 
   static inline std::string path_;
-  static inline Model* model_ = nullptr;
+  static inline std::shared_ptr<Engine> engine_;
+  static inline const Model* model_ = nullptr;
   ThreadPool pool_{2};
   ResolvedPolicy r_;
 };
@@ -110,7 +117,7 @@ class PolicyScores : public ::testing::Test {
 TEST_F(PolicyScores, SnapKvSumsWindowAttentionThenPools) {
   const int64_t N = 90;
   const auto prompt = testing::tiny_tokens(N, 64, 21);
-  KvCache cache = model_->make_cache(256);
+  KvCache cache = KvCache::for_model(model_->config(), 256);
   QueryCapture cap(model_->config().n_layer);
   std::vector<float> logits;
   KvPolicySettings s;
@@ -132,7 +139,7 @@ TEST_F(PolicyScores, SnapKvSumsWindowAttentionThenPools) {
 TEST_F(PolicyScores, H2oAveragesEveryQueryOverTheQueriesThatSeeAKey) {
   const int64_t N = 70;
   const auto prompt = testing::tiny_tokens(N, 64, 22);
-  KvCache cache = model_->make_cache(256);
+  KvCache cache = KvCache::for_model(model_->config(), 256);
   QueryCapture cap(model_->config().n_layer);
   std::vector<float> logits;
   KvPolicySettings s;
@@ -155,7 +162,7 @@ TEST_F(PolicyScores, H2oAveragesEveryQueryOverTheQueriesThatSeeAKey) {
 TEST_F(PolicyScores, TovaUsesTheLastQueryOverAllHeadsOfALayer) {
   const int64_t N = 60;
   const auto prompt = testing::tiny_tokens(N, 64, 23);
-  KvCache cache = model_->make_cache(256);
+  KvCache cache = KvCache::for_model(model_->config(), 256);
   QueryCapture cap(model_->config().n_layer);
   std::vector<float> logits;
   KvPolicySettings s;
@@ -179,7 +186,7 @@ TEST_F(PolicyScores, OracleAveragesItsOwnGreedyAnswersAttention) {
   const auto prompt = testing::tiny_tokens(N, 64, 24);
   const ModelConfig& c = model_->config();
   // Reference: greedy answer on a copy of the full cache, queries captured.
-  KvCache ref = model_->make_cache(256);
+  KvCache ref = KvCache::for_model(model_->config(), 256);
   std::vector<float> logits;
   model_->forward(prompt.data(), N, ref, LogitsRows::Last, logits, pool_);
   const std::vector<float> prompt_logits = logits;
@@ -197,7 +204,7 @@ TEST_F(PolicyScores, OracleAveragesItsOwnGreedyAnswersAttention) {
         for (int64_t j = 0; j < N; ++j) rows[l][qh][j] += p[j] / n_ans;
       }
 
-  KvCache cache = model_->make_cache(256);
+  KvCache cache = KvCache::for_model(model_->config(), 256);
   QueryCapture cap(c.n_layer);
   KvPolicySettings s;
   s.name = "oracle";
@@ -212,7 +219,7 @@ TEST_F(PolicyScores, OracleAveragesItsOwnGreedyAnswersAttention) {
 TEST_F(PolicyScores, KnormIsMinusTheKeyNorm) {
   const int64_t N = 40;
   const auto prompt = testing::tiny_tokens(N, 64, 25);
-  KvCache cache = model_->make_cache(256);
+  KvCache cache = KvCache::for_model(model_->config(), 256);
   QueryCapture cap(model_->config().n_layer);
   std::vector<float> logits;
   KvPolicySettings s;

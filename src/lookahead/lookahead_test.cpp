@@ -15,8 +15,8 @@
 #include "model/model.h"
 #include "model/tiny_model_test_util.h"
 #include "kv/policy.h"
-#include "runtime/kv_compress.h"
-#include "runtime/session.h"
+#include "lookahead/policy_lookahead.h"
+#include "runtime/test_request_util.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
 #include "util/timer.h"
@@ -52,7 +52,7 @@ class Lookahead : public ::testing::Test {
   }
 
   static KvCache prefill(const Model& m, int64_t n, std::vector<float>& logits, ThreadPool& pool) {
-    KvCache cache = m.make_cache(256);
+    KvCache cache = KvCache::for_model(m.config(), 256);
     const std::vector<int32_t> toks = testing::tiny_tokens(n, m.config().n_vocab, 11);
     for (int64_t b = 0; b < n; b += 10)
       m.forward(toks.data() + b, std::min<int64_t>(10, n - b), cache, LogitsRows::Last, logits, pool);
@@ -311,7 +311,7 @@ TEST(LookaheadTiming, DISABLED_ScoringVsPrefillOnDefaultModel) {
     }
   }
   for (int64_t N : ns) {
-    KvCache cache = m->make_cache(N + 64);
+    KvCache cache = KvCache::for_model(m->config(), N + 64);
     const std::vector<int32_t> toks = testing::tiny_tokens(N, m->config().n_vocab, 3);
     std::vector<float> logits;
     Stopwatch sw;
@@ -359,7 +359,9 @@ class LookaheadPolicyTest : public ::testing::Test {
     spec.n_kv_head = 2;
     spec.weight_scale = 2.0f;
     testing::write_tiny_llama(model_path_, spec);
-    model_ = Model::load(model_path_);
+    register_lookahead_policy();
+    engine_ = Engine::load(EngineParams{model_path_});
+    model_ = &engine_->model();
     LookaheadModule mod = LookaheadModule::create(*model_, LookaheadHyper{}, 5);
     for (float& x : mod.lora(0, (int)LoraSlot::Q).B) x = 0.05f;
     mod.save(module_path_);
@@ -369,7 +371,8 @@ class LookaheadPolicyTest : public ::testing::Test {
     std::filesystem::remove(module_path_);
   }
   std::string model_path_, module_path_;
-  std::unique_ptr<Model> model_;
+  std::shared_ptr<Engine> engine_;
+  const Model* model_ = nullptr;
   ThreadPool pool_{2};
 };
 
@@ -378,7 +381,7 @@ class LookaheadPolicyTest : public ::testing::Test {
 TEST_F(LookaheadPolicyTest, ScoresEvictionAndDefaultModulePath) {
   const int64_t N = 80, C = 24;
   const std::vector<int32_t> prompt = testing::tiny_tokens(N, 64, 21);
-  KvCache plain = model_->make_cache(256);
+  KvCache plain = KvCache::for_model(model_->config(), 256);
   std::vector<float> logits_plain;
   model_->forward(prompt.data(), N, plain, LogitsRows::Last, logits_plain, pool_);
 
@@ -393,7 +396,8 @@ TEST_F(LookaheadPolicyTest, ScoresEvictionAndDefaultModulePath) {
   EXPECT_EQ(r.sinks, 0);
   EXPECT_EQ(r.pool, PoolKind::None);
   const std::vector<int32_t> none;
-  PolicyInput in{*model_, plain, pool_, r, prompt, none, logits_plain, [](int32_t) { return false; }};
+  auto req = testing::context_with(engine_, pool_, plain, logits_plain);
+  PolicyInput in{*model_, *req, req->cache(), pool_, r, prompt, none, logits_plain};
   const KvScores ks = p->score(in);
   for (int l = 0; l < 2; ++l)
     for (int g = 0; g < 2; ++g)
@@ -403,10 +407,9 @@ TEST_F(LookaheadPolicyTest, ScoresEvictionAndDefaultModulePath) {
         EXPECT_FLOAT_EQ(ks.at(l, g)[j], want);
       }
 
-  KvCache cache = model_->make_cache(256);
+  KvCache cache = KvCache::for_model(model_->config(), 256);
   std::vector<float> logits;
-  PrefillTarget t{*model_, cache, pool_, 32, nullptr};
-  const KvCompressReport rep = prefill_with_eviction(t, prompt, -1, s, logits);
+  const KvCompressReport rep = testing::prefill_evict(engine_, pool_, 32, cache, prompt, -1, s, logits);
   ASSERT_TRUE(rep.evicted);
   EXPECT_EQ(logits, logits_plain);
   EXPECT_EQ(cache.n_past(), N);
@@ -414,10 +417,9 @@ TEST_F(LookaheadPolicyTest, ScoresEvictionAndDefaultModulePath) {
     for (int g = 0; g < 2; ++g) EXPECT_EQ(cache.head(l, g).size(), C);
 
   std::filesystem::remove(module_path_);
-  KvCache cache2 = model_->make_cache(256);
-  PrefillTarget t2{*model_, cache2, pool_, 32, nullptr};
+  KvCache cache2 = KvCache::for_model(model_->config(), 256);
   try {
-    prefill_with_eviction(t2, prompt, -1, s, logits);
+    testing::prefill_evict(engine_, pool_, 32, cache2, prompt, -1, s, logits);
     FAIL() << "no module, yet the policy ran";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("--kv-lookahead-module"), std::string::npos) << e.what();

@@ -94,89 +94,138 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
   return m;
 }
 
-KvCache Model::make_cache(int64_t n_ctx, KvType type_k, KvType type_v) const {
-  return KvCache(cfg_.n_layer, cfg_.n_kv_head, cfg_.head_dim, n_ctx, type_k, type_v);
-}
-
 void Model::embed(int32_t token, float* out) const {
   if (token < 0 || token >= cfg_.n_vocab) fail("token id {} is outside the vocabulary", token);
   weight_row(tok_embd_, token, out);
 }
 
-void Model::forward(const int32_t* tokens, int64_t T, KvCache& cache, LogitsRows rows,
+// Buffers of one batched forward. Rows of every sequence are packed back to back: sequence i
+// owns rows [off[i], off[i] + n_tokens), R rows in all.
+struct Model::Scratch {
+  std::vector<int64_t> off;                 // [n_seq + 1] first row of each sequence
+  std::vector<float> x, xn;                 // [R][E] residual stream, normed copy
+  std::vector<float> q, k, v, att;          // [R][n_head*d], [R][n_kv*d] x2, [R][n_head*d]
+  std::vector<float> gate, up;              // [R][n_ff]
+  std::vector<int32_t> pos;                 // [R] position of each row in its sequence
+  std::vector<float> cs;                    // [R][n_rot] RoPE cos/sin pairs
+  std::vector<KvHeadView> views;            // [n_kv_head] one sequence's heads of a layer
+};
+
+void Model::forward(const int32_t* tokens, int64_t T, KvStore& cache, LogitsRows rows,
                     std::vector<float>& logits, ThreadPool& pool,
                     ForwardObserver* observer) const {
+  std::vector<SequenceBatch> one{{tokens, T, &cache, rows, &logits, observer}};
+  forward(one, pool);
+}
+
+void Model::forward(std::vector<SequenceBatch>& batch, ThreadPool& pool) const {
   const ModelConfig& c = cfg_;
   const int64_t E = c.n_embd, d = c.head_dim;
   const int64_t q_dim = (int64_t)c.n_head * d, kv_dim = (int64_t)c.n_kv_head * d;
-  if (T <= 0) fail("forward: empty batch");
-  const int32_t pos0 = cache.n_past();
-  if (pos0 + T > cache.n_ctx())
-    fail("context full: {} tokens already in the cache + {} new exceed the context size {}",
-         pos0, T, cache.n_ctx());
-
-  std::vector<float> x(T * E), xn(T * E);            // [T][E] residual stream, normed copy
-  std::vector<float> q(T * q_dim), k(T * kv_dim), v(T * kv_dim), att(T * q_dim);
-  std::vector<float> gate(T * c.n_ff), up(T * c.n_ff);
-  std::vector<int32_t> pos(T);
-  std::vector<float> cs(T * c.rope.n_rot);           // [T][n_rot] cos/sin pairs
-  std::vector<KvHeadView> views(c.n_kv_head);
-  for (int64_t t = 0; t < T; ++t) {
-    pos[t] = pos0 + (int32_t)t;
-    embed(tokens[t], x.data() + t * E);
-    rope_cos_sin(c.rope, pos[t], cs.data() + t * c.rope.n_rot);
+  if (batch.empty()) fail("forward: empty batch");
+  Scratch s;
+  s.off.assign(1, 0);
+  for (const SequenceBatch& b : batch) {
+    if (b.n_tokens <= 0 || !b.tokens || !b.cache || !b.logits) fail("forward: empty sequence in a batch");
+    const int32_t pos0 = b.cache->n_past();
+    if (pos0 + b.n_tokens > b.cache->n_ctx())
+      fail("context full: {} tokens already in the cache + {} new exceed the context size {}",
+           pos0, b.n_tokens, b.cache->n_ctx());
+    for (size_t o = 0; o + 1 < s.off.size(); ++o)
+      if (batch[o].cache == b.cache) fail("forward: a KV store appears twice in one batch");
+    s.off.push_back(s.off.back() + b.n_tokens);
   }
-  cache.reserve_more(T);
-  AttentionParams ap{c.n_head, c.n_kv_head, c.head_dim, 1.0f / std::sqrt((float)d),
-                     cache.type_k(), cache.type_v()};
-
-  auto norm_rows = [&](const std::vector<float>& w) {
-    pool.parallel_for(T, [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; ++t) rms_norm(x.data() + t * E, w.data(), xn.data() + t * E, E, c.rms_eps);
-    });
-  };
-
-  for (int l = 0; l < c.n_layer; ++l) {
-    const LayerWeights& w = layers_[l];
-    norm_rows(w.attn_norm);
-    matmul(w.wq, xn.data(), T, q.data(), pool);
-    matmul(w.wk, xn.data(), T, k.data(), pool);
-    matmul(w.wv, xn.data(), T, v.data(), pool);
-    if (!w.bq.empty()) {
-      add_bias_rows(q.data(), w.bq.data(), T, q_dim);
-      add_bias_rows(k.data(), w.bk.data(), T, kv_dim);
-      add_bias_rows(v.data(), w.bv.data(), T, kv_dim);
+  const int64_t R = s.off.back();
+  s.x.resize(R * E);
+  s.xn.resize(R * E);
+  s.q.resize(R * q_dim);
+  s.k.resize(R * kv_dim);
+  s.v.resize(R * kv_dim);
+  s.att.resize(R * q_dim);
+  s.gate.resize(R * c.n_ff);
+  s.up.resize(R * c.n_ff);
+  s.pos.resize(R);
+  s.cs.resize(R * c.rope.n_rot);
+  s.views.resize(c.n_kv_head);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const int32_t pos0 = batch[i].cache->n_past();
+    for (int64_t t = 0; t < batch[i].n_tokens; ++t) {
+      const int64_t r = s.off[i] + t;
+      s.pos[r] = pos0 + (int32_t)t;
+      embed(batch[i].tokens[t], s.x.data() + r * E);
+      rope_cos_sin(c.rope, s.pos[r], s.cs.data() + r * c.rope.n_rot);
     }
-    pool.parallel_for(T, [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; ++t) {
-        const float* cst = cs.data() + t * c.rope.n_rot;
-        rope_apply(c.rope, cst, q.data() + t * q_dim, c.n_head, (int)d);
-        rope_apply(c.rope, cst, k.data() + t * kv_dim, c.n_kv_head, (int)d);
-      }
-    });
-    cache.append(l, k.data(), v.data(), pos.data(), T);
-    cache.views(l, T, views.data());
-    attention(ap, q.data(), T, views.data(), att.data(), pool);
-    if (observer) observer->on_queries(LayerQueries{l, q.data(), pos.data(), T, c.n_head, c.head_dim, &cache}, pool);
-    matmul(w.wo, att.data(), T, xn.data(), pool);
-    add_inplace(x.data(), xn.data(), T * E);
-
-    norm_rows(w.ffn_norm);
-    matmul(w.w_gate, xn.data(), T, gate.data(), pool);
-    matmul(w.w_up, xn.data(), T, up.data(), pool);
-    pool.parallel_for(T, [&](int64_t b, int64_t e, int) {
-      silu_mul(gate.data() + b * c.n_ff, up.data() + b * c.n_ff, (e - b) * c.n_ff);
-    });
-    matmul(w.w_down, gate.data(), T, xn.data(), pool);
-    add_inplace(x.data(), xn.data(), T * E);
+    batch[i].cache->reserve_more(batch[i].n_tokens);
   }
+  for (int l = 0; l < c.n_layer; ++l) layer_forward(l, batch, s, pool);
+  output_logits(batch, s, pool);
+}
 
-  const int64_t first = rows == LogitsRows::All ? 0 : T - 1;
-  const int64_t n_out = T - first;
-  for (int64_t t = first; t < T; ++t)
-    rms_norm(x.data() + t * E, output_norm_.data(), xn.data() + (t - first) * E, E, c.rms_eps);
-  logits.resize(n_out * c.n_vocab);
-  matmul(output_, xn.data(), n_out, logits.data(), pool);
+void Model::layer_forward(int l, std::vector<SequenceBatch>& batch, Scratch& s,
+                          ThreadPool& pool) const {
+  const ModelConfig& c = cfg_;
+  const Backend& be = *backend_;
+  const int64_t E = c.n_embd, d = c.head_dim, R = s.off.back();
+  const int64_t q_dim = (int64_t)c.n_head * d, kv_dim = (int64_t)c.n_kv_head * d;
+  const LayerWeights& w = layers_[l];
+
+  // Attention block: projections over all rows, then attention per sequence over its store.
+  be.rms_norm_rows(s.x.data(), w.attn_norm.data(), s.xn.data(), R, E, c.rms_eps, pool);
+  be.matmul(w.wq, s.xn.data(), R, s.q.data(), pool);
+  be.matmul(w.wk, s.xn.data(), R, s.k.data(), pool);
+  be.matmul(w.wv, s.xn.data(), R, s.v.data(), pool);
+  if (!w.bq.empty()) {
+    be.add_bias_rows(s.q.data(), w.bq.data(), R, q_dim);
+    be.add_bias_rows(s.k.data(), w.bk.data(), R, kv_dim);
+    be.add_bias_rows(s.v.data(), w.bv.data(), R, kv_dim);
+  }
+  be.rope_rows(c.rope, s.cs.data(), s.q.data(), c.n_head, s.k.data(), c.n_kv_head, (int)d, R, pool);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    SequenceBatch& b = batch[i];
+    const int64_t r0 = s.off[i], T = b.n_tokens;
+    b.cache->append(l, s.k.data() + r0 * kv_dim, s.v.data() + r0 * kv_dim, s.pos.data() + r0, T);
+    b.cache->views(l, T, s.views.data());
+    const AttentionParams ap{c.n_head, c.n_kv_head, c.head_dim, 1.0f / std::sqrt((float)d),
+                             b.cache->type_k(), b.cache->type_v()};
+    be.attention(ap, s.q.data() + r0 * q_dim, T, s.views.data(), s.att.data() + r0 * q_dim, pool);
+    if (b.observer)
+      b.observer->on_queries(LayerQueries{l, s.q.data() + r0 * q_dim, s.pos.data() + r0, T,
+                                          c.n_head, c.head_dim, s.views.data(), b.cache->type_k()},
+                             pool);
+  }
+  be.matmul(w.wo, s.att.data(), R, s.xn.data(), pool);
+  be.add(s.x.data(), s.xn.data(), R * E);
+
+  // Feed-forward block over all rows.
+  be.rms_norm_rows(s.x.data(), w.ffn_norm.data(), s.xn.data(), R, E, c.rms_eps, pool);
+  be.matmul(w.w_gate, s.xn.data(), R, s.gate.data(), pool);
+  be.matmul(w.w_up, s.xn.data(), R, s.up.data(), pool);
+  be.silu_mul_rows(s.gate.data(), s.up.data(), R, c.n_ff, pool);
+  be.matmul(w.w_down, s.gate.data(), R, s.xn.data(), pool);
+  be.add(s.x.data(), s.xn.data(), R * E);
+}
+
+void Model::output_logits(std::vector<SequenceBatch>& batch, Scratch& s, ThreadPool& pool) const {
+  const ModelConfig& c = cfg_;
+  const int64_t E = c.n_embd, V = c.n_vocab;
+  // The rows that need logits, packed: all of a sequence's rows or its last one.
+  std::vector<int64_t> first_out(batch.size() + 1, 0);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const int64_t n_out = batch[i].rows == LogitsRows::All ? batch[i].n_tokens : 1;
+    const int64_t r_first = s.off[i + 1] - n_out;
+    first_out[i + 1] = first_out[i] + n_out;
+    backend_->rms_norm_rows(s.x.data() + r_first * E, output_norm_.data(),
+                            s.xn.data() + first_out[i] * E, n_out, E, c.rms_eps, pool);
+  }
+  if (batch.size() == 1) {  // straight into the caller's buffer (no copy of T x V rows)
+    batch[0].logits->resize(first_out.back() * V);
+    backend_->matmul(output_, s.xn.data(), first_out.back(), batch[0].logits->data(), pool);
+    return;
+  }
+  std::vector<float> logits(first_out.back() * V);
+  backend_->matmul(output_, s.xn.data(), first_out.back(), logits.data(), pool);
+  for (size_t i = 0; i < batch.size(); ++i)
+    batch[i].logits->assign(logits.begin() + first_out[i] * V, logits.begin() + first_out[i + 1] * V);
 }
 
 }  // namespace glimpse

@@ -1,4 +1,6 @@
-// A loaded model: config, weights bound to the mapped GGUF, and the forward pass.
+// A loaded model: config, weights bound to the mapped GGUF, and the forward pass over a
+// batch of sequences (each with its own KV store). Immutable after load: one Model serves
+// any number of request contexts, from any number of threads (each with its own pool).
 #pragma once
 
 #include <memory>
@@ -6,8 +8,9 @@
 #include <vector>
 
 #include "gguf/gguf_file.h"
-#include "kv/kv_cache.h"
+#include "model/kv_store.h"
 #include "model/model_config.h"
+#include "ops/backend.h"
 #include "ops/matmul.h"
 
 namespace glimpse {
@@ -23,7 +26,10 @@ struct LayerQueries {
   const int32_t* pos = nullptr;  // [T] positions of the batch rows
   int64_t n_tokens = 0;          // T
   int n_head = 0, head_dim = 0;
-  const KvCache* cache = nullptr;  // every head of `layer` already holds the T new entries
+  // [n_kv_head] the sequence's heads of `layer`; each already holds the T new entries
+  // (head h has heads[h].n_base + T rows of keys stored as type_k).
+  const KvHeadView* heads = nullptr;
+  KvType type_k = KvType::F16;
 };
 
 class ForwardObserver {
@@ -43,6 +49,17 @@ struct LayerWeights {
 // Which rows of a batch need logits.
 enum class LogitsRows { Last, All };
 
+// One sequence's part of a batched forward: T tokens at positions cache->n_past() ..
+// n_past()+T-1, appended to its own KV store. logits receives [T or 1][n_vocab] per rows.
+struct SequenceBatch {
+  const int32_t* tokens = nullptr;
+  int64_t n_tokens = 0;
+  KvStore* cache = nullptr;
+  LogitsRows rows = LogitsRows::Last;
+  std::vector<float>* logits = nullptr;
+  ForwardObserver* observer = nullptr;  // sees this sequence's queries, if set
+};
+
 class Model {
  public:
   static std::unique_ptr<Model> load(const std::string& path);
@@ -50,13 +67,14 @@ class Model {
   const ModelConfig& config() const { return cfg_; }
   const GgufFile& gguf() const { return file_; }
 
-  KvCache make_cache(int64_t n_ctx, KvType type_k = KvType::F16,
-                     KvType type_v = KvType::F16) const;
-
-  // Runs T tokens at positions cache.n_past() .. +T-1, appending their KV to the cache.
-  // logits: [T or 1][n_vocab] depending on rows. Callers split long prompts into batches.
-  // An observer, if given, sees every layer's queries (see LayerQueries).
-  void forward(const int32_t* tokens, int64_t T, KvCache& cache, LogitsRows rows,
+  // One forward over several sequences: the weight matmuls run once over the rows of all of
+  // them (weights are read once per step however many sequences decode), attention runs
+  // per sequence over its own store. Every kernel computes a row independently of the
+  // others in the batch, so each sequence's logits are bit-identical to a forward of that
+  // sequence alone (tested). Callers split long prompts into batches.
+  void forward(std::vector<SequenceBatch>& batch, ThreadPool& pool) const;
+  // One sequence: T tokens, appending their KV to the cache.
+  void forward(const int32_t* tokens, int64_t T, KvStore& cache, LogitsRows rows,
                std::vector<float>& logits, ThreadPool& pool,
                ForwardObserver* observer = nullptr) const;
 
@@ -69,6 +87,12 @@ class Model {
 
  private:
   Model() = default;
+  // One layer over the batch's rows (see model.cpp for the buffers it uses).
+  struct Scratch;
+  void layer_forward(int l, std::vector<SequenceBatch>& batch, Scratch& s, ThreadPool& pool) const;
+  void output_logits(std::vector<SequenceBatch>& batch, Scratch& s, ThreadPool& pool) const;
+
+  const Backend* backend_ = &cpu_backend();
   GgufFile file_;
   ModelConfig cfg_;
   WeightView tok_embd_;

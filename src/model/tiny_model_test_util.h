@@ -33,6 +33,18 @@ inline void write_tiny_llama(const std::string& path, const TinyModelSpec& s = {
   w.add_u32("llama.attention.head_count_kv", s.n_kv_head);
   w.add_u32("llama.context_length", s.n_ctx);
   w.add_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  // A SentencePiece vocabulary of n_vocab pieces (0 <unk>, 1 <s>, 2 </s>, then "▁tN"), so an
+  // Engine (model + tokenizer) loads the file.
+  std::vector<std::string> pieces = {"<unk>", "<s>", "</s>"};
+  std::vector<int32_t> types = {2, 3, 3};
+  while ((int)pieces.size() < s.n_vocab) {
+    pieces.push_back("\xe2\x96\x81t" + std::to_string(pieces.size()));
+    types.push_back(1);
+  }
+  w.add_string("tokenizer.ggml.model", "llama");
+  w.add_string_array("tokenizer.ggml.tokens", pieces);
+  w.add_f32_array("tokenizer.ggml.scores", std::vector<float>(pieces.size(), 0.0f));
+  w.add_i32_array("tokenizer.ggml.token_type", types);
   const int d = s.n_embd / s.n_head;
   auto mat = [&](const std::string& name, int64_t cols, int64_t rows) {
     std::vector<float> v((size_t)cols * rows);

@@ -47,7 +47,7 @@ std::string Timings::report() const {
   return s;
 }
 
-void check_prompt_fits(const Session& s, size_t n_prompt) {
+void check_prompt_fits(const Context& s, size_t n_prompt) {
   if (n_prompt == 0) fail("the prompt is empty");
   if ((int64_t)n_prompt >= s.n_ctx())
     fail("prompt is {} tokens, which does not fit the context size {} (raise -c, up to the "
@@ -55,12 +55,12 @@ void check_prompt_fits(const Session& s, size_t n_prompt) {
          n_prompt, s.n_ctx(), s.model().config().n_ctx_train);
 }
 
-GenerateResult generate(Session& s, const std::vector<int32_t>& prompt, const GenerateParams& p,
+GenerateResult generate(Context& s, const std::vector<int32_t>& prompt, const GenerateParams& p,
                         const std::function<void(std::string_view)>& on_text) {
   check_prompt_fits(s, prompt.size());
   GenerateResult r;
   Stopwatch total;
-  r.timings.load_ms = s.load_ms();
+  r.timings.load_ms = s.engine().load_ms();
   r.timings.n_prompt = (int64_t)prompt.size();
   const Tokenizer& tok = s.tokenizer();
   Sampler sampler(p.sampling, tok.n_vocab());
@@ -74,15 +74,14 @@ GenerateResult generate(Session& s, const std::vector<int32_t>& prompt, const Ge
     if (on_text) on_text(text);
   };
 
-  std::vector<float> logits;
   Stopwatch sw;
-  r.timings.kv = prefill_with_eviction(s, prompt, p.n_compress, p.kv, logits);
+  r.timings.kv = prefill_with_eviction(s, prompt, p.n_compress, p.kv);
   r.timings.prefill_ms = sw.ms();
 
   r.stop_reason = "length";
   while (p.n_predict < 0 || r.timings.n_gen < p.n_predict) {
     sw.reset();
-    const int32_t id = sampler.sample(logits.data());
+    const int32_t id = sampler.sample(s.logits().data());
     sampler.accept(id);
     r.timings.sample_ms += sw.ms();
     ++r.timings.n_gen;
@@ -102,7 +101,7 @@ GenerateResult generate(Session& s, const std::vector<int32_t>& prompt, const Ge
       break;
     }
     sw.reset();
-    s.decode(id, logits);
+    s.decode(id);
     r.timings.decode_ms += sw.ms();
   }
   if (!stops.stopped()) {

@@ -7,8 +7,8 @@
 #include <string_view>
 #include <vector>
 
-#include "runtime/kv_compress.h"
-#include "runtime/session.h"
+#include "runtime/compress.h"
+#include "runtime/context.h"
 #include "sampling/sampler.h"
 
 namespace glimpse {
@@ -51,9 +51,10 @@ struct GenerateResult {
 };
 
 // Error unless a prompt of n_prompt tokens leaves room for at least one generated token.
-void check_prompt_fits(const Session& s, size_t n_prompt);
+void check_prompt_fits(const Context& ctx, size_t n_prompt);
 
-GenerateResult generate(Session& s, const std::vector<int32_t>& prompt, const GenerateParams& p,
+// Prefill (through the eviction path) and sampling on one context, which must be empty.
+GenerateResult generate(Context& ctx, const std::vector<int32_t>& prompt, const GenerateParams& p,
                         const std::function<void(std::string_view)>& on_text);
 
 }  // namespace glimpse

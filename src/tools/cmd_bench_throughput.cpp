@@ -11,7 +11,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "runtime/kv_compress.h"
+#include "runtime/compress.h"
+#include "runtime/context.h"
 #include "tools/commands.h"
 #include "util/malloc_trim.h"
 #include "util/proc_memory.h"
@@ -27,6 +28,9 @@ struct BenchResult {
   KvType type_k = KvType::F16, type_v = KvType::F16;
   std::string kv = "full";  // KV policy/budget the depth was compressed with
   int n_prompt = 0, n_gen = 0, depth = 0;
+  int n_parallel = 1;     // contexts decoding together (-npl); tps is their aggregate
+  double rss_mib = 0;     // process RSS at the end of the test
+  double kv_mib = 0;      // KV bytes held by the test's contexts
   std::vector<double> tps;
   double mean() const {
     double s = 0;
@@ -52,12 +56,37 @@ struct DepthFill {
 };
 
 double peak_rss_mib() { return (double)peak_rss_bytes() / (1024.0 * 1024.0); }
+double mib(size_t bytes) { return (double)bytes / (1024.0 * 1024.0); }
+
+// llama.cpp's batched-bench: N contexts, each at depth d, decode n tokens together, one
+// forward per step over all of them. t.tps = aggregate tokens per second (N x n / time).
+void run_parallel_test(Context& filled, BenchResult& t, int reps) {
+  std::vector<std::unique_ptr<Context>> ctxs;
+  for (int i = 0; i < t.n_parallel; ++i) ctxs.push_back(filled.fork());
+  const int32_t n_vocab = filled.model().config().n_vocab;
+  for (int r = -1; r < reps; ++r) {  // r = -1: warm-up, not recorded
+    for (auto& c : ctxs) c->truncate(t.depth);
+    std::vector<ContextStep> steps;
+    for (int i = 0; i < t.n_parallel; ++i) steps.push_back({ctxs[i].get(), {(int32_t)(1 + 7 * i)}});
+    Stopwatch sw;
+    for (int k = 0; k < t.n_gen; ++k) {
+      forward_contexts(steps);
+      for (ContextStep& st : steps) st.tokens[0] = (st.tokens[0] + 1) % n_vocab;
+    }
+    const double sec = sw.ms() / 1000.0;
+    if (r >= 0) t.tps.push_back((double)t.n_parallel * t.n_gen / sec);
+  }
+  size_t kv = 0;
+  for (auto& c : ctxs) kv += c->resident_bytes();
+  t.kv_mib = mib(kv);
+  t.rss_mib = mib(current_rss_bytes());
+}
 
 }  // namespace
 
 int cmd_bench(int argc, char** argv, int first) {
-  SessionParams sp;
-  std::vector<int> n_prompt = {512}, n_gen = {128}, depths = {0};
+  EngineParams sp;
+  std::vector<int> n_prompt = {512}, n_gen = {128}, depths = {0}, n_parallel;
   int reps = 5;
   std::string output = "md";
   KvTypeLists types;
@@ -69,6 +98,10 @@ int cmd_bench(int argc, char** argv, int first) {
          [&](const std::string& v) { n_gen = parse_int_list("-n", v); });
   ap.add({"-d", "--n-depth"}, "N[,N...]", "tokens already in the cache (default: 0)",
          [&](const std::string& v) { depths = parse_int_list("-d", v); });
+  ap.add({"-npl", "--n-parallel"}, "N[,N...]",
+         "parallel sequences: N contexts decode -n tokens together, aggregate t/s (as "
+         "llama-batched-bench; the -p tests are skipped)",
+         [&](const std::string& v) { n_parallel = parse_int_list("-npl", v); });
   ap.add({"-r", "--repetitions"}, "N", "repetitions per test (default: 5)",
          [&](const std::string& v) { reps = parse_int("-r", v, 1, 1000); });
   ap.add({"-o", "--output"}, "md|json", "output format (default: md)", [&](const std::string& v) {
@@ -90,10 +123,14 @@ int cmd_bench(int argc, char** argv, int first) {
     for (int p : n_prompt) need = std::max(need, d + p);
   for (int d : depths)
     for (int n : n_gen) need = std::max(need, d + n);
-  if (sp.n_ctx == 4096) sp.n_ctx = 0;  // default: the model's limit
-  sp.type_k = types.k.front();
-  sp.type_v = types.v.front();
-  Session s(sp);
+  for (int npl : n_parallel)
+    if (npl < 1 || npl > 256) fail("-npl: expected 1..256 sequences, got {}", npl);
+  if (!n_parallel.empty()) n_prompt = {0};
+  if (sp.context.n_ctx == 4096) sp.context.n_ctx = 0;  // default: the model's limit
+  sp.context.type_k = types.k.front();
+  sp.context.type_v = types.v.front();
+  const std::shared_ptr<Engine> engine = Engine::load(sp);
+  Context s(engine);
   if (need > s.n_ctx())
     fail("tests need {} positions but the context size is {} (raise -c)", need, s.n_ctx());
   const ModelConfig& c = s.model().config();
@@ -109,7 +146,6 @@ int cmd_bench(int argc, char** argv, int first) {
 
   std::vector<BenchResult> results;
   std::vector<DepthFill> fills;
-  std::vector<float> logits;
   std::vector<std::pair<KvType, KvType>> type_pairs;  // (K, V), K major as llama-bench
   for (const KvType tk : types.k)
     for (const KvType tv : types.v) type_pairs.push_back({tk, tv});
@@ -127,9 +163,13 @@ int cmd_bench(int argc, char** argv, int first) {
         if (!evicting && policy != policies.front() && policies.front() == "none") continue;
         std::vector<BenchResult> tests;
         for (int p : n_prompt)
-          if (p > 0) tests.push_back({fmt::format("pp{}", p), tk, tv, kv_label, p, 0, d, {}});
+          if (p > 0) tests.push_back({fmt::format("pp{}", p), tk, tv, kv_label, p, 0, d, 1});
         for (int n : n_gen)
-          if (n > 0) tests.push_back({fmt::format("tg{}", n), tk, tv, kv_label, 0, n, d, {}});
+          if (n > 0) {
+            if (n_parallel.empty()) tests.push_back({fmt::format("tg{}", n), tk, tv, kv_label, 0, n, d});
+            for (int npl : n_parallel)
+              tests.push_back({fmt::format("tg{}", n), tk, tv, kv_label, 0, n, d, npl});
+          }
         if (tests.empty()) continue;
         s.reset();
         release_free_memory();
@@ -138,7 +178,7 @@ int cmd_bench(int argc, char** argv, int first) {
                        kv_label.c_str(), kv_type_name(tk), kv_type_name(tv));
           DepthFill f{d, tk, tv, kv_label};
           Stopwatch sw;
-          const KvCompressReport rep = prefill_with_eviction(s, random_tokens(d), d, one, logits);
+          const KvCompressReport rep = prefill_with_eviction(s, random_tokens(d), d, one);
           f.fill_ms = sw.ms();
           f.score_ms = rep.score_ms;
           f.evict_ms = rep.evict_ms;
@@ -149,22 +189,27 @@ int cmd_bench(int argc, char** argv, int first) {
         for (BenchResult& t : tests) {
           if (d > 0) t.name += fmt::format(" @ d{}", d);
           const std::vector<int32_t> prompt = random_tokens(std::max(t.n_prompt, 1));
-          for (int r = -1; r < reps; ++r) {  // r = -1: warm-up, not recorded
-            s.cache().truncate_from(d);
+          if (!n_parallel.empty()) {
+            run_parallel_test(s, t, reps);
+            release_free_memory();
+          }
+          for (int r = n_parallel.empty() ? -1 : reps; r < reps; ++r) {  // r = -1: warm-up, not recorded
+            s.truncate(d);
             Stopwatch sw;
             if (t.n_prompt > 0) {
-              s.prefill(prompt, logits);
+              s.prefill(prompt, nullptr);
             } else {
               int32_t tok = prompt[0];
               for (int i = 0; i < t.n_gen; ++i) {
-                s.decode(tok, logits);
+                s.decode(tok);
                 tok = (tok + 1) % c.n_vocab;
               }
             }
             const double sec = sw.ms() / 1000.0;
             if (r >= 0) t.tps.push_back((t.n_prompt + t.n_gen) / sec);
           }
-          std::fprintf(stderr, "glimpse bench: %s [%s, K %s, V %s] %.2f t/s\n", t.name.c_str(),
+          std::fprintf(stderr, "glimpse bench: %s%s [%s, K %s, V %s] %.2f t/s\n", t.name.c_str(),
+                       n_parallel.empty() ? "" : fmt::format(" x{}", t.n_parallel).c_str(),
                        t.kv.c_str(), kv_type_name(tk), kv_type_name(tv), t.mean());
           results.push_back(t);
         }
@@ -180,11 +225,16 @@ int cmd_bench(int argc, char** argv, int first) {
   if (output == "json") {
     nlohmann::json j = nlohmann::json::array();
     for (const auto& r : results)
-      j.push_back({{"model", model_desc}, {"model_size_mib", size_mib}, {"threads", s.n_threads()},
+      j.push_back({{"model", model_desc}, {"model_size_mib", size_mib}, {"threads", engine->n_threads()},
                    {"type_k", kv_type_name(r.type_k)}, {"type_v", kv_type_name(r.type_v)},
                    {"test", r.name}, {"kv", r.kv}, {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen},
-                   {"n_depth", r.depth}, {"avg_ts", r.mean()}, {"stddev_ts", r.sd()},
-                   {"samples_ts", r.tps}, {"peak_rss_mib", peak_rss_mib()}});
+                   {"n_depth", r.depth}, {"n_parallel", r.n_parallel}, {"avg_ts", r.mean()},
+                   {"stddev_ts", r.sd()}, {"samples_ts", r.tps}, {"peak_rss_mib", peak_rss_mib()}});
+    if (!n_parallel.empty())
+      for (size_t i = 0; i < results.size(); ++i) {
+        j[i]["rss_mib"] = results[i].rss_mib;
+        j[i]["kv_mib"] = results[i].kv_mib;
+      }
     if (!fills.empty()) {
       nlohmann::json o = {{"tests", j}, {"fills", nlohmann::json::array()}};
       for (const auto& f : fills)
@@ -201,15 +251,20 @@ int cmd_bench(int argc, char** argv, int first) {
       if (!show_types) return std::string();
       return fmt::format(" {} | {} |", kv_type_name(k), kv_type_name(v));
     };
-    std::printf("| model | size | backend | threads |%s%s test | t/s |\n",
-                show_types ? " type_k | type_v |" : "", show_kv ? " kv |" : "");
-    std::printf("| --- | ---: | --- | ---: |%s%s ---: | ---: |\n", show_types ? " --- | --- |" : "",
-                show_kv ? " --- |" : "");
+    const bool show_npl = !n_parallel.empty();
+    std::printf("| model | size | backend | threads |%s%s%s test | t/s |%s\n",
+                show_types ? " type_k | type_v |" : "", show_kv ? " kv |" : "",
+                show_npl ? " n_parallel |" : "", show_npl ? " KV MiB | RSS MiB |" : "");
+    std::printf("| --- | ---: | --- | ---: |%s%s%s ---: | ---: |%s\n",
+                show_types ? " --- | --- |" : "", show_kv ? " --- |" : "",
+                show_npl ? " ---: |" : "", show_npl ? " ---: | ---: |" : "");
     for (const auto& r : results)
-      std::printf("| %s | %.2f MiB | CPU | %d |%s%s %s | %.2f ± %.2f |\n", model_desc.c_str(),
-                  size_mib, s.n_threads(), type_cols(r.type_k, r.type_v).c_str(),
-                  show_kv ? fmt::format(" {} |", r.kv).c_str() : "", r.name.c_str(), r.mean(),
-                  r.sd());
+      std::printf("| %s | %.2f MiB | CPU | %d |%s%s%s %s | %.2f ± %.2f |%s\n", model_desc.c_str(),
+                  size_mib, engine->n_threads(), type_cols(r.type_k, r.type_v).c_str(),
+                  show_kv ? fmt::format(" {} |", r.kv).c_str() : "",
+                  show_npl ? fmt::format(" {} |", r.n_parallel).c_str() : "", r.name.c_str(),
+                  r.mean(), r.sd(),
+                  show_npl ? fmt::format(" {:.1f} | {:.1f} |", r.kv_mib, r.rss_mib).c_str() : "");
     if ((show_kv || show_types) && !fills.empty()) {
       // What each depth holds: KV bytes per type, and with policies what compressing it cost.
       std::printf("\n| depth |%s%s KV cache | prefill ms |%s\n",

@@ -29,7 +29,7 @@ std::vector<KvType> parse_kv_type_list(const std::string& flag, const std::strin
 }
 }  // namespace
 
-void add_model_args(ArgParser& ap, SessionParams& sp, KvTypeLists* lists) {
+void add_model_args(ArgParser& ap, EngineParams& sp, KvTypeLists* lists) {
   ap.add({"-m", "--model"}, "FNAME",
          "model path (default: models/SmolLM2-135M-Instruct.Q4_1.gguf or $GLIMPSE_MODEL)",
          [&](const std::string& v) { sp.model_path = v; });
@@ -37,9 +37,9 @@ void add_model_args(ArgParser& ap, SessionParams& sp, KvTypeLists* lists) {
          [&](const std::string& v) { sp.n_threads = parse_int("-t", v, 1, 1024); });
   ap.add({"-c", "--ctx-size"}, "N",
          "size of the prompt context (default: 4096, 0 = loaded from model)",
-         [&](const std::string& v) { sp.n_ctx = parse_int("-c", v, 0, 1 << 24); });
+         [&](const std::string& v) { sp.context.n_ctx = parse_int("-c", v, 0, 1 << 24); });
   ap.add({"-b", "--batch-size"}, "N", "prompt tokens per forward batch (default: 512)",
-         [&](const std::string& v) { sp.n_batch = parse_int("-b", v, 1, 1 << 20); });
+         [&](const std::string& v) { sp.context.n_batch = parse_int("-b", v, 1, 1 << 20); });
   const std::string types = kv_type_list();
   const std::string value = lists ? "TYPE[,TYPE...]" : "TYPE";
   for (const bool is_k : {true, false}) {
@@ -50,7 +50,7 @@ void add_model_args(ArgParser& ap, SessionParams& sp, KvTypeLists* lists) {
              if (lists)
                (is_k ? lists->k : lists->v) = parse_kv_type_list(flag, v);
              else
-               (is_k ? sp.type_k : sp.type_v) = parse_kv_type(flag, v);
+               (is_k ? sp.context.type_k : sp.context.type_v) = parse_kv_type(flag, v);
            });
   }
 }

@@ -14,6 +14,8 @@
 #include "eval/runner.h"
 #include "eval/tasks.h"
 #include "eval/text_corpus.h"
+#include "lookahead/policy_lookahead.h"
+#include "runtime/context.h"
 #include "tools/commands.h"
 #include "util/error.h"
 #include "util/timer.h"
@@ -48,8 +50,8 @@ Preset preset(const std::string& name) {
 }  // namespace
 
 int cmd_eval(int argc, char** argv, int first) {
-  SessionParams sp;
-  sp.n_ctx = 0;
+  EngineParams sp;
+  sp.context.n_ctx = 0;
   std::string preset_name = "quick", out_dir, corpus_name = "handbook";
   std::vector<std::string> tasks, policies = {"none", "streaming", "h2o", "snapkv", "pyramidkv", "adakv", "lookahead", "oracle"};
   std::vector<int> lengths, budgets = {32, 64, 128, 256, 512};
@@ -100,14 +102,15 @@ int cmd_eval(int argc, char** argv, int first) {
 
   std::string command = "glimpse eval";
   for (int i = first; i < argc; ++i) command += std::string(" ") + argv[i];
-  if (sp.n_ctx == 0) sp.n_ctx = *std::max_element(lengths.begin(), lengths.end()) + 64;
-  Session s(sp);
-  const std::string model_path = sp.model_path.empty() ? default_model_path() : sp.model_path;
+  if (sp.context.n_ctx == 0) sp.context.n_ctx = *std::max_element(lengths.begin(), lengths.end()) + 64;
+  const std::shared_ptr<Engine> engine = Engine::load(sp);
+  Context s(engine);
+  const std::string model_path = engine->model_path();
   // Results with a non-default KV cache type (-ctk/-ctv) are cached under their own key.
-  const bool f16_kv = sp.type_k == KvType::F16 && sp.type_v == KvType::F16;
+  const bool f16_kv = sp.context.type_k == KvType::F16 && sp.context.type_v == KvType::F16;
   const std::string fp = eval::model_fingerprint(model_path) +
-                         (f16_kv ? "" : fmt::format("/k-{}/v-{}", kv_type_name(sp.type_k),
-                                                    kv_type_name(sp.type_v)));
+                         (f16_kv ? "" : fmt::format("/k-{}/v-{}", kv_type_name(sp.context.type_k),
+                                                    kv_type_name(sp.context.type_v)));
   eval::RunDir dir(out_dir);
   eval::ResultCache cache(dir.path("cache.jsonl"));
 
@@ -119,7 +122,7 @@ int cmd_eval(int argc, char** argv, int first) {
     corpus = eval::TextCorpus::load(eval::parse_corpus_source(corpus_name == "handbook" ? "debian-handbook" : corpus_name));
 
   // Template overhead: tokens the chat template adds around an empty user turn.
-  const int64_t reserve = (int64_t)s.tokenize_prompt("", "", true).size() + 2;
+  const int64_t reserve = (int64_t)engine->tokenize_prompt("", "", true).size() + 2;
   auto count = [&](std::string_view text) {
     return (int64_t)s.tokenizer().encode(text, false, false).size();
   };
@@ -134,8 +137,8 @@ int cmd_eval(int argc, char** argv, int first) {
                            {"preset", preset_name}, {"tasks", tasks}, {"lengths", lengths},
                            {"seeds", seeds}, {"seed0", seed0}, {"policies", policies},
                            {"budgets", budgets}, {"query_agnostic", es.query_agnostic},
-                           {"threads", s.n_threads()}, {"n_samples", jobs.size()},
-                           {"type_k", kv_type_name(sp.type_k)}, {"type_v", kv_type_name(sp.type_v)},
+                           {"threads", engine->n_threads()}, {"n_samples", jobs.size()},
+                           {"type_k", kv_type_name(sp.context.type_k)}, {"type_v", kv_type_name(sp.context.type_v)},
                            {"corpus", corpus ? corpus->describe() : std::string("none")}};
   // A lookahead result also depends on the module file: its identity joins the model's, so a
   // retrained module is evaluated afresh instead of read back from the cache.

@@ -5,14 +5,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/context.h"
 #include "tools/commands.h"
 #include "util/error.h"
 
 namespace glimpse {
 
 int cmd_logits(int argc, char** argv, int first) {
-  SessionParams sp;
-  sp.n_ctx = 0;
+  EngineParams sp;
+  sp.context.n_ctx = 0;
   std::string tokens_path, out_path, greedy_path;
   int n_greedy = 0;
   ArgParser ap("logits", "Dump teacher-forced logits ([n_tokens][n_vocab] f32) and greedy text.");
@@ -31,28 +32,23 @@ int cmd_logits(int argc, char** argv, int first) {
   } catch (const nlohmann::json::exception& e) {
     fail("{}: not a JSON array of token ids ({})", tokens_path, e.what());
   }
-  Session s(sp);
-  std::vector<float> last;
+  Context s(Engine::load(sp));
   std::FILE* out = nullptr;
   if (!out_path.empty()) {
     out = std::fopen(out_path.c_str(), "wb");
     if (!out) fail("cannot write '{}'", out_path);
   }
   const int64_t V = s.model().config().n_vocab;
-  s.prefill(tokens, last, out ? Session::RowsCallback([&](int64_t, const float* l, int64_t n) {
+  s.prefill(tokens, out ? Context::RowsCallback([&](int64_t, const float* l, int64_t n) {
     std::fwrite(l, sizeof(float), (size_t)(n * V), out);
-  }) : Session::RowsCallback());
+  }) : Context::RowsCallback());
   if (out) std::fclose(out);
   if (n_greedy > 0) {
-    std::vector<int32_t> gen;
-    for (int i = 0; i < n_greedy; ++i) {
-      int32_t best = 0;
-      for (int64_t j = 1; j < V; ++j)
-        if (last[j] > last[best]) best = (int32_t)j;
-      gen.push_back(best);
-      if (i + 1 < n_greedy) s.decode(best, last);
-    }
-    const std::string js = nlohmann::json(gen).dump();
+    GreedyOptions g;
+    g.max_new = n_greedy;
+    g.stop_at_eog = false;
+    g.feed_last = false;
+    const std::string js = nlohmann::json(s.greedy(g, nullptr).tokens).dump();
     if (greedy_path.empty()) {
       std::puts(js.c_str());
     } else {

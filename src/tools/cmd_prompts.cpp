@@ -14,7 +14,7 @@
 namespace glimpse {
 
 int cmd_prompts(int argc, char** argv, int first) {
-  SessionParams sp;
+  EngineParams sp;
   std::string out;
   int n = 200, seed = 1;
   std::vector<int> lengths = {512, 1024, 1536, 2048, 3072, 4096};
@@ -29,13 +29,13 @@ int cmd_prompts(int argc, char** argv, int first) {
          [&](const std::string& v) { seed = parse_int("-s", v, 0, 1 << 30); });
   if (!ap.parse(argc, argv, first)) return 0;
   if (out.empty()) fail("prompts: -o FILE is required");
-  Session s(sp);
+  const std::shared_ptr<Engine> s = Engine::load(sp);
   const eval::TextCorpus handbook = eval::TextCorpus::load(eval::CorpusSource::kHandbook);
   const eval::TextCorpus fortunes = eval::TextCorpus::load(eval::CorpusSource::kFortunes);
   eval::TaskOptions opt;
   opt.seed = (uint64_t)seed;
-  opt.reserve_tokens = (int64_t)s.tokenize_prompt("", "", true).size() + 2;
-  opt.count_tokens = [&](std::string_view t) { return (int64_t)s.tokenizer().encode(t, false, false).size(); };
+  opt.reserve_tokens = (int64_t)s->tokenize_prompt("", "", true).size() + 2;
+  opt.count_tokens = [&](std::string_view t) { return (int64_t)s->tokenizer().encode(t, false, false).size(); };
   opt.corpus = &handbook;
   std::vector<int64_t> lens(lengths.begin(), lengths.end());
   std::ofstream f(out, std::ios::binary);

@@ -4,13 +4,14 @@
 #include <fstream>
 
 #include "runtime/generate.h"
+#include "runtime/context.h"
 #include "tools/commands.h"
 #include "util/error.h"
 
 namespace glimpse {
 
 int cmd_run(int argc, char** argv, int first) {
-  SessionParams sp;
+  EngineParams sp;
   GenerateParams gp;
   std::string prompt, question, system, timings_json;
   bool have_prompt = false, chat = false, quiet = false;
@@ -69,17 +70,17 @@ int cmd_run(int argc, char** argv, int first) {
   validate_policy_settings(gp.kv);
 
   if (gp.kv.query_agnostic && question.empty()) fail("--query-agnostic needs --question TEXT");
-  Session s(sp);
+  const std::shared_ptr<Engine> engine = Engine::load(sp);
+  Context s(engine);
   const ModelConfig& c = s.model().config();
-  if (gp.kv.query_agnostic && question.empty()) fail("--query-agnostic needs --question TEXT");
-  const PromptTokens pt = s.tokenize_prompt(prompt, question, system, chat);
+  const PromptTokens pt = engine->tokenize_prompt(prompt, question, system, chat);
   const std::vector<int32_t>& tokens = pt.tokens;
   gp.n_compress = pt.n_context;
   check_prompt_fits(s, tokens.size());
   if (!quiet)
     std::fprintf(stderr, "glimpse: %s\nglimpse: n_ctx = %d, n_threads = %d, chat template = %s\n",
-                 c.summary().c_str(), s.n_ctx(), s.n_threads(),
-                 std::string(s.chat_template().name()).c_str());
+                 c.summary().c_str(), s.n_ctx(), engine->n_threads(),
+                 std::string(engine->chat_template().name()).c_str());
   GenerateResult r = generate(s, tokens, gp, [](std::string_view t) {
     std::fwrite(t.data(), 1, t.size(), stdout);
     std::fflush(stdout);

@@ -1,17 +1,18 @@
 // glimpse train-lookahead: trains a LookaheadKV module (lookahead embeddings + LoRA) on a
-// JSONL file of prompts; see src/lookahead/lookahead_train.h for data, optimiser and
+// JSONL file of prompts; see src/train/lookahead_train.h for data, optimiser and
 // checkpoint details.
 #include <cstdio>
 
-#include "lookahead/lookahead_train.h"
+#include "train/lookahead_train.h"
+#include "runtime/context.h"
 #include "tools/commands.h"
 #include "util/error.h"
 
 namespace glimpse {
 
 int cmd_train_lookahead(int argc, char** argv, int first) {
-  SessionParams sp;
-  sp.n_ctx = 0;  // the model's training context: prompts up to it can be used
+  EngineParams sp;
+  sp.context.n_ctx = 0;  // the model's training context: prompts up to it can be used
   LookaheadTrainOptions o;
   ArgParser ap("train-lookahead",
                "Train a LookaheadKV module on prompts ({\"context\", \"question\"} per line).");
@@ -63,13 +64,13 @@ int cmd_train_lookahead(int argc, char** argv, int first) {
   if (o.prompts_path.empty()) fail("--prompts is required");
   if (!(o.lr > 0)) fail("--lr must be > 0");
 
-  Session s(sp);
+  Context s(Engine::load(sp));
   const ModelConfig& c = s.model().config();
   const LookaheadModule probe = LookaheadModule::create(s.model(), o.hyper, o.seed);
   if (o.progress)
     std::fprintf(stderr, "train-lookahead: %s, module %lld parameters (n=%d, rank %d, alpha %g), %d threads\n",
                c.name.c_str(), (long long)probe.n_params(), o.hyper.n_lookahead, o.hyper.rank,
-               o.hyper.alpha, s.n_threads());
+               o.hyper.alpha, s.pool().size());
   if (!eval_module.empty()) {
     const LookaheadModule mod = eval_module == "init" ? probe : LookaheadModule::load(eval_module, s.model());
     const LookaheadEvalReport ev = evaluate_lookahead(s, o, mod);

@@ -2,7 +2,7 @@
 #pragma once
 
 #include "kv/policy.h"
-#include "runtime/session.h"
+#include "runtime/engine.h"
 #include "tools/args.h"
 
 namespace glimpse {
@@ -14,7 +14,7 @@ struct KvTypeLists {
 
 // -m -t -c -b -ctk -ctv, shared by every command that loads a model. With lists, -ctk and
 // -ctv take comma-separated lists into *lists instead of one type into sp.
-void add_model_args(ArgParser& ap, SessionParams& sp, KvTypeLists* lists = nullptr);
+void add_model_args(ArgParser& ap, EngineParams& sp, KvTypeLists* lists = nullptr);
 
 // --kv-policy and its knobs, shared by run, eval and bench.
 // With allow_list, --kv-policy takes a comma-separated list (bench compares policies).

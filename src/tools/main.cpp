@@ -5,6 +5,7 @@
 #include <exception>
 #include <string>
 
+#include "lookahead/policy_lookahead.h"
 #include "tools/commands.h"
 #include "util/error.h"
 
@@ -24,6 +25,7 @@ const char* kUsage =
 
 int main(int argc, char** argv) {
   try {
+    glimpse::register_lookahead_policy();  // the policy table is complete before flags are read
     if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help")) {
       std::fputs(kUsage, argc < 2 ? stderr : stdout);
       return argc < 2 ? 1 : 0;

@@ -33,7 +33,7 @@
 
 namespace glimpse {
 
-class Session;
+class Context;
 class KvCache;
 
 struct LookaheadTrainOptions {
@@ -84,7 +84,7 @@ struct LookaheadSampleFile {
 
 // Generates the sample file for tokens (prefill, greedy answer with attention recording).
 // The session's cache is cleared before and after.
-LookaheadSampleTimes make_lookahead_sample(Session& s, const std::vector<int32_t>& tokens, int answer_len,
+LookaheadSampleTimes make_lookahead_sample(Context& s, const std::vector<int32_t>& tokens, int answer_len,
                            const std::string& path);
 // Reads a sample file into cache (replacing its contents) and the ground truth; fails if
 // the file is truncated or does not belong to the model.
@@ -93,7 +93,7 @@ LookaheadSampleFile read_lookahead_sample(const std::string& path, const Model& 
 // Learning rate of step t (0-based).
 float lookahead_lr(const LookaheadTrainOptions& o, int t);
 
-LookaheadTrainReport train_lookahead(Session& s, const LookaheadTrainOptions& o);
+LookaheadTrainReport train_lookahead(Context& s, const LookaheadTrainOptions& o);
 
 // Quality of a module on a prompt set (sample files made as for training).
 struct LookaheadEvalReport {
@@ -103,7 +103,7 @@ struct LookaheadEvalReport {
                               // mean over prompts x layers x query heads
   double top10_mass_best = 0; // same with the ground truth's own top 10% (upper bound)
 };
-LookaheadEvalReport evaluate_lookahead(Session& s, const LookaheadTrainOptions& o,
+LookaheadEvalReport evaluate_lookahead(Context& s, const LookaheadTrainOptions& o,
                                        const LookaheadModule& mod);
 
 }  // namespace glimpse

@@ -1,4 +1,4 @@
-#include "lookahead/lookahead_train.h"
+#include "train/lookahead_train.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -19,7 +19,7 @@
 #include "kv/attention_scores.h"
 #include "kv/policy_util.h"
 #include "lookahead/lookahead_backward.h"
-#include "runtime/session.h"
+#include "runtime/context.h"
 #include "util/error.h"
 #include "util/timer.h"
 
@@ -114,7 +114,7 @@ struct Prompt {
   std::string file;
 };
 
-std::vector<Prompt> read_prompts(Session& s, const LookaheadTrainOptions& o, int& skipped) {
+std::vector<Prompt> read_prompts(Context& s, const LookaheadTrainOptions& o, int& skipped) {
   std::ifstream in(o.prompts_path);
   if (!in) fail("cannot read '{}': {}", o.prompts_path, std::strerror(errno));
   const uint64_t fp = model_fingerprint(s.model());
@@ -142,8 +142,8 @@ std::vector<Prompt> read_prompts(Session& s, const LookaheadTrainOptions& o, int
     if (context.empty() && question.empty())
       fail("{}:{}: needs \"context\" and/or \"question\"", o.prompts_path, line_no);
     Prompt p;
-    p.tokens = context.empty() ? s.tokenize_prompt(question, o.system, true)
-                               : s.tokenize_prompt(context, question, o.system, true).tokens;
+    p.tokens = context.empty() ? s.engine().tokenize_prompt(question, o.system, true)
+                               : s.engine().tokenize_prompt(context, question, o.system, true).tokens;
     if ((int64_t)p.tokens.size() > limit || (int64_t)p.tokens.size() + o.answer_len > s.n_ctx()) {
       ++skipped;
       continue;
@@ -235,7 +235,7 @@ void trim_log(const std::string& path, int step) {
 
 }  // namespace
 
-LookaheadSampleTimes make_lookahead_sample(Session& s, const std::vector<int32_t>& tokens,
+LookaheadSampleTimes make_lookahead_sample(Context& s, const std::vector<int32_t>& tokens,
                                            int answer_len, const std::string& path) {
   LookaheadSampleTimes times;
   Stopwatch sw;
@@ -243,8 +243,7 @@ LookaheadSampleTimes make_lookahead_sample(Session& s, const std::vector<int32_t
   const ModelConfig& c = m.config();
   const int64_t N = (int64_t)tokens.size();
   s.reset();
-  std::vector<float> logits;
-  s.prefill(tokens, logits);
+  s.prefill(tokens, nullptr);
   times.prefill = sw.ms();
   sw.reset();
   KvCache& cache = s.cache();
@@ -255,13 +254,9 @@ LookaheadSampleTimes make_lookahead_sample(Session& s, const std::vector<int32_t
   // converted once for all G x answer queries (recording token by token would redo that
   // per token and per query head).
   QueryCapture cap(c.n_layer);
-  int32_t tok = argmax_token(logits);
-  int count = 0;
-  while (count < answer_len && !s.tokenizer().is_eog(tok) && cache.n_past() < cache.n_ctx()) {
-    m.forward(&tok, 1, cache, LogitsRows::Last, logits, s.pool(), &cap);
-    ++count;
-    tok = argmax_token(logits);
-  }
+  GreedyOptions g;
+  g.max_new = answer_len;
+  const int count = s.greedy(g, &cap).steps;
   times.answer = sw.ms();
   sw.reset();
   // gt[l][h][j] = mean over answer tokens t of softmax attention of t (over the keys it saw:
@@ -370,7 +365,7 @@ float lookahead_lr(const LookaheadTrainOptions& o, int t) {
 namespace {
 
 // Reads the prompts and makes every missing sample file.
-std::vector<Prompt> prepare_samples(Session& s, const LookaheadTrainOptions& o,
+std::vector<Prompt> prepare_samples(Context& s, const LookaheadTrainOptions& o,
                                     LookaheadTrainReport& rep) {
   std::vector<Prompt> prompts = read_prompts(s, o, rep.n_skipped);
   rep.n_prompts = (int)prompts.size();
@@ -408,13 +403,13 @@ std::vector<Prompt> prepare_samples(Session& s, const LookaheadTrainOptions& o,
 
 }  // namespace
 
-LookaheadEvalReport evaluate_lookahead(Session& s, const LookaheadTrainOptions& o,
+LookaheadEvalReport evaluate_lookahead(Context& s, const LookaheadTrainOptions& o,
                                        const LookaheadModule& mod) {
   const Model& model = s.model();
   const ModelConfig& c = model.config();
   LookaheadEvalReport ev;
   const std::vector<Prompt> prompts = prepare_samples(s, o, ev.data);
-  KvCache cache = model.make_cache(1);
+  KvCache cache = KvCache::for_model(model.config(), 1);
   double loss = 0, kept = 0, kept_best = 0;
   int64_t rows = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -455,7 +450,7 @@ LookaheadEvalReport evaluate_lookahead(Session& s, const LookaheadTrainOptions& 
   return ev;
 }
 
-LookaheadTrainReport train_lookahead(Session& s, const LookaheadTrainOptions& o) {
+LookaheadTrainReport train_lookahead(Context& s, const LookaheadTrainOptions& o) {
   const Model& model = s.model();
   if (o.steps < 1 || o.batch < 1) fail("--steps and --batch must be >= 1");
   LookaheadTrainReport rep;
@@ -481,7 +476,7 @@ LookaheadTrainReport train_lookahead(Session& s, const LookaheadTrainOptions& o)
 
   // 3. Steps.
   LookaheadModule grad = mod.zeros_like();
-  KvCache cache = model.make_cache(1);
+  KvCache cache = KvCache::for_model(model.config(), 1);
   std::ofstream log(log_path, std::ios::app);
   if (!log) fail("cannot write '{}'", log_path);
   std::vector<std::vector<float>*> P = mod.tensors(), Gr = grad.tensors(), M = st.m.tensors(),

@@ -1,10 +1,9 @@
-#include "runtime/kv_compress.h"
+#include "runtime/compress.h"
 
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/session.h"
 #include "util/error.h"
 #include "util/malloc_trim.h"
 #include "util/proc_memory.h"
@@ -56,84 +55,88 @@ std::string KvCompressReport::to_json() const {
   return j.dump();
 }
 
-namespace {
-
-// Prompt tokens through the model in batches of n_batch; logits of the last token.
-void prefill_tokens(const PrefillTarget& t, const std::vector<int32_t>& tokens,
-                    std::vector<float>& last_logits, ForwardObserver* observer) {
-  if (t.cache.n_past() + (int64_t)tokens.size() > t.cache.n_ctx())
-    fail("prompt of {} tokens does not fit the context size {} ({} already used); raise -c",
-         tokens.size(), t.cache.n_ctx(), t.cache.n_past());
-  const int64_t n = (int64_t)tokens.size(), nb = std::max(1, t.n_batch);
-  for (int64_t b = 0; b < n; b += nb)
-    t.model.forward(tokens.data() + b, std::min<int64_t>(nb, n - b), t.cache, LogitsRows::Last,
-                    last_logits, t.pool, observer);
+PromptCompressor::PromptCompressor(const KvPolicySettings& settings, const ModelConfig& c,
+                                   int64_t n_prompt)
+    : policy_(make_kv_policy(settings.name)), config_(c) {
+  if (!policy_) return;
+  if (n_prompt < 1) fail("query-agnostic mode found no context before the question");
+  r_ = resolve_policy(settings, policy_->defaults(), n_prompt);
 }
 
-}  // namespace
-
-KvCompressReport prefill_with_eviction(Session& s, const std::vector<int32_t>& tokens,
-                                       int64_t n_compress, const KvPolicySettings& settings,
-                                       std::vector<float>& last_logits) {
-  PrefillTarget t{s.model(), s.cache(), s.pool(), s.n_batch(),
-                  [&s](int32_t id) { return s.tokenizer().is_eog(id); }};
-  return prefill_with_eviction(t, tokens, n_compress, settings, last_logits);
+ForwardObserver* PromptCompressor::observer() {
+  if (!observing_ && evicts()) observer_ = policy_->observer(config_, r_);
+  observing_ = true;
+  return observer_;
 }
 
-KvCompressReport prefill_with_eviction(const PrefillTarget& t, const std::vector<int32_t>& tokens,
-                                       int64_t n_compress, const KvPolicySettings& settings,
-                                       std::vector<float>& last_logits) {
+const KvScores& PromptCompressor::score(Context& ctx, const std::vector<int32_t>& prompt,
+                                        const std::vector<int32_t>& suffix) {
+  if (scored_) return scores_;
+  if (!evicts()) fail("PromptCompressor::score: nothing to evict");
+  Stopwatch sw;
+  const std::vector<float> prompt_logits = ctx.logits();
+  PolicyInput in{ctx.model(), ctx, ctx.cache(), ctx.pool(), r_, prompt, suffix, prompt_logits};
+  scores_ = policy_->score(in);
+  if (ctx.logits() != prompt_logits) ctx.set_logits(prompt_logits);  // a policy generated on ctx
+  score_ms_ = sw.ms() + policy_->observer_ms();
+  scored_ = true;
+  return scores_;
+}
+
+EvictionStats PromptCompressor::evict(Context& ctx, const KvScores& scores) const {
+  Stopwatch sw;
+  const KvCache& kc = ctx.cache();
+  const std::vector<uint8_t> prot = protected_mask(r_.n_prompt, r_.sinks, r_.window);
+  const BudgetPlan plan = plan_budget(r_, scores, prot, kc.n_layer(), kc.n_kv_head());
+  EvictionStats st = compact_cache(ctx.cache(), scores, plan, prot);
+  release_free_memory();  // hand the freed KV buffers back to the OS
+  st.evict_ms = sw.ms();
+  return st;
+}
+
+KvCompressReport prefill_with_eviction(Context& ctx, const std::vector<int32_t>& tokens,
+                                       int64_t n_compress, const KvPolicySettings& settings) {
   KvCompressReport rep;
   rep.policy = settings.name;
   rep.query_agnostic = settings.query_agnostic;
   const int64_t n = (int64_t)tokens.size();
   if (!settings.query_agnostic || n_compress < 0 || n_compress > n) n_compress = n;
-  std::unique_ptr<KvPolicy> policy = make_kv_policy(settings.name);
   Stopwatch sw;
-  if (!policy) {
-    prefill_tokens(t, tokens, last_logits, nullptr);
+  if (!kv_policy_info(settings.name).make) {  // "none": the plain path
+    ctx.prefill(tokens, nullptr);
     rep.prefill_ms = sw.ms();
     return rep;
   }
-  if (t.cache.total_entries() != 0)
+  if (ctx.cache().total_entries() != 0)
     fail("KV eviction compresses a fresh prompt; the cache already holds {} entries",
-         t.cache.total_entries());
-  if (n_compress < 1) fail("query-agnostic mode found no context before the question");
-  const std::vector<int32_t> context(tokens.begin(), tokens.begin() + n_compress);
-  const std::vector<int32_t> suffix(tokens.begin() + n_compress, tokens.end());
-  const ResolvedPolicy r = resolve_policy(settings, policy->defaults(), n_compress);
+         ctx.cache().total_entries());
+  PromptCompressor pc(settings, ctx.model().config(), n_compress);
+  const ResolvedPolicy& r = pc.resolved();
   rep.n_compressed = n_compress;
   rep.budget = r.budget;
   rep.window = r.window;
   rep.sinks = r.sinks;
-  if (!r.evicts()) {  // nothing to drop: exactly the plain path
-    prefill_tokens(t, tokens, last_logits, nullptr);
+  if (!pc.evicts()) {  // nothing to drop: exactly the plain path
+    ctx.prefill(tokens, nullptr);
     rep.prefill_ms = sw.ms();
     return rep;
   }
+  const std::vector<int32_t> context(tokens.begin(), tokens.begin() + n_compress);
+  const std::vector<int32_t> suffix(tokens.begin() + n_compress, tokens.end());
+  ctx.prefill(context, pc.observer());
+  rep.prefill_ms = sw.ms() - pc.observer_ms();
 
-  prefill_tokens(t, context, last_logits, policy->observer(t.model.config(), r));
-  rep.prefill_ms = sw.ms() - policy->observer_ms();
-
-  sw.reset();
-  PolicyInput in{t.model, t.cache, t.pool, r, context, suffix, last_logits,
-                 t.is_eog ? t.is_eog : [](int32_t) { return false; }};
-  const KvScores scores = policy->score(in);
-  rep.score_ms = sw.ms() + policy->observer_ms();
-
+  const KvScores& scores = pc.score(ctx, context, suffix);
+  rep.score_ms = pc.score_ms();
   rep.rss_before = current_rss_bytes();
-  sw.reset();
-  const std::vector<uint8_t> prot = protected_mask(n_compress, r.sinks, r.window);
-  const BudgetPlan plan = plan_budget(r, scores, prot, t.cache.n_layer(), t.cache.n_kv_head());
-  rep.stats = compact_cache(t.cache, scores, plan, prot);
-  release_free_memory();  // hand the freed KV buffers back to the OS
-  rep.stats.evict_ms = rep.evict_ms = sw.ms();
+  rep.stats = pc.evict(ctx, scores);
+  rep.evict_ms = rep.stats.evict_ms;
   rep.rss_after = current_rss_bytes();
   rep.evicted = true;
 
   if (!suffix.empty()) {
     sw.reset();
-    prefill_tokens(t, suffix, last_logits, nullptr);
+    ctx.prefill(suffix, nullptr);
     rep.prefill_ms += sw.ms();
   }
   return rep;

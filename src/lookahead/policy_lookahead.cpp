@@ -13,6 +13,7 @@
 
 #include "kv/policy.h"
 #include "lookahead/lookahead_forward.h"
+#include "lookahead/policy_lookahead.h"
 #include "lookahead/lookahead_module.h"
 #include "util/error.h"
 
@@ -67,6 +68,11 @@ class LookaheadPolicy final : public KvPolicy {
 
 }  // namespace
 
-std::unique_ptr<KvPolicy> make_lookahead_policy() { return std::make_unique<LookaheadPolicy>(); }
+void register_lookahead_policy() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    register_kv_policy({"lookahead", [] { return std::make_unique<LookaheadPolicy>(); }});
+  });
+}
 
 }  // namespace glimpse

@@ -1,28 +1,33 @@
-// A loaded model with its tokenizer, chat template, thread pool and KV cache: the object
-// every frontend (run, bench, eval, server) drives.
+// A model loaded once: weights, config, tokenizer and chat template, immutable after load
+// and shared (std::shared_ptr<const Engine>) by every request context, whichever thread
+// drives it. The engine also owns a default thread pool: a pool runs one forward at a time,
+// so a thread driving contexts concurrently with others brings its own (Context takes one).
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "kv/kv_cache.h"
 #include "model/model.h"
+#include "ops/kv_types.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "util/thread_pool.h"
 
 namespace glimpse {
 
-struct SessionParams {
+// What one request context holds room for (-c, -b, -ctk, -ctv).
+struct ContextParams {
+  int n_ctx = 4096;   // positions; 0: the model's training context
+  int n_batch = 512;  // prompt tokens per forward batch
+  KvType type_k = KvType::F16, type_v = KvType::F16;
+};
+
+struct EngineParams {
   std::string model_path;  // empty: the default model (see default_model_path)
-  int n_ctx = 4096;        // 0: the model's training context
-  int n_threads = 0;       // 0: all cores
-  int n_batch = 512;       // prompt tokens per forward batch
-  KvType type_k = KvType::F16;  // KV cache element types (-ctk / -ctv)
-  KvType type_v = KvType::F16;
+  int n_threads = 0;       // default pool; 0: all cores
+  ContextParams context;   // defaults of contexts made without their own params
 };
 
 // GLIMPSE_MODEL if set, else models/SmolLM2-135M-Instruct.Q4_1.gguf in the source tree.
@@ -34,34 +39,21 @@ struct PromptTokens {
   int64_t n_context = 0;
 };
 
-class Session {
+class Engine {
  public:
-  explicit Session(const SessionParams& p);
+  // Loads the model (errors name the file); registers the policies of the layers above kv.
+  static std::shared_ptr<Engine> load(const EngineParams& p);
 
   const Model& model() const { return *model_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const ChatTemplate& chat_template() const { return *chat_; }
-  ThreadPool& pool() { return *pool_; }
-  KvCache& cache() { return *cache_; }
-  int n_ctx() const { return n_ctx_; }
+  const std::string& model_path() const { return path_; }
+  // The default pool (one driving thread at a time) and the threads it has.
+  ThreadPool& pool() const { return *pool_; }
   int n_threads() const { return pool_->size(); }
-  int n_batch() const { return n_batch_; }
+  // Context defaults with n_ctx resolved (0 -> the model's training context).
+  const ContextParams& context_defaults() const { return ctx_; }
   double load_ms() const { return load_ms_; }
-
-  // Called per batch with (index of the batch's first token, logits [n][n_vocab], n).
-  using RowsCallback = std::function<void(int64_t, const float*, int64_t)>;
-
-  // Runs tokens through the model in batches of n_batch after what the cache holds.
-  // last_logits receives the logits of the final token. With on_rows, every token's
-  // logits are computed and handed over batch by batch.
-  // An observer sees every layer's queries (KV policies score from them).
-  void prefill(const std::vector<int32_t>& tokens, std::vector<float>& last_logits,
-               const RowsCallback& on_rows = nullptr, ForwardObserver* observer = nullptr);
-  // One token at the next position.
-  void decode(int32_t token, std::vector<float>& logits);
-  void reset() { cache_->clear(); }
-  // Replaces the cache by an empty one of other element types (bench compares types).
-  void set_cache_types(KvType type_k, KvType type_v);
 
   // Tokenizes a prompt, applying the chat template when chat is true.
   std::vector<int32_t> tokenize_prompt(const std::string& prompt, const std::string& system,
@@ -71,15 +63,17 @@ class Session {
   // to the context alone (the common prefix with the context's own tokenization).
   PromptTokens tokenize_prompt(const std::string& context, const std::string& question,
                                const std::string& system, bool chat) const;
+  // Resolves n_ctx of params (0 -> the model's) and checks it.
+  ContextParams resolve(ContextParams p) const;
 
  private:
+  Engine() = default;
+  std::string path_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<ChatTemplate> chat_;
   std::unique_ptr<ThreadPool> pool_;
-  std::unique_ptr<KvCache> cache_;
-  int n_ctx_ = 0;
-  int n_batch_ = 512;
+  ContextParams ctx_;
   double load_ms_ = 0;
 };
 

@@ -1,0 +1,18 @@
+// The LookaheadKV eviction policy (policy_lookahead.cpp) and where its module is found.
+#pragma once
+
+#include <string>
+
+namespace glimpse {
+
+// Adds "lookahead" to the KV policy table (kv/policy.h); idempotent. The runtime calls it
+// before any policy is looked up.
+void register_lookahead_policy();
+
+// Default LookaheadKV module of a model file: X.gguf -> X.lookahead.gguf.
+std::string default_lookahead_module_path(const std::string& model_path);
+// The module the lookahead policy uses: `given` if set, else the default beside the model,
+// else the module shipped under modules/ in the source tree; fails if none exists.
+std::string resolve_lookahead_module_path(const std::string& model_path, const std::string& given);
+
+}  // namespace glimpse

@@ -1,0 +1,78 @@
+// The one KV eviction path: prefill with the policy's observer -> score -> budget ->
+// protect -> top-k per head -> compact. `run`, `bench` and `eval` all go through it.
+//
+// Query-aware (default): the whole prompt, question included, is prefilled, scored and
+// compressed; the first answer token comes from the full-cache prefill logits.
+// Query-agnostic: only tokens[0, n_compress) (the context) are prefilled and compressed;
+// the rest (the question) is prefilled afterwards over the compressed cache, as kvpress does.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kv/evict.h"
+#include "kv/policy.h"
+#include "runtime/context.h"
+
+namespace glimpse {
+
+struct KvCompressReport {
+  std::string policy = "none";
+  bool evicted = false;
+  bool query_agnostic = false;
+  int64_t n_compressed = 0;  // prompt entries per head that were scored
+  int64_t budget = 0, window = 0, sinks = 0;
+  double prefill_ms = 0;  // forward passes over the prompt (both parts when agnostic)
+  double score_ms = 0;    // scoring: observer work during prefill + the policy's own pass
+  double evict_ms = 0;    // selection + compaction
+  EvictionStats stats;
+  size_t rss_before = 0, rss_after = 0;  // process resident bytes around the eviction
+
+  // Lines for the stderr summary, and a JSON object for --timings-json.
+  std::string report() const;
+  std::string to_json() const;
+};
+
+// A policy set up for one prompt of n_prompt entries: settings resolved against the policy's
+// defaults, its observer ready to watch the prefill. Scores are computed once and reused
+// (eval evicts several branches with one scorer).
+class PromptCompressor {
+ public:
+  PromptCompressor(const KvPolicySettings& settings, const ModelConfig& c, int64_t n_prompt);
+  const ResolvedPolicy& resolved() const { return r_; }
+  bool evicts() const { return policy_ && r_.evicts(); }
+  // The observer to attach to the prompt's prefill, made on first call; null when the
+  // policy needs none (or nothing is evicted).
+  ForwardObserver* observer();
+  // After the prompt was prefilled into ctx (and before anything else was appended).
+  // suffix: the question still to prefill (query-agnostic). The context's logits are
+  // restored if the policy generated on it.
+  const KvScores& score(Context& ctx, const std::vector<int32_t>& prompt,
+                        const std::vector<int32_t>& suffix);
+  double score_ms() const { return score_ms_; }  // observer + own pass
+  double observer_ms() const { return policy_ ? policy_->observer_ms() : 0; }
+  // Budget plan, protection, top-k and compaction of ctx's prompt region with `scores`,
+  // then the freed buffers go back to the OS.
+  EvictionStats evict(Context& ctx, const KvScores& scores) const;
+
+ private:
+  std::unique_ptr<KvPolicy> policy_;
+  ResolvedPolicy r_;
+  const ModelConfig& config_;
+  bool observing_ = false;
+  ForwardObserver* observer_ = nullptr;
+  bool scored_ = false;
+  KvScores scores_;
+  double score_ms_ = 0;
+};
+
+// Prefills tokens into ctx (which must be empty when a policy evicts), compressing the
+// first n_compress of them (query-agnostic) or all of them. ctx.logits() afterwards are
+// the last prompt token's.
+KvCompressReport prefill_with_eviction(Context& ctx, const std::vector<int32_t>& tokens,
+                                       int64_t n_compress, const KvPolicySettings& settings);
+
+}  // namespace glimpse

@@ -1,0 +1,87 @@
+// A request context: what one conversation owns on top of the shared Engine. Its KV cache
+// (ragged per layer x KV head, original positions), its position (cache().n_past()) and the
+// logits of its last token. Every frontend drives the model through contexts: run, bench,
+// eval, the generating KV policies (through KvRequest), LookaheadKV training, and batched
+// decode over many contexts at once (forward_contexts).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "kv/kv_cache.h"
+#include "kv/policy.h"
+#include "runtime/engine.h"
+
+namespace glimpse {
+
+class Context final : public KvRequest {
+ public:
+  // An empty context. params: n_ctx 0 = the model's; pool: the executor this context's
+  // forwards run on (null: the engine's default pool).
+  Context(std::shared_ptr<const Engine> engine, const ContextParams& params,
+          ThreadPool* pool = nullptr);
+  explicit Context(std::shared_ptr<const Engine> engine)
+      : Context(engine, engine->context_defaults()) {}
+
+  const Engine& engine() const { return *engine_; }
+  const Model& model() const { return engine_->model(); }
+  const Tokenizer& tokenizer() const { return engine_->tokenizer(); }
+  ThreadPool& pool() const { return *pool_; }
+  int n_ctx() const { return params_.n_ctx; }
+  int n_batch() const { return params_.n_batch; }
+  int32_t n_past() const { return cache_.n_past(); }
+  KvCache& cache() override { return cache_; }
+  const KvCache& cache() const { return cache_; }
+  const std::vector<float>& logits() const override { return logits_; }
+  void set_logits(std::vector<float> l) { logits_ = std::move(l); }
+
+  // Called per batch with (index of the batch's first token, logits [n][n_vocab], n).
+  using RowsCallback = std::function<void(int64_t, const float*, int64_t)>;
+  // Runs tokens after what the cache holds, in batches of n_batch; logits() = the last
+  // token's. An observer sees every layer's queries (KV policies score from them).
+  void prefill(const std::vector<int32_t>& tokens, ForwardObserver* observer) override;
+  // The same, computing every token's logits and handing them over batch by batch.
+  void prefill(const std::vector<int32_t>& tokens, const RowsCallback& on_rows,
+               ForwardObserver* observer = nullptr);
+  // One token at the next position.
+  void decode(int32_t token, ForwardObserver* observer = nullptr);
+  GreedyRun greedy(const GreedyOptions& o, ForwardObserver* observer) override;
+
+  // An independent copy: cache, position and logits (the engine is shared).
+  std::unique_ptr<Context> fork() const;
+  std::unique_ptr<KvRequest> fork_request() const override { return fork(); }
+  // Exact rollback of every head to the positions before pos (logits become stale).
+  void truncate(int32_t pos) override;
+  void reset();
+  // Replaces the cache by an empty one of other element types (bench compares types).
+  void set_cache_types(KvType type_k, KvType type_v);
+
+  // Bytes this context holds: KV buffers (capacity) and logits.
+  size_t resident_bytes() const;
+
+ private:
+  friend void forward_contexts(std::vector<struct ContextStep>& steps);
+  Context(const Context&) = default;
+  std::shared_ptr<const Engine> engine_;
+  ContextParams params_;
+  ThreadPool* pool_;
+  KvCache cache_;
+  std::vector<float> logits_;  // [n_vocab] after the last forward
+};
+
+// One step of a batched forward: a context and the tokens it runs.
+struct ContextStep {
+  Context* ctx = nullptr;
+  std::vector<int32_t> tokens;
+  ForwardObserver* observer = nullptr;
+};
+
+// One forward over several contexts of the same engine (8 contexts decoding one token each,
+// or one prefilling a batch while others decode): the weights are read once for all rows,
+// attention runs per context over its own cache. Each context's logits() become those of its
+// last token, bit-identical to running it alone. Runs on the first context's pool.
+void forward_contexts(std::vector<ContextStep>& steps);
+
+}  // namespace glimpse
