@@ -1,0 +1,186 @@
+// Request contexts over one shared engine: batched forwards give each context the logits it
+// gets alone (bit for bit), fork + truncate restore a context exactly, two threads drive two
+// contexts of one model at once, and the weights are held once however many contexts exist.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "model/tiny_model_test_util.h"
+#include "runtime/compress.h"
+#include "runtime/context.h"
+#include "util/malloc_trim.h"
+#include "util/proc_memory.h"
+
+namespace glimpse {
+namespace {
+
+// The default model (Q4_1: the int8 kernels) and a tiny f32 model (the f32 panel path).
+std::shared_ptr<Engine> load_engine(const std::string& which) {
+  if (which == "default") {
+    const std::string path = default_model_path();
+    if (!std::filesystem::exists(path)) return nullptr;
+    EngineParams p;
+    p.model_path = path;
+    p.n_threads = 2;
+    return Engine::load(p);
+  }
+  static const std::string tiny = (std::filesystem::temp_directory_path() / "glimpse_ctx_tiny.gguf").string();
+  testing::TinyModelSpec spec;
+  spec.n_layer = 3;
+  testing::write_tiny_llama(tiny, spec);
+  EngineParams p;
+  p.model_path = tiny;
+  p.n_threads = 2;
+  return Engine::load(p);
+}
+
+std::vector<int32_t> tokens(int64_t n, int n_vocab, uint64_t seed) {
+  return testing::tiny_tokens(n, std::min(n_vocab, 2000), seed);
+}
+
+class ContextTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    engine_ = load_engine(GetParam());
+    if (!engine_) GTEST_SKIP() << "default model not found";
+    V_ = engine_->model().config().n_vocab;
+  }
+  ContextParams params(int n_ctx = 512) const {
+    ContextParams p;
+    p.n_ctx = n_ctx;
+    p.n_batch = 32;
+    return p;
+  }
+  // A context with a prompt run through the eviction path (policy "none" = plain prefill).
+  std::unique_ptr<Context> prompted(const std::vector<int32_t>& prompt, const std::string& policy,
+                                    int64_t budget) {
+    auto c = std::make_unique<Context>(engine_, params());
+    KvPolicySettings s;
+    s.name = policy;
+    s.budget = budget;
+    prefill_with_eviction(*c, prompt, -1, s);
+    return c;
+  }
+  std::shared_ptr<Engine> engine_;
+  int V_ = 0;
+};
+
+// Mixed lengths, mixed policies, one context compressed, one prefilling a chunk while the
+// others decode: each context's logits equal those of the same steps run alone.
+TEST_P(ContextTest, BatchedForwardIsBitIdenticalToEachAlone) {
+  const std::vector<std::vector<int32_t>> prompts = {tokens(37, V_, 1), tokens(150, V_, 2),
+                                                     tokens(5, V_, 3), tokens(90, V_, 4)};
+  const std::vector<std::pair<std::string, int64_t>> policies = {
+      {"none", 0}, {"snapkv", 40}, {"none", 0}, {"streaming", 24}};
+  std::vector<std::unique_ptr<Context>> batched, alone;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    batched.push_back(prompted(prompts[i], policies[i].first, policies[i].second));
+    alone.push_back(prompted(prompts[i], policies[i].first, policies[i].second));
+    ASSERT_EQ(batched[i]->logits(), alone[i]->logits());
+  }
+  EXPECT_LT(batched[1]->cache().total_entries(), (int64_t)150 * 30);  // really compressed
+  for (int step = 0; step < 6; ++step) {
+    std::vector<ContextStep> steps;
+    for (size_t i = 0; i < batched.size(); ++i) {
+      // Context 2 takes a 7-token chunk on step 2 (a prefill beside decodes).
+      std::vector<int32_t> t = i == 2 && step == 2 ? tokens(7, V_, 50 + step)
+                                                   : std::vector<int32_t>{(int32_t)(11 + 13 * i + step)};
+      steps.push_back({batched[i].get(), t});
+      alone[i]->prefill(t, nullptr);
+    }
+    forward_contexts(steps);
+    for (size_t i = 0; i < batched.size(); ++i) {
+      SCOPED_TRACE("step " + std::to_string(step) + " context " + std::to_string(i));
+      ASSERT_EQ(batched[i]->logits(), alone[i]->logits());
+      ASSERT_EQ(batched[i]->n_past(), alone[i]->n_past());
+    }
+  }
+}
+
+bool same_cache(const KvCache& a, const KvCache& b) {
+  if (a.n_past() != b.n_past() || a.total_entries() != b.total_entries()) return false;
+  for (int l = 0; l < a.n_layer(); ++l)
+    for (int h = 0; h < a.n_kv_head(); ++h)
+      if (a.head(l, h).k != b.head(l, h).k || a.head(l, h).v != b.head(l, h).v ||
+          a.head(l, h).pos != b.head(l, h).pos)
+        return false;
+  return true;
+}
+
+TEST_P(ContextTest, ForkAndTruncateRestoreExactly) {
+  for (const char* policy : {"none", "snapkv"}) {
+    SCOPED_TRACE(policy);
+    std::unique_ptr<Context> ctx = prompted(tokens(120, V_, 9), policy, 48);
+    const std::unique_ptr<Context> snapshot = ctx->fork();
+    const int32_t end = ctx->n_past();
+    GreedyOptions g;
+    g.max_new = 6;
+    g.stop_at_eog = false;
+    ctx->greedy(g, nullptr);  // speculative tokens...
+    ASSERT_EQ(ctx->n_past(), end + 6);
+    EXPECT_TRUE(same_cache(snapshot->cache(), snapshot->fork()->cache()));
+    ctx->truncate(end);  // ...rolled back
+    EXPECT_TRUE(same_cache(ctx->cache(), snapshot->cache()));
+    ctx->decode(42);
+    snapshot->decode(42);
+    EXPECT_EQ(ctx->logits(), snapshot->logits());
+  }
+}
+
+// Two threads, each with its own pool and context over the same engine, run at once; each
+// gets what it gets alone. (Run under ASan in CI; TSan-clean by construction: the engine is
+// read-only and every mutable buffer belongs to a context or a thread.)
+TEST_P(ContextTest, TwoThreadsTwoContextsOfOneModel) {
+  const std::vector<int32_t> pa = tokens(64, V_, 21), pb = tokens(100, V_, 22);
+  GreedyOptions g;
+  g.max_new = 12;
+  g.stop_at_eog = false;
+  auto run = [&](const std::vector<int32_t>& p, ThreadPool* pool) {
+    Context c(engine_, params(), pool);
+    c.prefill(p, nullptr);
+    GreedyRun r = c.greedy(g, nullptr);
+    r.rows = {c.logits()};
+    return r;
+  };
+  const GreedyRun ra = run(pa, nullptr), rb = run(pb, nullptr);
+  GreedyRun ta, tb;
+  ThreadPool pool_a(1), pool_b(1);
+  std::thread a([&] { ta = run(pa, &pool_a); });
+  std::thread b([&] { tb = run(pb, &pool_b); });
+  a.join();
+  b.join();
+  EXPECT_EQ(ta.tokens, ra.tokens);
+  EXPECT_EQ(tb.tokens, rb.tokens);
+  EXPECT_EQ(ta.rows, ra.rows);
+  EXPECT_EQ(tb.rows, rb.rows);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, ContextTest, ::testing::Values("default", "tiny"));
+
+#if !defined(__SANITIZE_ADDRESS__)
+// The weights are held once: 8 contexts cost their KV bytes, not 8 models.
+TEST(ContextMemory, EightContextsShareTheWeights) {
+  const std::shared_ptr<Engine> e = load_engine("default");
+  if (!e) GTEST_SKIP() << "default model not found";
+  const std::vector<int32_t> p = tokens(200, e->model().config().n_vocab, 5);
+  ContextParams cp;
+  cp.n_ctx = 1024;
+  std::vector<std::unique_ptr<Context>> ctxs;
+  ctxs.push_back(std::make_unique<Context>(e, cp));
+  ctxs[0]->prefill(p, nullptr);
+  release_free_memory();
+  const double rss1 = (double)current_rss_bytes();
+  const double kv1 = (double)ctxs[0]->resident_bytes();
+  for (int i = 1; i < 8; ++i) {
+    ctxs.push_back(std::make_unique<Context>(e, cp));
+    ctxs.back()->prefill(p, nullptr);
+  }
+  const double rss8 = (double)current_rss_bytes();
+  EXPECT_LE(rss8, 1.10 * (rss1 + 7 * kv1)) << "rss1 " << rss1 / 1048576 << " MiB, kv per context "
+                                           << kv1 / 1048576 << " MiB, rss8 " << rss8 / 1048576;
+}
+#endif
+
+}  // namespace
+}  // namespace glimpse
