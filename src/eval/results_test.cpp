@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -130,6 +131,29 @@ TEST(EvalResults, ModelFingerprint) {
   std::ofstream(b, std::ios::binary | std::ios::trunc) << "tiny";
   EXPECT_NE(model_fingerprint(b.string()), "");
   EXPECT_THROW(model_fingerprint((t.path() / "missing").string()), Error);
+}
+
+TEST(EvalResults, ModelFingerprintIsPinned) {
+  // Result caches are keyed by this string: the values must never change. Sizes: under one
+  // MiB (head only), a tail shorter than a MiB, and head + last MiB.
+  TempDir t("fp-pin");
+  const fs::path f = t.path() / "f.bin";
+  auto fp = [&](uint64_t n) {
+    std::string s(n, 0);
+    for (uint64_t i = 0; i < n; ++i) s[i] = (char)((i * 131 + i / 7) & 0xff);
+    std::ofstream(f, std::ios::binary | std::ios::trunc) << s;
+    return model_fingerprint(f.string());
+  };
+  EXPECT_EQ(fp(100), "100-9a30a29d74e87011");
+  EXPECT_EQ(fp((1 << 20) + 300), "1048876-4bb78b67a7403f25");
+  EXPECT_EQ(fp(3 << 20), "3145728-10879d2307ea98c9");
+  // The default model, as recorded in docs/results/*/config.json.
+  const char* env = std::getenv("GLIMPSE_MODEL");
+  const std::string model =
+      env && *env ? env : std::string(GLIMPSE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  if (!fs::exists(model) || fs::file_size(model) != 98362432)
+    GTEST_SKIP() << "default model (SmolLM2-135M-Instruct.Q4_1) not present";
+  EXPECT_EQ(model_fingerprint(model), "98362432-ce3325056c8d7fcb");
 }
 
 TEST(EvalProgress, RenderAndDurations) {
