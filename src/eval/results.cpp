@@ -6,10 +6,10 @@
 #include <filesystem>
 #include <sstream>
 
-#include "eval/rng.h"
 #include "eval/svg_plot.h"
 #include "eval/tables.h"
 #include "util/error.h"
+#include "util/hash.h"
 
 namespace glimpse::eval {
 namespace fs = std::filesystem;

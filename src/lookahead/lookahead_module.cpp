@@ -8,6 +8,7 @@
 #include "gguf/gguf_writer.h"
 #include "model/model.h"
 #include "util/error.h"
+#include "util/hash.h"
 
 namespace glimpse {
 
@@ -35,23 +36,6 @@ bool slot_active(int layer, int slot, int n_layer) {
   return layer < n_layer - 1 || slot == (int)LoraSlot::Q || slot == (int)LoraSlot::K;
 }
 
-// FNV-1a over bytes, then a final avalanche (splitmix64).
-struct Hasher {
-  uint64_t h = 0xcbf29ce484222325ull;
-  void bytes(const void* p, size_t n) {
-    const uint8_t* b = (const uint8_t*)p;
-    for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 0x100000001b3ull;
-  }
-  template <typename T>
-  void value(T v) { bytes(&v, sizeof v); }
-  uint64_t done() const {
-    uint64_t z = h + 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-};
-
 std::string key(const char* k) { return std::string("lookahead.") + k; }
 
 }  // namespace
@@ -62,7 +46,7 @@ const char* lora_slot_name(int slot) {
 }
 
 uint64_t model_fingerprint(const Model& m) {
-  Hasher h;
+  Fnv1a h;
   for (const GgufTensor& t : m.gguf().tensors()) {
     h.bytes(t.name.data(), t.name.size());
     h.value((uint32_t)t.type);
@@ -72,7 +56,7 @@ uint64_t model_fingerprint(const Model& m) {
     h.bytes(t.data + t.nbytes / 2 - std::min(t.nbytes / 2, n / 2), n);
     h.bytes(t.data + t.nbytes - n, n);
   }
-  return h.done();
+  return h.digest();
 }
 
 LookaheadBaseInfo lookahead_base_info(const Model& m) {

@@ -21,6 +21,7 @@
 #include "lookahead/lookahead_backward.h"
 #include "runtime/session.h"
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/timer.h"
 
 namespace glimpse {
@@ -47,15 +48,15 @@ struct SampleHeader {
 };
 static_assert(sizeof(SampleHeader) == 64);
 
+// Key of a sample (its file name): FNV-1a seeded with the weights fingerprint over the
+// answer length, the prompt length and the tokens, each as 8 bytes. Plain FNV state (no
+// finaliser): existing sample files are named by it.
 uint64_t hash_tokens(uint64_t fingerprint, const std::vector<int32_t>& t, int answer_len) {
-  uint64_t h = 0xcbf29ce484222325ull ^ fingerprint;
-  auto mix = [&](uint64_t v) {
-    for (int i = 0; i < 8; ++i) h = (h ^ ((v >> (8 * i)) & 0xff)) * 0x100000001b3ull;
-  };
-  mix((uint64_t)answer_len);
-  mix(t.size());
-  for (int32_t x : t) mix((uint32_t)x);
-  return h;
+  Fnv1a h(kFnvOffset ^ fingerprint);
+  h.value((uint64_t)answer_len);
+  h.value((uint64_t)t.size());
+  for (int32_t x : t) h.value((uint64_t)(uint32_t)x);
+  return h.state();
 }
 
 // Writes bytes to path atomically (temporary file + rename).
