@@ -131,7 +131,7 @@ void ResultCache::put(const CacheKey& key, const nlohmann::json& result) {
   map_[key.str()] = result;
 }
 
-std::string model_fingerprint(const std::string& path) {
+std::string file_fingerprint(const std::string& path) {
   std::error_code ec;
   const uint64_t size = fs::file_size(path, ec);
   if (ec) fail("cannot read model file {}: {}", path, ec.message());

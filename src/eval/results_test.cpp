@@ -123,14 +123,14 @@ TEST(EvalResults, ModelFingerprint) {
   std::string big(3 << 20, 'x');
   std::ofstream(a, std::ios::binary) << big;
   std::ofstream(b, std::ios::binary) << big;
-  EXPECT_EQ(model_fingerprint(a.string()), model_fingerprint(b.string()));
-  EXPECT_EQ(model_fingerprint(a.string()).rfind(std::to_string(big.size()) + "-", 0), 0u);
+  EXPECT_EQ(file_fingerprint(a.string()), file_fingerprint(b.string()));
+  EXPECT_EQ(file_fingerprint(a.string()).rfind(std::to_string(big.size()) + "-", 0), 0u);
   big[big.size() - 10] = 'y';  // the tail is hashed
   std::ofstream(b, std::ios::binary | std::ios::trunc) << big;
-  EXPECT_NE(model_fingerprint(a.string()), model_fingerprint(b.string()));
+  EXPECT_NE(file_fingerprint(a.string()), file_fingerprint(b.string()));
   std::ofstream(b, std::ios::binary | std::ios::trunc) << "tiny";
-  EXPECT_NE(model_fingerprint(b.string()), "");
-  EXPECT_THROW(model_fingerprint((t.path() / "missing").string()), Error);
+  EXPECT_NE(file_fingerprint(b.string()), "");
+  EXPECT_THROW(file_fingerprint((t.path() / "missing").string()), Error);
 }
 
 TEST(EvalResults, ModelFingerprintIsPinned) {
@@ -142,7 +142,7 @@ TEST(EvalResults, ModelFingerprintIsPinned) {
     std::string s(n, 0);
     for (uint64_t i = 0; i < n; ++i) s[i] = (char)((i * 131 + i / 7) & 0xff);
     std::ofstream(f, std::ios::binary | std::ios::trunc) << s;
-    return model_fingerprint(f.string());
+    return file_fingerprint(f.string());
   };
   EXPECT_EQ(fp(100), "100-9a30a29d74e87011");
   EXPECT_EQ(fp((1 << 20) + 300), "1048876-4bb78b67a7403f25");
@@ -153,7 +153,7 @@ TEST(EvalResults, ModelFingerprintIsPinned) {
       env && *env ? env : std::string(GLIMPSE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
   if (!fs::exists(model) || fs::file_size(model) != 98362432)
     GTEST_SKIP() << "default model (SmolLM2-135M-Instruct.Q4_1) not present";
-  EXPECT_EQ(model_fingerprint(model), "98362432-ce3325056c8d7fcb");
+  EXPECT_EQ(file_fingerprint(model), "98362432-ce3325056c8d7fcb");
 }
 
 TEST(EvalProgress, RenderAndDurations) {

@@ -45,7 +45,7 @@ const char* lora_slot_name(int slot) {
   return slot >= 0 && slot < kLoraSlots ? names[slot] : "?";
 }
 
-uint64_t model_fingerprint(const Model& m) {
+uint64_t weights_fingerprint(const Model& m) {
   Fnv1a h;
   for (const GgufTensor& t : m.gguf().tensors()) {
     h.bytes(t.name.data(), t.name.size());
@@ -70,7 +70,7 @@ LookaheadBaseInfo lookahead_base_info(const Model& m) {
   b.head_dim = c.head_dim;
   b.n_ff = c.n_ff;
   b.n_vocab = c.n_vocab;
-  b.fingerprint = model_fingerprint(m);
+  b.fingerprint = weights_fingerprint(m);
   return b;
 }
 

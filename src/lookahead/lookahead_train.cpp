@@ -118,7 +118,7 @@ struct Prompt {
 std::vector<Prompt> read_prompts(Session& s, const LookaheadTrainOptions& o, int& skipped) {
   std::ifstream in(o.prompts_path);
   if (!in) fail("cannot read '{}': {}", o.prompts_path, std::strerror(errno));
-  const uint64_t fp = model_fingerprint(s.model());
+  const uint64_t fp = weights_fingerprint(s.model());
   const int64_t limit = o.max_prompt > 0 ? o.max_prompt : (int64_t)s.n_ctx() - o.answer_len;
   std::vector<Prompt> out;
   std::string line;
@@ -291,7 +291,7 @@ LookaheadSampleTimes make_lookahead_sample(Session& s, const std::vector<int32_t
   sw.reset();
   SampleHeader h{};
   std::memcpy(h.magic, kSampleMagic, 8);
-  h.fingerprint = model_fingerprint(m);
+  h.fingerprint = weights_fingerprint(m);
   h.key = hash_tokens(h.fingerprint, tokens, answer_len);
   h.n_layer = c.n_layer;
   h.n_kv_head = c.n_kv_head;
@@ -326,7 +326,7 @@ LookaheadSampleFile read_lookahead_sample(const std::string& path, const Model& 
   SampleHeader h;
   read_exact(in, &h, sizeof h, path);
   if (std::memcmp(h.magic, kSampleMagic, 8)) fail("{}: not a lookahead sample file", path);
-  if (h.fingerprint != model_fingerprint(m) || h.n_layer != c.n_layer ||
+  if (h.fingerprint != weights_fingerprint(m) || h.n_layer != c.n_layer ||
       h.n_kv_head != c.n_kv_head || h.head_dim != c.head_dim || h.n_head != c.n_head)
     fail("{}: sample made with another model", path);
   if (h.n_prompt < 1 || h.n_prompt > (1 << 24)) fail("{}: bad prompt length", path);

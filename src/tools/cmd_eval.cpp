@@ -105,7 +105,7 @@ int cmd_eval(int argc, char** argv, int first) {
   const std::string model_path = sp.model_path.empty() ? default_model_path() : sp.model_path;
   // Results with a non-default KV cache type (-ctk/-ctv) are cached under their own key.
   const bool f16_kv = sp.type_k == KvType::F16 && sp.type_v == KvType::F16;
-  const std::string fp = eval::model_fingerprint(model_path) +
+  const std::string fp = eval::file_fingerprint(model_path) +
                          (f16_kv ? "" : fmt::format("/k-{}/v-{}", kv_type_name(sp.type_k),
                                                     kv_type_name(sp.type_v)));
   eval::RunDir dir(out_dir);
@@ -142,7 +142,7 @@ int cmd_eval(int argc, char** argv, int first) {
   std::string lookahead_fp;
   if (std::find(policies.begin(), policies.end(), "lookahead") != policies.end()) {
     const std::string module = resolve_lookahead_module_path(model_path, kv.lookahead_module);
-    const std::string module_fp = eval::model_fingerprint(module);
+    const std::string module_fp = eval::file_fingerprint(module);
     lookahead_fp = fp + "+lookahead:" + module_fp;
     config["lookahead_module"] = module;
     config["lookahead_module_fingerprint"] = module_fp;
