@@ -1,5 +1,5 @@
 // Run directory files, the resumable result cache (including a cut-off last line), the
-// model fingerprint and the progress bar.
+// file fingerprint.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -8,7 +8,6 @@
 #include <fstream>
 #include <sstream>
 
-#include "eval/progress.h"
 #include "eval/results.h"
 #include "eval/tables.h"
 #include "util/error.h"
@@ -154,57 +153,6 @@ TEST(EvalResults, ModelFingerprintIsPinned) {
   if (!fs::exists(model) || fs::file_size(model) != 98362432)
     GTEST_SKIP() << "default model (SmolLM2-135M-Instruct.Q4_1) not present";
   EXPECT_EQ(file_fingerprint(model), "98362432-ce3325056c8d7fcb");
-}
-
-TEST(EvalProgress, RenderAndDurations) {
-  EXPECT_EQ(ProgressBar::format_duration(0), "0:00");
-  EXPECT_EQ(ProgressBar::format_duration(65.4), "1:05");
-  EXPECT_EQ(ProgressBar::format_duration(3725), "1:02:05");
-  EXPECT_EQ(ProgressBar::format_duration(-1), "--:--");
-  ProgressBar p(200, "eval", nullptr, 0);
-  const std::string line = p.render(50, 10);
-  EXPECT_NE(line.find(" 50/200"), std::string::npos) << line;
-  EXPECT_NE(line.find("25.0%"), std::string::npos) << line;
-  EXPECT_NE(line.find("elapsed 0:10"), std::string::npos) << line;
-  EXPECT_NE(line.find("eta 0:30"), std::string::npos) << line;
-  EXPECT_NE(line.find("[######.................."), std::string::npos) << line;
-  EXPECT_NE(p.render(0, 1).find("eta --:--"), std::string::npos);
-  p.set_status("vt 4096");
-  EXPECT_NE(p.render(200, 9).find("100.0%  elapsed 0:09  eta 0:00  vt 4096"), std::string::npos);
-}
-
-TEST(EvalProgress, LineModePrintsEveryFivePercent) {
-  std::FILE* f = std::tmpfile();
-  ASSERT_NE(f, nullptr);
-  {
-    ProgressBar p(1000, "eval", f, /*tty=*/0);
-    for (int i = 0; i < 1000; ++i) p.add();
-  }
-  std::rewind(f);
-  std::string out;
-  for (int c; (c = std::fgetc(f)) != EOF;) out += (char)c;
-  std::fclose(f);
-  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 21);  // 0%, 5%, ..., 100%
-  EXPECT_EQ(out.find('\r'), std::string::npos);
-  EXPECT_NE(out.find("1000/1000"), std::string::npos);
-}
-
-TEST(EvalProgress, TtyModeRedrawsInPlace) {
-  std::FILE* f = std::tmpfile();
-  ASSERT_NE(f, nullptr);
-  {
-    ProgressBar p(3, "eval", f, /*tty=*/1);
-    p.add();
-    p.add();
-    p.add();
-  }
-  std::rewind(f);
-  std::string out;
-  for (int c; (c = std::fgetc(f)) != EOF;) out += (char)c;
-  std::fclose(f);
-  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1);  // only the final newline
-  EXPECT_GE(std::count(out.begin(), out.end(), '\r'), 2);
-  EXPECT_NE(out.find("3/3"), std::string::npos);
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include "runtime/session.h"
 #include "util/error.h"
 #include "util/hash.h"
+#include "util/progress.h"
 #include "util/timer.h"
 
 namespace glimpse {
@@ -91,23 +92,9 @@ void read_exact(std::ifstream& in, void* p, size_t n, const std::string& path) {
   if (!in.read((char*)p, (std::streamsize)n)) fail("{}: file is truncated", path);
 }
 
-std::string format_duration(double s) {
-  if (!std::isfinite(s) || s < 0) return "?";
-  const long t = (long)std::llround(s);
-  if (t >= 3600) return fmt::format("{}h{:02d}m", t / 3600, (int)(t % 3600 / 60));
-  if (t >= 60) return fmt::format("{}m{:02d}s", t / 60, (int)(t % 60));
-  return fmt::format("{}s", t);
-}
-
+// The status line of a phase, redrawn in place (util/progress.h).
 void progress_line(bool on, const std::string& text) {
-  if (!on) return;
-  std::fprintf(stderr, "\r%s\033[K", text.c_str());
-  std::fflush(stderr);
-}
-
-std::string bar(double frac, int width = 24) {
-  const int n = std::clamp((int)(frac * width), 0, width);
-  return "[" + std::string(n, '#') + std::string(width - n, '.') + "]";
+  if (on) redraw_line(stderr, text);
 }
 
 struct Prompt {
@@ -396,8 +383,8 @@ std::vector<Prompt> prepare_samples(Session& s, const LookaheadTrainOptions& o,
       }
       const double per = done ? sw.ms() / 1000.0 / done : 0;
       progress_line(o.progress, fmt::format("preparing {} {}/{} | {:.1f} s/sample | ETA {}",
-                                            bar((double)(i + 1) / prompts.size()), i + 1,
-                                            prompts.size(), per, format_duration(per * left)));
+                                            progress_bar((double)(i + 1) / prompts.size()), i + 1,
+                                            prompts.size(), per, format_compact_duration(per * left)));
     }
     if (o.progress) std::fputc('\n', stderr);
     rep.n_prepared = done;
@@ -446,8 +433,9 @@ LookaheadEvalReport evaluate_lookahead(Session& s, const LookaheadTrainOptions& 
       kept_best += top_mass(g);
       ++rows;
     }
-    progress_line(o.progress, fmt::format("evaluating {} {}/{}", bar((double)(i + 1) / prompts.size()),
-                                          i + 1, prompts.size()));
+    progress_line(o.progress, fmt::format("evaluating {} {}/{}",
+                                          progress_bar((double)(i + 1) / prompts.size()), i + 1,
+                                          prompts.size()));
   }
   if (o.progress) std::fputc('\n', stderr);
   ev.mean_loss = loss / (double)prompts.size();
@@ -552,8 +540,8 @@ LookaheadTrainReport train_lookahead(Session& s, const LookaheadTrainOptions& o)
     const double per = total.ms() / 1000.0 / steps_this_run;
     progress_line(o.progress,
                   fmt::format("step {}/{} {} loss {:.4f} lr {:.2e} | {:.2f} s/step | ETA {}", t,
-                              o.steps, bar((double)t / o.steps), st.running, lr, per,
-                              format_duration(per * (o.steps - t))));
+                              o.steps, progress_bar((double)t / o.steps), st.running, lr, per,
+                              format_compact_duration(per * (o.steps - t))));
     if (g_stop.load()) {
       if (o.progress) std::fprintf(stderr, "\nstopped by a signal after step %d (checkpoint saved)", t);
       break;

@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <set>
 
-#include "eval/progress.h"
 #include "eval/report.h"
 #include "eval/results.h"
 #include "eval/runner.h"
@@ -16,6 +15,7 @@
 #include "eval/text_corpus.h"
 #include "tools/commands.h"
 #include "util/error.h"
+#include "util/progress.h"
 #include "util/timer.h"
 
 namespace glimpse {
@@ -153,7 +153,7 @@ int cmd_eval(int argc, char** argv, int first) {
   };
   dir.write_config(config);
   if (!report_only) {
-    eval::ProgressBar bar((int64_t)jobs.size(), "eval");
+    ProgressBar bar((int64_t)jobs.size(), "eval");
     for (const Job& j : jobs) {
       bar.set_status(fmt::format("{} {} #{}", j.task, j.length, j.seed));
       auto done = [&](const std::string& pol, int64_t b) { return cache.contains(key(j, pol, b)); };
