@@ -193,11 +193,7 @@ void LookaheadModule::save(const std::string& path) const {
       w.add_tensor(p + ".lora_a", GgmlType::F32, {a.in, hyper_.rank}, a.A.data(), a.A.size() * 4);
       w.add_tensor(p + ".lora_b", GgmlType::F32, {hyper_.rank, a.out}, a.B.data(), a.B.size() * 4);
     }
-  // Write to a temporary name and rename, so an interrupted save never leaves a torn file.
-  const std::string tmp = path + ".tmp";
-  w.write_file(tmp);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    fail("cannot rename '{}' to '{}': {}", tmp, path, std::strerror(errno));
+  w.write_file(path);  // atomic: an interrupted save never leaves a torn file
 }
 
 LookaheadModule LookaheadModule::load(const std::string& path) {

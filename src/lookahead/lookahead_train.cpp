@@ -20,6 +20,7 @@
 #include "kv/policy_util.h"
 #include "lookahead/lookahead_backward.h"
 #include "runtime/session.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/hash.h"
 #include "util/progress.h"
@@ -59,34 +60,6 @@ uint64_t hash_tokens(uint64_t fingerprint, const std::vector<int32_t>& t, int an
   for (int32_t x : t) h.value((uint64_t)(uint32_t)x);
   return h.state();
 }
-
-// Writes bytes to path atomically (temporary file + rename).
-class AtomicFile {
- public:
-  explicit AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp") {
-    f_ = std::fopen(tmp_.c_str(), "wb");
-    if (!f_) fail("cannot write '{}': {}", tmp_, std::strerror(errno));
-  }
-  ~AtomicFile() {
-    if (f_) {
-      std::fclose(f_);
-      std::remove(tmp_.c_str());
-    }
-  }
-  void write(const void* p, size_t n) {
-    if (n && std::fwrite(p, 1, n, f_) != n) fail("cannot write '{}': {}", tmp_, std::strerror(errno));
-  }
-  void commit() {
-    const bool ok = std::fflush(f_) == 0 && std::fclose(f_) == 0;
-    f_ = nullptr;
-    if (!ok || std::rename(tmp_.c_str(), path_.c_str()) != 0)
-      fail("cannot write '{}': {}", path_, std::strerror(errno));
-  }
-
- private:
-  std::string path_, tmp_;
-  FILE* f_ = nullptr;
-};
 
 void read_exact(std::ifstream& in, void* p, size_t n, const std::string& path) {
   if (!in.read((char*)p, (std::streamsize)n)) fail("{}: file is truncated", path);
@@ -218,7 +191,7 @@ void trim_log(const std::string& path, int step) {
     }
   }
   in.close();
-  std::ofstream(path, std::ios::trunc) << kept;
+  write_file_atomic(path, kept.data(), kept.size());
 }
 
 }  // namespace
