@@ -87,6 +87,7 @@ int cmd_eval(int argc, char** argv, int first) {
           [&] { report_only = true; });
   add_kv_args(ap, kv);
   if (!ap.parse(argc, argv, first)) return 0;
+  validate_policy_settings(kv);
 
   const Preset pr = preset(preset_name);
   if (tasks.empty()) tasks = pr.tasks;
