@@ -6,10 +6,10 @@
 #include <filesystem>
 #include <sstream>
 
-#include "eval/rng.h"
 #include "eval/svg_plot.h"
 #include "eval/tables.h"
 #include "util/error.h"
+#include "util/hash.h"
 
 namespace glimpse::eval {
 namespace fs = std::filesystem;
@@ -131,7 +131,7 @@ void ResultCache::put(const CacheKey& key, const nlohmann::json& result) {
   map_[key.str()] = result;
 }
 
-std::string model_fingerprint(const std::string& path) {
+std::string file_fingerprint(const std::string& path) {
   std::error_code ec;
   const uint64_t size = fs::file_size(path, ec);
   if (ec) fail("cannot read model file {}: {}", path, ec.message());

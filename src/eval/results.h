@@ -57,7 +57,7 @@ struct CacheKey {
   uint64_t seed = 0;
   std::string policy;  // e.g. "full", "snapkv"
   int64_t budget = 0;  // KV entries kept per head (0 for the full cache)
-  std::string model;   // model_fingerprint()
+  std::string model;   // file_fingerprint() of the model file
 
   std::string str() const;  // "task|length|seed|policy|budget|model"
   nlohmann::json to_json() const;
@@ -87,9 +87,11 @@ class ResultCache {
   std::ofstream out_;
 };
 
-// Identity of a model file for cache keys, without hashing gigabytes: its size and an
-// FNV-1a hash of its first and last MiB, as "<size>-<16 hex digits>". Throws Error if the
-// file cannot be read.
-std::string model_fingerprint(const std::string& path);
+// Identity of a file (a model, a LookaheadKV module) for cache keys, without hashing
+// gigabytes: its size and an FNV-1a hash (util/hash.h) of the decimal size, the first MiB
+// and the last MiB after it, as "<size>-<16 hex digits>". Stored in result caches, so the
+// value is fixed. Not lookahead's weights_fingerprint(), which hashes the parsed tensors.
+// Throws Error if the file cannot be read.
+std::string file_fingerprint(const std::string& path);
 
 }  // namespace glimpse::eval

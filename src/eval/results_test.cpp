@@ -1,13 +1,13 @@
 // Run directory files, the resumable result cache (including a cut-off last line), the
-// model fingerprint and the progress bar.
+// file fingerprint.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include "eval/progress.h"
 #include "eval/results.h"
 #include "eval/tables.h"
 #include "util/error.h"
@@ -122,65 +122,37 @@ TEST(EvalResults, ModelFingerprint) {
   std::string big(3 << 20, 'x');
   std::ofstream(a, std::ios::binary) << big;
   std::ofstream(b, std::ios::binary) << big;
-  EXPECT_EQ(model_fingerprint(a.string()), model_fingerprint(b.string()));
-  EXPECT_EQ(model_fingerprint(a.string()).rfind(std::to_string(big.size()) + "-", 0), 0u);
+  EXPECT_EQ(file_fingerprint(a.string()), file_fingerprint(b.string()));
+  EXPECT_EQ(file_fingerprint(a.string()).rfind(std::to_string(big.size()) + "-", 0), 0u);
   big[big.size() - 10] = 'y';  // the tail is hashed
   std::ofstream(b, std::ios::binary | std::ios::trunc) << big;
-  EXPECT_NE(model_fingerprint(a.string()), model_fingerprint(b.string()));
+  EXPECT_NE(file_fingerprint(a.string()), file_fingerprint(b.string()));
   std::ofstream(b, std::ios::binary | std::ios::trunc) << "tiny";
-  EXPECT_NE(model_fingerprint(b.string()), "");
-  EXPECT_THROW(model_fingerprint((t.path() / "missing").string()), Error);
+  EXPECT_NE(file_fingerprint(b.string()), "");
+  EXPECT_THROW(file_fingerprint((t.path() / "missing").string()), Error);
 }
 
-TEST(EvalProgress, RenderAndDurations) {
-  EXPECT_EQ(ProgressBar::format_duration(0), "0:00");
-  EXPECT_EQ(ProgressBar::format_duration(65.4), "1:05");
-  EXPECT_EQ(ProgressBar::format_duration(3725), "1:02:05");
-  EXPECT_EQ(ProgressBar::format_duration(-1), "--:--");
-  ProgressBar p(200, "eval", nullptr, 0);
-  const std::string line = p.render(50, 10);
-  EXPECT_NE(line.find(" 50/200"), std::string::npos) << line;
-  EXPECT_NE(line.find("25.0%"), std::string::npos) << line;
-  EXPECT_NE(line.find("elapsed 0:10"), std::string::npos) << line;
-  EXPECT_NE(line.find("eta 0:30"), std::string::npos) << line;
-  EXPECT_NE(line.find("[######.................."), std::string::npos) << line;
-  EXPECT_NE(p.render(0, 1).find("eta --:--"), std::string::npos);
-  p.set_status("vt 4096");
-  EXPECT_NE(p.render(200, 9).find("100.0%  elapsed 0:09  eta 0:00  vt 4096"), std::string::npos);
-}
-
-TEST(EvalProgress, LineModePrintsEveryFivePercent) {
-  std::FILE* f = std::tmpfile();
-  ASSERT_NE(f, nullptr);
-  {
-    ProgressBar p(1000, "eval", f, /*tty=*/0);
-    for (int i = 0; i < 1000; ++i) p.add();
-  }
-  std::rewind(f);
-  std::string out;
-  for (int c; (c = std::fgetc(f)) != EOF;) out += (char)c;
-  std::fclose(f);
-  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 21);  // 0%, 5%, ..., 100%
-  EXPECT_EQ(out.find('\r'), std::string::npos);
-  EXPECT_NE(out.find("1000/1000"), std::string::npos);
-}
-
-TEST(EvalProgress, TtyModeRedrawsInPlace) {
-  std::FILE* f = std::tmpfile();
-  ASSERT_NE(f, nullptr);
-  {
-    ProgressBar p(3, "eval", f, /*tty=*/1);
-    p.add();
-    p.add();
-    p.add();
-  }
-  std::rewind(f);
-  std::string out;
-  for (int c; (c = std::fgetc(f)) != EOF;) out += (char)c;
-  std::fclose(f);
-  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1);  // only the final newline
-  EXPECT_GE(std::count(out.begin(), out.end(), '\r'), 2);
-  EXPECT_NE(out.find("3/3"), std::string::npos);
+TEST(EvalResults, ModelFingerprintIsPinned) {
+  // Result caches are keyed by this string: the values must never change. Sizes: under one
+  // MiB (head only), a tail shorter than a MiB, and head + last MiB.
+  TempDir t("fp-pin");
+  const fs::path f = t.path() / "f.bin";
+  auto fp = [&](uint64_t n) {
+    std::string s(n, 0);
+    for (uint64_t i = 0; i < n; ++i) s[i] = (char)((i * 131 + i / 7) & 0xff);
+    std::ofstream(f, std::ios::binary | std::ios::trunc) << s;
+    return file_fingerprint(f.string());
+  };
+  EXPECT_EQ(fp(100), "100-9a30a29d74e87011");
+  EXPECT_EQ(fp((1 << 20) + 300), "1048876-4bb78b67a7403f25");
+  EXPECT_EQ(fp(3 << 20), "3145728-10879d2307ea98c9");
+  // The default model, as recorded in docs/results/*/config.json.
+  const char* env = std::getenv("GLIMPSE_MODEL");
+  const std::string model =
+      env && *env ? env : std::string(GLIMPSE_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  if (!fs::exists(model) || fs::file_size(model) != 98362432)
+    GTEST_SKIP() << "default model (SmolLM2-135M-Instruct.Q4_1) not present";
+  EXPECT_EQ(file_fingerprint(model), "98362432-ce3325056c8d7fcb");
 }
 
 }  // namespace

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "util/hash.h"
+
 namespace glimpse::eval {
 
 class Rng {
@@ -47,23 +49,10 @@ class Rng {
   std::mt19937_64 gen_;
 };
 
-// splitmix64 finaliser: spreads nearby integers over the whole 64-bit range.
-inline uint64_t mix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-// FNV-1a over bytes.
-inline uint64_t fnv1a(std::string_view s, uint64_t h = 0xCBF29CE484222325ull) {
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001B3ull;
-  return h;
-}
-
-// Seed of one sample: task name, target length and user seed all change it.
+// Seed of one sample: task name, target length and user seed all change it (fnv1a, mix64:
+// util/hash.h; result caches hold samples drawn from it, so the formula is fixed).
 inline uint64_t sample_seed(std::string_view task, int64_t target_tokens, uint64_t seed) {
-  return mix64(fnv1a(task) ^ mix64((uint64_t)target_tokens * 0x100000001B3ull ^ mix64(seed)));
+  return mix64(fnv1a(task) ^ mix64((uint64_t)target_tokens * kFnvPrime ^ mix64(seed)));
 }
 
 }  // namespace glimpse::eval

@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 
+#include "util/atomic_file.h"
 #include "util/error.h"
 
 namespace glimpse::eval {
@@ -292,10 +292,7 @@ std::string svg_bar_chart(const BarChart& b) {
 }
 
 void write_text_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) fail("cannot write {}", path);
-  out << text;
-  if (!out.flush()) fail("cannot write {}", path);
+  write_file_atomic(path, text.data(), text.size());
 }
 
 }  // namespace glimpse::eval

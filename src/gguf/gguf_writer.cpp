@@ -1,9 +1,8 @@
 #include "gguf/gguf_writer.h"
 
-#include <cstdio>
 #include <cstring>
 
-#include "util/error.h"
+#include "util/atomic_file.h"
 
 namespace glimpse {
 
@@ -99,12 +98,7 @@ std::vector<uint8_t> GgufWriter::bytes() const {
 
 void GgufWriter::write_file(const std::string& path) const {
   const std::vector<uint8_t> b = bytes();
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail("cannot write '{}': {}", tmp, std::strerror(errno));
-  const bool ok = std::fwrite(b.data(), 1, b.size(), f) == b.size();
-  if (std::fclose(f) != 0 || !ok) fail("cannot write '{}'", tmp);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename '{}' to '{}'", tmp, path);
+  write_file_atomic(path, b.data(), b.size());
 }
 
 }  // namespace glimpse

@@ -98,6 +98,10 @@ void softmax_accumulate(float* s, int64_t nv, float scale, QueryReduce reduce, f
 
 }  // namespace
 
+void score_rows(const float* const* q, int m, const float* kt, int64_t n_pad, int d, float* s) {
+  HWY_DYNAMIC_DISPATCH(ScoreRows)(q, m, kt, n_pad, d, s);
+}
+
 void accumulate_attention(const ScoreQuery* qs, int64_t n_q, KvType key_type, const void* keys,
                           int64_t n_keys, int d, float scale, QueryReduce reduce, float* acc,
                           int64_t acc_stride, int64_t n_cols) {
@@ -133,7 +137,7 @@ void accumulate_attention(const ScoreQuery* qs, int64_t n_q, KvType key_type, co
     const int m = (int)std::min<int64_t>(8, n_q - i0);
     const float* q[8];
     for (int i = 0; i < m; ++i) q[i] = qs[i0 + i].q;
-    HWY_DYNAMIC_DISPATCH(ScoreRows)(q, m, kt.data(), n_pad, d, s.data());
+    score_rows(q, m, kt.data(), n_pad, d, s.data());
     for (int i = 0; i < m; ++i) {
       const ScoreQuery& sq = qs[i0 + i];
       softmax_accumulate(s.data() + i * n_pad, sq.n_visible, scale, reduce,

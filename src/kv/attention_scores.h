@@ -34,6 +34,13 @@ void accumulate_attention(const ScoreQuery* qs, int64_t n_q, KvType key_type, co
                           int64_t n_keys, int d, float scale, QueryReduce reduce, float* acc,
                           int64_t acc_stride, int64_t n_cols);
 
+// The dot-product kernel under accumulate_attention, also used by the lookahead scoring
+// pass: s[i][j] = sum_c q[i][c] * kt[c][j] for i < m (m <= 8), j < n_pad. kt: [d][n_pad] (a
+// transposed key panel), s: [m][n_pad]. n_pad must be a multiple of the f32 vector width
+// (16 is one on every target); padding columns are computed like the others. Highway,
+// runtime dispatch; 8 register accumulators share each panel load.
+void score_rows(const float* const* q, int m, const float* kt, int64_t n_pad, int d, float* s);
+
 // Plain reference for tests: double precision, one query at a time.
 void accumulate_attention_ref(const ScoreQuery* qs, int64_t n_q, KvType key_type,
                               const void* keys, int64_t n_keys, int d, float scale,

@@ -77,9 +77,10 @@ std::vector<std::string> kv_policy_names() {
 
 void validate_policy_settings(const KvPolicySettings& s) {
   make_kv_policy(s.name);
+  // ratio: -1 = not given; else the fraction removed, so 1 (remove everything) is out.
+  if (s.ratio != -1 && !(s.ratio >= 0 && s.ratio < 1)) fail("--kv-ratio must be in [0, 1)");
   if (s.name == "none") return;
   if (s.budget < 0 && s.ratio < 0) fail("KV policy '{}' needs --kv-budget N or --kv-ratio R", s.name);
-  if (s.ratio > 1) fail("--kv-ratio must be in [0, 1]");
   if (s.pool_kernel > 1 && s.pool_kernel % 2 == 0) fail("--kv-pool-kernel must be odd");
   if (s.name == "lookahead" && !s.lookahead_module.empty() && !std::ifstream(s.lookahead_module))
     fail("cannot read LookaheadKV module '{}'", s.lookahead_module);
@@ -93,7 +94,6 @@ ResolvedPolicy resolve_policy(const KvPolicySettings& s, const PolicyDefaults& d
   if (s.budget >= 0) {
     r.budget = s.budget;
   } else if (s.ratio >= 0) {
-    if (s.ratio > 1) fail("--kv-ratio must be in [0, 1]");
     r.budget = (int64_t)std::llround((double)n_prompt * (1.0 - s.ratio));
   } else {
     fail("KV policy '{}' needs --kv-budget N or --kv-ratio R", s.name);
@@ -104,8 +104,8 @@ ResolvedPolicy resolve_policy(const KvPolicySettings& s, const PolicyDefaults& d
   const int64_t win = d.window_fills_budget && s.window < 0 ? r.budget - r.sinks
                       : (s.window >= 0 ? s.window : d.window);
   r.window = std::min(win, r.budget - r.sinks);
+  // Odd: a given kernel was checked by validate_policy_settings, defaults are odd.
   r.pool_kernel = s.pool_kernel >= 0 ? s.pool_kernel : d.pool_kernel;
-  if (r.pool_kernel > 1 && r.pool_kernel % 2 == 0) fail("--kv-pool-kernel must be odd");
   r.pool = s.pool.value_or(d.pool);
   r.allocation = d.allocation;
   return r;

@@ -160,8 +160,8 @@ void lookahead_backward(const Model& model, const KvCache& cache, const Lookahea
       }
     for (int t = 0; t < T; ++t) {
       const float* cst = cs.data() + (size_t)t * c.rope.n_rot;
-      rope_rows(c.rope, cst, dq.data() + (size_t)t * q_dim, H, d, true);
-      rope_rows(c.rope, cst, dk.data() + (size_t)t * kv_dim, KV, d, true);
+      rope_apply(c.rope, cst, dq.data() + (size_t)t * q_dim, H, d, /*inverse=*/true);
+      rope_apply(c.rope, cst, dk.data() + (size_t)t * kv_dim, KV, d, /*inverse=*/true);
     }
 
     // q, k, v projections of the attention-normed input, then the norm.

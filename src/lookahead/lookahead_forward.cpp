@@ -89,8 +89,8 @@ void lookahead_forward(const Model& model, const KvCache& cache, const Lookahead
     if (!last) linear(w.wv, w.bv, (int)LoraSlot::V, tr.xn1, tr.v);
     for (int t = 0; t < T; ++t) {
       const float* cst = cs.data() + (size_t)t * c.rope.n_rot;
-      rope_rows(c.rope, cst, tr.q.data() + (size_t)t * q_dim, H, d, false);
-      rope_rows(c.rope, cst, tr.k.data() + (size_t)t * kv_dim, KV, d, false);
+      rope_apply(c.rope, cst, tr.q.data() + (size_t)t * q_dim, H, d);
+      rope_apply(c.rope, cst, tr.k.data() + (size_t)t * kv_dim, KV, d);
     }
 
     // Per KV head: transposed keys (prompt from the cache, then the lookahead rows) and

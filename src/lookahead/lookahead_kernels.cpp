@@ -16,34 +16,6 @@ namespace glimpse {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// Register-blocked: 8 accumulators, one per query row, share each panel load.
-void LaScoreRows(const float* const* q, int m, const float* kt, int64_t n_pad, int d, float* s) {
-  const hn::ScalableTag<float> df;
-  const int64_t L = (int64_t)hn::Lanes(df);
-  for (int64_t j = 0; j < n_pad; j += L) {
-    auto a0 = hn::Zero(df), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-    for (int c = 0; c < d; ++c) {
-      const auto kv = hn::LoadU(df, kt + (size_t)c * n_pad + j);
-      a0 = hn::MulAdd(hn::Set(df, q[0][c]), kv, a0);
-      if (m > 1) a1 = hn::MulAdd(hn::Set(df, q[1][c]), kv, a1);
-      if (m > 2) a2 = hn::MulAdd(hn::Set(df, q[2][c]), kv, a2);
-      if (m > 3) a3 = hn::MulAdd(hn::Set(df, q[3][c]), kv, a3);
-      if (m > 4) a4 = hn::MulAdd(hn::Set(df, q[4][c]), kv, a4);
-      if (m > 5) a5 = hn::MulAdd(hn::Set(df, q[5][c]), kv, a5);
-      if (m > 6) a6 = hn::MulAdd(hn::Set(df, q[6][c]), kv, a6);
-      if (m > 7) a7 = hn::MulAdd(hn::Set(df, q[7][c]), kv, a7);
-    }
-    hn::StoreU(a0, df, s + j);
-    if (m > 1) hn::StoreU(a1, df, s + n_pad + j);
-    if (m > 2) hn::StoreU(a2, df, s + 2 * n_pad + j);
-    if (m > 3) hn::StoreU(a3, df, s + 3 * n_pad + j);
-    if (m > 4) hn::StoreU(a4, df, s + 4 * n_pad + j);
-    if (m > 5) hn::StoreU(a5, df, s + 5 * n_pad + j);
-    if (m > 6) hn::StoreU(a6, df, s + 6 * n_pad + j);
-    if (m > 7) hn::StoreU(a7, df, s + 7 * n_pad + j);
-  }
-}
-
 // One vector-wide column chunk of the output at a time, 8 row accumulators, streaming v.
 void LaPvRows(const float* const* p, int m, int64_t n, const float* v, int d, float* const* out) {
   const hn::ScalableTag<float> df;
@@ -135,7 +107,6 @@ HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 namespace glimpse::lookahead_detail {
-HWY_EXPORT(LaScoreRows);
 HWY_EXPORT(LaPvRows);
 HWY_EXPORT(LaAxpy);
 HWY_EXPORT(LaDot);
@@ -149,9 +120,6 @@ void softmax_row(double* x, int64_t n, double scale) {
   for (int64_t j = 0; j < n; ++j) x[j] /= sum;
 }
 
-void score_rows(const float* const* q, int m, const float* kt, int64_t n_pad, int d, float* s) {
-  HWY_DYNAMIC_DISPATCH(LaScoreRows)(q, m, kt, n_pad, d, s);
-}
 void score_rows(const double* const* q, int m, const double* kt, int64_t n_pad, int d, double* s) {
   for (int i = 0; i < m; ++i)
     for (int64_t j = 0; j < n_pad; ++j) {

@@ -1,21 +1,23 @@
 // Inner loops of the lookahead forward and backward passes. The float overloads run Highway
 // kernels (runtime dispatch); the double overloads are plain loops used by the gradient
-// check, which runs the same templated pass in double precision.
+// check, which runs the same templated pass in double precision. The float score rows are
+// the KV scoring kernel itself (kv/attention_scores.h).
 #pragma once
 
 #include <cstdint>
 
+#include "kv/attention_scores.h"
 #include "ops/kv_types.h"
 
 namespace glimpse::lookahead_detail {
 
-// Column padding of key panels: a multiple of every vector width.
+// Column padding of key panels: a multiple of every vector width (as score_rows needs).
 constexpr int64_t kPanelPad = 16;
 inline int64_t padded(int64_t n) { return (n + kPanelPad - 1) / kPanelPad * kPanelPad; }
 
 // s[i][j] = sum_c q[i][c] * kt[c][j] for i < m (m <= 8), j < n_pad.
-// kt: [d][n_pad] (a transposed key or value panel), s: [m][n_pad].
-void score_rows(const float* const* q, int m, const float* kt, int64_t n_pad, int d, float* s);
+// kt: [d][n_pad] (a transposed key or value panel), s: [m][n_pad]. Float: glimpse::score_rows.
+using glimpse::score_rows;
 void score_rows(const double* const* q, int m, const double* kt, int64_t n_pad, int d, double* s);
 
 // out[i][c] += sum_{j < n} p[i][j] * v[j][c] for i < m (m <= 8). v: [n][d] row-major.

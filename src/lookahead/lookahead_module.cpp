@@ -8,6 +8,7 @@
 #include "gguf/gguf_writer.h"
 #include "model/model.h"
 #include "util/error.h"
+#include "util/hash.h"
 
 namespace glimpse {
 
@@ -35,23 +36,6 @@ bool slot_active(int layer, int slot, int n_layer) {
   return layer < n_layer - 1 || slot == (int)LoraSlot::Q || slot == (int)LoraSlot::K;
 }
 
-// FNV-1a over bytes, then a final avalanche (splitmix64).
-struct Hasher {
-  uint64_t h = 0xcbf29ce484222325ull;
-  void bytes(const void* p, size_t n) {
-    const uint8_t* b = (const uint8_t*)p;
-    for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 0x100000001b3ull;
-  }
-  template <typename T>
-  void value(T v) { bytes(&v, sizeof v); }
-  uint64_t done() const {
-    uint64_t z = h + 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-};
-
 std::string key(const char* k) { return std::string("lookahead.") + k; }
 
 }  // namespace
@@ -61,8 +45,8 @@ const char* lora_slot_name(int slot) {
   return slot >= 0 && slot < kLoraSlots ? names[slot] : "?";
 }
 
-uint64_t model_fingerprint(const Model& m) {
-  Hasher h;
+uint64_t weights_fingerprint(const Model& m) {
+  Fnv1a h;
   for (const GgufTensor& t : m.gguf().tensors()) {
     h.bytes(t.name.data(), t.name.size());
     h.value((uint32_t)t.type);
@@ -72,7 +56,7 @@ uint64_t model_fingerprint(const Model& m) {
     h.bytes(t.data + t.nbytes / 2 - std::min(t.nbytes / 2, n / 2), n);
     h.bytes(t.data + t.nbytes - n, n);
   }
-  return h.done();
+  return h.digest();
 }
 
 LookaheadBaseInfo lookahead_base_info(const Model& m) {
@@ -86,7 +70,7 @@ LookaheadBaseInfo lookahead_base_info(const Model& m) {
   b.head_dim = c.head_dim;
   b.n_ff = c.n_ff;
   b.n_vocab = c.n_vocab;
-  b.fingerprint = model_fingerprint(m);
+  b.fingerprint = weights_fingerprint(m);
   return b;
 }
 
@@ -209,11 +193,7 @@ void LookaheadModule::save(const std::string& path) const {
       w.add_tensor(p + ".lora_a", GgmlType::F32, {a.in, hyper_.rank}, a.A.data(), a.A.size() * 4);
       w.add_tensor(p + ".lora_b", GgmlType::F32, {hyper_.rank, a.out}, a.B.data(), a.B.size() * 4);
     }
-  // Write to a temporary name and rename, so an interrupted save never leaves a torn file.
-  const std::string tmp = path + ".tmp";
-  w.write_file(tmp);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    fail("cannot rename '{}' to '{}': {}", tmp, path, std::strerror(errno));
+  w.write_file(path);  // atomic: an interrupted save never leaves a torn file
 }
 
 LookaheadModule LookaheadModule::load(const std::string& path) {

@@ -40,9 +40,12 @@ struct LookaheadBaseInfo {
   uint64_t fingerprint = 0;
 };
 
-// 64-bit hash of a model file's tensors: names, types, shapes and up to 3 x 64 bytes of each
-// tensor's data (start, middle, end). Cheap (no full read) and deterministic.
-uint64_t model_fingerprint(const Model& m);
+// 64-bit hash of a model's weights as loaded: per tensor its name, type, shape and up to
+// 3 x 64 bytes of data (start, middle, end), through Fnv1a + mix64 (util/hash.h). Cheap (no
+// full read) and deterministic; stored as base.fingerprint in module files (the shipped
+// ones too) and in sample files, so the value is fixed. Unlike eval's file_fingerprint() it
+// ignores the metadata.
+uint64_t weights_fingerprint(const Model& m);
 LookaheadBaseInfo lookahead_base_info(const Model& m);
 
 struct LookaheadHyper {

@@ -142,24 +142,6 @@ void rms_norm_row_backward(const Real* x, const float* w, Real rinv, const Real*
   for (int64_t i = 0; i < n; ++i) dx[i] += rinv * (Real)w[i] * dy[i] - x[i] * c;
 }
 
-// RoPE on [n_heads][head_dim] with the (cos, sin) pairs of one position; inverse = the
-// transposed rotation, which is also the backward pass.
-template <typename Real>
-void rope_rows(const RopeParams& p, const float* cs, Real* x, int n_heads, int head_dim, bool inverse) {
-  const int half = p.n_rot / 2;
-  for (int h = 0; h < n_heads; ++h) {
-    Real* v = x + (int64_t)h * head_dim;
-    for (int i = 0; i < half; ++i) {
-      const int a = p.style == RopeStyle::Norm ? 2 * i : i;
-      const int b = p.style == RopeStyle::Norm ? 2 * i + 1 : i + half;
-      const Real c = cs[2 * i], s = inverse ? -cs[2 * i + 1] : cs[2 * i + 1];
-      const Real x0 = v[a], x1 = v[b];
-      v[a] = x0 * c - x1 * s;
-      v[b] = x0 * s + x1 * c;
-    }
-  }
-}
-
 template <typename Real>
 Real sigmoid(Real g) { return Real(1) / (Real(1) + std::exp(-g)); }
 

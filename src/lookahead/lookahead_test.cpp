@@ -220,7 +220,7 @@ TEST_F(Lookahead, SaveLoadRoundTrip) {
   EXPECT_EQ(back.n_lookahead(), 6);
   EXPECT_EQ(back.rank(), 4);
   EXPECT_EQ(back.alpha(), 8.0f);
-  EXPECT_EQ(back.base().fingerprint, model_fingerprint(*a_));
+  EXPECT_EQ(back.base().fingerprint, weights_fingerprint(*a_));
   EXPECT_EQ(back.n_params(), mod.n_params());
   auto x = mod.tensors();
   auto y = back.tensors();
@@ -229,10 +229,21 @@ TEST_F(Lookahead, SaveLoadRoundTrip) {
   fs::remove(path);
 }
 
+TEST_F(Lookahead, WeightsFingerprintIsPinned) {
+  // Stored in every module file (base.fingerprint) and sample file: must never change.
+  EXPECT_EQ(weights_fingerprint(*a_), 0x11db77f5862fc1b4ull);
+  EXPECT_EQ(weights_fingerprint(*b_), 0x700b7a067938acb9ull);
+  // The module shipped for the default model stores this value as base.fingerprint.
+  const std::string path = default_model_path();
+  if (!fs::exists(path) || fs::file_size(path) != 98362432)
+    GTEST_SKIP() << "default model (SmolLM2-135M-Instruct.Q4_1) not present";
+  EXPECT_EQ(weights_fingerprint(*Model::load(path)), 0x61791dd76b49fecbull);
+}
+
 TEST_F(Lookahead, ForeignModelRefused) {
   const std::string path = (fs::temp_directory_path() / "glimpse_la_foreign.gguf").string();
   LookaheadModule::create(*a_, LookaheadHyper{}, 1).save(path);
-  EXPECT_NE(model_fingerprint(*a_), model_fingerprint(*b_));
+  EXPECT_NE(weights_fingerprint(*a_), weights_fingerprint(*b_));
   try {
     LookaheadModule::load(path, *b_);
     FAIL() << "a module for model A loaded for model B";

@@ -25,6 +25,12 @@ struct RopeParams {
 void rope_cos_sin(const RopeParams& p, int64_t pos, float* cs);
 
 // x: [n_heads][head_dim], rotated in place with the (cos, sin) pairs of one position.
-void rope_apply(const RopeParams& p, const float* cs, float* x, int n_heads, int head_dim);
+// inverse: by the opposite angles (the transposed rotation), which is also RoPE's backward
+// pass (lookahead training). The double overload serves the lookahead gradient check; both
+// compute the same expressions in their own precision.
+void rope_apply(const RopeParams& p, const float* cs, float* x, int n_heads, int head_dim,
+                bool inverse = false);
+void rope_apply(const RopeParams& p, const float* cs, double* x, int n_heads, int head_dim,
+                bool inverse = false);
 
 }  // namespace glimpse

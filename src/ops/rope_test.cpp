@@ -1,4 +1,5 @@
-// Rotary embedding against hand-computed double rotations.
+// Rotary embedding against hand-computed double rotations; the inverse rotation and the
+// double overload (lookahead backward and gradient check).
 #include "ops/rope.h"
 
 #include <gtest/gtest.h>
@@ -169,6 +170,30 @@ TEST(Rope, LargePositionsStayAccurate) {
     const auto want = reference(p, pos, x, 1, 64);
     // Angles are accumulated in f32 (as GGML): allow pos * few ulp of angle error.
     for (int i = 0; i < 64; ++i) EXPECT_NEAR(y[i], want[i], 2e-7 * pos * 4) << pos << " " << i;
+  }
+}
+
+TEST(Rope, InverseUndoesAndDoubleMatchesFloat) {
+  for (RopeStyle st : {RopeStyle::Norm, RopeStyle::Neox}) {
+    RopeParams p;
+    p.n_rot = 16;
+    p.style = st;
+    const int hd = 24, nh = 3;  // dims past n_rot pass through
+    const auto x = random_vec(nh * hd, 6);
+    std::vector<float> cs(p.n_rot);
+    rope_cos_sin(p, 37, cs.data());
+    std::vector<float> y = x;
+    rope_apply(p, cs.data(), y.data(), nh, hd);
+    std::vector<double> yd(x.begin(), x.end());
+    rope_apply(p, cs.data(), yd.data(), nh, hd);
+    for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(y[i], yd[i], 1e-6) << i;
+    rope_apply(p, cs.data(), y.data(), nh, hd, /*inverse=*/true);
+    rope_apply(p, cs.data(), yd.data(), nh, hd, /*inverse=*/true);
+    // The inverse is the transpose; the f32 (cos, sin) pairs have norm 1 to ~1e-7 only.
+    for (size_t i = 0; i < x.size(); ++i) {
+      EXPECT_NEAR(y[i], x[i], 1e-6) << i;
+      EXPECT_NEAR(yd[i], x[i], 1e-6) << i;
+    }
   }
 }
 

@@ -70,10 +70,7 @@ void add_kv_args(ArgParser& ap, KvPolicySettings& kv, bool allow_list) {
   ap.add({"--kv-budget"}, "N", "prompt entries kept per layer and KV head, window and sinks included",
          [&](const std::string& v) { kv.budget = parse_int("--kv-budget", v, 1, 1 << 30); });
   ap.add({"--kv-ratio"}, "R", "fraction of the prompt removed (instead of --kv-budget)",
-         [&](const std::string& v) {
-           kv.ratio = parse_float("--kv-ratio", v);
-           if (kv.ratio < 0 || kv.ratio >= 1) fail("--kv-ratio must be in [0, 1)");
-         });
+         [&](const std::string& v) { kv.ratio = parse_float("--kv-ratio", v); });
   ap.add({"--kv-window"}, "W", "protected recent entries / observation window (default: per policy)",
          [&](const std::string& v) { kv.window = parse_int("--kv-window", v, 0, 1 << 30); });
   ap.add({"--kv-sink"}, "S", "protected first entries (default: 4 for streaming, else 0)",

@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <set>
 
-#include "eval/progress.h"
 #include "eval/report.h"
 #include "eval/results.h"
 #include "eval/runner.h"
@@ -18,6 +17,7 @@
 #include "runtime/context.h"
 #include "tools/commands.h"
 #include "util/error.h"
+#include "util/progress.h"
 #include "util/timer.h"
 
 namespace glimpse {
@@ -89,6 +89,7 @@ int cmd_eval(int argc, char** argv, int first) {
           [&] { report_only = true; });
   add_kv_args(ap, kv);
   if (!ap.parse(argc, argv, first)) return 0;
+  validate_policy_settings(kv);
 
   const Preset pr = preset(preset_name);
   if (tasks.empty()) tasks = pr.tasks;
@@ -108,7 +109,7 @@ int cmd_eval(int argc, char** argv, int first) {
   const std::string model_path = engine->model_path();
   // Results with a non-default KV cache type (-ctk/-ctv) are cached under their own key.
   const bool f16_kv = sp.context.type_k == KvType::F16 && sp.context.type_v == KvType::F16;
-  const std::string fp = eval::model_fingerprint(model_path) +
+  const std::string fp = eval::file_fingerprint(model_path) +
                          (f16_kv ? "" : fmt::format("/k-{}/v-{}", kv_type_name(sp.context.type_k),
                                                     kv_type_name(sp.context.type_v)));
   eval::RunDir dir(out_dir);
@@ -145,7 +146,7 @@ int cmd_eval(int argc, char** argv, int first) {
   std::string lookahead_fp;
   if (std::find(policies.begin(), policies.end(), "lookahead") != policies.end()) {
     const std::string module = resolve_lookahead_module_path(model_path, kv.lookahead_module);
-    const std::string module_fp = eval::model_fingerprint(module);
+    const std::string module_fp = eval::file_fingerprint(module);
     lookahead_fp = fp + "+lookahead:" + module_fp;
     config["lookahead_module"] = module;
     config["lookahead_module_fingerprint"] = module_fp;
@@ -156,7 +157,7 @@ int cmd_eval(int argc, char** argv, int first) {
   };
   dir.write_config(config);
   if (!report_only) {
-    eval::ProgressBar bar((int64_t)jobs.size(), "eval");
+    ProgressBar bar((int64_t)jobs.size(), "eval");
     for (const Job& j : jobs) {
       bar.set_status(fmt::format("{} {} #{}", j.task, j.length, j.seed));
       auto done = [&](const std::string& pol, int64_t b) { return cache.contains(key(j, pol, b)); };

@@ -5,11 +5,11 @@
 #include <cstdio>
 #include <fstream>
 
-#include "eval/progress.h"
 #include "eval/text_corpus.h"
 #include "eval/train_prompts.h"
 #include "tools/commands.h"
 #include "util/error.h"
+#include "util/progress.h"
 
 namespace glimpse {
 
@@ -40,7 +40,7 @@ int cmd_prompts(int argc, char** argv, int first) {
   std::vector<int64_t> lens(lengths.begin(), lengths.end());
   std::ofstream f(out, std::ios::binary);
   if (!f) fail("cannot write '{}'", out);
-  eval::ProgressBar bar(n, "prompts");
+  ProgressBar bar(n, "prompts");
   for (int i = 0; i < n; ++i) {
     const eval::Sample smp = eval::make_train_prompt((size_t)i, lens, opt, &fortunes);
     f << smp.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";

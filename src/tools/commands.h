@@ -18,6 +18,8 @@ void add_model_args(ArgParser& ap, EngineParams& sp, KvTypeLists* lists = nullpt
 
 // --kv-policy and its knobs, shared by run, eval and bench.
 // With allow_list, --kv-policy takes a comma-separated list (bench compares policies).
+// Values are range-checked by validate_policy_settings (kv/policy.h), which every command
+// calls after parsing.
 void add_kv_args(ArgParser& ap, KvPolicySettings& kv, bool allow_list = false);
 
 std::string read_text_file(const std::string& path);

@@ -20,7 +20,10 @@
 #include "kv/policy_util.h"
 #include "lookahead/lookahead_backward.h"
 #include "runtime/context.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/hash.h"
+#include "util/progress.h"
 #include "util/timer.h"
 
 namespace glimpse {
@@ -47,66 +50,24 @@ struct SampleHeader {
 };
 static_assert(sizeof(SampleHeader) == 64);
 
+// Key of a sample (its file name): FNV-1a seeded with the weights fingerprint over the
+// answer length, the prompt length and the tokens, each as 8 bytes. Plain FNV state (no
+// finaliser): existing sample files are named by it.
 uint64_t hash_tokens(uint64_t fingerprint, const std::vector<int32_t>& t, int answer_len) {
-  uint64_t h = 0xcbf29ce484222325ull ^ fingerprint;
-  auto mix = [&](uint64_t v) {
-    for (int i = 0; i < 8; ++i) h = (h ^ ((v >> (8 * i)) & 0xff)) * 0x100000001b3ull;
-  };
-  mix((uint64_t)answer_len);
-  mix(t.size());
-  for (int32_t x : t) mix((uint32_t)x);
-  return h;
+  Fnv1a h(kFnvOffset ^ fingerprint);
+  h.value((uint64_t)answer_len);
+  h.value((uint64_t)t.size());
+  for (int32_t x : t) h.value((uint64_t)(uint32_t)x);
+  return h.state();
 }
-
-// Writes bytes to path atomically (temporary file + rename).
-class AtomicFile {
- public:
-  explicit AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp") {
-    f_ = std::fopen(tmp_.c_str(), "wb");
-    if (!f_) fail("cannot write '{}': {}", tmp_, std::strerror(errno));
-  }
-  ~AtomicFile() {
-    if (f_) {
-      std::fclose(f_);
-      std::remove(tmp_.c_str());
-    }
-  }
-  void write(const void* p, size_t n) {
-    if (n && std::fwrite(p, 1, n, f_) != n) fail("cannot write '{}': {}", tmp_, std::strerror(errno));
-  }
-  void commit() {
-    const bool ok = std::fflush(f_) == 0 && std::fclose(f_) == 0;
-    f_ = nullptr;
-    if (!ok || std::rename(tmp_.c_str(), path_.c_str()) != 0)
-      fail("cannot write '{}': {}", path_, std::strerror(errno));
-  }
-
- private:
-  std::string path_, tmp_;
-  FILE* f_ = nullptr;
-};
 
 void read_exact(std::ifstream& in, void* p, size_t n, const std::string& path) {
   if (!in.read((char*)p, (std::streamsize)n)) fail("{}: file is truncated", path);
 }
 
-std::string format_duration(double s) {
-  if (!std::isfinite(s) || s < 0) return "?";
-  const long t = (long)std::llround(s);
-  if (t >= 3600) return fmt::format("{}h{:02d}m", t / 3600, (int)(t % 3600 / 60));
-  if (t >= 60) return fmt::format("{}m{:02d}s", t / 60, (int)(t % 60));
-  return fmt::format("{}s", t);
-}
-
+// The status line of a phase, redrawn in place (util/progress.h).
 void progress_line(bool on, const std::string& text) {
-  if (!on) return;
-  std::fprintf(stderr, "\r%s\033[K", text.c_str());
-  std::fflush(stderr);
-}
-
-std::string bar(double frac, int width = 24) {
-  const int n = std::clamp((int)(frac * width), 0, width);
-  return "[" + std::string(n, '#') + std::string(width - n, '.') + "]";
+  if (on) redraw_line(stderr, text);
 }
 
 struct Prompt {
@@ -117,7 +78,7 @@ struct Prompt {
 std::vector<Prompt> read_prompts(Context& s, const LookaheadTrainOptions& o, int& skipped) {
   std::ifstream in(o.prompts_path);
   if (!in) fail("cannot read '{}': {}", o.prompts_path, std::strerror(errno));
-  const uint64_t fp = model_fingerprint(s.model());
+  const uint64_t fp = weights_fingerprint(s.model());
   const int64_t limit = o.max_prompt > 0 ? o.max_prompt : (int64_t)s.n_ctx() - o.answer_len;
   std::vector<Prompt> out;
   std::string line;
@@ -230,7 +191,7 @@ void trim_log(const std::string& path, int step) {
     }
   }
   in.close();
-  std::ofstream(path, std::ios::trunc) << kept;
+  write_file_atomic(path, kept.data(), kept.size());
 }
 
 }  // namespace
@@ -285,7 +246,7 @@ LookaheadSampleTimes make_lookahead_sample(Context& s, const std::vector<int32_t
   sw.reset();
   SampleHeader h{};
   std::memcpy(h.magic, kSampleMagic, 8);
-  h.fingerprint = model_fingerprint(m);
+  h.fingerprint = weights_fingerprint(m);
   h.key = hash_tokens(h.fingerprint, tokens, answer_len);
   h.n_layer = c.n_layer;
   h.n_kv_head = c.n_kv_head;
@@ -320,7 +281,7 @@ LookaheadSampleFile read_lookahead_sample(const std::string& path, const Model& 
   SampleHeader h;
   read_exact(in, &h, sizeof h, path);
   if (std::memcmp(h.magic, kSampleMagic, 8)) fail("{}: not a lookahead sample file", path);
-  if (h.fingerprint != model_fingerprint(m) || h.n_layer != c.n_layer ||
+  if (h.fingerprint != weights_fingerprint(m) || h.n_layer != c.n_layer ||
       h.n_kv_head != c.n_kv_head || h.head_dim != c.head_dim || h.n_head != c.n_head)
     fail("{}: sample made with another model", path);
   if (h.n_prompt < 1 || h.n_prompt > (1 << 24)) fail("{}: bad prompt length", path);
@@ -390,8 +351,8 @@ std::vector<Prompt> prepare_samples(Context& s, const LookaheadTrainOptions& o,
       }
       const double per = done ? sw.ms() / 1000.0 / done : 0;
       progress_line(o.progress, fmt::format("preparing {} {}/{} | {:.1f} s/sample | ETA {}",
-                                            bar((double)(i + 1) / prompts.size()), i + 1,
-                                            prompts.size(), per, format_duration(per * left)));
+                                            progress_bar((double)(i + 1) / prompts.size()), i + 1,
+                                            prompts.size(), per, format_compact_duration(per * left)));
     }
     if (o.progress) std::fputc('\n', stderr);
     rep.n_prepared = done;
@@ -440,8 +401,9 @@ LookaheadEvalReport evaluate_lookahead(Context& s, const LookaheadTrainOptions& 
       kept_best += top_mass(g);
       ++rows;
     }
-    progress_line(o.progress, fmt::format("evaluating {} {}/{}", bar((double)(i + 1) / prompts.size()),
-                                          i + 1, prompts.size()));
+    progress_line(o.progress, fmt::format("evaluating {} {}/{}",
+                                          progress_bar((double)(i + 1) / prompts.size()), i + 1,
+                                          prompts.size()));
   }
   if (o.progress) std::fputc('\n', stderr);
   ev.mean_loss = loss / (double)prompts.size();
@@ -546,8 +508,8 @@ LookaheadTrainReport train_lookahead(Context& s, const LookaheadTrainOptions& o)
     const double per = total.ms() / 1000.0 / steps_this_run;
     progress_line(o.progress,
                   fmt::format("step {}/{} {} loss {:.4f} lr {:.2e} | {:.2f} s/step | ETA {}", t,
-                              o.steps, bar((double)t / o.steps), st.running, lr, per,
-                              format_duration(per * (o.steps - t))));
+                              o.steps, progress_bar((double)t / o.steps), st.running, lr, per,
+                              format_compact_duration(per * (o.steps - t))));
     if (g_stop.load()) {
       if (o.progress) std::fprintf(stderr, "\nstopped by a signal after step %d (checkpoint saved)", t);
       break;

@@ -1,8 +1,13 @@
-// Progress display for long evaluation runs, on stderr:
+// Progress display for long runs, on stderr.
+//
+// ProgressBar (eval, prompt generation):
 //   eval [#########...........]  412/1280  32.2%  elapsed 5:12  eta 10:57  niah_single_text 4096
 // On a terminal the line is redrawn in place (at most 10 times a second); when stderr is a
 // file or pipe (logs, CI) a full line is printed each time another 5% is done, so logs
 // stay short.
+//
+// Callers with their own status line (lookahead training) build it from progress_bar() and
+// format_compact_duration() and show it with redraw_line().
 #pragma once
 
 #include <chrono>
@@ -10,7 +15,19 @@
 #include <cstdio>
 #include <string>
 
-namespace glimpse::eval {
+namespace glimpse {
+
+// "[######..................]": floor(frac * width) cells of '#', frac clamped to [0, 1].
+std::string progress_bar(double frac, int width = 24);
+
+// Replaces the terminal line under the cursor with text ("\r", text, then "\x1b[K" to clear
+// what a longer previous line left) and flushes.
+void redraw_line(std::FILE* out, const std::string& text);
+
+// "m:ss", or "h:mm:ss" from an hour; "--:--" for negative or non-finite values.
+std::string format_clock(double seconds);
+// "42s", "3m05s", "1h02m"; "?" for negative or non-finite values.
+std::string format_compact_duration(double seconds);
 
 class ProgressBar {
  public:
@@ -29,8 +46,6 @@ class ProgressBar {
 
   // The line for a state, without control characters; exposed for tests.
   std::string render(int64_t done, double elapsed_s) const;
-  // "m:ss", or "h:mm:ss" from an hour; "--:--" for negative or non-finite values.
-  static std::string format_duration(double seconds);
 
  private:
   void draw(bool force);
@@ -46,4 +61,4 @@ class ProgressBar {
   std::chrono::steady_clock::time_point t0_;
 };
 
-}  // namespace glimpse::eval
+}  // namespace glimpse
