@@ -108,7 +108,7 @@ struct Model::Scratch {
   std::vector<float> gate, up;              // [R][n_ff]
   std::vector<int32_t> pos;                 // [R] position of each row in its sequence
   std::vector<float> cs;                    // [R][n_rot] RoPE cos/sin pairs
-  std::vector<KvHeadView> views;            // [n_kv_head] one sequence's heads of a layer
+  std::vector<KvHeadView> views;            // [n_seq][n_kv_head] each sequence's heads of a layer
 };
 
 void Model::forward(const int32_t* tokens, int64_t T, KvStore& cache, LogitsRows rows,
@@ -146,7 +146,6 @@ void Model::forward(std::vector<SequenceBatch>& batch, ThreadPool& pool) const {
   s.up.resize(R * c.n_ff);
   s.pos.resize(R);
   s.cs.resize(R * c.rope.n_rot);
-  s.views.resize(c.n_kv_head);
   for (size_t i = 0; i < batch.size(); ++i) {
     const int32_t pos0 = batch[i].cache->n_past();
     for (int64_t t = 0; t < batch[i].n_tokens; ++t) {
@@ -171,38 +170,71 @@ void Model::layer_forward(int l, std::vector<SequenceBatch>& batch, Scratch& s,
 
   // Attention block: projections over all rows, then attention per sequence over its store.
   be.rms_norm_rows(s.x.data(), w.attn_norm.data(), s.xn.data(), R, E, c.rms_eps, pool);
-  be.matmul(w.wq, s.xn.data(), R, s.q.data(), pool);
-  be.matmul(w.wk, s.xn.data(), R, s.k.data(), pool);
-  be.matmul(w.wv, s.xn.data(), R, s.v.data(), pool);
+  const WeightView* qkv[] = {&w.wq, &w.wk, &w.wv};
+  float* qkv_out[] = {s.q.data(), s.k.data(), s.v.data()};
+  be.matmul_multi(qkv, 3, s.xn.data(), R, qkv_out, pool);
   if (!w.bq.empty()) {
     be.add_bias_rows(s.q.data(), w.bq.data(), R, q_dim);
     be.add_bias_rows(s.k.data(), w.bk.data(), R, kv_dim);
     be.add_bias_rows(s.v.data(), w.bv.data(), R, kv_dim);
   }
   be.rope_rows(c.rope, s.cs.data(), s.q.data(), c.n_head, s.k.data(), c.n_kv_head, (int)d, R, pool);
-  for (size_t i = 0; i < batch.size(); ++i) {
-    SequenceBatch& b = batch[i];
-    const int64_t r0 = s.off[i], T = b.n_tokens;
-    b.cache->append(l, s.k.data() + r0 * kv_dim, s.v.data() + r0 * kv_dim, s.pos.data() + r0, T);
-    b.cache->views(l, T, s.views.data());
-    const AttentionParams ap{c.n_head, c.n_kv_head, c.head_dim, 1.0f / std::sqrt((float)d),
-                             b.cache->type_k(), b.cache->type_v()};
-    be.attention(ap, s.q.data() + r0 * q_dim, T, s.views.data(), s.att.data() + r0 * q_dim, pool);
-    if (b.observer)
-      b.observer->on_queries(LayerQueries{l, s.q.data() + r0 * q_dim, s.pos.data() + r0, T,
-                                          c.n_head, c.head_dim, s.views.data(), b.cache->type_k()},
-                             pool);
-  }
+  attend(l, batch, s, pool);
   be.matmul(w.wo, s.att.data(), R, s.xn.data(), pool);
   be.add(s.x.data(), s.xn.data(), R * E);
 
   // Feed-forward block over all rows.
   be.rms_norm_rows(s.x.data(), w.ffn_norm.data(), s.xn.data(), R, E, c.rms_eps, pool);
-  be.matmul(w.w_gate, s.xn.data(), R, s.gate.data(), pool);
-  be.matmul(w.w_up, s.xn.data(), R, s.up.data(), pool);
+  const WeightView* gate_up[] = {&w.w_gate, &w.w_up};
+  float* gate_up_out[] = {s.gate.data(), s.up.data()};
+  be.matmul_multi(gate_up, 2, s.xn.data(), R, gate_up_out, pool);
   be.silu_mul_rows(s.gate.data(), s.up.data(), R, c.n_ff, pool);
   be.matmul(w.w_down, s.gate.data(), R, s.xn.data(), pool);
   be.add(s.x.data(), s.xn.data(), R * E);
+}
+
+void Model::attend(int l, std::vector<SequenceBatch>& batch, Scratch& s, ThreadPool& pool) const {
+  const ModelConfig& c = cfg_;
+  const int64_t d = c.head_dim;
+  const int64_t q_dim = (int64_t)c.n_head * d, kv_dim = (int64_t)c.n_kv_head * d;
+  const size_t n_seq = batch.size();
+  s.views.resize(n_seq * c.n_kv_head);
+  int64_t max_rows = 0;
+  for (size_t i = 0; i < n_seq; ++i) {
+    SequenceBatch& b = batch[i];
+    const int64_t r0 = s.off[i];
+    b.cache->append(l, s.k.data() + r0 * kv_dim, s.v.data() + r0 * kv_dim, s.pos.data() + r0, b.n_tokens);
+    b.cache->views(l, b.n_tokens, s.views.data() + i * c.n_kv_head);
+    max_rows = std::max(max_rows, b.n_tokens);
+  }
+  auto attend_one = [&](size_t i, ThreadPool& p) {
+    const SequenceBatch& b = batch[i];
+    const AttentionParams ap{c.n_head, c.n_kv_head, c.head_dim, 1.0f / std::sqrt((float)d),
+                             b.cache->type_k(), b.cache->type_v()};
+    const int64_t r0 = s.off[i];
+    backend_->attention(ap, s.q.data() + r0 * q_dim, b.n_tokens, s.views.data() + i * c.n_kv_head,
+                        s.att.data() + r0 * q_dim, p);
+  };
+  // Several short sequences (batched decode): one sequence per thread, each attending on the
+  // calling thread alone. Otherwise one sequence after another, each over the whole pool.
+  // Attention results do not depend on the threads that compute them (fixed key chunks,
+  // merged in order), so both give the same bits.
+  if (n_seq >= 2 && max_rows <= kShortSequenceRows) {
+    pool.parallel_for_dynamic((int64_t)n_seq, [&](int64_t i, int) {
+      thread_local ThreadPool inline_pool(1);
+      attend_one((size_t)i, inline_pool);
+    });
+  } else {
+    for (size_t i = 0; i < n_seq; ++i) attend_one(i, pool);
+  }
+  for (size_t i = 0; i < n_seq; ++i)
+    if (batch[i].observer) {
+      const int64_t r0 = s.off[i];
+      batch[i].observer->on_queries(
+          LayerQueries{l, s.q.data() + r0 * q_dim, s.pos.data() + r0, batch[i].n_tokens, c.n_head,
+                       c.head_dim, s.views.data() + i * c.n_kv_head, batch[i].cache->type_k()},
+          pool);
+    }
 }
 
 void Model::output_logits(std::vector<SequenceBatch>& batch, Scratch& s, ThreadPool& pool) const {

@@ -90,7 +90,11 @@ class Model {
   // One layer over the batch's rows (see model.cpp for the buffers it uses).
   struct Scratch;
   void layer_forward(int l, std::vector<SequenceBatch>& batch, Scratch& s, ThreadPool& pool) const;
+  // Appends the layer's keys/values to every sequence's store, then attention per sequence.
+  void attend(int l, std::vector<SequenceBatch>& batch, Scratch& s, ThreadPool& pool) const;
   void output_logits(std::vector<SequenceBatch>& batch, Scratch& s, ThreadPool& pool) const;
+  // Sequences of at most this many rows are attended one per thread when several share a batch.
+  static constexpr int64_t kShortSequenceRows = 16;
 
   const Backend* backend_ = &cpu_backend();
   GgufFile file_;

@@ -22,6 +22,10 @@ class Backend {
   // y [T][w.rows] = x [T][w.cols] · Wᵀ
   virtual void matmul(const WeightView& w, const float* x, int64_t T, float* y,
                       ThreadPool& pool) const = 0;
+  // ys[i] [T][ws[i]->rows] = x · ws[i]ᵀ for weights that read the same input (q/k/v,
+  // gate/up): one pass over x where the kernels allow.
+  virtual void matmul_multi(const WeightView* const* ws, int n_w, const float* x, int64_t T,
+                            float* const* ys, ThreadPool& pool) const = 0;
   // y[t] = x[t] / rms(x[t]) * w for T rows of n values.
   virtual void rms_norm_rows(const float* x, const float* w, float* y, int64_t T, int64_t n,
                              float eps, ThreadPool& pool) const = 0;

@@ -270,6 +270,12 @@ void matmul(const WeightView& w, const float* x_in, int64_t T, float* y, ThreadP
   });
 }
 
+void matmul_multi(const WeightView* const* ws, int n_w, const float* x, int64_t T,
+                  float* const* ys, ThreadPool& pool) {
+  if (int8mm::matmul_multi(ws, n_w, x, T, ys, pool)) return;
+  for (int i = 0; i < n_w; ++i) matmul(*ws[i], x, T, ys[i], pool);
+}
+
 void matmul_ref(const WeightView& w, const float* x, int64_t T, float* y) {
   std::vector<float> row(w.cols);
   for (int64_t r = 0; r < w.rows; ++r) {

@@ -42,6 +42,11 @@ WeightView make_weight_view(GgmlType type, const void* data, int64_t rows, int64
 WeightView pack_weights(const WeightView& w, bool drop_source);
 
 void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
+// ys[i] = ws[i] x for n_w weights read by the same x (q/k/v, gate/up): on the int8 path the
+// activations are rounded once and all row groups go out in one dispatch; same bits as n_w
+// calls of matmul.
+void matmul_multi(const WeightView* const* ws, int n_w, const float* x, int64_t n_tokens,
+                  float* const* ys, ThreadPool& pool);
 
 // Scalar reference (dequant_row_ref + double accumulation), single-threaded.
 void matmul_ref(const WeightView& w, const float* x, int64_t n_tokens, float* y);

@@ -197,6 +197,28 @@ void pack(const WeightView& w, uint8_t* dst) {
   pack_groups(w, 0, (w.rows + kGroup - 1) / kGroup, dst);
 }
 
+#if GLIMPSE_INT8_KERNELS
+namespace {
+// Groups [g0, g1) of w against the rounded activations; y: [T][w.rows].
+void run_weight_groups(const Kernels& kern, Kind kind, const WeightView& w, size_t gbytes,
+                       int64_t g0, int64_t g1, const Acts& a, int64_t T, float* y) {
+  if (w.packed) {
+    kern.run_groups(kind, w.packed + g0 * gbytes, gbytes, g1 - g0, a, T, y, w.rows, g0 * kGroup);
+    return;
+  }
+  // Blocks straight from the file: interleave a few groups at a time into scratch.
+  thread_local AlignedBuf wbuf;
+  constexpr int64_t kChunk = 4;
+  uint8_t* scratch = wbuf.get(kChunk * gbytes);
+  for (int64_t g = g0; g < g1; g += kChunk) {
+    const int64_t n = std::min(kChunk, g1 - g);
+    pack_groups(w, g, g + n, scratch);
+    kern.run_groups(kind, scratch, gbytes, n, a, T, y, w.rows, g * kGroup);
+  }
+}
+}  // namespace
+#endif
+
 void packed_row(const WeightView& w, int64_t r, float* out) {
   const Kind kind = kind_of(w.type);
   const int64_t nb = w.cols / 32, i = r % kGroup;
@@ -224,12 +246,21 @@ void packed_row(const WeightView& w, int64_t r, float* out) {
 }
 
 bool matmul(const WeightView& w, const float* x, int64_t T, float* y, ThreadPool& pool) {
+  const WeightView* ws[] = {&w};
+  float* ys[] = {y};
+  return int8mm::matmul_multi(ws, 1, x, T, ys, pool);
+}
+
+bool matmul_multi(const WeightView* const* ws, int n_w, const float* x, int64_t T, float* const* ys,
+                  ThreadPool& pool) {
 #if GLIMPSE_INT8_KERNELS
   const Kernels* kern = kernels_for(isa());
-  if (!kern || !supports(w) || T <= 0) return false;
-  const Kind kind = kind_of(w.type);
-  const int64_t K = w.cols, nb = K / 32;
-  // Activations (see Acts), kept by the calling thread.
+  if (!kern || n_w <= 0 || T <= 0) return false;
+  const Kind kind = kind_of(ws[0]->type);
+  for (int i = 0; i < n_w; ++i)
+    if (!supports(*ws[i]) || kind_of(ws[i]->type) != kind || ws[i]->cols != ws[0]->cols) return false;
+  const int64_t K = ws[0]->cols, nb = K / 32;
+  // Activations (see Acts), rounded once for every weight, kept by the calling thread.
   const int64_t S = std::min<int64_t>(T, kern->slots), Tp = (T + S - 1) / S * S;
   thread_local AlignedBuf abuf;
   const size_t qbytes = (size_t)Tp * K, mbytes = (size_t)Tp * nb * 4;
@@ -251,22 +282,16 @@ bool matmul(const WeightView& w, const float* x, int64_t T, float* y, ThreadPool
     quantize(0, T);
   }
 
-  const int64_t n_groups = (w.rows + kGroup - 1) / kGroup;
+  // The row groups of every weight, numbered back to back, split over the threads.
+  std::vector<int64_t> first_group(n_w + 1, 0);
+  for (int i = 0; i < n_w; ++i)
+    first_group[i + 1] = first_group[i] + (ws[i]->rows + kGroup - 1) / kGroup;
   const size_t gbytes = (size_t)nb * group_block_bytes(kind);
-  pool.parallel_for(n_groups, [&](int64_t g0, int64_t g1, int) {
-    if (w.packed) {
-      kern->run_groups(kind, w.packed + g0 * gbytes, gbytes, g1 - g0, a, T, y, w.rows,
-                       g0 * kGroup);
-      return;
-    }
-    // Blocks straight from the file: interleave a few groups at a time into scratch.
-    thread_local AlignedBuf wbuf;
-    constexpr int64_t kChunk = 4;
-    uint8_t* scratch = wbuf.get(kChunk * gbytes);
-    for (int64_t g = g0; g < g1; g += kChunk) {
-      const int64_t n = std::min(kChunk, g1 - g);
-      pack_groups(w, g, g + n, scratch);
-      kern->run_groups(kind, scratch, gbytes, n, a, T, y, w.rows, g * kGroup);
+  pool.parallel_for(first_group[n_w], [&](int64_t g_begin, int64_t g_end, int) {
+    for (int i = 0; i < n_w; ++i) {
+      const int64_t g0 = std::max(g_begin, first_group[i]) - first_group[i];
+      const int64_t g1 = std::min(g_end, first_group[i + 1]) - first_group[i];
+      if (g1 > g0) run_weight_groups(*kern, kind, *ws[i], gbytes, g0, g1, a, T, ys[i]);
     }
   });
   return true;

@@ -54,6 +54,11 @@ void packed_row(const WeightView& w, int64_t r, float* out);
 // y = W x through the int8 path on this CPU's kernels; false if not applicable
 // (no kernels or !supports(w)), leaving y untouched.
 bool matmul(const WeightView& w, const float* x, int64_t T, float* y, ThreadPool& pool);
+// y_i = W_i x for n_w weights of one type and width: x is rounded once and the row groups of
+// all of them are split over the threads in one dispatch (q/k/v, gate/up). Same bits as
+// n_w calls of matmul; false (nothing written) if any weight is not on the int8 path.
+bool matmul_multi(const WeightView* const* ws, int n_w, const float* x, int64_t T, float* const* ys,
+                  ThreadPool& pool);
 
 // The definition above in plain scalar code, reading the GGUF blocks (single-threaded).
 void matmul_ref(const WeightView& w, const float* x, int64_t T, float* y);

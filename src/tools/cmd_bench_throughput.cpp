@@ -58,84 +58,138 @@ struct DepthFill {
 double peak_rss_mib() { return (double)peak_rss_bytes() / (1024.0 * 1024.0); }
 double mib(size_t bytes) { return (double)bytes / (1024.0 * 1024.0); }
 
-// llama.cpp's batched-bench: N contexts, each at depth d, decode n tokens together, one
-// forward per step over all of them. t.tps = aggregate tokens per second (N x n / time).
-void run_parallel_test(Context& filled, BenchResult& t, int reps) {
-  std::vector<std::unique_ptr<Context>> ctxs;
-  for (int i = 0; i < t.n_parallel; ++i) ctxs.push_back(filled.fork());
-  const int32_t n_vocab = filled.model().config().n_vocab;
-  for (int r = -1; r < reps; ++r) {  // r = -1: warm-up, not recorded
-    for (auto& c : ctxs) c->truncate(t.depth);
-    std::vector<ContextStep> steps;
-    for (int i = 0; i < t.n_parallel; ++i) steps.push_back({ctxs[i].get(), {(int32_t)(1 + 7 * i)}});
-    Stopwatch sw;
-    for (int k = 0; k < t.n_gen; ++k) {
-      forward_contexts(steps);
-      for (ContextStep& st : steps) st.tokens[0] = (st.tokens[0] + 1) % n_vocab;
-    }
-    const double sec = sw.ms() / 1000.0;
-    if (r >= 0) t.tps.push_back((double)t.n_parallel * t.n_gen / sec);
-  }
-  size_t kv = 0;
-  for (auto& c : ctxs) kv += c->resident_bytes();
-  t.kv_mib = mib(kv);
-  t.rss_mib = mib(current_rss_bytes());
-}
-
-}  // namespace
-
-int cmd_bench(int argc, char** argv, int first) {
-  EngineParams sp;
+// What one bench invocation asks for.
+struct BenchPlan {
   std::vector<int> n_prompt = {512}, n_gen = {128}, depths = {0}, n_parallel;
   int reps = 5;
   std::string output = "md";
   KvTypeLists types;
+  KvPolicySettings kv;
+  std::vector<std::string> policies;
+};
+
+// pp / tg on one context, the cache truncated back to the depth before each repetition.
+void run_single_test(Context& s, BenchResult& t, const std::vector<int32_t>& prompt, int reps) {
+  const int32_t n_vocab = s.model().config().n_vocab;
+  for (int r = -1; r < reps; ++r) {  // r = -1: warm-up, not recorded
+    s.truncate(t.depth);
+    Stopwatch sw;
+    if (t.n_prompt > 0) {
+      s.prefill(prompt, nullptr);
+    } else {
+      int32_t tok = prompt[0];
+      for (int i = 0; i < t.n_gen; ++i) {
+        s.decode(tok);
+        tok = (tok + 1) % n_vocab;
+      }
+    }
+    const double sec = sw.ms() / 1000.0;
+    if (r >= 0) t.tps.push_back((t.n_prompt + t.n_gen) / sec);
+  }
+}
+
+// llama.cpp's batched-bench: N contexts forked from `filled` (at the test's depth) decode n
+// tokens together, one forward per step over all of them; t/s = aggregate (N x n / time).
+// The tests' repetitions are interleaved (N = 1, 2, ..., then again) so that a noisy machine
+// disturbs every N alike.
+void run_parallel_tests(const Context& filled, std::vector<BenchResult*>& tests, int reps) {
+  std::vector<std::vector<std::unique_ptr<Context>>> ctxs(tests.size());
+  for (size_t k = 0; k < tests.size(); ++k)
+    for (int i = 0; i < tests[k]->n_parallel; ++i) ctxs[k].push_back(filled.fork());
+  const int32_t n_vocab = filled.model().config().n_vocab;
+  for (int r = -1; r < reps; ++r)  // r = -1: warm-up, not recorded
+    for (size_t k = 0; k < tests.size(); ++k) {
+      BenchResult& t = *tests[k];
+      std::vector<ContextStep> steps;
+      for (size_t i = 0; i < ctxs[k].size(); ++i) {
+        ctxs[k][i]->truncate(t.depth);
+        steps.push_back({ctxs[k][i].get(), {(int32_t)(1 + 7 * i)}});
+      }
+      Stopwatch sw;
+      for (int j = 0; j < t.n_gen; ++j) {
+        forward_contexts(steps);
+        for (ContextStep& st : steps) st.tokens[0] = (st.tokens[0] + 1) % n_vocab;
+      }
+      const double sec = sw.ms() / 1000.0;
+      if (r >= 0) t.tps.push_back((double)t.n_parallel * t.n_gen / sec);
+    }
+  // Memory: each N measured with its own contexts alone (fresh forks, one run of the test).
+  ctxs.clear();
+  for (BenchResult* t : tests) {
+    release_free_memory();
+    std::vector<std::unique_ptr<Context>> own;
+    std::vector<ContextStep> steps;
+    for (int i = 0; i < t->n_parallel; ++i) {
+      own.push_back(filled.fork());
+      steps.push_back({own.back().get(), {(int32_t)(1 + 7 * i)}});
+    }
+    for (int j = 0; j < t->n_gen; ++j) forward_contexts(steps);
+    size_t kv = 0;
+    for (auto& c : own) kv += c->resident_bytes();
+    t->kv_mib = mib(kv);
+    t->rss_mib = mib(current_rss_bytes());
+  }
+  release_free_memory();
+}
+
+// Flags into plan; false after --help.
+bool parse_bench_args(int argc, char** argv, int first, EngineParams& sp, BenchPlan& plan) {
   ArgParser ap("bench", "Measure prompt processing (pp) and generation (tg) throughput.");
-  add_model_args(ap, sp, &types);
+  add_model_args(ap, sp, &plan.types);
   ap.add({"-p", "--n-prompt"}, "N[,N...]", "prompt lengths (default: 512; 0 = none)",
-         [&](const std::string& v) { n_prompt = parse_int_list("-p", v); });
+         [&](const std::string& v) { plan.n_prompt = parse_int_list("-p", v); });
   ap.add({"-n", "--n-gen"}, "N[,N...]", "generation lengths (default: 128; 0 = none)",
-         [&](const std::string& v) { n_gen = parse_int_list("-n", v); });
+         [&](const std::string& v) { plan.n_gen = parse_int_list("-n", v); });
   ap.add({"-d", "--n-depth"}, "N[,N...]", "tokens already in the cache (default: 0)",
-         [&](const std::string& v) { depths = parse_int_list("-d", v); });
+         [&](const std::string& v) { plan.depths = parse_int_list("-d", v); });
   ap.add({"-npl", "--n-parallel"}, "N[,N...]",
          "parallel sequences: N contexts decode -n tokens together, aggregate t/s (as "
          "llama-batched-bench; the -p tests are skipped)",
-         [&](const std::string& v) { n_parallel = parse_int_list("-npl", v); });
+         [&](const std::string& v) { plan.n_parallel = parse_int_list("-npl", v); });
   ap.add({"-r", "--repetitions"}, "N", "repetitions per test (default: 5)",
-         [&](const std::string& v) { reps = parse_int("-r", v, 1, 1000); });
+         [&](const std::string& v) { plan.reps = parse_int("-r", v, 1, 1000); });
   ap.add({"-o", "--output"}, "md|json", "output format (default: md)", [&](const std::string& v) {
     if (v != "md" && v != "json") fail("-o: expected md or json, got '{}'", v);
-    output = v;
+    plan.output = v;
   });
-  KvPolicySettings kv;
-  add_kv_args(ap, kv, /*allow_list=*/true);
-  if (!ap.parse(argc, argv, first)) return 0;
-  const std::vector<std::string> policies = split_list(kv.name);
-  for (const std::string& name : policies) {
-    KvPolicySettings one = kv;
+  add_kv_args(ap, plan.kv, /*allow_list=*/true);
+  if (!ap.parse(argc, argv, first)) return false;
+  plan.policies = split_list(plan.kv.name);
+  for (const std::string& name : plan.policies) {
+    KvPolicySettings one = plan.kv;
     one.name = name;
     validate_policy_settings(one);
   }
-
-  int need = 1;
-  for (int d : depths)
-    for (int p : n_prompt) need = std::max(need, d + p);
-  for (int d : depths)
-    for (int n : n_gen) need = std::max(need, d + n);
-  for (int npl : n_parallel)
+  for (int npl : plan.n_parallel)
     if (npl < 1 || npl > 256) fail("-npl: expected 1..256 sequences, got {}", npl);
-  if (!n_parallel.empty()) n_prompt = {0};
-  if (sp.context.n_ctx == 4096) sp.context.n_ctx = 0;  // default: the model's limit
-  sp.context.type_k = types.k.front();
-  sp.context.type_v = types.v.front();
-  const std::shared_ptr<Engine> engine = Engine::load(sp);
-  Context s(engine);
-  if (need > s.n_ctx())
-    fail("tests need {} positions but the context size is {} (raise -c)", need, s.n_ctx());
+  if (!plan.n_parallel.empty()) plan.n_prompt = {0};
+  return true;
+}
+
+struct BenchOutcome {
+  std::vector<BenchResult> results;
+  std::vector<DepthFill> fills;
+  std::vector<std::pair<KvType, KvType>> type_pairs;  // (K, V), K major as llama-bench
+};
+
+// Fills s to depth d (through the eviction path when a policy is set); what it cost.
+DepthFill fill_depth(Context& s, int d, KvType tk, KvType tv, const std::string& kv_label,
+                     const KvPolicySettings& one, const std::vector<int32_t>& tokens) {
+  std::fprintf(stderr, "glimpse bench: filling the cache to depth %d (%s, K %s, V %s)\n", d,
+               kv_label.c_str(), kv_type_name(tk), kv_type_name(tv));
+  DepthFill f{d, tk, tv, kv_label};
+  Stopwatch sw;
+  const KvCompressReport rep = prefill_with_eviction(s, tokens, d, one);
+  f.fill_ms = sw.ms();
+  f.score_ms = rep.score_ms;
+  f.evict_ms = rep.evict_ms;
+  f.kv_bytes_full = rep.evicted ? rep.stats.kv_bytes_before : s.cache().resident_bytes();
+  f.kv_bytes = s.cache().resident_bytes();
+  return f;
+}
+
+BenchOutcome run_bench(Context& s, const BenchPlan& plan) {
   const ModelConfig& c = s.model().config();
-  for (KvType t : types.k) check_kv_type(t, c.head_dim, "K (-ctk)");  // before any test runs
-  for (KvType t : types.v) check_kv_type(t, c.head_dim, "V (-ctv)");
   std::mt19937 rng(42);
   auto random_tokens = [&](int n) {
     std::vector<int32_t> t(n);
@@ -143,148 +197,168 @@ int cmd_bench(int argc, char** argv, int first) {
     for (auto& x : t) x = dist(rng);
     return t;
   };
-
-  std::vector<BenchResult> results;
-  std::vector<DepthFill> fills;
-  std::vector<std::pair<KvType, KvType>> type_pairs;  // (K, V), K major as llama-bench
-  for (const KvType tk : types.k)
-    for (const KvType tv : types.v) type_pairs.push_back({tk, tv});
-  for (const auto& [tk, tv] : type_pairs) {
+  BenchOutcome out;
+  for (const KvType tk : plan.types.k)
+    for (const KvType tv : plan.types.v) out.type_pairs.push_back({tk, tv});
+  const std::string budget_label =
+      plan.kv.budget >= 0 ? std::to_string(plan.kv.budget) : fmt::format("r{}", plan.kv.ratio);
+  for (const auto& [tk, tv] : out.type_pairs) {
     s.set_cache_types(tk, tv);
-    for (int d : depths)
-      for (const std::string& policy : policies) {
-        KvPolicySettings one = kv;
+    for (int d : plan.depths)
+      for (const std::string& policy : plan.policies) {
+        KvPolicySettings one = plan.kv;
         one.name = policy;
         const bool evicting = policy != "none" && d > 0;
-        const std::string kv_label =
-            evicting ? fmt::format("{} {}", policy, kv.budget >= 0 ? std::to_string(kv.budget)
-                                                                   : fmt::format("r{}", kv.ratio))
-                     : "full";
-        if (!evicting && policy != policies.front() && policies.front() == "none") continue;
+        const std::string kv_label = evicting ? fmt::format("{} {}", policy, budget_label) : "full";
+        if (!evicting && policy != plan.policies.front() && plan.policies.front() == "none") continue;
         std::vector<BenchResult> tests;
-        for (int p : n_prompt)
+        for (int p : plan.n_prompt)
           if (p > 0) tests.push_back({fmt::format("pp{}", p), tk, tv, kv_label, p, 0, d, 1});
-        for (int n : n_gen)
+        for (int n : plan.n_gen)
           if (n > 0) {
-            if (n_parallel.empty()) tests.push_back({fmt::format("tg{}", n), tk, tv, kv_label, 0, n, d});
-            for (int npl : n_parallel)
+            if (plan.n_parallel.empty()) tests.push_back({fmt::format("tg{}", n), tk, tv, kv_label, 0, n, d});
+            for (int npl : plan.n_parallel)
               tests.push_back({fmt::format("tg{}", n), tk, tv, kv_label, 0, n, d, npl});
           }
         if (tests.empty()) continue;
         s.reset();
         release_free_memory();
-        if (d > 0) {
-          std::fprintf(stderr, "glimpse bench: filling the cache to depth %d (%s, K %s, V %s)\n", d,
-                       kv_label.c_str(), kv_type_name(tk), kv_type_name(tv));
-          DepthFill f{d, tk, tv, kv_label};
-          Stopwatch sw;
-          const KvCompressReport rep = prefill_with_eviction(s, random_tokens(d), d, one);
-          f.fill_ms = sw.ms();
-          f.score_ms = rep.score_ms;
-          f.evict_ms = rep.evict_ms;
-          f.kv_bytes_full = rep.evicted ? rep.stats.kv_bytes_before : s.cache().resident_bytes();
-          f.kv_bytes = s.cache().resident_bytes();
-          fills.push_back(f);
-        }
-        for (BenchResult& t : tests) {
+        if (d > 0) out.fills.push_back(fill_depth(s, d, tk, tv, kv_label, one, random_tokens(d)));
+        for (BenchResult& t : tests)
           if (d > 0) t.name += fmt::format(" @ d{}", d);
-          const std::vector<int32_t> prompt = random_tokens(std::max(t.n_prompt, 1));
-          if (!n_parallel.empty()) {
-            run_parallel_test(s, t, reps);
-            release_free_memory();
+        if (!plan.n_parallel.empty()) {
+          for (int n : plan.n_gen) {  // the N of one tg length, interleaved
+            std::vector<BenchResult*> group;
+            for (BenchResult& t : tests)
+              if (t.n_gen == n) group.push_back(&t);
+            run_parallel_tests(s, group, plan.reps);
           }
-          for (int r = n_parallel.empty() ? -1 : reps; r < reps; ++r) {  // r = -1: warm-up, not recorded
-            s.truncate(d);
-            Stopwatch sw;
-            if (t.n_prompt > 0) {
-              s.prefill(prompt, nullptr);
-            } else {
-              int32_t tok = prompt[0];
-              for (int i = 0; i < t.n_gen; ++i) {
-                s.decode(tok);
-                tok = (tok + 1) % c.n_vocab;
-              }
-            }
-            const double sec = sw.ms() / 1000.0;
-            if (r >= 0) t.tps.push_back((t.n_prompt + t.n_gen) / sec);
-          }
+        } else {
+          for (BenchResult& t : tests)
+            run_single_test(s, t, random_tokens(std::max(t.n_prompt, 1)), plan.reps);
+        }
+        for (const BenchResult& t : tests) {
           std::fprintf(stderr, "glimpse bench: %s%s [%s, K %s, V %s] %.2f t/s\n", t.name.c_str(),
-                       n_parallel.empty() ? "" : fmt::format(" x{}", t.n_parallel).c_str(),
+                       plan.n_parallel.empty() ? "" : fmt::format(" x{}", t.n_parallel).c_str(),
                        t.kv.c_str(), kv_type_name(tk), kv_type_name(tv), t.mean());
-          results.push_back(t);
+          out.results.push_back(t);
         }
       }
   }
+  return out;
+}
 
-  const double size_mib = (double)s.model().gguf().file_size() / (1024.0 * 1024.0);
-  const std::string model_desc = fmt::format("{} {}", c.arch, c.name);
-  const bool show_kv = policies.size() > 1 || policies.front() != "none";
-  // type_k / type_v columns as llama-bench shows them: when not the default alone.
-  const bool show_types =
-      type_pairs.size() > 1 || types.k.front() != KvType::F16 || types.v.front() != KvType::F16;
-  if (output == "json") {
-    nlohmann::json j = nlohmann::json::array();
-    for (const auto& r : results)
-      j.push_back({{"model", model_desc}, {"model_size_mib", size_mib}, {"threads", engine->n_threads()},
-                   {"type_k", kv_type_name(r.type_k)}, {"type_v", kv_type_name(r.type_v)},
-                   {"test", r.name}, {"kv", r.kv}, {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen},
-                   {"n_depth", r.depth}, {"n_parallel", r.n_parallel}, {"avg_ts", r.mean()},
-                   {"stddev_ts", r.sd()}, {"samples_ts", r.tps}, {"peak_rss_mib", peak_rss_mib()}});
-    if (!n_parallel.empty())
-      for (size_t i = 0; i < results.size(); ++i) {
-        j[i]["rss_mib"] = results[i].rss_mib;
-        j[i]["kv_mib"] = results[i].kv_mib;
-      }
-    if (!fills.empty()) {
-      nlohmann::json o = {{"tests", j}, {"fills", nlohmann::json::array()}};
-      for (const auto& f : fills)
-        o["fills"].push_back({{"depth", f.depth}, {"type_k", kv_type_name(f.type_k)},
-                              {"type_v", kv_type_name(f.type_v)}, {"kv", f.kv},
-                              {"fill_ms", f.fill_ms}, {"score_ms", f.score_ms},
-                              {"evict_ms", f.evict_ms}, {"kv_bytes_full", f.kv_bytes_full},
-                              {"kv_bytes", f.kv_bytes}});
-      if (show_kv || show_types) j = o;  // the KV bytes per depth are part of the answer
+struct BenchColumns {
+  std::string model_desc;
+  double size_mib = 0;
+  int threads = 0;
+  bool show_kv = false, show_types = false, show_npl = false;
+};
+
+void print_bench_json(const BenchColumns& col, const BenchOutcome& out) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& r : out.results) {
+    j.push_back({{"model", col.model_desc}, {"model_size_mib", col.size_mib}, {"threads", col.threads},
+                 {"type_k", kv_type_name(r.type_k)}, {"type_v", kv_type_name(r.type_v)},
+                 {"test", r.name}, {"kv", r.kv}, {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen},
+                 {"n_depth", r.depth}, {"n_parallel", r.n_parallel}, {"avg_ts", r.mean()},
+                 {"stddev_ts", r.sd()}, {"samples_ts", r.tps}, {"peak_rss_mib", peak_rss_mib()}});
+    if (col.show_npl) {
+      j.back()["rss_mib"] = r.rss_mib;
+      j.back()["kv_mib"] = r.kv_mib;
     }
-    std::puts(j.dump(2).c_str());
-  } else {
-    auto type_cols = [&](KvType k, KvType v) {
-      if (!show_types) return std::string();
-      return fmt::format(" {} | {} |", kv_type_name(k), kv_type_name(v));
-    };
-    const bool show_npl = !n_parallel.empty();
-    std::printf("| model | size | backend | threads |%s%s%s test | t/s |%s\n",
-                show_types ? " type_k | type_v |" : "", show_kv ? " kv |" : "",
-                show_npl ? " n_parallel |" : "", show_npl ? " KV MiB | RSS MiB |" : "");
-    std::printf("| --- | ---: | --- | ---: |%s%s%s ---: | ---: |%s\n",
-                show_types ? " --- | --- |" : "", show_kv ? " --- |" : "",
-                show_npl ? " ---: |" : "", show_npl ? " ---: | ---: |" : "");
-    for (const auto& r : results)
-      std::printf("| %s | %.2f MiB | CPU | %d |%s%s%s %s | %.2f ± %.2f |%s\n", model_desc.c_str(),
-                  size_mib, engine->n_threads(), type_cols(r.type_k, r.type_v).c_str(),
-                  show_kv ? fmt::format(" {} |", r.kv).c_str() : "",
-                  show_npl ? fmt::format(" {} |", r.n_parallel).c_str() : "", r.name.c_str(),
-                  r.mean(), r.sd(),
-                  show_npl ? fmt::format(" {:.1f} | {:.1f} |", r.kv_mib, r.rss_mib).c_str() : "");
-    if ((show_kv || show_types) && !fills.empty()) {
-      // What each depth holds: KV bytes per type, and with policies what compressing it cost.
-      std::printf("\n| depth |%s%s KV cache | prefill ms |%s\n",
-                  show_types ? " type_k | type_v |" : "", show_kv ? " kv |" : "",
-                  show_kv ? " scoring ms | eviction ms | (scoring+eviction)/prefill |" : "");
-      std::printf("| ---: |%s%s ---: | ---: |%s\n", show_types ? " --- | --- |" : "",
-                  show_kv ? " --- |" : "", show_kv ? " ---: | ---: | ---: |" : "");
-      for (const auto& f : fills) {
-        const double pre = f.fill_ms - f.score_ms - f.evict_ms;
-        std::printf("| %d |%s%s %.2f MiB | %.0f |%s\n", f.depth,
-                    type_cols(f.type_k, f.type_v).c_str(),
-                    show_kv ? fmt::format(" {} |", f.kv).c_str() : "", f.kv_bytes / 1048576.0, pre,
-                    show_kv ? fmt::format(" {:.1f} | {:.1f} | {:.2f}% |", f.score_ms, f.evict_ms,
-                                          pre > 0 ? 100.0 * (f.score_ms + f.evict_ms) / pre : 0.0)
-                                  .c_str()
-                            : "");
-      }
-    }
-    std::printf("\npeak RSS: %.1f MiB\n", peak_rss_mib());
   }
+  if (!out.fills.empty()) {
+    nlohmann::json o = {{"tests", j}, {"fills", nlohmann::json::array()}};
+    for (const auto& f : out.fills)
+      o["fills"].push_back({{"depth", f.depth}, {"type_k", kv_type_name(f.type_k)},
+                            {"type_v", kv_type_name(f.type_v)}, {"kv", f.kv},
+                            {"fill_ms", f.fill_ms}, {"score_ms", f.score_ms},
+                            {"evict_ms", f.evict_ms}, {"kv_bytes_full", f.kv_bytes_full},
+                            {"kv_bytes", f.kv_bytes}});
+    if (col.show_kv || col.show_types) j = o;  // the KV bytes per depth are part of the answer
+  }
+  std::puts(j.dump(2).c_str());
+}
+
+void print_bench_md(const BenchColumns& col, const BenchOutcome& out) {
+  auto type_cols = [&](KvType k, KvType v) {
+    if (!col.show_types) return std::string();
+    return fmt::format(" {} | {} |", kv_type_name(k), kv_type_name(v));
+  };
+  std::printf("| model | size | backend | threads |%s%s%s test | t/s |%s\n",
+              col.show_types ? " type_k | type_v |" : "", col.show_kv ? " kv |" : "",
+              col.show_npl ? " n_parallel |" : "", col.show_npl ? " KV MiB | RSS MiB |" : "");
+  std::printf("| --- | ---: | --- | ---: |%s%s%s ---: | ---: |%s\n",
+              col.show_types ? " --- | --- |" : "", col.show_kv ? " --- |" : "",
+              col.show_npl ? " ---: |" : "", col.show_npl ? " ---: | ---: |" : "");
+  for (const auto& r : out.results)
+    std::printf("| %s | %.2f MiB | CPU | %d |%s%s%s %s | %.2f ± %.2f |%s\n", col.model_desc.c_str(),
+                col.size_mib, col.threads, type_cols(r.type_k, r.type_v).c_str(),
+                col.show_kv ? fmt::format(" {} |", r.kv).c_str() : "",
+                col.show_npl ? fmt::format(" {} |", r.n_parallel).c_str() : "", r.name.c_str(),
+                r.mean(), r.sd(),
+                col.show_npl ? fmt::format(" {:.1f} | {:.1f} |", r.kv_mib, r.rss_mib).c_str() : "");
+  if ((col.show_kv || col.show_types) && !out.fills.empty()) {
+    // What each depth holds: KV bytes per type, and with policies what compressing it cost.
+    std::printf("\n| depth |%s%s KV cache | prefill ms |%s\n",
+                col.show_types ? " type_k | type_v |" : "", col.show_kv ? " kv |" : "",
+                col.show_kv ? " scoring ms | eviction ms | (scoring+eviction)/prefill |" : "");
+    std::printf("| ---: |%s%s ---: | ---: |%s\n", col.show_types ? " --- | --- |" : "",
+                col.show_kv ? " --- |" : "", col.show_kv ? " ---: | ---: | ---: |" : "");
+    for (const auto& f : out.fills) {
+      const double pre = f.fill_ms - f.score_ms - f.evict_ms;
+      std::printf("| %d |%s%s %.2f MiB | %.0f |%s\n", f.depth, type_cols(f.type_k, f.type_v).c_str(),
+                  col.show_kv ? fmt::format(" {} |", f.kv).c_str() : "", f.kv_bytes / 1048576.0, pre,
+                  col.show_kv ? fmt::format(" {:.1f} | {:.1f} | {:.2f}% |", f.score_ms, f.evict_ms,
+                                            pre > 0 ? 100.0 * (f.score_ms + f.evict_ms) / pre : 0.0)
+                                    .c_str()
+                              : "");
+    }
+  }
+  std::printf("\npeak RSS: %.1f MiB\n", peak_rss_mib());
+}
+
+void print_bench(const Engine& engine, const BenchPlan& plan, const BenchOutcome& out) {
+  const ModelConfig& c = engine.model().config();
+  BenchColumns col;
+  col.model_desc = fmt::format("{} {}", c.arch, c.name);
+  col.size_mib = (double)engine.model().gguf().file_size() / (1024.0 * 1024.0);
+  col.threads = engine.n_threads();
+  col.show_kv = plan.policies.size() > 1 || plan.policies.front() != "none";
+  // type_k / type_v columns as llama-bench shows them: when not the default alone.
+  col.show_types = out.type_pairs.size() > 1 || plan.types.k.front() != KvType::F16 ||
+                   plan.types.v.front() != KvType::F16;
+  col.show_npl = !plan.n_parallel.empty();
+  if (plan.output == "json")
+    print_bench_json(col, out);
+  else
+    print_bench_md(col, out);
+}
+
+}  // namespace
+
+int cmd_bench(int argc, char** argv, int first) {
+  EngineParams sp;
+  BenchPlan plan;
+  if (!parse_bench_args(argc, argv, first, sp, plan)) return 0;
+  int need = 1;
+  for (int d : plan.depths)
+    for (int p : plan.n_prompt) need = std::max(need, d + p);
+  for (int d : plan.depths)
+    for (int n : plan.n_gen) need = std::max(need, d + n);
+  if (sp.context.n_ctx == 4096) sp.context.n_ctx = 0;  // default: the model's limit
+  sp.context.type_k = plan.types.k.front();
+  sp.context.type_v = plan.types.v.front();
+  const std::shared_ptr<Engine> engine = Engine::load(sp);
+  Context s(engine);
+  if (need > s.n_ctx())
+    fail("tests need {} positions but the context size is {} (raise -c)", need, s.n_ctx());
+  const ModelConfig& c = s.model().config();
+  for (KvType t : plan.types.k) check_kv_type(t, c.head_dim, "K (-ctk)");  // before any test runs
+  for (KvType t : plan.types.v) check_kv_type(t, c.head_dim, "V (-ctv)");
+  BenchOutcome out = run_bench(s, plan);
+  print_bench(*engine, plan, out);
   return 0;
 }
 
