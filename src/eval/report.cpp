@@ -41,38 +41,43 @@ struct Agg {
 
 std::string f(double x, int prec = 3) { return fmt::format("{:.{}f}", x, prec); }
 
-}  // namespace
-
-std::string write_report(RunDir& dir, const std::vector<nlohmann::json>& rows,
-                         const nlohmann::json& config) {
+// Rows aggregated per (task, length, policy, budget) and per (policy, budget).
+struct Groups {
   using Key = std::tuple<std::string, int64_t, std::string, int64_t>;  // task, length, policy, budget
   std::map<Key, Agg> by_key;
   std::map<std::pair<std::string, int64_t>, Agg> by_policy_budget;  // over tasks and lengths
   std::map<std::pair<std::string, int64_t>, Agg> full_by_task_len;
   std::set<std::string> tasks, policies;
   std::set<int64_t> lengths, budgets;
+};
+
+Groups group_rows(const std::vector<nlohmann::json>& rows) {
+  Groups g;
   for (const auto& r : rows) {
     const std::string task = r.value("task", ""), pol = r.value("policy", "");
     const int64_t len = r.value("length", (int64_t)0), b = r.value("budget", (int64_t)0);
-    by_key[{task, len, pol, b}].add(r);
-    by_policy_budget[{pol, b}].add(r);
-    if (pol == "none") full_by_task_len[{task, len}].add(r);
-    tasks.insert(task);
-    lengths.insert(len);
+    g.by_key[{task, len, pol, b}].add(r);
+    g.by_policy_budget[{pol, b}].add(r);
+    if (pol == "none") g.full_by_task_len[{task, len}].add(r);
+    g.tasks.insert(task);
+    g.lengths.insert(len);
     if (pol != "none") {
-      policies.insert(pol);
-      budgets.insert(b);
+      g.policies.insert(pol);
+      g.budgets.insert(b);
     }
   }
+  return g;
+}
 
-  // metrics.json / metrics.csv
+// metrics.json / metrics.csv
+void write_metrics(RunDir& dir, const Groups& g, const nlohmann::json& config) {
   nlohmann::json metrics = nlohmann::json::array();
   std::vector<std::vector<std::string>> csv;
   const std::vector<std::string> header = {"task", "length", "policy", "budget", "n", "score",
                                            "greedy_exact", "prefix_fraction", "kl", "top1",
                                            "recall", "score_ms", "evict_ms", "prefill_ms",
                                            "decode_tps", "kv_bytes", "kv_bytes_full"};
-  for (const auto& [k, a] : by_key) {
+  for (const auto& [k, a] : g.by_key) {
     const auto& [task, len, pol, b] = k;
     metrics.push_back({{"task", task}, {"length", len}, {"policy", pol}, {"budget", b},
                        {"n", a.score.n}, {"score", a.score.mean()}, {"greedy_exact", a.exact.mean()},
@@ -89,53 +94,49 @@ std::string write_report(RunDir& dir, const std::vector<nlohmann::json>& rows,
   }
   dir.write_metrics({{"config", config}, {"groups", metrics}});
   dir.write_metrics_csv(header, csv);
+}
 
-  std::string md = "# Evaluation summary\n\n";
-  md += fmt::format("Command: `{}`\n\n", config.value("command", std::string()));
-  md += fmt::format("Model: {} · samples: {} · mode: {}\n\n", config.value("model", std::string()),
-                    config.value("n_samples", 0),
-                    config.value("query_agnostic", false) ? "query-agnostic" : "query-aware");
-
-  // Full-cache score per task and length.
-  {
-    std::vector<std::string> h = {"task"};
-    for (int64_t len : lengths) h.push_back(fmt::format("{}", len));
-    std::vector<std::vector<std::string>> t;
-    for (const auto& task : tasks) {
-      std::vector<std::string> row = {task};
-      for (int64_t len : lengths) {
-        auto it = full_by_task_len.find({task, len});
-        row.push_back(it == full_by_task_len.end() ? "" : f(it->second.score.mean(), 2));
-      }
-      t.push_back(row);
+// The summary's tables: full-cache score per task and length, then policies by budget.
+std::string summary_tables(const Groups& g) {
+  std::string md;
+  std::vector<std::string> h = {"task"};
+  for (int64_t len : g.lengths) h.push_back(fmt::format("{}", len));
+  std::vector<std::vector<std::string>> full;
+  for (const auto& task : g.tasks) {
+    std::vector<std::string> row = {task};
+    for (int64_t len : g.lengths) {
+      auto it = g.full_by_task_len.find({task, len});
+      row.push_back(it == g.full_by_task_len.end() ? "" : f(it->second.score.mean(), 2));
     }
-    md += "## Full-cache score per task and length\n\n" + markdown_table(h, t) + "\n";
+    full.push_back(row);
   }
+  md += "## Full-cache score per task and length\n\n" + markdown_table(h, full) + "\n";
 
-  // Policy x budget, averaged over tasks and lengths.
-  {
-    std::vector<std::vector<std::string>> t;
-    auto add_row = [&](const std::string& pol, int64_t b, const Agg& a) {
-      t.push_back({pol, b ? std::to_string(b) : "full", f(a.score.mean()), f(a.exact.mean()),
-                   f(a.prefix.mean()), f(a.kl.mean(), 4), f(a.top1.mean()), f(a.recall.mean()),
-                   f(a.score_ms.mean(), 1), f(a.evict_ms.mean(), 1), f(a.overhead_pct(), 2) + "%",
-                   f(a.kv.mean() / 1048576.0, 2)});
-    };
-    if (by_policy_budget.count({"none", 0})) add_row("none", 0, by_policy_budget.at({"none", 0}));
-    for (const auto& pol : policies)
-      for (int64_t b : budgets)
-        if (by_policy_budget.count({pol, b})) add_row(pol, b, by_policy_budget.at({pol, b}));
-    md += "## Policies by budget (mean over tasks and lengths)\n\n";
-    md += "score: task score (string match; open-ended tasks: word F1 against the full-cache "
-          "answer). exact / prefix: greedy answer identical to / common prefix with the "
-          "full-cache answer. KL, top-1: teacher-forced along the full-cache answer. recall: "
-          "share of the oracle's top-C entries per head that were kept.\n\n";
-    md += markdown_table({"policy", "budget", "score", "exact", "prefix", "KL", "top-1", "recall",
-                          "scoring ms", "eviction ms", "overhead vs prefill", "KV MiB"},
-                         t) + "\n";
-  }
+  std::vector<std::vector<std::string>> t;
+  auto add_row = [&](const std::string& pol, int64_t b, const Agg& a) {
+    t.push_back({pol, b ? std::to_string(b) : "full", f(a.score.mean()), f(a.exact.mean()),
+                 f(a.prefix.mean()), f(a.kl.mean(), 4), f(a.top1.mean()), f(a.recall.mean()),
+                 f(a.score_ms.mean(), 1), f(a.evict_ms.mean(), 1), f(a.overhead_pct(), 2) + "%",
+                 f(a.kv.mean() / 1048576.0, 2)});
+  };
+  if (g.by_policy_budget.count({"none", 0})) add_row("none", 0, g.by_policy_budget.at({"none", 0}));
+  for (const auto& pol : g.policies)
+    for (int64_t b : g.budgets)
+      if (g.by_policy_budget.count({pol, b})) add_row(pol, b, g.by_policy_budget.at({pol, b}));
+  md += "## Policies by budget (mean over tasks and lengths)\n\n";
+  md += "score: task score (string match; open-ended tasks: word F1 against the full-cache "
+        "answer). exact / prefix: greedy answer identical to / common prefix with the "
+        "full-cache answer. KL, top-1: teacher-forced along the full-cache answer. recall: "
+        "share of the oracle's top-C entries per head that were kept.\n\n";
+  md += markdown_table({"policy", "budget", "score", "exact", "prefix", "KL", "top-1", "recall",
+                        "scoring ms", "eviction ms", "overhead vs prefill", "KV MiB"},
+                       t) + "\n";
+  return md;
+}
 
-  // Plots over budgets.
+// score / recall / KL over budgets and the overhead bar chart, as SVG files.
+void write_plots(RunDir& dir, const Groups& g) {
+  const auto& pb = g.by_policy_budget;
   auto line = [&](const std::string& title, const std::string& ylabel, auto get,
                   std::optional<double> ymin, std::optional<double> ymax) {
     LinePlot p;
@@ -145,18 +146,18 @@ std::string write_report(RunDir& dir, const std::vector<nlohmann::json>& rows,
     p.log2_x = true;
     p.y_min = ymin;
     p.y_max = ymax;
-    for (const auto& pol : policies) {
+    for (const auto& pol : g.policies) {
       PlotSeries s{pol, {}, {}};
-      for (int64_t b : budgets)
-        if (by_policy_budget.count({pol, b})) {
+      for (int64_t b : g.budgets)
+        if (pb.count({pol, b})) {
           s.x.push_back((double)b);
-          s.y.push_back(get(by_policy_budget.at({pol, b})));
+          s.y.push_back(get(pb.at({pol, b})));
         }
       p.series.push_back(s);
     }
-    if (by_policy_budget.count({"none", 0}) && !budgets.empty()) {
-      const double y = get(by_policy_budget.at({"none", 0}));
-      p.series.push_back({"full cache", {(double)*budgets.begin(), (double)*budgets.rbegin()}, {y, y}});
+    if (pb.count({"none", 0}) && !g.budgets.empty()) {
+      const double y = get(pb.at({"none", 0}));
+      p.series.push_back({"full cache", {(double)*g.budgets.begin(), (double)*g.budgets.rbegin()}, {y, y}});
     }
     return svg_line_plot(p);
   };
@@ -166,22 +167,35 @@ std::string write_report(RunDir& dir, const std::vector<nlohmann::json>& rows,
                                               [](const Agg& a) { return a.recall.mean(); }, 0.0, 1.0));
   dir.write_text("kl_vs_budget.svg", line("Teacher-forced KL to the full cache vs budget", "KL (nats)",
                                           [](const Agg& a) { return a.kl.mean(); }, 0.0, std::nullopt));
-  {
-    BarChart c;
-    c.title = "Scoring + eviction time as % of prefill";
-    c.y_label = "% of prefill";
-    PlotSeries s{"overhead", {}, {}};
-    for (const auto& pol : policies) {
-      MeanStat pct;
-      for (int64_t b : budgets)
-        if (by_policy_budget.count({pol, b})) pct.add(by_policy_budget.at({pol, b}).overhead_pct());
-      c.categories.push_back(pol);
-      s.y.push_back(pct.mean());
-      s.x.push_back((double)s.x.size());
-    }
-    c.series.push_back(s);
-    dir.write_text("overhead.svg", svg_bar_chart(c));
+  BarChart c;
+  c.title = "Scoring + eviction time as % of prefill";
+  c.y_label = "% of prefill";
+  PlotSeries s{"overhead", {}, {}};
+  for (const auto& pol : g.policies) {
+    MeanStat pct;
+    for (int64_t b : g.budgets)
+      if (pb.count({pol, b})) pct.add(pb.at({pol, b}).overhead_pct());
+    c.categories.push_back(pol);
+    s.y.push_back(pct.mean());
+    s.x.push_back((double)s.x.size());
   }
+  c.series.push_back(s);
+  dir.write_text("overhead.svg", svg_bar_chart(c));
+}
+
+}  // namespace
+
+std::string write_report(RunDir& dir, const std::vector<nlohmann::json>& rows,
+                         const nlohmann::json& config) {
+  const Groups g = group_rows(rows);
+  write_metrics(dir, g, config);
+  std::string md = "# Evaluation summary\n\n";
+  md += fmt::format("Command: `{}`\n\n", config.value("command", std::string()));
+  md += fmt::format("Model: {} · samples: {} · mode: {}\n\n", config.value("model", std::string()),
+                    config.value("n_samples", 0),
+                    config.value("query_agnostic", false) ? "query-agnostic" : "query-aware");
+  md += summary_tables(g);
+  write_plots(dir, g);
   md += "Plots: score_vs_budget.svg, recall_vs_budget.svg, kl_vs_budget.svg, overhead.svg\n";
   dir.write_text("summary.md", md);
   return md;

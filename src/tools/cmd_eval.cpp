@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <functional>
+#include <optional>
 #include <cstdio>
 #include <set>
 
@@ -47,153 +49,177 @@ Preset preset(const std::string& name) {
   fail("unknown preset '{}' (tiny, quick, full)", name);
 }
 
-}  // namespace
-
-int cmd_eval(int argc, char** argv, int first) {
-  EngineParams sp;
-  sp.context.n_ctx = 0;
-  std::string preset_name = "quick", out_dir, corpus_name = "handbook";
+// What one eval invocation asks for, defaults filled in from the preset.
+struct EvalPlan {
+  EngineParams engine;
+  std::string preset_name = "quick", out_dir, corpus_name = "handbook", command = "glimpse eval";
   std::vector<std::string> tasks, policies = {"none", "streaming", "h2o", "snapkv", "pyramidkv", "adakv", "lookahead", "oracle"};
   std::vector<int> lengths, budgets = {32, 64, 128, 256, 512};
   int seeds = -1, seed0 = 1000;
   bool report_only = false;
   KvPolicySettings kv;
   eval::EvalSettings es;
+};
+
+// Flags into plan; false after --help.
+bool parse_eval_args(int argc, char** argv, int first, EvalPlan& plan) {
+  plan.engine.context.n_ctx = 0;
   ArgParser ap("eval", "Evaluate KV policies on RULER-style long-context tasks.");
-  add_model_args(ap, sp);
+  add_model_args(ap, plan.engine);
   ap.add({"--preset"}, "NAME", "tiny | quick (about 10 minutes on 2 cores) | full (default: quick)",
-         [&](const std::string& v) { preset_name = v; preset(v); });
+         [&](const std::string& v) { plan.preset_name = v; preset(v); });
   ap.add({"--tasks"}, "LIST", "comma-separated tasks (default: the preset's)",
          [&](const std::string& v) {
-           tasks = split_list(v);
-           for (const auto& t : tasks) eval::task_info(t);
+           plan.tasks = split_list(v);
+           for (const auto& t : plan.tasks) eval::task_info(t);
          });
   ap.add({"--lengths"}, "LIST", "prompt lengths in tokens (default: the preset's)",
-         [&](const std::string& v) { lengths = parse_int_list("--lengths", v); });
+         [&](const std::string& v) { plan.lengths = parse_int_list("--lengths", v); });
   ap.add({"--seeds"}, "N", "samples per task and length (default: the preset's)",
-         [&](const std::string& v) { seeds = parse_int("--seeds", v, 1, 100000); });
+         [&](const std::string& v) { plan.seeds = parse_int("--seeds", v, 1, 100000); });
   ap.add({"--seed0"}, "N", "first sample seed (default: 1000; training uses other seeds)",
-         [&](const std::string& v) { seed0 = parse_int("--seed0", v, 0, 1 << 30); });
+         [&](const std::string& v) { plan.seed0 = parse_int("--seed0", v, 0, 1 << 30); });
   ap.add({"--policies"}, "LIST", "KV policies (default: none,streaming,h2o,snapkv,pyramidkv,adakv,lookahead,oracle)",
          [&](const std::string& v) {
-           policies = split_list(v);
-           for (const auto& p : policies) make_kv_policy(p);
+           plan.policies = split_list(v);
+           for (const auto& p : plan.policies) make_kv_policy(p);
          });
   ap.add({"--budgets"}, "LIST", "KV budgets per layer and KV head (default: 32,64,128,256,512)",
-         [&](const std::string& v) { budgets = parse_int_list("--budgets", v); });
+         [&](const std::string& v) { plan.budgets = parse_int_list("--budgets", v); });
   ap.add({"-o", "--out"}, "DIR", "run directory (default: runs/eval-PRESET); reused to resume",
-         [&](const std::string& v) { out_dir = v; });
+         [&](const std::string& v) { plan.out_dir = v; });
   ap.add({"--corpus"}, "NAME", "natural text: handbook (debian-handbook) or fortunes",
-         [&](const std::string& v) { corpus_name = v; });
+         [&](const std::string& v) { plan.corpus_name = v; });
   ap.flag({"--report-only"}, "rebuild the report from OUT/cache.jsonl without running",
-          [&] { report_only = true; });
-  add_kv_args(ap, kv);
-  if (!ap.parse(argc, argv, first)) return 0;
-  validate_policy_settings(kv);
+          [&] { plan.report_only = true; });
+  add_kv_args(ap, plan.kv);
+  if (!ap.parse(argc, argv, first)) return false;
+  validate_policy_settings(plan.kv);
 
-  const Preset pr = preset(preset_name);
-  if (tasks.empty()) tasks = pr.tasks;
-  if (lengths.empty()) lengths = pr.lengths;
-  if (seeds < 0) seeds = pr.seeds;
-  es.query_agnostic = kv.query_agnostic;
-  if (out_dir.empty()) out_dir = "runs/eval-" + preset_name + (es.query_agnostic ? "-agnostic" : "");
-  es.policies = policies;
-  for (int b : budgets) es.budgets.push_back(b);
-  es.base = kv;
+  const Preset pr = preset(plan.preset_name);
+  if (plan.tasks.empty()) plan.tasks = pr.tasks;
+  if (plan.lengths.empty()) plan.lengths = pr.lengths;
+  if (plan.seeds < 0) plan.seeds = pr.seeds;
+  plan.es.query_agnostic = plan.kv.query_agnostic;
+  if (plan.out_dir.empty())
+    plan.out_dir = "runs/eval-" + plan.preset_name + (plan.es.query_agnostic ? "-agnostic" : "");
+  plan.es.policies = plan.policies;
+  for (int b : plan.budgets) plan.es.budgets.push_back(b);
+  plan.es.base = plan.kv;
+  for (int i = first; i < argc; ++i) plan.command += std::string(" ") + argv[i];
+  if (plan.engine.context.n_ctx == 0)
+    plan.engine.context.n_ctx = *std::max_element(plan.lengths.begin(), plan.lengths.end()) + 64;
+  return true;
+}
 
-  std::string command = "glimpse eval";
-  for (int i = first; i < argc; ++i) command += std::string(" ") + argv[i];
-  if (sp.context.n_ctx == 0) sp.context.n_ctx = *std::max_element(lengths.begin(), lengths.end()) + 64;
-  const std::shared_ptr<Engine> engine = Engine::load(sp);
-  Context s(engine);
+struct Job {
+  std::string task;
+  int length;
+  uint64_t seed;
+};
+
+// The (policy, budget) branches of one sample, the full cache first.
+std::vector<std::pair<std::string, int64_t>> branches_of(const EvalPlan& plan) {
+  std::vector<std::pair<std::string, int64_t>> b = {{"none", 0}};
+  for (const auto& p : plan.policies)
+    if (kv_policy_info(p).make)
+      for (int budget : plan.budgets) b.push_back({p, budget});
+  return b;
+}
+
+// Runs every job whose branches are not all cached yet, storing each branch's row.
+void run_jobs(Context& ctx, const EvalPlan& plan, const std::vector<Job>& jobs,
+              const eval::TextCorpus* corpus, eval::ResultCache& cache,
+              const std::function<eval::CacheKey(const Job&, const std::string&, int64_t)>& key) {
+  // Template overhead: tokens the chat template adds around an empty user turn.
+  const int64_t reserve = (int64_t)ctx.engine().tokenize_prompt("", "", true).size() + 2;
+  auto count = [&](std::string_view text) {
+    return (int64_t)ctx.tokenizer().encode(text, false, false).size();
+  };
+  ProgressBar bar((int64_t)jobs.size(), "eval");
+  for (const Job& j : jobs) {
+    bar.set_status(fmt::format("{} {} #{}", j.task, j.length, j.seed));
+    auto done = [&](const std::string& pol, int64_t b) { return cache.contains(key(j, pol, b)); };
+    eval::TaskOptions opt;
+    opt.target_tokens = j.length;
+    opt.seed = j.seed;
+    opt.reserve_tokens = reserve;
+    opt.count_tokens = count;
+    opt.corpus = corpus;
+    bool all_done = true;
+    for (const auto& [p, b] : branches_of(plan)) all_done = all_done && done(p, b);
+    if (!all_done) {
+      const eval::Sample sample = eval::generate_sample(j.task, opt);
+      for (const auto& r : eval::run_sample(ctx, sample, plan.es, done))
+        cache.put(key(j, r.policy, r.budget), r.row);
+    }
+    bar.add(1);
+  }
+  bar.finish();
+}
+
+}  // namespace
+
+int cmd_eval(int argc, char** argv, int first) {
+  EvalPlan plan;
+  if (!parse_eval_args(argc, argv, first, plan)) return 0;
+  const std::shared_ptr<Engine> engine = Engine::load(plan.engine);
+  Context ctx(engine);
   const std::string model_path = engine->model_path();
+  const ContextParams& cp = plan.engine.context;
   // Results with a non-default KV cache type (-ctk/-ctv) are cached under their own key.
-  const bool f16_kv = sp.context.type_k == KvType::F16 && sp.context.type_v == KvType::F16;
+  const bool f16_kv = cp.type_k == KvType::F16 && cp.type_v == KvType::F16;
   const std::string fp = eval::file_fingerprint(model_path) +
-                         (f16_kv ? "" : fmt::format("/k-{}/v-{}", kv_type_name(sp.context.type_k),
-                                                    kv_type_name(sp.context.type_v)));
-  eval::RunDir dir(out_dir);
+                         (f16_kv ? "" : fmt::format("/k-{}/v-{}", kv_type_name(cp.type_k),
+                                                    kv_type_name(cp.type_v)));
+  eval::RunDir dir(plan.out_dir);
   eval::ResultCache cache(dir.path("cache.jsonl"));
 
-  std::set<std::string> need_corpus_tasks;
-  for (const auto& t : tasks)
-    if (eval::task_info(t).needs_corpus) need_corpus_tasks.insert(t);
+  bool needs_corpus = false;
+  for (const auto& t : plan.tasks) needs_corpus = needs_corpus || eval::task_info(t).needs_corpus;
   std::optional<eval::TextCorpus> corpus;
-  if (!need_corpus_tasks.empty())
-    corpus = eval::TextCorpus::load(eval::parse_corpus_source(corpus_name == "handbook" ? "debian-handbook" : corpus_name));
+  if (needs_corpus)
+    corpus = eval::TextCorpus::load(eval::parse_corpus_source(
+        plan.corpus_name == "handbook" ? "debian-handbook" : plan.corpus_name));
 
-  // Template overhead: tokens the chat template adds around an empty user turn.
-  const int64_t reserve = (int64_t)engine->tokenize_prompt("", "", true).size() + 2;
-  auto count = [&](std::string_view text) {
-    return (int64_t)s.tokenizer().encode(text, false, false).size();
-  };
-
-  struct Job { std::string task; int length; uint64_t seed; };
   std::vector<Job> jobs;
-  for (const auto& t : tasks)
-    for (int len : lengths)
-      for (int k = 0; k < seeds; ++k) jobs.push_back({t, len, (uint64_t)(seed0 + k)});
+  for (const auto& t : plan.tasks)
+    for (int len : plan.lengths)
+      for (int k = 0; k < plan.seeds; ++k) jobs.push_back({t, len, (uint64_t)(plan.seed0 + k)});
 
-  nlohmann::json config = {{"command", command}, {"model", model_path}, {"model_fingerprint", fp},
-                           {"preset", preset_name}, {"tasks", tasks}, {"lengths", lengths},
-                           {"seeds", seeds}, {"seed0", seed0}, {"policies", policies},
-                           {"budgets", budgets}, {"query_agnostic", es.query_agnostic},
+  nlohmann::json config = {{"command", plan.command}, {"model", model_path}, {"model_fingerprint", fp},
+                           {"preset", plan.preset_name}, {"tasks", plan.tasks}, {"lengths", plan.lengths},
+                           {"seeds", plan.seeds}, {"seed0", plan.seed0}, {"policies", plan.policies},
+                           {"budgets", plan.budgets}, {"query_agnostic", plan.es.query_agnostic},
                            {"threads", engine->n_threads()}, {"n_samples", jobs.size()},
-                           {"type_k", kv_type_name(sp.context.type_k)}, {"type_v", kv_type_name(sp.context.type_v)},
+                           {"type_k", kv_type_name(cp.type_k)}, {"type_v", kv_type_name(cp.type_v)},
                            {"corpus", corpus ? corpus->describe() : std::string("none")}};
   // A lookahead result also depends on the module file: its identity joins the model's, so a
   // retrained module is evaluated afresh instead of read back from the cache.
   std::string lookahead_fp;
-  if (std::find(policies.begin(), policies.end(), "lookahead") != policies.end()) {
-    const std::string module = resolve_lookahead_module_path(model_path, kv.lookahead_module);
+  if (std::find(plan.policies.begin(), plan.policies.end(), "lookahead") != plan.policies.end()) {
+    const std::string module = resolve_lookahead_module_path(model_path, plan.kv.lookahead_module);
     const std::string module_fp = eval::file_fingerprint(module);
     lookahead_fp = fp + "+lookahead:" + module_fp;
     config["lookahead_module"] = module;
     config["lookahead_module_fingerprint"] = module_fp;
   }
   auto key = [&](const Job& j, const std::string& pol, int64_t b) {
-    return eval::CacheKey{j.task, j.length, j.seed, pol + (es.query_agnostic ? "/qa" : ""), b,
+    return eval::CacheKey{j.task, j.length, j.seed, pol + (plan.es.query_agnostic ? "/qa" : ""), b,
                           pol == "lookahead" ? lookahead_fp : fp};
   };
   dir.write_config(config);
-  if (!report_only) {
-    ProgressBar bar((int64_t)jobs.size(), "eval");
-    for (const Job& j : jobs) {
-      bar.set_status(fmt::format("{} {} #{}", j.task, j.length, j.seed));
-      auto done = [&](const std::string& pol, int64_t b) { return cache.contains(key(j, pol, b)); };
-      eval::TaskOptions opt;
-      opt.target_tokens = j.length;
-      opt.seed = j.seed;
-      opt.reserve_tokens = reserve;
-      opt.count_tokens = count;
-      opt.corpus = corpus ? &*corpus : nullptr;
-      bool all_done = done("none", 0);
-      for (const auto& p : policies)
-        if (p != "none")
-          for (int b : budgets) all_done = all_done && done(p, b);
-      if (!all_done) {
-        const eval::Sample sample = eval::generate_sample(j.task, opt);
-        for (const auto& r : eval::run_sample(s, sample, es, done)) cache.put(key(j, r.policy, r.budget), r.row);
-      }
-      bar.add(1);
-    }
-    bar.finish();
-  }
+  if (!plan.report_only) run_jobs(ctx, plan, jobs, corpus ? &*corpus : nullptr, cache, key);
 
   // Every cached row of this run's grid, in a stable order.
   std::vector<nlohmann::json> rows;
   std::remove(dir.path("predictions.jsonl").c_str());
-  for (const Job& j : jobs) {
-    std::vector<std::pair<std::string, int64_t>> branches = {{"none", 0}};
-    for (const auto& p : policies)
-      if (p != "none")
-        for (int b : budgets) branches.push_back({p, b});
-    for (const auto& [p, b] : branches)
+  for (const Job& j : jobs)
+    for (const auto& [p, b] : branches_of(plan))
       if (auto r = cache.find(key(j, p, b))) {
         rows.push_back(*r);
         dir.append_prediction(*r);
       }
-  }
   const std::string md = eval::write_report(dir, rows, config);
   std::fputs(md.c_str(), stdout);
   std::fprintf(stderr, "glimpse eval: %zu records in %s\n", rows.size(), dir.dir().c_str());
