@@ -1,8 +1,14 @@
+// The engine's lookahead pass: the module's embeddings P run through the model's own layer
+// code (Model::forward(HookedRows)); LookaheadHooks adds the LoRA after each linear,
+// replaces attention (prompt keys/values read from the cache, never appended, plus the
+// lookahead rows' own keys, causal among themselves; the softmax rows give the scores) and
+// copies the activations the backward pass needs into the trace.
 #include "lookahead/lookahead_forward.h"
 
 #include <cmath>
 
 #include "lookahead/lookahead_ops.h"
+#include "model/layer_hooks.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
 
@@ -10,9 +16,7 @@ namespace glimpse {
 
 using namespace lookahead_detail;
 
-namespace {
-
-void check_shapes(const Model& model, const KvCache& cache, const LookaheadModule& mod) {
+void check_lookahead_fits(const Model& model, const KvCache& cache, const LookaheadModule& mod) {
   const ModelConfig& c = model.config();
   const LookaheadBaseInfo& b = mod.base();
   if (b.n_layer != c.n_layer || b.n_embd != c.n_embd || b.n_head != c.n_head ||
@@ -28,140 +32,156 @@ void check_shapes(const Model& model, const KvCache& cache, const LookaheadModul
         fail("lookahead: KV heads hold different entry counts (was the cache already evicted?)");
 }
 
-}  // namespace
+namespace {
 
-template <typename Real>
-void lookahead_forward(const Model& model, const KvCache& cache, const LookaheadModule& mod,
-                       ThreadPool& pool, std::vector<Real>& scores, LookaheadTrace<Real>* trace) {
-  check_shapes(model, cache, mod);
-  const ModelConfig& c = model.config();
-  const int T = mod.n_lookahead(), r = mod.rank();
-  const int E = c.n_embd, d = c.head_dim, H = c.n_head, KV = c.n_kv_head, G = H / KV, F = c.n_ff;
-  const int q_dim = H * d, kv_dim = KV * d, L = c.n_layer;
-  const int64_t N = cache.head(0, 0).size();
-  const int64_t n_keys = N + T, n_pad = padded(n_keys);
-  const Real lscale = (Real)mod.scale();
-  const Real att_scale = (Real)(1.0f / std::sqrt((float)d));
-  const int32_t pos0 = cache.n_past();
-
-  scores.assign((size_t)L * H * N, Real(0));
-  std::vector<LookaheadLayerTrace<Real>> local(trace ? 0 : 1);
-  if (trace) {
-    trace->n_prompt = N;
-    trace->pos0 = pos0;
-    trace->layers.assign(L, {});
-  }
-
-  // Rotation (cos, sin) pairs of the lookahead positions.
-  std::vector<float> cs((size_t)T * c.rope.n_rot);
-  for (int t = 0; t < T; ++t) rope_cos_sin(c.rope, pos0 + t, cs.data() + (size_t)t * c.rope.n_rot);
-
-  Buf<Real> x(mod.P().begin(), mod.P().end());  // [T][E] residual stream
-  Buf<Real> tmp((size_t)T * E);
-  std::vector<Buf<Real>> panel(KV), rows(KV);  // per KV head: keys^T [d][n_pad], values [n_keys][d]
-
-  for (int l = 0; l < L; ++l) {
-    const LayerWeights& w = model.layer(l);
-    const bool last = l == L - 1;
-    LookaheadLayerTrace<Real>& tr = trace ? trace->layers[l] : local[0];
-    auto linear = [&](const WeightView& wv, const std::vector<float>& bias, int slot,
-                      const Buf<Real>& in, Buf<Real>& out) {
-      out.resize((size_t)T * wv.rows);
-      frozen_linear(wv, in.data(), T, out.data(), pool);
-      if (!bias.empty())
-        for (int t = 0; t < T; ++t)
-          for (int64_t o = 0; o < wv.rows; ++o) out[(size_t)t * wv.rows + o] += (Real)bias[o];
-      if (mod.has(l, slot)) {
-        tr.a[slot].resize((size_t)T * r);
-        lora_forward(mod.lora(l, slot), r, lscale, in.data(), T, tr.a[slot].data(), out.data());
-      }
-    };
-
-    // Attention block input.
-    tr.x_in = x;
-    tr.xn1.resize((size_t)T * E);
-    tr.rinv1.resize(T);
-    for (int t = 0; t < T; ++t)
-      tr.rinv1[t] = rms_norm_row(x.data() + (size_t)t * E, w.attn_norm.data(),
-                                 tr.xn1.data() + (size_t)t * E, E, c.rms_eps);
-    linear(w.wq, w.bq, (int)LoraSlot::Q, tr.xn1, tr.q);
-    linear(w.wk, w.bk, (int)LoraSlot::K, tr.xn1, tr.k);
-    if (!last) linear(w.wv, w.bv, (int)LoraSlot::V, tr.xn1, tr.v);
-    for (int t = 0; t < T; ++t) {
-      const float* cst = cs.data() + (size_t)t * c.rope.n_rot;
-      rope_apply(c.rope, cst, tr.q.data() + (size_t)t * q_dim, H, d);
-      rope_apply(c.rope, cst, tr.k.data() + (size_t)t * kv_dim, KV, d);
-    }
-
-    // Per KV head: transposed keys (prompt from the cache, then the lookahead rows) and
-    // value rows. Each prompt key/value is converted once for all G x T queries.
-    pool.parallel_for_dynamic(KV, [&](int64_t g, int) {
-      const KvHead& kh = cache.head(l, (int)g);
-      rows[g].resize((size_t)n_keys * d);
-      head_rows(cache.type_k(), kh.k.data(), N, tr.k.data(), T, KV, (int)g, d, rows[g].data());
-      panel[g].resize((size_t)d * n_pad);
-      transpose_rows(rows[g].data(), n_keys, d, n_pad, panel[g].data());
-      if (!last)
-        head_rows(cache.type_v(), kh.v.data(), N, tr.v.data(), T, KV, (int)g, d, rows[g].data());
-    });
-
-    if (trace) tr.prob.assign((size_t)H * T * n_keys, Real(0));
-    tr.att.assign((size_t)T * q_dim, Real(0));
-    Real* sc_l = scores.data() + (size_t)l * H * N;
-    // One unit per query head (it owns its score row): 8 lookahead rows at a time.
-    pool.parallel_for_dynamic(H, [&](int64_t h, int) {
-      const int g = (int)h / G;
-      Buf<Real> s((size_t)8 * n_pad);
-      Real* sc = sc_l + h * N;
-      for (int i0 = 0; i0 < T; i0 += 8) {
-        const int m = std::min(8, T - i0);
-        const Real* qp[8];
-        const Real* pp[8];
-        Real* op[8];
-        for (int i = 0; i < m; ++i) {
-          qp[i] = tr.q.data() + ((size_t)(i0 + i) * H + h) * d;
-          pp[i] = s.data() + (size_t)i * n_pad;
-          op[i] = tr.att.data() + ((size_t)(i0 + i) * H + h) * d;
-        }
-        score_rows(qp, m, panel[g].data(), n_pad, d, s.data());
-        for (int i = 0; i < m; ++i) {
-          Real* p = s.data() + (size_t)i * n_pad;
-          const int64_t vis = N + i0 + i + 1;  // prompt + lookahead rows up to this one
-          softmax_row(p, vis, att_scale);
-          std::fill(p + vis, p + n_pad, Real(0));
-          axpy(Real(1) / (Real)T, p, sc, N);
-          if (trace)
-            std::copy(p, p + n_keys, tr.prob.data() + ((size_t)h * T + i0 + i) * n_keys);
-        }
-        if (!last) pv_rows(pp, m, n_keys, rows[g].data(), d, op);
-      }
-    });
-    if (last) break;  // the loss reads only the probabilities
-
-    // Output projection, residual, feed-forward.
-    linear(w.wo, {}, (int)LoraSlot::O, tr.att, tmp);
-    tr.x_mid = tr.x_in;
-    for (size_t i = 0; i < tmp.size(); ++i) tr.x_mid[i] += tmp[i];
-    tr.xn2.resize((size_t)T * E);
-    tr.rinv2.resize(T);
-    for (int t = 0; t < T; ++t)
-      tr.rinv2[t] = rms_norm_row(tr.x_mid.data() + (size_t)t * E, w.ffn_norm.data(),
-                                 tr.xn2.data() + (size_t)t * E, E, c.rms_eps);
-    linear(w.w_gate, {}, (int)LoraSlot::Gate, tr.xn2, tr.gate);
-    linear(w.w_up, {}, (int)LoraSlot::Up, tr.xn2, tr.up);
-    tr.hid.resize((size_t)T * F);
-    for (size_t i = 0; i < tr.hid.size(); ++i)
-      tr.hid[i] = tr.gate[i] * sigmoid(tr.gate[i]) * tr.up[i];
-    linear(w.w_down, {}, (int)LoraSlot::Down, tr.hid, tmp);
-    x = tr.x_mid;
-    for (size_t i = 0; i < tmp.size(); ++i) x[i] += tmp[i];
+// 1/rms of T rows of n values (sum in double), as the backward pass needs it; the model's
+// rms_norm does not hand it out.
+void inv_rms_rows(const float* x, int64_t T, int64_t n, float eps, std::vector<float>& out) {
+  out.resize(T);
+  for (int64_t t = 0; t < T; ++t) {
+    double ss = 0;
+    for (int64_t i = 0; i < n; ++i) ss += (double)x[t * n + i] * x[t * n + i];
+    out[t] = (float)(1.0 / std::sqrt(ss / (double)n + eps));
   }
 }
 
-template void lookahead_forward<float>(const Model&, const KvCache&, const LookaheadModule&,
-                                       ThreadPool&, std::vector<float>&, LookaheadTrace<float>*);
-template void lookahead_forward<double>(const Model&, const KvCache&, const LookaheadModule&,
-                                        ThreadPool&, std::vector<double>&, LookaheadTrace<double>*);
+class LookaheadHooks final : public LayerHooks {
+ public:
+  LookaheadHooks(const ModelConfig& c, const KvCache& cache, const LookaheadModule& mod,
+                 std::vector<float>& scores, LookaheadTrace<float>* trace)
+      : c_(c), cache_(cache), mod_(mod), scores_(scores), trace_(trace),
+        N_(cache.head(0, 0).size()), T_(mod.n_lookahead()),
+        panel_(c.n_kv_head), rows_(c.n_kv_head) {}
+
+  // out += scale * B (A in); A in is kept for the backward pass.
+  void after_linear(int l, LinearSlot slot, const float* in, int64_t T, float* out) override {
+    const int s = (int)slot;
+    if (!mod_.has(l, s)) return;
+    std::vector<float>& a = trace_ ? trace_->layers[l].a[s] : a_;
+    a.resize((size_t)T * mod_.rank());
+    lora_forward(mod_.lora(l, s), mod_.rank(), mod_.scale(), in, T, a.data(), out);
+  }
+
+  void on_activation(int l, LayerTap tap, const float* x, int64_t T) override {
+    if (!trace_) return;
+    LookaheadLayerTrace<float>& tr = trace_->layers[l];
+    const size_t nE = (size_t)T * c_.n_embd, nF = (size_t)T * c_.n_ff;
+    switch (tap) {
+      case LayerTap::Input:
+        tr.x_in.assign(x, x + nE);
+        inv_rms_rows(x, T, c_.n_embd, c_.rms_eps, tr.rinv1);
+        break;
+      case LayerTap::AttnNormed: tr.xn1.assign(x, x + nE); break;
+      case LayerTap::Mid:
+        tr.x_mid.assign(x, x + nE);
+        inv_rms_rows(x, T, c_.n_embd, c_.rms_eps, tr.rinv2);
+        break;
+      case LayerTap::FfnNormed: tr.xn2.assign(x, x + nE); break;
+      case LayerTap::Gate: tr.gate.assign(x, x + nF); break;
+      case LayerTap::Up: tr.up.assign(x, x + nF); break;
+      case LayerTap::Hidden: tr.hid.assign(x, x + nF); break;
+    }
+  }
+
+  void attend(int l, const float* q, const float* k, const float* v, int64_t T, float* out,
+              ThreadPool& pool) override;
+
+ private:
+  const ModelConfig& c_;
+  const KvCache& cache_;
+  const LookaheadModule& mod_;
+  std::vector<float>& scores_;  // [n_layer][n_head][N]
+  LookaheadTrace<float>* trace_;
+  const int64_t N_;
+  const int T_;
+  std::vector<float> a_;  // A x without a trace
+  std::vector<std::vector<float>> panel_, rows_;  // per KV head: keys^T [d][n_pad], values [n_keys][d]
+};
+
+// Softmax attention of the T lookahead rows over the N prompt keys (from the cache) and the
+// lookahead keys up to their own; scores[l][h][j] = mean over rows of p[j], j < N. The last
+// layer needs only the probabilities (no values, no output).
+void LookaheadHooks::attend(int l, const float* q, const float* k, const float* v, int64_t T,
+                            float* out, ThreadPool& pool) {
+  if (T != T_) fail("lookahead: {} rows reached attention, the module has {}", T, T_);
+  const int d = c_.head_dim, H = c_.n_head, KV = c_.n_kv_head, G = H / KV;
+  const int64_t q_dim = (int64_t)H * d, kv_dim = (int64_t)KV * d;
+  const int64_t N = N_, n_keys = N + T, n_pad = padded(n_keys);
+  const bool last = l == c_.n_layer - 1;
+  const float att_scale = 1.0f / std::sqrt((float)d);
+  LookaheadLayerTrace<float>* tr = trace_ ? &trace_->layers[l] : nullptr;
+  if (tr) {
+    tr->q.assign(q, q + T * q_dim);
+    tr->k.assign(k, k + T * kv_dim);
+    if (!last) tr->v.assign(v, v + T * kv_dim);
+    tr->prob.assign((size_t)H * T * n_keys, 0.0f);
+  }
+
+  // Per KV head: transposed keys (prompt from the cache, then the lookahead rows) and
+  // value rows. Each prompt key/value is converted once for all G x T queries.
+  pool.parallel_for_dynamic(KV, [&](int64_t g, int) {
+    const KvHead& kh = cache_.head(l, (int)g);
+    rows_[g].resize((size_t)n_keys * d);
+    head_rows(cache_.type_k(), kh.k.data(), N, k, T, KV, (int)g, d, rows_[g].data());
+    panel_[g].resize((size_t)d * n_pad);
+    transpose_rows(rows_[g].data(), n_keys, d, n_pad, panel_[g].data());
+    if (!last) head_rows(cache_.type_v(), kh.v.data(), N, v, T, KV, (int)g, d, rows_[g].data());
+  });
+
+  std::fill(out, out + T * q_dim, 0.0f);
+  float* sc_l = scores_.data() + (size_t)l * H * N;
+  // One unit per query head (it owns its score row): 8 lookahead rows at a time.
+  pool.parallel_for_dynamic(H, [&](int64_t h, int) {
+    const int g = (int)h / G;
+    std::vector<float> s((size_t)8 * n_pad);
+    float* sc = sc_l + h * N;
+    for (int64_t i0 = 0; i0 < T; i0 += 8) {
+      const int m = (int)std::min<int64_t>(8, T - i0);
+      const float* qp[8];
+      const float* pp[8];
+      float* op[8];
+      for (int i = 0; i < m; ++i) {
+        qp[i] = q + ((i0 + i) * H + h) * d;
+        pp[i] = s.data() + (size_t)i * n_pad;
+        op[i] = out + ((i0 + i) * H + h) * d;
+      }
+      score_rows(qp, m, panel_[g].data(), n_pad, d, s.data());
+      for (int i = 0; i < m; ++i) {
+        float* p = s.data() + (size_t)i * n_pad;
+        const int64_t vis = N + i0 + i + 1;  // prompt + lookahead rows up to this one
+        softmax_row(p, vis, att_scale);
+        std::fill(p + vis, p + n_pad, 0.0f);
+        axpy(1.0f / (float)T, p, sc, N);
+        if (tr) std::copy(p, p + n_keys, tr->prob.data() + ((size_t)h * T + i0 + i) * n_keys);
+      }
+      if (!last) pv_rows(pp, m, n_keys, rows_[g].data(), d, op);
+    }
+  });
+  if (tr && !last) tr->att.assign(out, out + T * q_dim);
+}
+
+}  // namespace
+
+template <>
+void lookahead_forward<float>(const Model& model, const KvCache& cache, const LookaheadModule& mod,
+                              ThreadPool& pool, std::vector<float>& scores,
+                              LookaheadTrace<float>* trace) {
+  check_lookahead_fits(model, cache, mod);
+  const ModelConfig& c = model.config();
+  const int64_t N = cache.head(0, 0).size();
+  scores.assign((size_t)c.n_layer * c.n_head * N, 0.0f);
+  if (trace) {
+    trace->n_prompt = N;
+    trace->pos0 = cache.n_past();
+    trace->layers.assign(c.n_layer, {});
+  }
+  LookaheadHooks hooks(c, cache, mod, scores, trace);
+  // The rows sit at positions N .. N+T-1 (after the prompt); the loss reads only the last
+  // layer's probabilities, so the pass stops there.
+  model.forward(HookedRows{mod.P().data(), mod.n_lookahead(), cache.n_past(), &hooks,
+                           /*stop_after_last_attention=*/true},
+                pool);
+}
 
 std::vector<float> lookahead_kv_scores(const Model& model, const KvCache& cache,
                                        const LookaheadModule& mod, ThreadPool& pool) {

@@ -26,7 +26,8 @@ namespace glimpse {
 class ThreadPool;
 
 // Activations of the lookahead rows kept for the backward pass. T = n_lookahead,
-// E = n_embd, n_keys = N + T. Vectors of the last layer after its probabilities stay empty.
+// E = n_embd, n_keys = N + T. Vectors of the last layer after its probabilities (v, att
+// and everything later) stay empty.
 template <typename Real>
 struct LookaheadLayerTrace {
   std::vector<Real> x_in;    // [T][E] residual stream entering the layer
@@ -54,11 +55,26 @@ struct LookaheadTrace {
 // Runs the lookahead rows; scores receives [n_layer][n_head][N]. With a trace, keeps every
 // activation the backward pass needs. Checks that the cache holds exactly N entries per
 // head in position order (a prefilled, not yet evicted prompt) and that the module fits.
-// Real = float is the fast path; Real = double serves gradient checks.
 template <typename Real>
 void lookahead_forward(const Model& model, const KvCache& cache, const LookaheadModule& mod,
                        ThreadPool& pool, std::vector<Real>& scores,
                        LookaheadTrace<Real>* trace = nullptr);
+// The engine's pass: the model's own layer code (Model::forward(HookedRows)) with hooks
+// that add the LoRA, attend over prompt + lookahead keys and keep the trace.
+template <>
+void lookahead_forward<float>(const Model& model, const KvCache& cache, const LookaheadModule& mod,
+                              ThreadPool& pool, std::vector<float>& scores,
+                              LookaheadTrace<float>* trace);
+// Test reference (lookahead_reference.cpp): the same pass as a plain layer sequence in
+// double, for the finite-difference gradient check and float-vs-double agreement tests.
+template <>
+void lookahead_forward<double>(const Model& model, const KvCache& cache, const LookaheadModule& mod,
+                               ThreadPool& pool, std::vector<double>& scores,
+                               LookaheadTrace<double>* trace);
+
+// Fails unless the module was made for this model's shape and the cache holds one
+// unevicted prompt (the same entry count N >= 1 in every head).
+void check_lookahead_fits(const Model& model, const KvCache& cache, const LookaheadModule& mod);
 
 // Eval hook for KV policies: scores [n_layer][n_head][N] of the prompt in the cache.
 std::vector<float> lookahead_kv_scores(const Model& model, const KvCache& cache,

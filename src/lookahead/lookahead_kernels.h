@@ -1,6 +1,6 @@
-// Inner loops of the lookahead forward and backward passes. The float overloads run Highway
-// kernels (runtime dispatch); the double overloads are plain loops used by the gradient
-// check, which runs the same templated pass in double precision. The float score rows are
+// Inner loops of the lookahead attention (forward and backward). The float overloads run
+// Highway kernels (runtime dispatch); the double overloads are plain loops used by the
+// gradient check (the double reference pass and the backward in double). The float score rows are
 // the KV scoring kernel itself (kv/attention_scores.h).
 #pragma once
 

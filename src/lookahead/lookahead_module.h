@@ -18,11 +18,14 @@
 #include <string>
 #include <vector>
 
+#include "model/layer_hooks.h"
+
 namespace glimpse {
 
 class Model;
 
-enum class LoraSlot : int { Q = 0, K, V, O, Gate, Up, Down };
+// Adapters sit on the model's linears, numbered as the layer hooks number them.
+using LoraSlot = LinearSlot;
 constexpr int kLoraSlots = 7;
 const char* lora_slot_name(int slot);  // "q", "k", "v", "o", "gate", "up", "down"
 

@@ -1,6 +1,7 @@
 // Row-wise building blocks of the lookahead pass and their derivatives, templated on the
-// float type (float: the fast path; double: gradient checks). T is always the number of
-// lookahead rows (32 by default), so everything here is small except the frozen linears.
+// float type (float: the engine's pass hooks and training backward; double: the reference
+// pass and gradient checks). T is always the number of lookahead rows (32 by default), so
+// everything here is small except the frozen linears.
 #pragma once
 
 #include <algorithm>
@@ -20,11 +21,8 @@ namespace glimpse::lookahead_detail {
 template <typename Real>
 using Buf = std::vector<Real>;
 
-// y [T][rows] = W x, x [T][cols]. Float: the engine's matmul (same kernel as prefill);
-// double: dequantized rows, double accumulation.
-inline void frozen_linear(const WeightView& w, const float* x, int64_t T, float* y, ThreadPool& pool) {
-  matmul(w, x, T, y, pool);
-}
+// y [T][rows] = W x, x [T][cols], for the double reference pass: dequantized rows, double
+// accumulation (the float pass runs the model's own matmul).
 inline void frozen_linear(const WeightView& w, const double* x, int64_t T, double* y, ThreadPool& pool) {
   pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1, int) {
     std::vector<float> row(w.cols);

@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "ops/attention.h"
@@ -109,6 +110,8 @@ struct Model::Scratch {
   std::vector<int32_t> pos;                 // [R] position of each row in its sequence
   std::vector<float> cs;                    // [R][n_rot] RoPE cos/sin pairs
   std::vector<KvHeadView> views;            // [n_seq][n_kv_head] each sequence's heads of a layer
+  LayerHooks* hooks = nullptr;              // set by the hooked forward only
+  bool stop_after_last_attention = false;
 };
 
 void Model::forward(const int32_t* tokens, int64_t T, KvStore& cache, LogitsRows rows,
@@ -118,10 +121,43 @@ void Model::forward(const int32_t* tokens, int64_t T, KvStore& cache, LogitsRows
   forward(one, pool);
 }
 
+// Sizes the buffers for the R = s.off.back() rows.
+void Model::prepare(Scratch& s) const {
+  const ModelConfig& c = cfg_;
+  const int64_t E = c.n_embd, d = c.head_dim, R = s.off.back();
+  const int64_t q_dim = (int64_t)c.n_head * d, kv_dim = (int64_t)c.n_kv_head * d;
+  s.x.resize(R * E);
+  s.xn.resize(R * E);
+  s.q.resize(R * q_dim);
+  s.k.resize(R * kv_dim);
+  s.v.resize(R * kv_dim);
+  s.att.resize(R * q_dim);
+  s.gate.resize(R * c.n_ff);
+  s.up.resize(R * c.n_ff);
+  s.pos.resize(R);
+  s.cs.resize(R * c.rope.n_rot);
+}
+
+void Model::forward(const HookedRows& rows, ThreadPool& pool) const {
+  const ModelConfig& c = cfg_;
+  if (rows.n_rows <= 0 || !rows.x || !rows.hooks) fail("hooked forward: no rows or no hooks");
+  Scratch s;
+  s.off = {0, rows.n_rows};
+  s.hooks = rows.hooks;
+  s.stop_after_last_attention = rows.stop_after_last_attention;
+  prepare(s);
+  std::copy(rows.x, rows.x + rows.n_rows * c.n_embd, s.x.begin());
+  for (int64_t r = 0; r < rows.n_rows; ++r) {
+    s.pos[r] = rows.pos0 + (int32_t)r;
+    rope_cos_sin(c.rope, s.pos[r], s.cs.data() + r * c.rope.n_rot);
+  }
+  std::vector<SequenceBatch> none;  // attention is the hooks'
+  for (int l = 0; l < c.n_layer; ++l) layer_forward(l, none, s, pool);
+}
+
 void Model::forward(std::vector<SequenceBatch>& batch, ThreadPool& pool) const {
   const ModelConfig& c = cfg_;
-  const int64_t E = c.n_embd, d = c.head_dim;
-  const int64_t q_dim = (int64_t)c.n_head * d, kv_dim = (int64_t)c.n_kv_head * d;
+  const int64_t E = c.n_embd;
   if (batch.empty()) fail("forward: empty batch");
   Scratch s;
   s.off.assign(1, 0);
@@ -135,17 +171,7 @@ void Model::forward(std::vector<SequenceBatch>& batch, ThreadPool& pool) const {
       if (batch[o].cache == b.cache) fail("forward: a KV store appears twice in one batch");
     s.off.push_back(s.off.back() + b.n_tokens);
   }
-  const int64_t R = s.off.back();
-  s.x.resize(R * E);
-  s.xn.resize(R * E);
-  s.q.resize(R * q_dim);
-  s.k.resize(R * kv_dim);
-  s.v.resize(R * kv_dim);
-  s.att.resize(R * q_dim);
-  s.gate.resize(R * c.n_ff);
-  s.up.resize(R * c.n_ff);
-  s.pos.resize(R);
-  s.cs.resize(R * c.rope.n_rot);
+  prepare(s);
   for (size_t i = 0; i < batch.size(); ++i) {
     const int32_t pos0 = batch[i].cache->n_past();
     for (int64_t t = 0; t < batch[i].n_tokens; ++t) {
@@ -160,6 +186,8 @@ void Model::forward(std::vector<SequenceBatch>& batch, ThreadPool& pool) const {
   output_logits(batch, s, pool);
 }
 
+// With s.hooks set (hooked forward), each op is followed by one hook call over all rows and
+// the hooks' attend replaces the store and attention; without, one null test per op.
 void Model::layer_forward(int l, std::vector<SequenceBatch>& batch, Scratch& s,
                           ThreadPool& pool) const {
   const ModelConfig& c = cfg_;
@@ -167,9 +195,12 @@ void Model::layer_forward(int l, std::vector<SequenceBatch>& batch, Scratch& s,
   const int64_t E = c.n_embd, d = c.head_dim, R = s.off.back();
   const int64_t q_dim = (int64_t)c.n_head * d, kv_dim = (int64_t)c.n_kv_head * d;
   const LayerWeights& w = layers_[l];
+  LayerHooks* hk = s.hooks;
 
   // Attention block: projections over all rows, then attention per sequence over its store.
+  if (hk) hk->on_activation(l, LayerTap::Input, s.x.data(), R);
   be.rms_norm_rows(s.x.data(), w.attn_norm.data(), s.xn.data(), R, E, c.rms_eps, pool);
+  if (hk) hk->on_activation(l, LayerTap::AttnNormed, s.xn.data(), R);
   const WeightView* qkv[] = {&w.wq, &w.wk, &w.wv};
   float* qkv_out[] = {s.q.data(), s.k.data(), s.v.data()};
   be.matmul_multi(qkv, 3, s.xn.data(), R, qkv_out, pool);
@@ -178,18 +209,36 @@ void Model::layer_forward(int l, std::vector<SequenceBatch>& batch, Scratch& s,
     be.add_bias_rows(s.k.data(), w.bk.data(), R, kv_dim);
     be.add_bias_rows(s.v.data(), w.bv.data(), R, kv_dim);
   }
+  if (hk)
+    for (int i = 0; i < 3; ++i) hk->after_linear(l, (LinearSlot)i, s.xn.data(), R, qkv_out[i]);
   be.rope_rows(c.rope, s.cs.data(), s.q.data(), c.n_head, s.k.data(), c.n_kv_head, (int)d, R, pool);
-  attend(l, batch, s, pool);
+  if (hk) {
+    hk->attend(l, s.q.data(), s.k.data(), s.v.data(), R, s.att.data(), pool);
+    if (s.stop_after_last_attention && l == c.n_layer - 1) return;
+  } else {
+    attend(l, batch, s, pool);
+  }
   be.matmul(w.wo, s.att.data(), R, s.xn.data(), pool);
+  if (hk) hk->after_linear(l, LinearSlot::O, s.att.data(), R, s.xn.data());
   be.add(s.x.data(), s.xn.data(), R * E);
 
   // Feed-forward block over all rows.
+  if (hk) hk->on_activation(l, LayerTap::Mid, s.x.data(), R);
   be.rms_norm_rows(s.x.data(), w.ffn_norm.data(), s.xn.data(), R, E, c.rms_eps, pool);
+  if (hk) hk->on_activation(l, LayerTap::FfnNormed, s.xn.data(), R);
   const WeightView* gate_up[] = {&w.w_gate, &w.w_up};
   float* gate_up_out[] = {s.gate.data(), s.up.data()};
   be.matmul_multi(gate_up, 2, s.xn.data(), R, gate_up_out, pool);
+  if (hk) {
+    hk->after_linear(l, LinearSlot::Gate, s.xn.data(), R, s.gate.data());
+    hk->after_linear(l, LinearSlot::Up, s.xn.data(), R, s.up.data());
+    hk->on_activation(l, LayerTap::Gate, s.gate.data(), R);
+    hk->on_activation(l, LayerTap::Up, s.up.data(), R);
+  }
   be.silu_mul_rows(s.gate.data(), s.up.data(), R, c.n_ff, pool);
+  if (hk) hk->on_activation(l, LayerTap::Hidden, s.gate.data(), R);
   be.matmul(w.w_down, s.gate.data(), R, s.xn.data(), pool);
+  if (hk) hk->after_linear(l, LinearSlot::Down, s.gate.data(), R, s.xn.data());
   be.add(s.x.data(), s.xn.data(), R * E);
 }
 

@@ -9,6 +9,7 @@
 
 #include "gguf/gguf_file.h"
 #include "model/kv_store.h"
+#include "model/layer_hooks.h"
 #include "model/model_config.h"
 #include "ops/backend.h"
 #include "ops/matmul.h"
@@ -78,6 +79,10 @@ class Model {
                std::vector<float>& logits, ThreadPool& pool,
                ForwardObserver* observer = nullptr) const;
 
+  // Rows from embeddings through the same layer code with hooks (model/layer_hooks.h): the
+  // hooks' attend replaces the KV store and attention; no logits.
+  void forward(const HookedRows& rows, ThreadPool& pool) const;
+
   // Embedding row of a token: [n_embd].
   void embed(int32_t token, float* out) const;
 
@@ -89,6 +94,7 @@ class Model {
   Model() = default;
   // One layer over the batch's rows (see model.cpp for the buffers it uses).
   struct Scratch;
+  void prepare(Scratch& s) const;
   void layer_forward(int l, std::vector<SequenceBatch>& batch, Scratch& s, ThreadPool& pool) const;
   // Appends the layer's keys/values to every sequence's store, then attention per sequence.
   void attend(int l, std::vector<SequenceBatch>& batch, Scratch& s, ThreadPool& pool) const;
