@@ -83,6 +83,18 @@ if echo "$table" | grep -q "| pp16 |" && echo "$table" | grep -q "| tg4 @ d8 |" 
    && echo "$json" | python3 -c "import json,sys; r=json.load(sys.stdin); assert r[0]['test']=='pp16' and len(r[0]['samples_ts'])==2 and r[0]['avg_ts']>0"; then
   echo "ok   bench table and json"; passes=$((passes+1))
 else echo "FAIL bench: $table $json"; fails=$((fails+1)); fi
+# bench -npl: parallel sequences in batched-bench form; each JSON row carries n_parallel and the
+# aggregate avg_ts, and N contexts hold N times one context's KV bytes.
+expect_error "bad -npl" "-npl: expected 1..256" "$GLIMPSE" bench -m "$MODEL" -npl 0
+json=$("$GLIMPSE" bench -m "$MODEL" -p 0 -n 8 -npl 1,3 -r 1 -t 2 -o json 2>/dev/null)
+if echo "$json" | python3 -c '
+import json, sys
+rows = json.load(sys.stdin)
+assert [r["n_parallel"] for r in rows] == [1, 3], rows
+assert all(r["avg_ts"] > 0 and r["test"] == "tg8" for r in rows), rows
+assert abs(rows[1]["kv_mib"] - 3 * rows[0]["kv_mib"]) < 1e-6, rows
+'; then echo "ok   bench -npl rows"; passes=$((passes+1))
+else echo "FAIL bench -npl: $json"; fails=$((fails+1)); fi
 # KV cache types (-ctk/-ctv): an unknown type is an error; the cache holds the type's bytes
 # (f32 ~2x f16, q8_0 ~0.54x, positions included); bench compares types in type_k/type_v columns.
 expect_error "unknown KV cache type" "-ctk: unknown KV cache type 'q4_0'" "$GLIMPSE" run -m "$MODEL" -p hi -ctk q4_0
