@@ -21,11 +21,9 @@ namespace {
 class EvictionTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    path_ = (std::filesystem::temp_directory_path() / "glimpse_tiny_evict.gguf").string();
     testing::TinyModelSpec spec;
     spec.n_layer = 3;
-    testing::write_tiny_llama(path_, spec);
-    engine_ = Engine::load(EngineParams{path_});
+    engine_ = testing::load_tiny_engine("glimpse_tiny_evict.gguf", spec, &path_);
     model_ = &engine_->model();
   }
   static void TearDownTestSuite() {

@@ -28,14 +28,12 @@ constexpr KvType kTypes[] = {KvType::F32, KvType::F16, KvType::BF16, KvType::Q8_
 class KvTypesModel : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    path_ = (std::filesystem::temp_directory_path() / "glimpse_tiny_kv_types.gguf").string();
     testing::TinyModelSpec spec;
     spec.n_layer = 3;
     spec.n_embd = 128;  // 4 heads of 32
     spec.n_ff = 96;
     spec.weight_scale = 2.0f;  // peaky attention: the cache's rounding shows in the logits
-    testing::write_tiny_llama(path_, spec);
-    engine_ = Engine::load(EngineParams{path_});
+    engine_ = testing::load_tiny_engine("glimpse_tiny_kv_types.gguf", spec, &path_);
     model_ = &engine_->model();
   }
   static void TearDownTestSuite() {

@@ -23,15 +23,13 @@ using Rows = std::vector<std::vector<double>>;  // [n_head][N] per layer
 class PolicyScores : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    path_ = (std::filesystem::temp_directory_path() / "glimpse_tiny_scores.gguf").string();
     testing::TinyModelSpec spec;
     spec.n_layer = 2;
     spec.n_head = 6;
     spec.n_kv_head = 2;
     spec.n_embd = 48;
     spec.weight_scale = 2.0f;  // peakier attention than the default
-    testing::write_tiny_llama(path_, spec);
-    engine_ = Engine::load(EngineParams{path_});
+    engine_ = testing::load_tiny_engine("glimpse_tiny_scores.gguf", spec, &path_);
     model_ = &engine_->model();
   }
   static void TearDownTestSuite() {

@@ -39,17 +39,98 @@ double lookahead_loss(const std::vector<Real>& scores, const float* gt, int n_la
   return total / (double)rows;
 }
 
+// Attention of one layer backwards: from datt [T][n_head][d] (the attention output's
+// gradient; zero in the last layer) and dsc_l [n_head][N] (the score gradient) to dq
+// [T][n_head][d], dk, dv [T][n_kv_head][d], before RoPE (the inverse rotation applied).
+// The prompt keys/values are constants read from the cache.
+template <typename Real>
+void attention_backward(const ModelConfig& c, const KvCache& cache, int l, bool last, int T,
+                        int64_t N, const LookaheadLayerTrace<Real>& tr, const Buf<Real>& datt,
+                        const Real* dsc_l, const std::vector<float>& cs, Buf<Real>& dq,
+                        Buf<Real>& dk, Buf<Real>& dv, ThreadPool& pool) {
+  const int d = c.head_dim, H = c.n_head, KV = c.n_kv_head, G = H / KV;
+  const int q_dim = H * d, kv_dim = KV * d;
+  const int64_t n_keys = N + T, n_pad = padded(n_keys);
+  const Real att_scale = (Real)(1.0f / std::sqrt((float)d));
+  std::vector<Buf<Real>> krows(KV), vpanel(KV);
+  std::vector<Buf<Real>> dk_h(H), dv_h(H);  // per query head partials [T][d]
+  // Attention. Per KV head: key rows [n_keys][d] (for dq) and values transposed
+  // [d][n_pad] (for dp = datt . v).
+  pool.parallel_for_dynamic(KV, [&](int64_t g, int) {
+    const KvHead& kh = cache.head(l, (int)g);
+    krows[g].resize((size_t)n_keys * d);
+    head_rows(cache.type_k(), kh.k.data(), N, tr.k.data(), T, KV, (int)g, d, krows[g].data());
+    if (!last) {
+      Buf<Real> vr((size_t)n_keys * d);
+      head_rows(cache.type_v(), kh.v.data(), N, tr.v.data(), T, KV, (int)g, d, vr.data());
+      vpanel[g].resize((size_t)d * n_pad);
+      transpose_rows(vr.data(), n_keys, d, n_pad, vpanel[g].data());
+    }
+  });
+  dq.assign((size_t)T * q_dim, Real(0));
+  pool.parallel_for_dynamic(H, [&](int64_t h, int) {
+    const int g = (int)h / G;
+    dk_h[h].assign((size_t)T * d, Real(0));
+    dv_h[h].assign((size_t)T * d, Real(0));
+    Buf<Real> ds((size_t)8 * n_pad);
+    for (int i0 = 0; i0 < T; i0 += 8) {
+      const int m = std::min(8, T - i0);
+      const Real* ap[8];
+      const Real* dsp[8];
+      Real* dqp[8];
+      for (int i = 0; i < m; ++i) {
+        ap[i] = datt.data() + ((size_t)(i0 + i) * H + h) * d;
+        dsp[i] = ds.data() + (size_t)i * n_pad;
+        dqp[i] = dq.data() + ((size_t)(i0 + i) * H + h) * d;
+      }
+      // dp_ij = datt_i . v_j  (+ the score gradient on prompt keys: s_j = mean_i p_ij)
+      if (!last)
+        score_rows(ap, m, vpanel[g].data(), n_pad, d, ds.data());
+      else
+        std::fill(ds.begin(), ds.end(), Real(0));
+      for (int i = 0; i < m; ++i) {
+        Real* dp = ds.data() + (size_t)i * n_pad;
+        const Real* p = tr.prob.data() + ((size_t)h * T + i0 + i) * n_keys;
+        axpy(Real(1) / (Real)T, dsc_l + h * N, dp, N);
+        // softmax: dz_j = p_j (dp_j - sum_k p_k dp_k); the logits are att_scale * q . k_j
+        const Real pd = dot(p, dp, n_keys);
+        for (int64_t j = 0; j < n_keys; ++j) dp[j] = att_scale * p[j] * (dp[j] - pd);
+        std::fill(dp + n_keys, dp + n_pad, Real(0));
+        // Lookahead keys and values are parameters' functions: dk_t, dv_t.
+        const Real* qi = tr.q.data() + ((size_t)(i0 + i) * H + h) * d;
+        for (int t = 0; t <= i0 + i; ++t) {
+          axpy(dp[N + t], qi, dk_h[h].data() + (size_t)t * d, d);
+          if (!last) axpy(p[N + t], ap[i], dv_h[h].data() + (size_t)t * d, d);
+        }
+      }
+      pv_rows(dsp, m, n_keys, krows[g].data(), d, dqp);  // dq_i = sum_j dz_ij k_j
+    }
+  });
+  dk.assign((size_t)T * kv_dim, Real(0));
+  dv.assign((size_t)T * kv_dim, Real(0));
+  for (int h = 0; h < H; ++h)
+    for (int t = 0; t < T; ++t) {
+      const size_t o = ((size_t)t * KV + h / G) * d;
+      axpy(Real(1), dk_h[h].data() + (size_t)t * d, dk.data() + o, d);
+      axpy(Real(1), dv_h[h].data() + (size_t)t * d, dv.data() + o, d);
+    }
+  for (int t = 0; t < T; ++t) {
+    const float* cst = cs.data() + (size_t)t * c.rope.n_rot;
+    rope_apply(c.rope, cst, dq.data() + (size_t)t * q_dim, H, d, /*inverse=*/true);
+    rope_apply(c.rope, cst, dk.data() + (size_t)t * kv_dim, KV, d, /*inverse=*/true);
+  }
+}
+
 template <typename Real>
 void lookahead_backward(const Model& model, const KvCache& cache, const LookaheadModule& mod,
                         const LookaheadTrace<Real>& trace, const std::vector<Real>& dscores,
                         LookaheadModule& grad, ThreadPool& pool) {
   const ModelConfig& c = model.config();
   const int T = mod.n_lookahead(), r = mod.rank();
-  const int E = c.n_embd, d = c.head_dim, H = c.n_head, KV = c.n_kv_head, G = H / KV, F = c.n_ff;
-  const int q_dim = H * d, kv_dim = KV * d, L = c.n_layer;
-  const int64_t N = trace.n_prompt, n_keys = N + T, n_pad = padded(n_keys);
+  const int E = c.n_embd, d = c.head_dim, H = c.n_head, F = c.n_ff;
+  const int q_dim = H * d, L = c.n_layer;
+  const int64_t N = trace.n_prompt;
   const Real lscale = (Real)mod.scale();
-  const Real att_scale = (Real)(1.0f / std::sqrt((float)d));
   if ((int)trace.layers.size() != L || (int64_t)dscores.size() != (int64_t)L * H * N)
     fail("lookahead backward: trace or score gradient does not match the model");
 
@@ -59,8 +140,6 @@ void lookahead_backward(const Model& model, const KvCache& cache, const Lookahea
 
   Buf<Real> dx((size_t)T * E, Real(0));  // dloss / d(residual stream leaving layer l)
   Buf<Real> dxn((size_t)T * E), datt, dq, dk, dv, dhid, dgate, dup;
-  std::vector<Buf<Real>> krows(KV), vpanel(KV);
-  std::vector<Buf<Real>> dk_h(H), dv_h(H);  // per query head partials [T][d]
 
   for (int l = L - 1; l >= 0; --l) {
     const LayerWeights& w = model.layer(l);
@@ -97,72 +176,8 @@ void lookahead_backward(const Model& model, const KvCache& cache, const Lookahea
       linear_back(w.wo, (int)LoraSlot::O, tr.att, dx, datt);
     }
 
-    // Attention. Per KV head: key rows [n_keys][d] (for dq) and values transposed
-    // [d][n_pad] (for dp = datt . v).
-    pool.parallel_for_dynamic(KV, [&](int64_t g, int) {
-      const KvHead& kh = cache.head(l, (int)g);
-      krows[g].resize((size_t)n_keys * d);
-      head_rows(cache.type_k(), kh.k.data(), N, tr.k.data(), T, KV, (int)g, d, krows[g].data());
-      if (!last) {
-        Buf<Real> vr((size_t)n_keys * d);
-        head_rows(cache.type_v(), kh.v.data(), N, tr.v.data(), T, KV, (int)g, d, vr.data());
-        vpanel[g].resize((size_t)d * n_pad);
-        transpose_rows(vr.data(), n_keys, d, n_pad, vpanel[g].data());
-      }
-    });
-    dq.assign((size_t)T * q_dim, Real(0));
-    const Real* dsc_l = dscores.data() + (size_t)l * H * N;
-    pool.parallel_for_dynamic(H, [&](int64_t h, int) {
-      const int g = (int)h / G;
-      dk_h[h].assign((size_t)T * d, Real(0));
-      dv_h[h].assign((size_t)T * d, Real(0));
-      Buf<Real> ds((size_t)8 * n_pad);
-      for (int i0 = 0; i0 < T; i0 += 8) {
-        const int m = std::min(8, T - i0);
-        const Real* ap[8];
-        const Real* dsp[8];
-        Real* dqp[8];
-        for (int i = 0; i < m; ++i) {
-          ap[i] = datt.data() + ((size_t)(i0 + i) * H + h) * d;
-          dsp[i] = ds.data() + (size_t)i * n_pad;
-          dqp[i] = dq.data() + ((size_t)(i0 + i) * H + h) * d;
-        }
-        // dp_ij = datt_i . v_j  (+ the score gradient on prompt keys: s_j = mean_i p_ij)
-        if (!last)
-          score_rows(ap, m, vpanel[g].data(), n_pad, d, ds.data());
-        else
-          std::fill(ds.begin(), ds.end(), Real(0));
-        for (int i = 0; i < m; ++i) {
-          Real* dp = ds.data() + (size_t)i * n_pad;
-          const Real* p = tr.prob.data() + ((size_t)h * T + i0 + i) * n_keys;
-          axpy(Real(1) / (Real)T, dsc_l + h * N, dp, N);
-          // softmax: dz_j = p_j (dp_j - sum_k p_k dp_k); the logits are att_scale * q . k_j
-          const Real pd = dot(p, dp, n_keys);
-          for (int64_t j = 0; j < n_keys; ++j) dp[j] = att_scale * p[j] * (dp[j] - pd);
-          std::fill(dp + n_keys, dp + n_pad, Real(0));
-          // Lookahead keys and values are parameters' functions: dk_t, dv_t.
-          const Real* qi = tr.q.data() + ((size_t)(i0 + i) * H + h) * d;
-          for (int t = 0; t <= i0 + i; ++t) {
-            axpy(dp[N + t], qi, dk_h[h].data() + (size_t)t * d, d);
-            if (!last) axpy(p[N + t], ap[i], dv_h[h].data() + (size_t)t * d, d);
-          }
-        }
-        pv_rows(dsp, m, n_keys, krows[g].data(), d, dqp);  // dq_i = sum_j dz_ij k_j
-      }
-    });
-    dk.assign((size_t)T * kv_dim, Real(0));
-    dv.assign((size_t)T * kv_dim, Real(0));
-    for (int h = 0; h < H; ++h)
-      for (int t = 0; t < T; ++t) {
-        const size_t o = ((size_t)t * KV + h / G) * d;
-        axpy(Real(1), dk_h[h].data() + (size_t)t * d, dk.data() + o, d);
-        axpy(Real(1), dv_h[h].data() + (size_t)t * d, dv.data() + o, d);
-      }
-    for (int t = 0; t < T; ++t) {
-      const float* cst = cs.data() + (size_t)t * c.rope.n_rot;
-      rope_apply(c.rope, cst, dq.data() + (size_t)t * q_dim, H, d, /*inverse=*/true);
-      rope_apply(c.rope, cst, dk.data() + (size_t)t * kv_dim, KV, d, /*inverse=*/true);
-    }
+    attention_backward(c, cache, l, last, T, N, tr, datt, dscores.data() + (size_t)l * H * N, cs, dq, dk,
+                       dv, pool);
 
     // q, k, v projections of the attention-normed input, then the norm.
     std::fill(dxn.begin(), dxn.end(), Real(0));

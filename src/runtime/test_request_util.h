@@ -6,10 +6,23 @@
 #include <utility>
 #include <vector>
 
+#include <filesystem>
+#include <string>
+
+#include "model/tiny_model_test_util.h"
 #include "runtime/compress.h"
 #include "runtime/context.h"
 
 namespace glimpse::testing {
+
+// A tiny random model written to a temporary file `name` (its path into *path) and loaded
+// as an Engine: what the model-level test fixtures hold.
+inline std::shared_ptr<Engine> load_tiny_engine(const std::string& name, const TinyModelSpec& spec,
+                                                std::string* path) {
+  *path = (std::filesystem::temp_directory_path() / name).string();
+  write_tiny_llama(*path, spec);
+  return Engine::load(EngineParams{*path});
+}
 
 inline ContextParams params_of(const KvCache& cache, int n_batch) {
   return ContextParams{(int)cache.n_ctx(), n_batch, cache.type_k(), cache.type_v()};
