@@ -69,6 +69,7 @@ void Context::truncate(int32_t pos) { cache_.truncate_from(pos); }
 void Context::reset() {
   cache_.clear();
   logits_.clear();
+  sampling_.reset();
 }
 
 void Context::set_cache_types(KvType type_k, KvType type_v) {
@@ -77,6 +78,37 @@ void Context::set_cache_types(KvType type_k, KvType type_v) {
   cache_ = KvCache(1, 1, 1, 1);  // the old buffers go before the new cache exists
   cache_ = KvCache::for_model(model().config(), params_.n_ctx, type_k, type_v);
   logits_.clear();
+}
+
+void Context::begin_sampling(const SamplerParams& p, std::vector<std::string> stop,
+                             const std::vector<int32_t>& prompt) {
+  sampling_.emplace(p, std::move(stop), tokenizer());
+  for (int32_t t : prompt) sampling_->sampler.accept(t);
+}
+
+SamplingState& Context::sampling() {
+  if (!sampling_) fail("sampling was not started on this context");
+  return *sampling_;
+}
+
+int32_t Context::sample_next() {
+  SamplingState& st = sampling();
+  const int32_t id = st.sampler.sample(logits_.data());
+  st.sampler.accept(id);
+  return id;
+}
+
+std::string Context::text_of(int32_t id) {
+  SamplingState& st = sampling();
+  return st.stops.feed(st.stream.push(id));
+}
+
+std::string Context::finish_text() {
+  SamplingState& st = sampling();
+  if (st.stops.stopped()) return "";
+  std::string rest = st.stops.feed(st.stream.flush());
+  if (!st.stops.stopped()) rest += st.stops.flush();
+  return rest;
 }
 
 size_t Context::resident_bytes() const {

@@ -10,11 +10,26 @@
 #include <memory>
 #include <vector>
 
+#include <optional>
+#include <string>
+
 #include "kv/kv_cache.h"
 #include "kv/policy.h"
 #include "runtime/engine.h"
+#include "sampling/sampler.h"
+#include "sampling/stop_strings.h"
 
 namespace glimpse {
+
+// What a generating request carries between steps: its sampler (RNG and penalty window),
+// the incremental UTF-8 decoder of its tokens and its stop-string matcher.
+struct SamplingState {
+  SamplingState(const SamplerParams& p, std::vector<std::string> stop, const Tokenizer& tok)
+      : sampler(p, tok.n_vocab()), stream(tok), stops(std::move(stop)) {}
+  Sampler sampler;
+  StreamDecoder stream;
+  StopMatcher stops;
+};
 
 class Context final : public KvRequest {
  public:
@@ -58,6 +73,18 @@ class Context final : public KvRequest {
   // Replaces the cache by an empty one of other element types (bench compares types).
   void set_cache_types(KvType type_k, KvType type_v);
 
+  // Sampling: arms the request's sampler and stop strings (the prompt's tokens enter the
+  // penalty window), then each sample_next() draws a token from logits() and records it;
+  // text_of(id) is the text that token completes (stop strings held back, "" once a stop
+  // string was seen); finish_text() the rest at the end. A fork carries a copy of it all.
+  void begin_sampling(const SamplerParams& p, std::vector<std::string> stop,
+                      const std::vector<int32_t>& prompt);
+  SamplingState& sampling();
+  int32_t sample_next();
+  std::string text_of(int32_t id);
+  std::string finish_text();
+  bool stopped() const { return sampling_ && sampling_->stops.stopped(); }
+
   // Bytes this context holds: KV buffers (capacity) and logits.
   size_t resident_bytes() const;
 
@@ -69,6 +96,7 @@ class Context final : public KvRequest {
   ThreadPool* pool_;
   KvCache cache_;
   std::vector<float> logits_;  // [n_vocab] after the last forward
+  std::optional<SamplingState> sampling_;
 };
 
 // One step of a batched forward: a context and the tokens it runs.

@@ -9,6 +9,7 @@
 #include "model/tiny_model_test_util.h"
 #include "runtime/compress.h"
 #include "runtime/context.h"
+#include "util/error.h"
 #include "util/malloc_trim.h"
 #include "util/proc_memory.h"
 
@@ -126,6 +127,30 @@ TEST_P(ContextTest, ForkAndTruncateRestoreExactly) {
     snapshot->decode(42);
     EXPECT_EQ(ctx->logits(), snapshot->logits());
   }
+}
+
+// A request's sampler, stream decoder and stop matcher live in its context: a fork carries
+// them, so both copies draw the same tokens and emit the same text from the same logits.
+TEST_P(ContextTest, ForkCarriesTheSamplingState) {
+  Context ctx(engine_, params());
+  const std::vector<int32_t> prompt = tokens(40, V_, 31);
+  SamplerParams sp;
+  sp.temp = 0.9f;
+  sp.seed = 1234;
+  ctx.begin_sampling(sp, {"zzz"}, prompt);
+  ctx.prefill(prompt, nullptr);
+  for (int i = 0; i < 3; ++i) ctx.decode(ctx.sample_next());
+  std::unique_ptr<Context> twin = ctx.fork();
+  for (int i = 0; i < 8; ++i) {
+    const int32_t a = ctx.sample_next(), b = twin->sample_next();
+    ASSERT_EQ(a, b);
+    EXPECT_EQ(ctx.text_of(a), twin->text_of(b));
+    ctx.decode(a);
+    twin->decode(b);
+  }
+  EXPECT_EQ(ctx.finish_text(), twin->finish_text());
+  Context fresh(engine_, params());
+  EXPECT_THROW(fresh.sample_next(), Error);
 }
 
 // Two threads, each with its own pool and context over the same engine, run at once; each

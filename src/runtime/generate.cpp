@@ -63,11 +63,8 @@ GenerateResult generate(Context& s, const std::vector<int32_t>& prompt, const Ge
   r.timings.load_ms = s.engine().load_ms();
   r.timings.n_prompt = (int64_t)prompt.size();
   const Tokenizer& tok = s.tokenizer();
-  Sampler sampler(p.sampling, tok.n_vocab());
-  r.seed = sampler.seed();
-  for (int32_t t : prompt) sampler.accept(t);
-  StopMatcher stops(p.stop);
-  StreamDecoder stream(tok);
+  s.begin_sampling(p.sampling, p.stop, prompt);
+  r.seed = s.sampling().sampler.seed();
   auto emit = [&](const std::string& text) {
     if (text.empty()) return;
     r.text += text;
@@ -81,8 +78,7 @@ GenerateResult generate(Context& s, const std::vector<int32_t>& prompt, const Ge
   r.stop_reason = "length";
   while (p.n_predict < 0 || r.timings.n_gen < p.n_predict) {
     sw.reset();
-    const int32_t id = sampler.sample(s.logits().data());
-    sampler.accept(id);
+    const int32_t id = s.sample_next();
     r.timings.sample_ms += sw.ms();
     ++r.timings.n_gen;
     if (!p.ignore_eos && tok.is_eog(id)) {
@@ -90,8 +86,8 @@ GenerateResult generate(Context& s, const std::vector<int32_t>& prompt, const Ge
       break;
     }
     r.tokens.push_back(id);
-    emit(stops.feed(stream.push(id)));
-    if (stops.stopped()) {
+    emit(s.text_of(id));
+    if (s.stopped()) {
       r.stop_reason = "stop";
       break;
     }
@@ -104,11 +100,7 @@ GenerateResult generate(Context& s, const std::vector<int32_t>& prompt, const Ge
     s.decode(id);
     r.timings.decode_ms += sw.ms();
   }
-  if (!stops.stopped()) {
-    std::string rest = stops.feed(stream.flush());
-    if (!stops.stopped()) rest += stops.flush();
-    emit(rest);
-  }
+  emit(s.finish_text());
   r.timings.total_ms = total.ms() + r.timings.load_ms;
   r.timings.type_k = s.cache().type_k();
   r.timings.type_v = s.cache().type_v();
