@@ -17,18 +17,72 @@ using namespace lookahead_detail;
 
 namespace {
 
+// One layer's attention of the lookahead rows: over the prompt keys/values in the cache
+// plus their own (causal among themselves). Adds each query head's mean probability over
+// the prompt to sc_l [n_head][N]; fills tr.att [T][n_head][d] (not in the last layer) and,
+// with keep_prob, tr.prob [n_head][T][N + T].
+template <typename Real>
+void reference_attention(const ModelConfig& c, const KvCache& cache, int l, bool last, int T,
+                         int64_t N, LookaheadLayerTrace<Real>& tr, bool keep_prob, Real* sc_l,
+                         ThreadPool& pool) {
+  const int d = c.head_dim, H = c.n_head, KV = c.n_kv_head, G = H / KV, q_dim = H * d;
+  const int64_t n_keys = N + T, n_pad = padded(n_keys);
+  const Real att_scale = (Real)(1.0f / std::sqrt((float)d));
+  std::vector<Buf<Real>> panel(KV), rows(KV);  // per KV head: keys^T [d][n_pad], values [n_keys][d]
+  // Per KV head: transposed keys (prompt from the cache, then the lookahead rows) and
+  // value rows. Each prompt key/value is converted once for all G x T queries.
+  pool.parallel_for_dynamic(KV, [&](int64_t g, int) {
+    const KvHead& kh = cache.head(l, (int)g);
+    rows[g].resize((size_t)n_keys * d);
+    head_rows(cache.type_k(), kh.k.data(), N, tr.k.data(), T, KV, (int)g, d, rows[g].data());
+    panel[g].resize((size_t)d * n_pad);
+    transpose_rows(rows[g].data(), n_keys, d, n_pad, panel[g].data());
+    if (!last)
+      head_rows(cache.type_v(), kh.v.data(), N, tr.v.data(), T, KV, (int)g, d, rows[g].data());
+  });
+
+  if (keep_prob) tr.prob.assign((size_t)H * T * n_keys, Real(0));
+  tr.att.assign((size_t)T * q_dim, Real(0));
+  // One unit per query head (it owns its score row): 8 lookahead rows at a time.
+  pool.parallel_for_dynamic(H, [&](int64_t h, int) {
+    const int g = (int)h / G;
+    Buf<Real> s((size_t)8 * n_pad);
+    Real* sc = sc_l + h * N;
+    for (int i0 = 0; i0 < T; i0 += 8) {
+      const int m = std::min(8, T - i0);
+      const Real* qp[8];
+      const Real* pp[8];
+      Real* op[8];
+      for (int i = 0; i < m; ++i) {
+        qp[i] = tr.q.data() + ((size_t)(i0 + i) * H + h) * d;
+        pp[i] = s.data() + (size_t)i * n_pad;
+        op[i] = tr.att.data() + ((size_t)(i0 + i) * H + h) * d;
+      }
+      score_rows(qp, m, panel[g].data(), n_pad, d, s.data());
+      for (int i = 0; i < m; ++i) {
+        Real* p = s.data() + (size_t)i * n_pad;
+        const int64_t vis = N + i0 + i + 1;  // prompt + lookahead rows up to this one
+        softmax_row(p, vis, att_scale);
+        std::fill(p + vis, p + n_pad, Real(0));
+        axpy(Real(1) / (Real)T, p, sc, N);
+        if (keep_prob)
+          std::copy(p, p + n_keys, tr.prob.data() + ((size_t)h * T + i0 + i) * n_keys);
+      }
+      if (!last) pv_rows(pp, m, n_keys, rows[g].data(), d, op);
+    }
+  });
+}
+
 template <typename Real>
 void reference_forward(const Model& model, const KvCache& cache, const LookaheadModule& mod,
                        ThreadPool& pool, std::vector<Real>& scores, LookaheadTrace<Real>* trace) {
   check_lookahead_fits(model, cache, mod);
   const ModelConfig& c = model.config();
   const int T = mod.n_lookahead(), r = mod.rank();
-  const int E = c.n_embd, d = c.head_dim, H = c.n_head, KV = c.n_kv_head, G = H / KV, F = c.n_ff;
+  const int E = c.n_embd, d = c.head_dim, H = c.n_head, KV = c.n_kv_head, F = c.n_ff;
   const int q_dim = H * d, kv_dim = KV * d, L = c.n_layer;
   const int64_t N = cache.head(0, 0).size();
-  const int64_t n_keys = N + T, n_pad = padded(n_keys);
   const Real lscale = (Real)mod.scale();
-  const Real att_scale = (Real)(1.0f / std::sqrt((float)d));
   const int32_t pos0 = cache.n_past();
 
   scores.assign((size_t)L * H * N, Real(0));
@@ -45,7 +99,6 @@ void reference_forward(const Model& model, const KvCache& cache, const Lookahead
 
   Buf<Real> x(mod.P().begin(), mod.P().end());  // [T][E] residual stream
   Buf<Real> tmp((size_t)T * E);
-  std::vector<Buf<Real>> panel(KV), rows(KV);  // per KV head: keys^T [d][n_pad], values [n_keys][d]
 
   for (int l = 0; l < L; ++l) {
     const LayerWeights& w = model.layer(l);
@@ -80,49 +133,8 @@ void reference_forward(const Model& model, const KvCache& cache, const Lookahead
       rope_apply(c.rope, cst, tr.k.data() + (size_t)t * kv_dim, KV, d);
     }
 
-    // Per KV head: transposed keys (prompt from the cache, then the lookahead rows) and
-    // value rows. Each prompt key/value is converted once for all G x T queries.
-    pool.parallel_for_dynamic(KV, [&](int64_t g, int) {
-      const KvHead& kh = cache.head(l, (int)g);
-      rows[g].resize((size_t)n_keys * d);
-      head_rows(cache.type_k(), kh.k.data(), N, tr.k.data(), T, KV, (int)g, d, rows[g].data());
-      panel[g].resize((size_t)d * n_pad);
-      transpose_rows(rows[g].data(), n_keys, d, n_pad, panel[g].data());
-      if (!last)
-        head_rows(cache.type_v(), kh.v.data(), N, tr.v.data(), T, KV, (int)g, d, rows[g].data());
-    });
-
-    if (trace) tr.prob.assign((size_t)H * T * n_keys, Real(0));
-    tr.att.assign((size_t)T * q_dim, Real(0));
-    Real* sc_l = scores.data() + (size_t)l * H * N;
-    // One unit per query head (it owns its score row): 8 lookahead rows at a time.
-    pool.parallel_for_dynamic(H, [&](int64_t h, int) {
-      const int g = (int)h / G;
-      Buf<Real> s((size_t)8 * n_pad);
-      Real* sc = sc_l + h * N;
-      for (int i0 = 0; i0 < T; i0 += 8) {
-        const int m = std::min(8, T - i0);
-        const Real* qp[8];
-        const Real* pp[8];
-        Real* op[8];
-        for (int i = 0; i < m; ++i) {
-          qp[i] = tr.q.data() + ((size_t)(i0 + i) * H + h) * d;
-          pp[i] = s.data() + (size_t)i * n_pad;
-          op[i] = tr.att.data() + ((size_t)(i0 + i) * H + h) * d;
-        }
-        score_rows(qp, m, panel[g].data(), n_pad, d, s.data());
-        for (int i = 0; i < m; ++i) {
-          Real* p = s.data() + (size_t)i * n_pad;
-          const int64_t vis = N + i0 + i + 1;  // prompt + lookahead rows up to this one
-          softmax_row(p, vis, att_scale);
-          std::fill(p + vis, p + n_pad, Real(0));
-          axpy(Real(1) / (Real)T, p, sc, N);
-          if (trace)
-            std::copy(p, p + n_keys, tr.prob.data() + ((size_t)h * T + i0 + i) * n_keys);
-        }
-        if (!last) pv_rows(pp, m, n_keys, rows[g].data(), d, op);
-      }
-    });
+    reference_attention(c, cache, l, last, T, N, tr, trace != nullptr,
+                        scores.data() + (size_t)l * H * N, pool);
     if (last) {  // the loss reads only the probabilities
       tr.att.clear();
       break;
