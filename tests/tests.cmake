@@ -9,3 +9,12 @@ add_test(NAME parity_llama_cpp
   COMMAND ${GLIMPSE_VENV_PYTHON} ${CMAKE_SOURCE_DIR}/tests/parity/check_parity.py
           --glimpse $<TARGET_FILE:glimpse> --work ${CMAKE_BINARY_DIR}/parity)
 set_tests_properties(parity_llama_cpp PROPERTIES LABELS e2e TIMEOUT 1500)
+
+# The whole-model unit tests again with every kernel lowered to AVX2 (GLIMPSE_ISA, ops/isa.h):
+# the int8 vpmaddubsw kernels and Highway's AVX2 target instead of AVX-512 (on CPUs without
+# AVX-512 this is the default level again).
+add_test(NAME unit_models_isa_avx2
+  COMMAND $<TARGET_FILE:glimpse_tests>
+          --gtest_filter=KvTypesModel.*:EvictionTest.*:PolicyScores.*:Models/ContextTest.*:Lookahead.*:LookaheadPolicyTest.*:ContextMemory.*)
+set_tests_properties(unit_models_isa_avx2 PROPERTIES LABELS unit TIMEOUT 600
+  ENVIRONMENT "GLIMPSE_ISA=avx2;GLIMPSE_SOURCE_DIR=${CMAKE_SOURCE_DIR}")

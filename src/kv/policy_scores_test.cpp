@@ -12,6 +12,7 @@
 #include "kv/policy_util.h"
 #include "model/model.h"
 #include "model/tiny_model_test_util.h"
+#include "ops/isa.h"
 #include "runtime/test_request_util.h"
 #include "util/thread_pool.h"
 
@@ -238,31 +239,35 @@ TEST_F(PolicyScores, KnormIsMinusTheKeyNorm) {
 }
 
 TEST(AttentionScoresKernel, MatchesTheReferenceForSumAndMax) {
-  std::mt19937 rng(3);
-  std::uniform_real_distribution<float> u(-2, 2);
-  for (KvType type : {KvType::F16, KvType::F32, KvType::BF16, KvType::Q8_0})
-    for (int d : {8, 48, 64}) {
-      if (!kv_type_supports(type, d)) continue;
-      SCOPED_TRACE(kv_type_name(type));
-      const int64_t n = 77;
-      std::vector<float> kf(n * d);
-      for (auto& k : kf) k = u(rng);
-      std::vector<uint8_t> keys(n * kv_row_bytes(type, d));
-      kv_rows_from_f32(type, kf.data(), n, d, keys.data());
-      std::vector<std::vector<float>> q(11, std::vector<float>(d));
-      std::vector<ScoreQuery> qs;
-      for (int i = 0; i < 11; ++i) {
-        for (auto& x : q[i]) x = u(rng);
-        qs.push_back({q[i].data(), 1 + (i * 13) % n, i % 3});
+  for (IsaLevel level : available_isa_levels()) {  // every level this CPU runs
+    const IsaLevelScope scope(level);
+    SCOPED_TRACE(isa_level_name(level));
+    std::mt19937 rng(3);
+    std::uniform_real_distribution<float> u(-2, 2);
+    for (KvType type : {KvType::F16, KvType::F32, KvType::BF16, KvType::Q8_0})
+      for (int d : {8, 48, 64}) {
+        if (!kv_type_supports(type, d)) continue;
+        SCOPED_TRACE(kv_type_name(type));
+        const int64_t n = 77;
+        std::vector<float> kf(n * d);
+        for (auto& k : kf) k = u(rng);
+        std::vector<uint8_t> keys(n * kv_row_bytes(type, d));
+        kv_rows_from_f32(type, kf.data(), n, d, keys.data());
+        std::vector<std::vector<float>> q(11, std::vector<float>(d));
+        std::vector<ScoreQuery> qs;
+        for (int i = 0; i < 11; ++i) {
+          for (auto& x : q[i]) x = u(rng);
+          qs.push_back({q[i].data(), 1 + (i * 13) % n, i % 3});
+        }
+        for (QueryReduce red : {QueryReduce::Sum, QueryReduce::Max}) {
+          std::vector<float> a(3 * 70, 0.0f), b(3 * 70, 0.0f);
+          accumulate_attention(qs.data(), 11, type, keys.data(), n, d, 0.3f, red, a.data(), 70, 60);
+          accumulate_attention_ref(qs.data(), 11, type, keys.data(), n, d, 0.3f, red, b.data(), 70,
+                                   60);
+          for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5) << d << " " << i;
+        }
       }
-      for (QueryReduce red : {QueryReduce::Sum, QueryReduce::Max}) {
-        std::vector<float> a(3 * 70, 0.0f), b(3 * 70, 0.0f);
-        accumulate_attention(qs.data(), 11, type, keys.data(), n, d, 0.3f, red, a.data(), 70, 60);
-        accumulate_attention_ref(qs.data(), 11, type, keys.data(), n, d, 0.3f, red, b.data(), 70,
-                                 60);
-        for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5) << d << " " << i;
-      }
-    }
+  }
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/isa.h"
 #include "ops/kv_types.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
@@ -277,7 +278,27 @@ TEST(Attention, EveryCompiledTargetMatchesTheReference) {
         }
       }
   }
-  hwy::SetSupportedTargetsForTest(0);  // back to the CPU's own targets
+  set_isa_level_for_testing(isa_level());  // back to the level in use
+}
+
+TEST(Attention, EveryIsaLevelMatchesTheReference) {
+  // The levels of ops/isa.h (what GLIMPSE_ISA selects) restrict the targets above: prefill
+  // and decode on each level this CPU runs.
+  uint32_t seed = 900;
+  for (IsaLevel level : available_isa_levels()) {
+    const IsaLevelScope scope(level);
+    SCOPED_TRACE(isa_level_name(level));
+    for (KvType t : {KvType::F16, KvType::Q8_0}) {
+      AttentionParams p;
+      p.n_head = 4;
+      p.n_kv_head = 2;
+      p.scale = 0.125f;
+      p.type_k = p.type_v = t;
+      p.head_dim = 64;
+      check_case(p, 9, {40, 2}, seed++);
+      check_case(p, 1, {300, 77}, seed++);
+    }
+  }
 }
 
 TEST(Attention, F16MatchesItsRoundedInputs) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kv/kv_cache.h"
+#include "ops/isa.h"
 #include "ops/quant.h"
 #include "util/error.h"
 #include "util/fp16.h"
@@ -64,37 +65,41 @@ TEST(KvTypes, CacheRejectsQ8WithAnOddHeadDim) {
 }
 
 TEST(KvTypes, RoundTripsWithinTheTypesPrecision) {
-  const int d = 64;
-  const int64_t n = 37;
-  const std::vector<float> x = random_rows(n, d, 1);
-  for (KvType t : kTypes) {
-    SCOPED_TRACE(kv_type_name(t));
-    std::vector<uint8_t> st(n * kv_row_bytes(t, d));
-    kv_rows_from_f32(t, x.data(), n, d, st.data());
-    std::vector<float> y(x.size());
-    kv_rows_to_f32(t, st.data(), n, d, y.data());
-    for (size_t i = 0; i < x.size(); ++i) {
-      const float tol = t == KvType::F32    ? 0.0f
-                        : t == KvType::F16  ? std::fabs(x[i]) * 0x1p-11f
-                        : t == KvType::BF16 ? std::fabs(x[i]) * 0x1p-8f
-                                            : 3.0f / 127.0f * 0.6f;  // half a step + f16 scale
-      ASSERT_LE(std::fabs(y[i] - x[i]), tol) << i;
-    }
-    // Scalar element conversions agree with the vector path.
-    for (int64_t r = 0; r < n; ++r)
-      for (int c = 0; c < d; ++c) {
-        const uint8_t* row = st.data() + r * kv_row_bytes(t, d);
-        uint16_t h;
-        float want = 0;
-        if (t == KvType::F32) std::memcpy(&want, row + 4 * c, 4);
-        if (t == KvType::F16) std::memcpy(&h, row + 2 * c, 2), want = fp16_to_f32(h);
-        if (t == KvType::BF16) std::memcpy(&h, row + 2 * c, 2), want = bf16_to_f32(h);
-        if (t == KvType::Q8_0) {
-          std::memcpy(&h, row + c / 32 * 34, 2);
-          want = fp16_to_f32(h) * (float)(int8_t)row[c / 32 * 34 + 2 + c % 32];
-        }
-        ASSERT_EQ(y[r * d + c], want);
+  for (IsaLevel level : available_isa_levels()) {  // every level this CPU runs
+    const IsaLevelScope scope(level);
+    SCOPED_TRACE(isa_level_name(level));
+    const int d = 64;
+    const int64_t n = 37;
+    const std::vector<float> x = random_rows(n, d, 1);
+    for (KvType t : kTypes) {
+      SCOPED_TRACE(kv_type_name(t));
+      std::vector<uint8_t> st(n * kv_row_bytes(t, d));
+      kv_rows_from_f32(t, x.data(), n, d, st.data());
+      std::vector<float> y(x.size());
+      kv_rows_to_f32(t, st.data(), n, d, y.data());
+      for (size_t i = 0; i < x.size(); ++i) {
+        const float tol = t == KvType::F32    ? 0.0f
+                          : t == KvType::F16  ? std::fabs(x[i]) * 0x1p-11f
+                          : t == KvType::BF16 ? std::fabs(x[i]) * 0x1p-8f
+                                              : 3.0f / 127.0f * 0.6f;  // half a step + f16 scale
+        ASSERT_LE(std::fabs(y[i] - x[i]), tol) << i;
       }
+      // Scalar element conversions agree with the vector path.
+      for (int64_t r = 0; r < n; ++r)
+        for (int c = 0; c < d; ++c) {
+          const uint8_t* row = st.data() + r * kv_row_bytes(t, d);
+          uint16_t h;
+          float want = 0;
+          if (t == KvType::F32) std::memcpy(&want, row + 4 * c, 4);
+          if (t == KvType::F16) std::memcpy(&h, row + 2 * c, 2), want = fp16_to_f32(h);
+          if (t == KvType::BF16) std::memcpy(&h, row + 2 * c, 2), want = bf16_to_f32(h);
+          if (t == KvType::Q8_0) {
+            std::memcpy(&h, row + c / 32 * 34, 2);
+            want = fp16_to_f32(h) * (float)(int8_t)row[c / 32 * 34 + 2 + c % 32];
+          }
+          ASSERT_EQ(y[r * d + c], want);
+        }
+    }
   }
 }
 
@@ -125,7 +130,7 @@ TEST(KvTypes, F16RowsRoundExactlyAsTheScalarConversion) {
       ASSERT_EQ(h, f32_to_fp16(x[i])) << hwy::TargetName(target) << " " << x[i];
     }
   }
-  hwy::SetSupportedTargetsForTest(0);
+  set_isa_level_for_testing(isa_level());  // back to the level in use
 }
 
 // ggml's quantize_row_q8_0_ref, scalar: the reference for the vector quantizer.
@@ -166,7 +171,7 @@ TEST(KvTypes, Q8_0QuantizesAsTheScalarReference) {
     kv_rows_from_f32(KvType::Q8_0, x.data(), nb, 32, got.data());
     EXPECT_EQ(got, want) << hwy::TargetName(target);
   }
-  hwy::SetSupportedTargetsForTest(0);
+  set_isa_level_for_testing(isa_level());  // back to the level in use
 }
 
 TEST(KvTypes, Q8_0IsTheGgufBlockFormat) {
@@ -205,72 +210,80 @@ TEST(KvTypes, Q8_0IsTheGgufBlockFormat) {
 }
 
 TEST(KvTypes, ConvertGoesThroughF32) {
-  const int d = 64;
-  const std::vector<float> x = random_rows(5, d, 3);
-  std::vector<uint8_t> f16(5 * 128), q8(5 * 68), back(5 * 128);
-  kv_rows_from_f32(KvType::F16, x.data(), 5, d, f16.data());
-  kv_rows_convert(KvType::F16, f16.data(), KvType::F16, back.data(), 5, d);
-  EXPECT_EQ(f16, back);
-  kv_rows_convert(KvType::F16, f16.data(), KvType::Q8_0, q8.data(), 5, d);
-  std::vector<float> xf(x.size());
-  kv_rows_to_f32(KvType::F16, f16.data(), 5, d, xf.data());
-  std::vector<uint8_t> q8_direct(5 * 68);
-  kv_rows_from_f32(KvType::Q8_0, xf.data(), 5, d, q8_direct.data());
-  EXPECT_EQ(q8, q8_direct);
+  for (IsaLevel level : available_isa_levels()) {  // every level this CPU runs
+    const IsaLevelScope scope(level);
+    SCOPED_TRACE(isa_level_name(level));
+    const int d = 64;
+    const std::vector<float> x = random_rows(5, d, 3);
+    std::vector<uint8_t> f16(5 * 128), q8(5 * 68), back(5 * 128);
+    kv_rows_from_f32(KvType::F16, x.data(), 5, d, f16.data());
+    kv_rows_convert(KvType::F16, f16.data(), KvType::F16, back.data(), 5, d);
+    EXPECT_EQ(f16, back);
+    kv_rows_convert(KvType::F16, f16.data(), KvType::Q8_0, q8.data(), 5, d);
+    std::vector<float> xf(x.size());
+    kv_rows_to_f32(KvType::F16, f16.data(), 5, d, xf.data());
+    std::vector<uint8_t> q8_direct(5 * 68);
+    kv_rows_from_f32(KvType::Q8_0, xf.data(), 5, d, q8_direct.data());
+    EXPECT_EQ(q8, q8_direct);
+  }
 }
 
 // append / views / gather / truncate_from / resident_bytes per type: rows move as whole
 // stored rows, and memory follows the row size.
 TEST(KvTypes, CacheOperationsOnEveryType) {
-  const int L = 2, H = 3, d = 64;
-  const int64_t T = 20;
-  const std::vector<float> k = random_rows(T * H, d, 4), v = random_rows(T * H, d, 5);
-  std::vector<int32_t> pos(T);
-  std::iota(pos.begin(), pos.end(), 0);
-  for (KvType tk : kTypes)
-    for (KvType tv : kTypes) {
-      SCOPED_TRACE(std::string(kv_type_name(tk)) + "/" + kv_type_name(tv));
-      KvCache c(L, H, d, 64, tk, tv);
-      const size_t bk = kv_row_bytes(tk, d), bv = kv_row_bytes(tv, d);
-      EXPECT_EQ(c.k_row_bytes(), bk);
-      EXPECT_EQ(c.v_row_bytes(), bv);
-      c.reserve_more(T);  // as the forward pass does: capacity grows in 64-entry steps
-      for (int l = 0; l < L; ++l) c.append(l, k.data(), v.data(), pos.data(), T);
-      EXPECT_EQ(c.n_past(), T);
-      EXPECT_EQ(c.resident_bytes(), (size_t)L * H * 64 * (bk + bv + 4));
-      // Row t of head h holds the input row (t, h) in the stored type.
-      std::vector<uint8_t> want(std::max(bk, bv));
-      for (int h = 0; h < H; ++h)
-        for (int64_t t = 0; t < T; ++t) {
-          kv_rows_from_f32(tk, k.data() + (t * H + h) * d, 1, d, want.data());
-          ASSERT_EQ(0, std::memcmp(c.head(1, h).k.data() + t * bk, want.data(), bk));
-          kv_rows_from_f32(tv, v.data() + (t * H + h) * d, 1, d, want.data());
-          ASSERT_EQ(0, std::memcmp(c.head(1, h).v.data() + t * bv, want.data(), bv));
+  for (IsaLevel level : available_isa_levels()) {  // every level this CPU runs
+    const IsaLevelScope scope(level);
+    SCOPED_TRACE(isa_level_name(level));
+    const int L = 2, H = 3, d = 64;
+    const int64_t T = 20;
+    const std::vector<float> k = random_rows(T * H, d, 4), v = random_rows(T * H, d, 5);
+    std::vector<int32_t> pos(T);
+    std::iota(pos.begin(), pos.end(), 0);
+    for (KvType tk : kTypes)
+      for (KvType tv : kTypes) {
+        SCOPED_TRACE(std::string(kv_type_name(tk)) + "/" + kv_type_name(tv));
+        KvCache c(L, H, d, 64, tk, tv);
+        const size_t bk = kv_row_bytes(tk, d), bv = kv_row_bytes(tv, d);
+        EXPECT_EQ(c.k_row_bytes(), bk);
+        EXPECT_EQ(c.v_row_bytes(), bv);
+        c.reserve_more(T);  // as the forward pass does: capacity grows in 64-entry steps
+        for (int l = 0; l < L; ++l) c.append(l, k.data(), v.data(), pos.data(), T);
+        EXPECT_EQ(c.n_past(), T);
+        EXPECT_EQ(c.resident_bytes(), (size_t)L * H * 64 * (bk + bv + 4));
+        // Row t of head h holds the input row (t, h) in the stored type.
+        std::vector<uint8_t> want(std::max(bk, bv));
+        for (int h = 0; h < H; ++h)
+          for (int64_t t = 0; t < T; ++t) {
+            kv_rows_from_f32(tk, k.data() + (t * H + h) * d, 1, d, want.data());
+            ASSERT_EQ(0, std::memcmp(c.head(1, h).k.data() + t * bk, want.data(), bk));
+            kv_rows_from_f32(tv, v.data() + (t * H + h) * d, 1, d, want.data());
+            ASSERT_EQ(0, std::memcmp(c.head(1, h).v.data() + t * bv, want.data(), bv));
+          }
+        KvHeadView views[H];
+        c.views(0, 4, views);
+        EXPECT_EQ(views[2].k, c.head(0, 2).k.data());
+        EXPECT_EQ(views[2].n_base, T - 4);
+        // gather keeps whole rows and frees the rest.
+        const KvHead before = c.head(0, 1);
+        const int32_t idx[] = {3, 7, 19};
+        c.gather(0, 1, idx, 3);
+        const KvHead& g = c.head(0, 1);
+        ASSERT_EQ(g.size(), 3);
+        EXPECT_EQ(g.k.capacity(), 3 * bk);
+        for (int i = 0; i < 3; ++i) {
+          EXPECT_EQ(g.pos[i], idx[i]);
+          EXPECT_EQ(0, std::memcmp(g.k.data() + i * bk, before.k.data() + idx[i] * bk, bk));
+          EXPECT_EQ(0, std::memcmp(g.v.data() + i * bv, before.v.data() + idx[i] * bv, bv));
         }
-      KvHeadView views[H];
-      c.views(0, 4, views);
-      EXPECT_EQ(views[2].k, c.head(0, 2).k.data());
-      EXPECT_EQ(views[2].n_base, T - 4);
-      // gather keeps whole rows and frees the rest.
-      const KvHead before = c.head(0, 1);
-      const int32_t idx[] = {3, 7, 19};
-      c.gather(0, 1, idx, 3);
-      const KvHead& g = c.head(0, 1);
-      ASSERT_EQ(g.size(), 3);
-      EXPECT_EQ(g.k.capacity(), 3 * bk);
-      for (int i = 0; i < 3; ++i) {
-        EXPECT_EQ(g.pos[i], idx[i]);
-        EXPECT_EQ(0, std::memcmp(g.k.data() + i * bk, before.k.data() + idx[i] * bk, bk));
-        EXPECT_EQ(0, std::memcmp(g.v.data() + i * bv, before.v.data() + idx[i] * bv, bv));
+        // truncate_from drops positions >= 10 and keeps the others' rows.
+        c.truncate_from(10);
+        EXPECT_EQ(c.head(0, 1).size(), 2);
+        EXPECT_EQ(c.head(1, 0).size(), 10);
+        EXPECT_EQ(c.head(1, 0).k.size(), 10 * bk);
+        EXPECT_EQ(c.head(1, 0).v.size(), 10 * bv);
+        EXPECT_EQ(0, std::memcmp(c.head(0, 1).k.data() + bk, before.k.data() + 7 * bk, bk));
       }
-      // truncate_from drops positions >= 10 and keeps the others' rows.
-      c.truncate_from(10);
-      EXPECT_EQ(c.head(0, 1).size(), 2);
-      EXPECT_EQ(c.head(1, 0).size(), 10);
-      EXPECT_EQ(c.head(1, 0).k.size(), 10 * bk);
-      EXPECT_EQ(c.head(1, 0).v.size(), 10 * bv);
-      EXPECT_EQ(0, std::memcmp(c.head(0, 1).k.data() + bk, before.k.data() + 7 * bk, bk));
-    }
+  }
 }
 
 }  // namespace

@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ops/isa.h"
 #include "ops/matmul_int8_impl.h"
 #include "ops/quant.h"
 #include "util/fp16.h"
@@ -129,35 +130,6 @@ Isa detect_isa() {
   return Isa::kScalar;
 }
 
-// best_isa(), lowered by GLIMPSE_ISA.
-Isa initial_isa() {
-  const Isa best = best_isa();
-  const char* env = std::getenv("GLIMPSE_ISA");
-  if (!env || !*env) return best;
-  const std::string_view v = env;
-  Isa want;
-  if (v == "avx512") {
-    want = Isa::kAvx512;
-  } else if (v == "avx2") {
-    want = Isa::kAvx2;
-  } else if (v == "scalar") {
-    want = Isa::kScalar;
-  } else {
-    std::fprintf(stderr, "glimpse: ignoring GLIMPSE_ISA=%s (expected avx512, avx2 or scalar)\n",
-                 env);
-    return best;
-  }
-  if (want > best)
-    std::fprintf(stderr, "glimpse: GLIMPSE_ISA=%s: not available here, using %s\n", env,
-                 isa_name(best));
-  return std::min(want, best);
-}
-
-std::atomic<Isa>& current_isa() {
-  static std::atomic<Isa> isa{initial_isa()};
-  return isa;
-}
-
 #if GLIMPSE_INT8_KERNELS
 const Kernels* kernels_for(Isa isa) {
   return isa == Isa::kAvx512 ? &kAvx512 : isa == Isa::kAvx2 ? &kAvx2 : nullptr;
@@ -171,10 +143,14 @@ Isa best_isa() {
   return best;
 }
 
-Isa isa() { return current_isa().load(std::memory_order_relaxed); }
-
-Isa set_isa_for_testing(Isa isa) {
-  return current_isa().exchange(std::min(isa, best_isa()), std::memory_order_relaxed);
+// The int8 kernels of the level in use (ops/isa.h): AVX-512 VNNI at avx512, vpmaddubsw at
+// avx2, none (the f32 path) at sse4 and scalar; capped at what this CPU has.
+Isa isa() {
+  const IsaLevel level = isa_level();
+  const Isa want = level == IsaLevel::kAvx512 ? Isa::kAvx512
+                   : level == IsaLevel::kAvx2 ? Isa::kAvx2
+                                              : Isa::kScalar;
+  return std::min(want, best_isa());
 }
 
 const char* isa_name(Isa isa) {

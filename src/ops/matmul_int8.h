@@ -29,12 +29,10 @@ enum class Isa { kScalar, kAvx2, kAvx512 };
 
 // The best level this CPU (and this build: GCC on x86-64) has.
 Isa best_isa();
-// The level in use: best_isa(), or lower if the environment variable GLIMPSE_ISA
-// (avx512 | avx2 | scalar, read once at first use) asks for it.
+// The level in use: that of isa_level() (ops/isa.h; GLIMPSE_ISA lowers it, and
+// set_isa_level_for_testing forces it), capped at best_isa(). Weights packed under one level
+// stay valid under any other.
 Isa isa();
-// Forces the level in use (tests, benchmarks), capped at best_isa(); returns the previous
-// one. Not while matmuls run. Weights packed before stay valid under any level.
-Isa set_isa_for_testing(Isa isa);
 const char* isa_name(Isa isa);
 
 // An int8 kernel level is in use (isa() != kScalar): weights are worth packing at load.

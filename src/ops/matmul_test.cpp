@@ -17,6 +17,7 @@
 #include "ops/matmul.h"
 
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
 #include <algorithm>
 #include <cmath>
@@ -25,6 +26,7 @@
 #include <random>
 #include <vector>
 
+#include "ops/isa.h"
 #include "ops/matmul_int8.h"
 #include "ops/quant.h"
 #include "util/error.h"
@@ -258,15 +260,15 @@ void extreme_weights(GgmlType t, std::vector<uint8_t>& w, int64_t rows, int64_t 
   if (rows > 3) std::memset(&w[3 * rb], 0, 2);
 }
 
-// Sets the int8 kernel level for a scope.
-struct IsaScope {
-  int8mm::Isa prev;
-  explicit IsaScope(int8mm::Isa isa) : prev(int8mm::set_isa_for_testing(isa)) {}
-  ~IsaScope() { int8mm::set_isa_for_testing(prev); }
-};
+// The level (ops/isa.h) whose int8 kernels are isa.
+IsaLevel level_of(int8mm::Isa isa) {
+  return isa == int8mm::Isa::kAvx512 ? IsaLevel::kAvx512
+         : isa == int8mm::Isa::kAvx2 ? IsaLevel::kAvx2
+                                     : IsaLevel::kSse4;
+}
 
 void check_int8_kernels(int8mm::Isa isa) {
-  const IsaScope scope(isa);
+  const IsaLevelScope scope(level_of(isa));
   ASSERT_EQ(int8mm::isa(), isa);
   std::mt19937 rng(99);
   for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0}) {
@@ -339,11 +341,23 @@ TEST(MatmulInt8, Avx2KernelsMatchScalarDefinitionBitForBit) {
 TEST(MatmulInt8, IsaLevels) {
   const int8mm::Isa best = int8mm::best_isa();
   {
-    const IsaScope scope(int8mm::Isa::kAvx512);
+    const IsaLevelScope scope(IsaLevel::kAvx512);
+    EXPECT_EQ(isa_level(), best_isa_level());
     EXPECT_EQ(int8mm::isa(), best);
   }
+  for (IsaLevel l : available_isa_levels()) {  // sse4 and scalar: no int8 kernels
+    const IsaLevelScope scope(l);
+    EXPECT_EQ(int8mm::isa() != int8mm::Isa::kScalar, l >= IsaLevel::kAvx2) << isa_level_name(l);
+    // Highway dispatches at or below the level: no AVX-512 target below avx512, no AVX2
+    // below avx2, only EMU128 / SCALAR at scalar.
+    const int64_t t = hwy::SupportedTargets();
+    if (l < IsaLevel::kAvx512) EXPECT_EQ(t & (HWY_AVX3 | HWY_AVX3_DL), 0);
+    if (l < IsaLevel::kAvx2) EXPECT_EQ(t & HWY_AVX2, 0);
+    if (l == IsaLevel::kScalar) EXPECT_EQ(t & ~(HWY_EMU128 | HWY_SCALAR), 0);
+    if (l < best_isa_level()) EXPECT_NE(hwy_targets_for(l), 0);
+  }
   if (best == int8mm::Isa::kScalar) GTEST_SKIP() << "no int8 kernels on this CPU";
-  const IsaScope int8_level(best);  // whatever GLIMPSE_ISA says
+  const IsaLevelScope int8_level(level_of(best));  // the best int8 kernels
   std::mt19937 rng(5);
   const int64_t rows = 20, cols = 64, T = 3;
   const auto wdata = random_weights(GgmlType::Q4_1, rows, cols, rng);
@@ -353,7 +367,7 @@ TEST(MatmulInt8, IsaLevels) {
   const std::vector<float> x = activations(T, cols, rng);
   std::vector<float> yref(T * rows), y(T * rows, NAN);
   matmul(wp, x.data(), T, yref.data(), pools().one);
-  const IsaScope scope(int8mm::Isa::kScalar);
+  const IsaLevelScope scope(IsaLevel::kSse4);
   EXPECT_FALSE(int8mm::cpu_has_kernels());
   EXPECT_EQ(pack_weights(w, false).packed, nullptr);
   EXPECT_FALSE(int8mm::matmul(wp, x.data(), T, y.data(), pools().one));

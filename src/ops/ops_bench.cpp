@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ops/attention.h"
+#include "ops/isa.h"
 #include "ops/matmul.h"
 #include "ops/matmul_int8.h"
 #include "ops/quant.h"
@@ -79,23 +80,22 @@ BENCHMARK(BM_Matmul)
     ->ArgsProduct({{(int)GgmlType::Q8_0}, {49152}, {576}, {1}, {1, 2}})
     ->UseRealTime();
 
-// BM_Matmul with the int8 kernel level forced (isa: 0 = none (f32 path), 1 = AVX2,
-// 2 = AVX-512 VNNI; see int8mm::Isa): type, rows, cols, T, threads, isa.
+// BM_Matmul at a forced level (ops/isa.h: 0 = scalar, 1 = sse4 (both: the f32 path), 2 =
+// avx2, 3 = avx512): type, rows, cols, T, threads, level.
 void BM_MatmulIsa(benchmark::State& st) {
-  const auto want = (int8mm::Isa)st.range(5);
-  if (want > int8mm::best_isa()) {
-    st.SkipWithError("kernel level not available on this CPU");
+  const auto want = (IsaLevel)st.range(5);
+  if (want > best_isa_level()) {
+    st.SkipWithError("level not available on this CPU");
     return;
   }
-  const int8mm::Isa prev = int8mm::set_isa_for_testing(want);
-  st.SetLabel(int8mm::isa_name(want));
+  const IsaLevelScope scope(want);
+  st.SetLabel(isa_level_name(want));
   BM_Matmul(st);
-  int8mm::set_isa_for_testing(prev);
 }
 // The FFN up projection of SmolLM2-135M: decode (T = 1) and a 512-token prefill batch.
 BENCHMARK(BM_MatmulIsa)
     ->ArgsProduct({{(int)GgmlType::Q4_1, (int)GgmlType::Q8_0}, {1536}, {576}, {1, 512}, {1},
-                   {0, 1, 2}})
+                   {1, 2, 3}})
     ->UseRealTime();
 
 #if defined(__x86_64__)

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "ops/isa.h"
 #include "runtime/compress.h"
 #include "runtime/context.h"
 #include "tools/commands.h"
@@ -252,6 +253,7 @@ struct BenchColumns {
   std::string model_desc;
   double size_mib = 0;
   int threads = 0;
+  std::string isa;  // the ISA level in use (ops/isa.h, GLIMPSE_ISA)
   bool show_kv = false, show_types = false, show_npl = false;
 };
 
@@ -259,7 +261,8 @@ void print_bench_json(const BenchColumns& col, const BenchOutcome& out) {
   nlohmann::json j = nlohmann::json::array();
   for (const auto& r : out.results) {
     j.push_back({{"model", col.model_desc}, {"model_size_mib", col.size_mib}, {"threads", col.threads},
-                 {"type_k", kv_type_name(r.type_k)}, {"type_v", kv_type_name(r.type_v)},
+                 {"isa", col.isa}, {"type_k", kv_type_name(r.type_k)},
+                 {"type_v", kv_type_name(r.type_v)},
                  {"test", r.name}, {"kv", r.kv}, {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen},
                  {"n_depth", r.depth}, {"n_parallel", r.n_parallel}, {"avg_ts", r.mean()},
                  {"stddev_ts", r.sd()}, {"samples_ts", r.tps}, {"peak_rss_mib", peak_rss_mib()}});
@@ -286,15 +289,16 @@ void print_bench_md(const BenchColumns& col, const BenchOutcome& out) {
     if (!col.show_types) return std::string();
     return fmt::format(" {} | {} |", kv_type_name(k), kv_type_name(v));
   };
-  std::printf("| model | size | backend | threads |%s%s%s test | t/s |%s\n",
+  std::printf("| model | size | backend | threads | isa |%s%s%s test | t/s |%s\n",
               col.show_types ? " type_k | type_v |" : "", col.show_kv ? " kv |" : "",
               col.show_npl ? " n_parallel |" : "", col.show_npl ? " KV MiB | RSS MiB |" : "");
-  std::printf("| --- | ---: | --- | ---: |%s%s%s ---: | ---: |%s\n",
+  std::printf("| --- | ---: | --- | ---: | --- |%s%s%s ---: | ---: |%s\n",
               col.show_types ? " --- | --- |" : "", col.show_kv ? " --- |" : "",
               col.show_npl ? " ---: |" : "", col.show_npl ? " ---: | ---: |" : "");
   for (const auto& r : out.results)
-    std::printf("| %s | %.2f MiB | CPU | %d |%s%s%s %s | %.2f ± %.2f |%s\n", col.model_desc.c_str(),
-                col.size_mib, col.threads, type_cols(r.type_k, r.type_v).c_str(),
+    std::printf("| %s | %.2f MiB | CPU | %d | %s |%s%s%s %s | %.2f ± %.2f |%s\n",
+                col.model_desc.c_str(), col.size_mib, col.threads, col.isa.c_str(),
+                type_cols(r.type_k, r.type_v).c_str(),
                 col.show_kv ? fmt::format(" {} |", r.kv).c_str() : "",
                 col.show_npl ? fmt::format(" {} |", r.n_parallel).c_str() : "", r.name.c_str(),
                 r.mean(), r.sd(),
@@ -325,6 +329,7 @@ void print_bench(const Engine& engine, const BenchPlan& plan, const BenchOutcome
   col.model_desc = fmt::format("{} {}", c.arch, c.name);
   col.size_mib = (double)engine.model().gguf().file_size() / (1024.0 * 1024.0);
   col.threads = engine.n_threads();
+  col.isa = isa_level_name(isa_level());
   col.show_kv = plan.policies.size() > 1 || plan.policies.front() != "none";
   // type_k / type_v columns as llama-bench shows them: when not the default alone.
   col.show_types = out.type_pairs.size() > 1 || plan.types.k.front() != KvType::F16 ||

@@ -3,8 +3,9 @@
 #include <cstdio>
 #include <fstream>
 
-#include "runtime/generate.h"
+#include "ops/isa.h"
 #include "runtime/context.h"
+#include "runtime/generate.h"
 #include "tools/commands.h"
 #include "util/error.h"
 
@@ -78,8 +79,9 @@ int cmd_run(int argc, char** argv, int first) {
   gp.n_compress = pt.n_context;
   check_prompt_fits(s, tokens.size());
   if (!quiet)
-    std::fprintf(stderr, "glimpse: %s\nglimpse: n_ctx = %d, n_threads = %d, chat template = %s\n",
-                 c.summary().c_str(), s.n_ctx(), engine->n_threads(),
+    std::fprintf(stderr,
+                 "glimpse: %s, isa = %s\nglimpse: n_ctx = %d, n_threads = %d, chat template = %s\n",
+                 c.summary().c_str(), isa_level_name(isa_level()), s.n_ctx(), engine->n_threads(),
                  std::string(engine->chat_template().name()).c_str());
   GenerateResult r = generate(s, tokens, gp, [](std::string_view t) {
     std::fwrite(t.data(), 1, t.size(), stdout);
