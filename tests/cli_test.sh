@@ -80,7 +80,7 @@ else echo "FAIL logits differ between -b 1 and -b 512"; fails=$((fails+1)); fi
 table=$("$GLIMPSE" bench -m "$MODEL" -p 16 -n 4 -d 0,8 -r 1 -t 2 2>/dev/null)
 json=$("$GLIMPSE" bench -m "$MODEL" -p 16 -n 0 -r 2 -t 2 -o json 2>/dev/null)
 if echo "$table" | grep -q "| pp16 |" && echo "$table" | grep -q "| tg4 @ d8 |" \
-   && echo "$json" | python3 -c "import json,sys; r=json.load(sys.stdin); assert r[0]['test']=='pp16' and len(r[0]['samples_ts'])==2 and r[0]['avg_ts']>0"; then
+   && echo "$json" | python3 -c "import json,sys; r=json.load(sys.stdin); assert r[0]['test']=='pp16' and len(r[0]['samples_ts'])==2 and r[0]['avg_ts']>0 and r[0]['isa'] in ('avx512','avx2','sse4','scalar')"; then
   echo "ok   bench table and json"; passes=$((passes+1))
 else echo "FAIL bench: $table $json"; fails=$((fails+1)); fi
 # bench -npl: parallel sequences in batched-bench form; each JSON row carries n_parallel and the
