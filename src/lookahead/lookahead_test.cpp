@@ -415,7 +415,9 @@ class LookaheadPolicyTest : public ::testing::Test {
     spec.weight_scale = 2.0f;
     testing::write_tiny_llama(model_path_, spec);
     register_lookahead_policy();
-    engine_ = Engine::load(EngineParams{model_path_});
+    EngineParams ep;
+    ep.model_path = model_path_;
+    engine_ = Engine::load(ep);
     model_ = &engine_->model();
     LookaheadModule mod = LookaheadModule::create(*model_, LookaheadHyper{}, 5);
     for (float& x : mod.lora(0, (int)LoraSlot::Q).B) x = 0.05f;

@@ -351,10 +351,10 @@ TEST(MatmulInt8, IsaLevels) {
     // Highway dispatches at or below the level: no AVX-512 target below avx512, no AVX2
     // below avx2, only EMU128 / SCALAR at scalar.
     const int64_t t = hwy::SupportedTargets();
-    if (l < IsaLevel::kAvx512) EXPECT_EQ(t & (HWY_AVX3 | HWY_AVX3_DL), 0);
-    if (l < IsaLevel::kAvx2) EXPECT_EQ(t & HWY_AVX2, 0);
-    if (l == IsaLevel::kScalar) EXPECT_EQ(t & ~(HWY_EMU128 | HWY_SCALAR), 0);
-    if (l < best_isa_level()) EXPECT_NE(hwy_targets_for(l), 0);
+    if (l < IsaLevel::kAvx512) { EXPECT_EQ(t & (HWY_AVX3 | HWY_AVX3_DL), 0); }
+    if (l < IsaLevel::kAvx2) { EXPECT_EQ(t & HWY_AVX2, 0); }
+    if (l == IsaLevel::kScalar) { EXPECT_EQ(t & ~(HWY_EMU128 | HWY_SCALAR), 0); }
+    if (l < best_isa_level()) { EXPECT_NE(hwy_targets_for(l), 0); }
   }
   if (best == int8mm::Isa::kScalar) GTEST_SKIP() << "no int8 kernels on this CPU";
   const IsaLevelScope int8_level(level_of(best));  // the best int8 kernels

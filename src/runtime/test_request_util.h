@@ -21,7 +21,9 @@ inline std::shared_ptr<Engine> load_tiny_engine(const std::string& name, const T
                                                 std::string* path) {
   *path = (std::filesystem::temp_directory_path() / name).string();
   write_tiny_llama(*path, spec);
-  return Engine::load(EngineParams{*path});
+  EngineParams p;
+  p.model_path = *path;
+  return Engine::load(p);
 }
 
 inline ContextParams params_of(const KvCache& cache, int n_batch) {

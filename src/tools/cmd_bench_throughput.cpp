@@ -59,6 +59,20 @@ struct DepthFill {
 double peak_rss_mib() { return (double)peak_rss_bytes() / (1024.0 * 1024.0); }
 double mib(size_t bytes) { return (double)bytes / (1024.0 * 1024.0); }
 
+BenchResult bench_test(std::string name, KvType tk, KvType tv, std::string kv, int n_prompt,
+                       int n_gen, int depth, int n_parallel) {
+  BenchResult t;
+  t.name = std::move(name);
+  t.type_k = tk;
+  t.type_v = tv;
+  t.kv = std::move(kv);
+  t.n_prompt = n_prompt;
+  t.n_gen = n_gen;
+  t.depth = depth;
+  t.n_parallel = n_parallel;
+  return t;
+}
+
 // What one bench invocation asks for.
 struct BenchPlan {
   std::vector<int> n_prompt = {512}, n_gen = {128}, depths = {0}, n_parallel;
@@ -214,12 +228,13 @@ BenchOutcome run_bench(Context& s, const BenchPlan& plan) {
         if (!evicting && policy != plan.policies.front() && plan.policies.front() == "none") continue;
         std::vector<BenchResult> tests;
         for (int p : plan.n_prompt)
-          if (p > 0) tests.push_back({fmt::format("pp{}", p), tk, tv, kv_label, p, 0, d, 1});
+          if (p > 0) tests.push_back(bench_test(fmt::format("pp{}", p), tk, tv, kv_label, p, 0, d, 1));
         for (int n : plan.n_gen)
           if (n > 0) {
-            if (plan.n_parallel.empty()) tests.push_back({fmt::format("tg{}", n), tk, tv, kv_label, 0, n, d});
+            if (plan.n_parallel.empty())
+              tests.push_back(bench_test(fmt::format("tg{}", n), tk, tv, kv_label, 0, n, d, 1));
             for (int npl : plan.n_parallel)
-              tests.push_back({fmt::format("tg{}", n), tk, tv, kv_label, 0, n, d, npl});
+              tests.push_back(bench_test(fmt::format("tg{}", n), tk, tv, kv_label, 0, n, d, npl));
           }
         if (tests.empty()) continue;
         s.reset();
