@@ -147,7 +147,9 @@ std::vector<BranchResult> run_sample(Context& ctx, const Sample& sample, const E
     k.query_agnostic = cfg.query_agnostic;
     return k;
   };
-  std::map<std::string, std::unique_ptr<PromptCompressor>> scorers;
+  // The first branch of each scorer key scores for all of them (its observer watches the
+  // prefill); the other branches only evict with its scores.
+  std::map<std::string, PromptCompressor*> scorers;
   auto scorer_key = [&](const std::string& p, int64_t b, const ResolvedPolicy& r) {
     return kv_policy_info(p).budget_dependent_scores ? p + "/" + std::to_string(b)
                                                      : p + "/w" + std::to_string(r.window);
@@ -158,13 +160,12 @@ std::vector<BranchResult> run_sample(Context& ctx, const Sample& sample, const E
     branch_plans.push_back(kv_policy_info(p).make
                                ? std::make_unique<PromptCompressor>(settings_for(p, b), mc, n_ctx_tok)
                                : nullptr);
-    const PromptCompressor* plan = branch_plans.back().get();
+    PromptCompressor* plan = branch_plans.back().get();
     if (!plan || !plan->evicts() || kv_policy_info(p).answer_attention_scores) continue;
     const std::string key = scorer_key(p, b, plan->resolved());
     if (scorers.count(key)) continue;
-    auto sc = std::make_unique<PromptCompressor>(settings_for(p, b), mc, n_ctx_tok);
-    observers.add(sc->observer());
-    scorers[key] = std::move(sc);
+    observers.add(plan->observer());
+    scorers[key] = plan;
   }
 
   // Prefill once.

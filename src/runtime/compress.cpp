@@ -77,7 +77,7 @@ const KvScores& PromptCompressor::score(Context& ctx, const std::vector<int32_t>
   const std::vector<float> prompt_logits = ctx.logits();
   PolicyInput in{ctx.model(), ctx, ctx.cache(), ctx.pool(), r_, prompt, suffix, prompt_logits};
   scores_ = policy_->score(in);
-  if (ctx.logits() != prompt_logits) ctx.set_logits(prompt_logits);  // a policy generated on ctx
+  ctx.set_logits(prompt_logits);  // a generating policy (oracle) decoded on ctx
   score_ms_ = sw.ms() + policy_->observer_ms();
   scored_ = true;
   return scores_;

@@ -29,7 +29,6 @@ std::shared_ptr<Engine> Engine::load(const EngineParams& p) {
       fail("default model not found at '{}' (run scripts/fetch-model.sh, or pass -m FILE)", path);
     fail("model file not found: '{}'", path);
   }
-  if (p.context.n_ctx < 0) fail("-c: context size must be >= 0");
   e->model_ = Model::load(path);
   e->tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::from_gguf(e->model_->gguf()));
   e->chat_ = std::make_unique<ChatTemplate>(ChatTemplate::from_gguf(e->model_->gguf()));
