@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what glimpse needs to build and test on Debian 12: compilers and libraries from
 # apt, and (with --python) a local venv with the pinned llama.cpp Python package used as the
-# reference in parity tests. Idempotent: skips what is already there.
+# reference in parity tests, and (with --python-avx2) a second venv, .venv-avx2, whose llama.cpp
+# is built for AVX2 with AVX-512 off, so the AVX2 level can be compared like with like on any
+# machine (bench/compare-llama-cpp --isa avx2). Idempotent: skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,5 +32,19 @@ if [ "${1:-}" = "--python" ]; then
     .venv/bin/pip install -q numpy jinja2 gguf
     CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF" \
       .venv/bin/pip install -q "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION"
+  fi
+fi
+
+if [ "${1:-}" = "--python-avx2" ]; then
+  if ! .venv-avx2/bin/python -c "import llama_cpp, numpy; assert llama_cpp.__version__ == '$LLAMA_CPP_PYTHON_VERSION'" 2>/dev/null; then
+    echo "glimpse setup: building an AVX2-only llama-cpp-python $LLAMA_CPP_PYTHON_VERSION into .venv-avx2 (a few minutes)" >&2
+    python3 -m venv .venv-avx2
+    .venv-avx2/bin/pip install -q --upgrade pip >/dev/null
+    .venv-avx2/bin/pip install -q numpy jinja2
+    # No -march=native: every x86 extension is named, AVX-512 in all its forms off.
+    CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON \
+-DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF \
+-DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF -DGGML_AVX_VNNI=OFF \
+-DLLAMA_BUILD_TESTS=OFF" .venv-avx2/bin/pip install -q --no-cache-dir "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION"
   fi
 fi
