@@ -220,12 +220,82 @@ void LoadKeysTransposed(const uint8_t* k, int64_t ldk, int64_t nk, int64_t d, fl
       Transpose16(r, kt + cb * kKeyTile + jb, kKeyTile);
     }
 }
-#else
+#elif HWY_TARGET == HWY_AVX2
+// One 8 x 8 block: r[i] holds 8 columns of row i; column k goes to dst + k * ld.
+HWY_INLINE void Transpose8(__m256 r[8], float* dst, int64_t ld) {
+  __m256 t[8], u[8];
+  HWY_UNROLL(8)
+  for (int i = 0; i < 8; i += 2) {  // 32-bit interleave of row pairs
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  HWY_UNROLL(8)
+  for (int i = 0; i < 8; i += 4) {  // 64-bit pairs: within each 128-bit lane, columns of 4 rows
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+  }
+  HWY_UNROLL(8)
+  for (int k = 0; k < 4; ++k) {  // 128-bit halves: rows 0-3 with rows 4-7
+    _mm256_store_ps(dst + k * ld, _mm256_permute2f128_ps(u[k], u[4 + k], 0x20));
+    _mm256_store_ps(dst + (k + 4) * ld, _mm256_permute2f128_ps(u[k], u[4 + k], 0x31));
+  }
+}
+
+// 8 values c..c+7 of a stored row (c a multiple of 8, so a q8_0 run sits in one block),
+// converted in registers: F16C for f16, a 16-bit shift for bf16.
+template <KvType T>
+HWY_INLINE __m256 Load8(const uint8_t* row, int64_t c) {
+  if constexpr (T == KvType::F32) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + c);
+  } else if constexpr (T == KvType::F16) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * c)));
+  } else if constexpr (T == KvType::BF16) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * c));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  } else {
+    const uint8_t* blk = row + c / kKvQ8Block * kKvQ8BlockBytes;
+    uint16_t h;
+    std::memcpy(&h, blk, 2);
+    const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 2 + c % kKvQ8Block));
+    return _mm256_mul_ps(_mm256_set1_ps(ScaleToF32(h)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
+  }
+}
+
 template <KvType T>
 void LoadKeysTransposed(const uint8_t* k, int64_t ldk, int64_t nk, int64_t d, float* kt) {
-  for (int64_t c = 0; c < d; ++c)
-    for (int64_t j = 0; j < kKeyTile; ++j)
-      kt[c * kKeyTile + j] = j < nk ? ElemAt<T>(k + j * ldk, c) : 0.0f;
+  alignas(32) float stage[8 * 8];
+  for (int64_t jb = 0; jb < kKeyTile; jb += 8)
+    for (int64_t cb = 0; cb < d; cb += 8) {
+      __m256 r[8];
+      if (jb + 8 <= nk && cb + 8 <= d) {  // full block straight from the stored rows
+        HWY_UNROLL(8)
+        for (int i = 0; i < 8; ++i) r[i] = Load8<T>(k + (jb + i) * ldk, cb);
+      } else {  // edge block: zero padded copy first
+        for (int i = 0; i < 8; ++i)
+          for (int c = 0; c < 8; ++c)
+            stage[i * 8 + c] =
+                (jb + i < nk && cb + c < d) ? ElemAt<T>(k + (jb + i) * ldk, cb + c) : 0.0f;
+        for (int i = 0; i < 8; ++i) r[i] = _mm256_load_ps(stage + i * 8);
+      }
+      Transpose8(r, kt + cb * kKeyTile + jb, kKeyTile);
+    }
+}
+#else
+// Other targets: each key row converted to f32 with the target's vectors (RowToF32), then
+// moved into columns; no element conversion in the transposing loop.
+template <KvType T>
+void LoadKeysTransposed(const uint8_t* k, int64_t ldk, int64_t nk, int64_t d, float* kt) {
+  const int64_t dp = PaddedDim(d);
+  thread_local Buf stage_buf;
+  float* stage = stage_buf.get(kKeyTile * dp);
+  for (int64_t j = 0; j < nk; ++j) RowToF32<T>(k + j * ldk, d, stage + j * dp, dp);
+  for (int64_t c = 0; c < d; ++c) {
+    float* col = kt + c * kKeyTile;
+    for (int64_t j = 0; j < nk; ++j) col[j] = stage[j * dp + c];
+    for (int64_t j = nk; j < kKeyTile; ++j) col[j] = 0.0f;
+  }
 }
 #endif
 

@@ -1,10 +1,23 @@
 // Persistent thread pool: n-1 workers plus the calling thread, created once (sized by -t).
-// parallel_for splits [0, n) into contiguous chunks, one per thread; workers spin briefly
-// and then sleep on an atomic wait, so a decode step's hundreds of small dispatches cost
-// microseconds, not thread creations.
+//
+// A job is a number of chunks that threads claim from a shared counter, so the caller (thread
+// 0) takes over the chunks of a worker that has not woken yet instead of waiting for it; the
+// job ends when every chunk is done, not when every worker has checked in.
+//
+// Waiting. Workers spin for a short, time-bounded while after each job (a decode step issues
+// hundreds of small jobs microseconds apart, and a futex wake costs more than the gap) and
+// then sleep on an atomic wait. The caller spins on the last chunks, then sleeps too.
+//
+// Contention. When another program takes a core, a spinning pool collapses: a descheduled
+// worker holds its chunk while the caller waits. The pool watches for it: over a window of
+// jobs it sums the time the caller spent waiting for other threads' chunks after running out
+// of its own; a share above kStallShare marks the pool oversubscribed, and it then uses one
+// worker fewer (down to the caller alone) and spins only briefly. Every kProbeInterval it
+// tries the full width again, so it recovers when the core comes back.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <thread>
@@ -19,27 +32,59 @@ class ThreadPool {
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
+  // Threads the pool was created with (the upper bound of thread indices passed to fns).
   int size() const { return n_threads_; }
+  // Threads the next job will use (size() unless the pool found itself oversubscribed).
+  int active_threads() const { return participants_.load(std::memory_order_relaxed) + 1; }
 
-  // fn(begin, end, thread_index) over disjoint chunks covering [0, n). Blocks until done.
+  // fn(begin, end, thread_index) over disjoint contiguous chunks covering [0, n), a few per
+  // active thread, claimed in order. A thread may get several chunks; fns must not assume
+  // one call per thread. Blocks until done.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn);
 
-  // fn(item, thread_index) for every item in [0, n), handed out one at a time from a
-  // shared counter: for work items of uneven cost (causal attention blocks).
+  // fn(item, thread_index) for every item in [0, n), handed out one at a time: for work
+  // items of uneven cost (causal attention blocks).
   void parallel_for_dynamic(int64_t n, const std::function<void(int64_t, int)>& fn);
 
-  // fn(thread_index) once on each thread.
-  void run_on_all(const std::function<void(int)>& fn);
+  // Test hook: the pool's adaptation state, counted since construction.
+  struct Stats {
+    int64_t jobs = 0;              // jobs run with at least one worker invited
+    int64_t chunks_by_caller = 0;  // chunks run by thread 0 in those jobs
+    int64_t chunks_total = 0;
+    int64_t narrowed = 0;          // times the pool dropped a worker for contention
+  };
+  Stats stats() const;
 
  private:
+  using Clock = std::chrono::steady_clock;
   void worker_loop(int index);
+  // Runs chunk(c, thread) for every c in [0, n_chunks) on the caller and the active workers.
+  void run_job(int64_t n_chunks, const std::function<void(int64_t, int)>& chunk);
+  // Claims and runs chunks of the open job until none is left; returns how many it ran.
+  int64_t run_chunks(int thread);
+  // Folds one job's timings into the contention window and adapts participants_.
+  void observe_job(Clock::duration busy, Clock::duration stalled);
 
   int n_threads_;
   std::vector<std::thread> workers_;
-  const std::function<void(int)>* job_ = nullptr;
-  std::atomic<uint32_t> generation_{0};
-  std::atomic<int> pending_{0};
+
+  // The open job (written by the caller only while no worker is inside a job).
+  const std::function<void(int64_t, int)>* job_ = nullptr;
+  int64_t job_chunks_ = 0;
+  std::atomic<int64_t> next_chunk_{0};
+  std::atomic<int64_t> done_chunks_{0};
+  std::atomic<bool> open_{false};
+  std::atomic<int> inside_{0};         // workers between entering and leaving a job
+  std::atomic<uint32_t> generation_{0};  // bumped per job; workers wait on it
+  std::atomic<int> participants_{0};   // workers invited (indices 1..participants_)
+  std::atomic<int64_t> spin_ns_{0};    // how long an idle worker spins before sleeping
   std::atomic<bool> stop_{false};
+
+  // Contention window (caller only).
+  Clock::duration window_busy_{}, window_stalled_{};
+  int window_jobs_ = 0;
+  Clock::time_point last_probe_{};
+  Stats stats_;
 };
 
 }  // namespace glimpse
