@@ -152,7 +152,7 @@ std::vector<BranchResult> run_sample(Context& ctx, const Sample& sample, const E
   std::map<std::string, PromptCompressor*> scorers;
   auto scorer_key = [&](const std::string& p, int64_t b, const ResolvedPolicy& r) {
     return kv_policy_info(p).budget_dependent_scores ? p + "/" + std::to_string(b)
-                                                     : p + "/w" + std::to_string(r.window);
+                                                     : p + "/w" + std::to_string(r.observe_window);
   };
   ObserverList observers;
   std::vector<std::unique_ptr<PromptCompressor>> branch_plans;  // [todo] resolved settings

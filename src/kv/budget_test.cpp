@@ -1,7 +1,9 @@
 #include "kv/budget.h"
+#include "kv/policy.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <numeric>
 
 namespace glimpse {
@@ -48,6 +50,40 @@ TEST(KvBudget, AdaFollowsTheScoresWithAFloor) {
 TEST(KvBudget, UniformClamps) {
   const BudgetPlan p = allocate_uniform(2, 2, 50, 30);
   for (int64_t k : p.keep) EXPECT_EQ(k, 30);
+}
+
+
+// Default windows and sinks protect at most half the budget; asked-for values are kept; the
+// observation window keeps the policy's size at every budget.
+TEST(KvBudget, DefaultProtectionIsAtMostHalfTheBudget) {
+  PolicyDefaults snap;
+  snap.window = 32;
+  KvPolicySettings s;
+  s.name = "snapkv";
+  for (int64_t c : {8, 16, 32, 64, 128, 512}) {
+    s.budget = c;
+    const ResolvedPolicy r = resolve_policy(s, snap, 4096);
+    EXPECT_EQ(r.window, std::min<int64_t>(32, c / 2)) << c;
+    EXPECT_EQ(r.observe_window, 32);
+    EXPECT_GE(r.scored(), c / 2);
+  }
+  s.budget = 32;
+  s.window = 32;  // asked for: taken as given
+  EXPECT_EQ(resolve_policy(s, snap, 4096).window, 32);
+  EXPECT_EQ(resolve_policy(s, snap, 4096).scored(), 0);
+
+  PolicyDefaults stream;  // StreamingLLM: sinks 4, the window fills the rest
+  stream.sinks = 4;
+  stream.window_fills_budget = true;
+  KvPolicySettings t;
+  t.name = "streaming";
+  t.budget = 6;
+  const ResolvedPolicy r = resolve_policy(t, stream, 4096);
+  EXPECT_EQ(r.sinks, 3);
+  EXPECT_EQ(r.window, 3);
+  t.budget = 64;
+  EXPECT_EQ(resolve_policy(t, stream, 4096).sinks, 4);
+  EXPECT_EQ(resolve_policy(t, stream, 4096).window, 60);
 }
 
 }  // namespace

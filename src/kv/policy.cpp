@@ -100,10 +100,18 @@ ResolvedPolicy resolve_policy(const KvPolicySettings& s, const PolicyDefaults& d
   }
   if (r.budget < 1) fail("KV budget must keep at least one entry per head");
   r.budget = std::min(r.budget, n_prompt);
-  r.sinks = std::min(s.sinks >= 0 ? s.sinks : d.sinks, r.budget);
-  const int64_t win = d.window_fills_budget && s.window < 0 ? r.budget - r.sinks
-                      : (s.window >= 0 ? s.window : d.window);
-  r.window = std::min(win, r.budget - r.sinks);
+  // Fair at every budget: a default window or sink count never protects more than half
+  // the budget, so at least half of it is chosen by score (at C = 32, SnapKV's default
+  // 32-entry window would otherwise keep the recent entries and nothing else). A value the
+  // user sets is taken as given. The observation window keeps its size whatever the budget.
+  r.sinks = s.sinks >= 0 ? std::min(s.sinks, r.budget) : std::min(d.sinks, r.budget / 2);
+  if (d.window_fills_budget && s.window < 0) {
+    r.window = r.budget - r.sinks;
+  } else {
+    const int64_t win = s.window >= 0 ? s.window : std::min(d.window, r.budget / 2);
+    r.window = std::min(win, r.budget - r.sinks);
+  }
+  r.observe_window = std::min(s.window >= 0 ? s.window : d.window, n_prompt);
   // Odd: a given kernel was checked by validate_policy_settings, defaults are odd.
   r.pool_kernel = s.pool_kernel >= 0 ? s.pool_kernel : d.pool_kernel;
   r.pool = s.pool.value_or(d.pool);

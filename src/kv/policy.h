@@ -25,7 +25,8 @@ struct KvPolicySettings {
   std::string name = "none";
   int64_t budget = -1;  // C: entries kept per (layer, KV head), window and sinks included
   double ratio = -1;    // fraction of the prompt removed (kvpress meaning), if no budget
-  int64_t window = -1;  // protected recent entries (and observation window where scored)
+  int64_t window = -1;  // protected recent entries and observation window where scored
+                        // (default: the policy's, protecting at most half the budget)
   int64_t sinks = -1;   // protected first entries
   int pool_kernel = -1;
   std::optional<PoolKind> pool;
@@ -53,7 +54,10 @@ struct ResolvedPolicy {
   KvPolicySettings s;
   int64_t n_prompt = 0;  // entries being compressed
   int64_t budget = 0;    // C, clamped to n_prompt
-  int64_t window = 0, sinks = 0;
+  int64_t window = 0, sinks = 0;  // protected entries (counted in the budget)
+  // Last prompt queries a scoring observer watches (SnapKV, H2O, LAQ): the asked or default
+  // window, not clamped by the budget.
+  int64_t observe_window = 0;
   int pool_kernel = 0;
   PoolKind pool = PoolKind::None;
   BudgetAllocation allocation = BudgetAllocation::Uniform;

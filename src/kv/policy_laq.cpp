@@ -30,7 +30,7 @@ class LaqPolicy final : public KvPolicy {
   ForwardObserver* observer(const ModelConfig& c, const ResolvedPolicy& r) override {
     const int64_t n = r.n_prompt;
     const int64_t w_snap = std::min(kSnapWindow, n);
-    const int64_t w = std::max<int64_t>(1, std::min(r.window, n));
+    const int64_t w = std::max<int64_t>(1, std::min(r.observe_window, n));
     snap_ = std::make_unique<AttentionRecorder>(c, n, (int32_t)(n - w_snap), (int32_t)n, QueryReduce::Sum);
     last_ = std::make_unique<AttentionRecorder>(c, n, (int32_t)(n - w), (int32_t)n, QueryReduce::Sum);
     both_.add(snap_.get());

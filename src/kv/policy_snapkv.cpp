@@ -27,8 +27,8 @@ class SnapKvPolicy final : public KvPolicy {
     return d;
   }
   ForwardObserver* observer(const ModelConfig& c, const ResolvedPolicy& r) override {
-    // The observation window is the protected window (at least one query).
-    const int64_t w = std::max<int64_t>(1, std::min(r.window, r.n_prompt));
+    // The observation window: the policy's window whatever the budget (at least one query).
+    const int64_t w = std::max<int64_t>(1, std::min(r.observe_window, r.n_prompt));
     rec_ = std::make_unique<AttentionRecorder>(c, r.n_prompt, (int32_t)(r.n_prompt - w),
                                                (int32_t)r.n_prompt, QueryReduce::Sum);
     return rec_.get();
