@@ -83,6 +83,31 @@ if echo "$table" | grep -q "| pp16 |" && echo "$table" | grep -q "| tg4 @ d8 |" 
    && echo "$json" | python3 -c "import json,sys; r=json.load(sys.stdin); assert r[0]['test']=='pp16' and len(r[0]['samples_ts'])==2 and r[0]['avg_ts']>0 and r[0]['isa'] in ('avx512','avx2','sse4','scalar')"; then
   echo "ok   bench table and json"; passes=$((passes+1))
 else echo "FAIL bench: $table $json"; fails=$((fails+1)); fi
+# bench roofline: a decode test's JSON row carries its bytes per token (weights + KV, the KV
+# part growing with the depth), the GB/s they make at its t/s and the streaming-read probe's
+# GB/s; the table gets one roofline line per decode test; --no-probe drops the probe's field.
+json=$("$GLIMPSE" bench -m "$MODEL" -p 0 -n 4 -d 0,64 -r 1 -t 2 -o json 2>/dev/null)
+json_np=$("$GLIMPSE" bench -m "$MODEL" -p 0 -n 4 -r 1 -t 2 -o json --no-probe 2>/dev/null)
+table=$("$GLIMPSE" bench -m "$MODEL" -p 8 -n 4 -r 1 -t 2 2>/dev/null)
+if echo "$json" | python3 -c '
+import json, sys
+rows = json.load(sys.stdin)
+assert [r["test"] for r in rows] == ["tg4", "tg4 @ d64"], rows
+for r in rows:
+    for k in ("weight_bytes_per_token", "kv_bytes_per_token", "bytes_per_token", "achieved_gbs",
+              "stream_read_gbs"):
+        assert r[k] > 0, (k, r)
+    assert abs(r["achieved_gbs"] - r["bytes_per_token"] * r["avg_ts"] / 1e9) < 1e-9 * r["achieved_gbs"] + 1e-12, r
+assert rows[0]["weight_bytes_per_token"] == rows[1]["weight_bytes_per_token"], rows
+assert rows[1]["kv_bytes_per_token"] > 10 * rows[0]["kv_bytes_per_token"], rows
+' && echo "$json_np" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)[0]
+assert r["bytes_per_token"] > 0 and "stream_read_gbs" not in r, r
+' && echo "$table" | grep -q "^roofline tg4: .* MB/token .* GB/s = .*% of .* GB/s streaming read" \
+   && ! echo "$table" | grep -q "^roofline pp8"; then
+  echo "ok   bench roofline fields and lines"; passes=$((passes+1))
+else echo "FAIL bench roofline: $json $json_np $table"; fails=$((fails+1)); fi
 # bench -npl: parallel sequences in batched-bench form; each JSON row carries n_parallel and the
 # aggregate avg_ts, and N contexts hold N times one context's KV bytes.
 expect_error "bad -npl" "-npl: expected 1..256" "$GLIMPSE" bench -m "$MODEL" -npl 0

@@ -95,6 +95,18 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
   return m;
 }
 
+size_t Model::decode_weight_bytes() const {
+  auto matrix = [](const WeightView& w) { return (size_t)w.rows * w.row_bytes; };
+  auto vec = [](const std::vector<float>& v) { return v.size() * sizeof(float); };
+  size_t b = tok_embd_.row_bytes + matrix(output_) + vec(output_norm_) + vec(rope_freqs_);
+  for (const LayerWeights& w : layers_) {
+    b += matrix(w.wq) + matrix(w.wk) + matrix(w.wv) + matrix(w.wo);
+    b += matrix(w.w_gate) + matrix(w.w_up) + matrix(w.w_down);
+    b += vec(w.attn_norm) + vec(w.ffn_norm) + vec(w.bq) + vec(w.bk) + vec(w.bv);
+  }
+  return b;
+}
+
 void Model::embed(int32_t token, float* out) const {
   if (token < 0 || token >= cfg_.n_vocab) fail("token id {} is outside the vocabulary", token);
   weight_row(tok_embd_, token, out);

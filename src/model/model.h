@@ -86,6 +86,11 @@ class Model {
   // Embedding row of a token: [n_embd].
   void embed(int32_t token, float* out) const;
 
+  // Weight bytes one decode step reads, however many sequences it serves (each weight is
+  // read once per step): every layer's matrices, norms and biases, the output norm and
+  // matrix, and one embedding row (the rest of the embedding table is not touched).
+  size_t decode_weight_bytes() const;
+
   const LayerWeights& layer(int l) const { return layers_[l]; }
   const std::vector<float>& output_norm() const { return output_norm_; }
   const WeightView& output() const { return output_; }

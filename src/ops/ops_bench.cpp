@@ -21,6 +21,7 @@
 #include "ops/matmul_int8.h"
 #include "ops/quant.h"
 #include "util/fp16.h"
+#include "util/stream_read.h"
 #include "util/thread_pool.h"
 
 namespace glimpse {
@@ -221,30 +222,16 @@ BENCHMARK(BM_Attention)
     ->Args({3584, 512, 1, 0, 3})
     ->UseRealTime();
 
-// Streaming read of a 256 MiB buffer split across the threads: the DRAM bandwidth a
-// memory-bound kernel can hope for (the roofline of decode attention at depth).
+// Streaming read of a 256 MiB buffer split across the threads (util/stream_read.h, the
+// pass `glimpse bench` probes for its roofline): the DRAM bandwidth a memory-bound kernel can
+// hope for (the roofline of decode attention at depth).
 void BM_ReadBandwidth(benchmark::State& st) {
-  typedef long long v4 __attribute__((vector_size(32)));
-  const int64_t n = (256ll << 20) / sizeof(v4);
-  std::vector<v4> buf(n);
-  for (int64_t i = 0; i < n; ++i) buf[i] = v4{i, i + 1, i + 2, i + 3};
+  const size_t bytes = size_t{256} << 20;
+  std::vector<uint8_t> buf(bytes);
+  for (size_t i = 0; i < bytes; ++i) buf[i] = (uint8_t)i;
   ThreadPool pool((int)st.range(0));
-  std::vector<v4> sink(pool.size() * 8);
-  for (auto _ : st) {
-    pool.parallel_for(n, [&](int64_t b, int64_t e, int t) {
-      v4 a0{}, a1{}, a2{}, a3{};
-      int64_t i = b;
-      for (; i + 4 <= e; i += 4) {
-        a0 ^= buf[i];
-        a1 ^= buf[i + 1];
-        a2 ^= buf[i + 2];
-        a3 ^= buf[i + 3];
-      }
-      sink[t * 8] = a0 ^ a1 ^ a2 ^ a3;
-    });
-    benchmark::DoNotOptimize(sink.data());
-  }
-  st.counters["GB/s"] = benchmark::Counter((double)n * sizeof(v4),
+  for (auto _ : st) stream_read_pass(buf.data(), bytes, pool);
+  st.counters["GB/s"] = benchmark::Counter((double)bytes,
                                            benchmark::Counter::kIsIterationInvariantRate,
                                            benchmark::Counter::kIs1000);
 }

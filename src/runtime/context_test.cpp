@@ -181,6 +181,19 @@ TEST_P(ContextTest, TwoThreadsTwoContextsOfOneModel) {
   EXPECT_EQ(tb.rows, rb.rows);
 }
 
+// The weight bytes of a decode step (bench roofline): every tensor of the file once, but of
+// the embedding table one row, and the table again in full when it doubles as the output.
+TEST_P(ContextTest, DecodeWeightBytesCountEveryTensorOnce) {
+  const Model& m = engine_->model();
+  const GgufTensor* emb = m.gguf().find_tensor("token_embd.weight");
+  ASSERT_NE(emb, nullptr);
+  size_t want = ggml_row_bytes(emb->type, emb->ne[0]);
+  for (const GgufTensor& t : m.gguf().tensors())
+    if (t.name != "token_embd.weight") want += t.nbytes;
+  if (!m.gguf().find_tensor("output.weight")) want += emb->nbytes;  // tied output
+  EXPECT_EQ(m.decode_weight_bytes(), want);
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, ContextTest, ::testing::Values("default", "tiny"));
 
 #if !defined(__SANITIZE_ADDRESS__)

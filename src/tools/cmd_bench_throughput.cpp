@@ -3,9 +3,12 @@
 // The depth is filled once per test; each repetition truncates the cache back to it.
 // -ctk / -ctv take lists (as llama-bench): every test runs for each (K type, V type) pair,
 // and the table gains type_k / type_v columns when a type other than f16 is asked for.
+// Decode tests also get a roofline line: the bytes a generated token reads (weights + the KV
+// entries attention walks) times t/s, against a streaming-read probe of the machine.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <random>
 
 #include <fmt/format.h>
@@ -18,6 +21,7 @@
 #include "util/malloc_trim.h"
 #include "util/proc_memory.h"
 #include "util/error.h"
+#include "util/stream_read.h"
 #include "util/timer.h"
 
 namespace glimpse {
@@ -32,7 +36,11 @@ struct BenchResult {
   int n_parallel = 1;     // contexts decoding together (-npl); tps is their aggregate
   double rss_mib = 0;     // process RSS at the end of the test
   double kv_mib = 0;      // KV bytes held by the test's contexts
+  // Decode tests: bytes read per generated token, averaged over the run's tokens (roofline).
+  double weight_bytes_per_token = 0, kv_bytes_per_token = 0;
   std::vector<double> tps;
+  double bytes_per_token() const { return weight_bytes_per_token + kv_bytes_per_token; }
+  double achieved_gbs() const { return bytes_per_token() * mean() / 1e9; }
   double mean() const {
     double s = 0;
     for (double x : tps) s += x;
@@ -73,10 +81,21 @@ BenchResult bench_test(std::string name, KvType tk, KvType tv, std::string kv, i
   return t;
 }
 
+// KV bytes attention reads per decode step of a context whose cache holds what it holds now,
+// averaged over the next n_gen steps: every layer's every KV head reads all its entries (K
+// and V rows in the cache's types) once per step, the entry appended by that step included,
+// so step i (1..n_gen) reads total_entries + i x (layers x KV heads) entries.
+double kv_bytes_per_step(const KvCache& c, int n_gen) {
+  const double per_step = (double)c.n_layer() * c.n_kv_head();
+  const double entries = (double)c.total_entries() + per_step * (n_gen + 1) / 2.0;
+  return entries * (double)(c.k_row_bytes() + c.v_row_bytes());
+}
+
 // What one bench invocation asks for.
 struct BenchPlan {
   std::vector<int> n_prompt = {512}, n_gen = {128}, depths = {0}, n_parallel;
   int reps = 5;
+  bool probe = true;  // streaming-read probe for the roofline lines
   std::string output = "md";
   KvTypeLists types;
   KvPolicySettings kv;
@@ -86,6 +105,11 @@ struct BenchPlan {
 // pp / tg on one context, the cache truncated back to the depth before each repetition.
 void run_single_test(Context& s, BenchResult& t, const std::vector<int32_t>& prompt, int reps) {
   const int32_t n_vocab = s.model().config().n_vocab;
+  if (t.n_gen > 0) {
+    s.truncate(t.depth);
+    t.weight_bytes_per_token = (double)s.model().decode_weight_bytes();
+    t.kv_bytes_per_token = kv_bytes_per_step(s.cache(), t.n_gen);
+  }
   for (int r = -1; r < reps; ++r) {  // r = -1: warm-up, not recorded
     s.truncate(t.depth);
     Stopwatch sw;
@@ -112,6 +136,13 @@ void run_parallel_tests(const Context& filled, std::vector<BenchResult*>& tests,
   for (size_t k = 0; k < tests.size(); ++k)
     for (int i = 0; i < tests[k]->n_parallel; ++i) ctxs[k].push_back(filled.fork());
   const int32_t n_vocab = filled.model().config().n_vocab;
+  for (size_t k = 0; k < tests.size(); ++k) {
+    // One step reads the weights once for all N contexts and each context's own KV.
+    BenchResult& t = *tests[k];
+    ctxs[k][0]->truncate(t.depth);
+    t.weight_bytes_per_token = (double)filled.model().decode_weight_bytes() / t.n_parallel;
+    t.kv_bytes_per_token = kv_bytes_per_step(ctxs[k][0]->cache(), t.n_gen);
+  }
   for (int r = -1; r < reps; ++r)  // r = -1: warm-up, not recorded
     for (size_t k = 0; k < tests.size(); ++k) {
       BenchResult& t = *tests[k];
@@ -167,6 +198,10 @@ bool parse_bench_args(int argc, char** argv, int first, EngineParams& sp, BenchP
     if (v != "md" && v != "json") fail("-o: expected md or json, got '{}'", v);
     plan.output = v;
   });
+  ap.flag({"--no-probe"},
+          "skip the streaming-read probe (1 GiB read by -t threads, < 1 s) that decode tests' "
+          "roofline lines compare with",
+          [&] { plan.probe = false; });
   add_kv_args(ap, plan.kv, /*allow_list=*/true);
   if (!ap.parse(argc, argv, first)) return false;
   plan.policies = split_list(plan.kv.name);
@@ -270,7 +305,32 @@ struct BenchColumns {
   int threads = 0;
   std::string isa;  // the ISA level in use (ops/isa.h, GLIMPSE_ISA)
   bool show_kv = false, show_types = false, show_npl = false;
+  double peak_rss_mib = 0;  // read before the probe, whose buffer is not the engine's
+  std::optional<StreamReadProbe> probe;  // absent with --no-probe or without decode tests
 };
+
+// "roofline tg32 @ d8192 [K q8_0, V q8_0]: 184.3 MB/token (weights 90.1 + KV 94.2) x 45.1 t/s
+// = 8.31 GB/s = 62% of 13.4 GB/s streaming read (probe, 2 threads)"; the bracket names what
+// the table's extra columns tell apart. MB and GB are decimal (1e6, 1e9 bytes).
+std::string roofline_line(const BenchColumns& col, const BenchResult& r) {
+  std::vector<std::string> tags;
+  if (col.show_types)
+    tags.push_back(fmt::format("K {}, V {}", kv_type_name(r.type_k), kv_type_name(r.type_v)));
+  if (col.show_kv) tags.push_back(r.kv);
+  if (col.show_npl) tags.push_back(fmt::format("{} parallel", r.n_parallel));
+  std::string tag;
+  for (const std::string& x : tags) tag += (tag.empty() ? " [" : ", ") + x;
+  if (!tag.empty()) tag += "]";
+  std::string line = fmt::format(
+      "roofline {}{}: {:.1f} MB/token (weights {:.1f} + KV {:.1f}) x {:.1f} t/s = {:.2f} GB/s",
+      r.name, tag, r.bytes_per_token() / 1e6, r.weight_bytes_per_token / 1e6,
+      r.kv_bytes_per_token / 1e6, r.mean(), r.achieved_gbs());
+  if (col.probe)
+    line += fmt::format(" = {:.0f}% of {:.1f} GB/s streaming read (probe, {} threads)",
+                        100.0 * r.achieved_gbs() / col.probe->gbs, col.probe->gbs,
+                        col.probe->threads);
+  return line;
+}
 
 void print_bench_json(const BenchColumns& col, const BenchOutcome& out) {
   nlohmann::json j = nlohmann::json::array();
@@ -280,10 +340,20 @@ void print_bench_json(const BenchColumns& col, const BenchOutcome& out) {
                  {"type_v", kv_type_name(r.type_v)},
                  {"test", r.name}, {"kv", r.kv}, {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen},
                  {"n_depth", r.depth}, {"n_parallel", r.n_parallel}, {"avg_ts", r.mean()},
-                 {"stddev_ts", r.sd()}, {"samples_ts", r.tps}, {"peak_rss_mib", peak_rss_mib()}});
+                 {"stddev_ts", r.sd()}, {"samples_ts", r.tps}, {"peak_rss_mib", col.peak_rss_mib}});
     if (col.show_npl) {
       j.back()["rss_mib"] = r.rss_mib;
       j.back()["kv_mib"] = r.kv_mib;
+    }
+    if (r.n_gen > 0) {  // roofline: bytes per generated token, GB/s achieved and possible
+      j.back()["weight_bytes_per_token"] = r.weight_bytes_per_token;
+      j.back()["kv_bytes_per_token"] = r.kv_bytes_per_token;
+      j.back()["bytes_per_token"] = r.bytes_per_token();
+      j.back()["achieved_gbs"] = r.achieved_gbs();
+      if (col.probe) {
+        j.back()["stream_read_gbs"] = col.probe->gbs;
+        j.back()["stream_read_threads"] = col.probe->threads;
+      }
     }
   }
   if (!out.fills.empty()) {
@@ -318,6 +388,12 @@ void print_bench_md(const BenchColumns& col, const BenchOutcome& out) {
                 col.show_npl ? fmt::format(" {} |", r.n_parallel).c_str() : "", r.name.c_str(),
                 r.mean(), r.sd(),
                 col.show_npl ? fmt::format(" {:.1f} | {:.1f} |", r.kv_mib, r.rss_mib).c_str() : "");
+  bool first_roofline = true;
+  for (const auto& r : out.results)
+    if (r.n_gen > 0) {
+      std::printf("%s%s\n", first_roofline ? "\n" : "", roofline_line(col, r).c_str());
+      first_roofline = false;
+    }
   if ((col.show_kv || col.show_types) && !out.fills.empty()) {
     // What each depth holds: KV bytes per type, and with policies what compressing it cost.
     std::printf("\n| depth |%s%s KV cache | prefill ms |%s\n",
@@ -335,10 +411,12 @@ void print_bench_md(const BenchColumns& col, const BenchOutcome& out) {
                               : "");
     }
   }
-  std::printf("\npeak RSS: %.1f MiB\n", peak_rss_mib());
+  std::printf("\npeak RSS: %.1f MiB\n", col.peak_rss_mib);
 }
 
-void print_bench(const Engine& engine, const BenchPlan& plan, const BenchOutcome& out) {
+// The columns, then (decode tests only, once per process) the streaming-read probe for the
+// roofline lines, peak RSS read before it, then the table or JSON.
+void report_bench(const Engine& engine, const BenchPlan& plan, const BenchOutcome& out) {
   const ModelConfig& c = engine.model().config();
   BenchColumns col;
   col.model_desc = fmt::format("{} {}", c.arch, c.name);
@@ -350,6 +428,17 @@ void print_bench(const Engine& engine, const BenchPlan& plan, const BenchOutcome
   col.show_types = out.type_pairs.size() > 1 || plan.types.k.front() != KvType::F16 ||
                    plan.types.v.front() != KvType::F16;
   col.show_npl = !plan.n_parallel.empty();
+  col.peak_rss_mib = peak_rss_mib();
+  const bool decode = std::any_of(out.results.begin(), out.results.end(),
+                                  [](const BenchResult& r) { return r.n_gen > 0; });
+  if (plan.probe && decode) {
+    col.probe = stream_read_probe(col.threads);
+    std::fprintf(stderr,
+                 "glimpse bench: streaming-read probe %.1f GB/s (%zu MiB, %d threads, best of "
+                 "%d passes, %.0f ms)\n",
+                 col.probe->gbs, col.probe->bytes >> 20, col.probe->threads, col.probe->passes,
+                 col.probe->total_ms);
+  }
   if (plan.output == "json")
     print_bench_json(col, out);
   else
@@ -378,7 +467,7 @@ int cmd_bench(int argc, char** argv, int first) {
   for (KvType t : plan.types.k) check_kv_type(t, c.head_dim, "K (-ctk)");  // before any test runs
   for (KvType t : plan.types.v) check_kv_type(t, c.head_dim, "V (-ctv)");
   BenchOutcome out = run_bench(s, plan);
-  print_bench(*engine, plan, out);
+  report_bench(*engine, plan, out);
   return 0;
 }
 
