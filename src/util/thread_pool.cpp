@@ -1,6 +1,8 @@
 #include "util/thread_pool.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 namespace glimpse {
 
@@ -17,12 +19,14 @@ using namespace std::chrono_literals;
 // the thread that has work, so workers sleep almost at once.
 constexpr std::chrono::nanoseconds kSpin = 50us;
 constexpr std::chrono::nanoseconds kSpinOversubscribed = 2us;
-// Contention: the caller's stall share of job time that marks the pool oversubscribed, the
-// least job time a verdict needs, the window length, and how often the full width is tried
-// again. A healthy 2-thread decode step stalls ~2-8% of its job time on imbalance.
-constexpr double kStallShare = 0.3;
-constexpr std::chrono::nanoseconds kMinWindowBusy = 200us;
-constexpr int kWindowJobs = 64;
+// Contention: over a window of kWindowJobs jobs, the workers' share of the chunks against
+// their fair share (p / (p + 1) of all chunks with p workers). Running, they take 80-100% of
+// it (2 threads: the caller runs 50-60% of the chunks); a worker that keeps losing its core
+// to another program takes 25-40%, the caller doing the rest. Below kMinWorkerShare the pool
+// drops a worker. Judging by the caller's stall time instead narrowed a 2-thread decode on a
+// loaded machine whose workers still ran their share, and cost it 15-30% of its speed.
+constexpr double kMinWorkerShare = 0.5;
+constexpr int kWindowJobs = 512;  // ~2 decode steps of the default model: one preempted slice does not decide
 constexpr std::chrono::nanoseconds kProbeInterval = 200ms;
 // parallel_for chunks per active thread: enough that the caller can take a late worker's
 // share in pieces, few enough that each chunk still streams a long run of rows.
@@ -44,10 +48,16 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
   participants_.store(n_threads_ - 1);
   spin_ns_.store(kSpin.count());
   last_probe_ = Clock::now();
+  fixed_width_ = std::getenv("GLIMPSE_POOL_FIXED") != nullptr;
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
 ThreadPool::~ThreadPool() {
+  if (std::getenv("GLIMPSE_POOL_STATS") && stats_.jobs > 0)  // contention diagnostics
+    std::fprintf(stderr, "glimpse: thread pool %d: %lld jobs, caller ran %.0f%% of chunks, narrowed %lld times\n",
+                 n_threads_, (long long)stats_.jobs,
+                 100.0 * (double)stats_.chunks_by_caller / (double)std::max<int64_t>(1, stats_.chunks_total),
+                 (long long)stats_.narrowed);
   stop_.store(true);
   generation_.fetch_add(1, std::memory_order_seq_cst);
   generation_.notify_all();
@@ -94,7 +104,7 @@ void ThreadPool::run_job(int64_t n_chunks, const std::function<void(int64_t, int
     participants_.store(n_threads_ - 1, std::memory_order_relaxed);
     spin_ns_.store(kSpin.count(), std::memory_order_relaxed);
     last_probe_ = start;
-    window_busy_ = window_stalled_ = {};
+    window_by_caller_ = window_total_ = 0;
     window_jobs_ = 0;
   }
   if (participants_.load(std::memory_order_relaxed) == 0 || n_chunks == 1) {
@@ -110,12 +120,10 @@ void ThreadPool::run_job(int64_t n_chunks, const std::function<void(int64_t, int
   generation_.notify_all();  // no system call unless a worker sleeps
 
   const int64_t mine = run_chunks(0);
-  const auto own_done = Clock::now();
   const std::chrono::nanoseconds spin(spin_ns_.load(std::memory_order_relaxed));
   int64_t done;
   const auto pending = [&] { return (done = done_chunks_.load(std::memory_order_acquire)) < n_chunks; };
   while (!spin_while(pending, spin)) done_chunks_.wait(done, std::memory_order_acquire);
-  const auto end = Clock::now();
   open_.store(false, std::memory_order_seq_cst);
   // Workers still inside have found no chunk left and are leaving.
   while (inside_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
@@ -123,26 +131,23 @@ void ThreadPool::run_job(int64_t n_chunks, const std::function<void(int64_t, int
   ++stats_.jobs;
   stats_.chunks_by_caller += mine;
   stats_.chunks_total += n_chunks;
-  observe_job(end - start, end - own_done);
+  observe_job(mine, n_chunks);
 }
 
-void ThreadPool::observe_job(Clock::duration busy, Clock::duration stalled) {
-  window_busy_ += busy;
-  window_stalled_ += stalled;
-  ++window_jobs_;
-  const bool oversubscribed = window_busy_ >= kMinWindowBusy &&
-                              (double)window_stalled_.count() > kStallShare * window_busy_.count();
-  if (oversubscribed) {
-    const int p = participants_.load(std::memory_order_relaxed);
-    participants_.store(std::max(0, p - 1), std::memory_order_relaxed);
-    spin_ns_.store(kSpinOversubscribed.count(), std::memory_order_relaxed);
-    last_probe_ = Clock::now();
-    ++stats_.narrowed;
-  }
-  if (oversubscribed || window_jobs_ >= kWindowJobs) {
-    window_busy_ = window_stalled_ = {};
-    window_jobs_ = 0;
-  }
+void ThreadPool::observe_job(int64_t by_caller, int64_t total) {
+  window_by_caller_ += by_caller;
+  window_total_ += total;
+  if (++window_jobs_ < kWindowJobs) return;
+  const int p = participants_.load(std::memory_order_relaxed);
+  const double fair = (double)window_total_ * p / (p + 1);
+  const double share = (double)(window_total_ - window_by_caller_) / fair;
+  window_by_caller_ = window_total_ = 0;
+  window_jobs_ = 0;
+  if (share >= kMinWorkerShare || fixed_width_) return;
+  participants_.store(p - 1, std::memory_order_relaxed);
+  spin_ns_.store(kSpinOversubscribed.count(), std::memory_order_relaxed);
+  last_probe_ = Clock::now();
+  ++stats_.narrowed;
 }
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {

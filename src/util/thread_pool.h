@@ -9,11 +9,12 @@
 // then sleep on an atomic wait. The caller spins on the last chunks, then sleeps too.
 //
 // Contention. When another program takes a core, a spinning pool collapses: a descheduled
-// worker holds its chunk while the caller waits. The pool watches for it: over a window of
-// jobs it sums the time the caller spent waiting for other threads' chunks after running out
-// of its own; a share above kStallShare marks the pool oversubscribed, and it then uses one
-// worker fewer (down to the caller alone) and spins only briefly. Every kProbeInterval it
-// tries the full width again, so it recovers when the core comes back.
+// worker holds its chunk while the caller waits. Chunks claimed from a counter already
+// soften that (the caller runs what a late worker has not claimed); beyond it the pool
+// watches the workers' share of the chunks over a window of jobs, and when they run less
+// than half their fair share (they keep losing their cores) it uses one worker fewer (down
+// to the caller alone) and spins only briefly. Every kProbeInterval it tries the full width
+// again, so it recovers when the cores come back.
 #pragma once
 
 #include <atomic>
@@ -62,8 +63,8 @@ class ThreadPool {
   void run_job(int64_t n_chunks, const std::function<void(int64_t, int)>& chunk);
   // Claims and runs chunks of the open job until none is left; returns how many it ran.
   int64_t run_chunks(int thread);
-  // Folds one job's timings into the contention window and adapts participants_.
-  void observe_job(Clock::duration busy, Clock::duration stalled);
+  // Folds one job's chunk counts into the contention window and adapts participants_.
+  void observe_job(int64_t by_caller, int64_t total);
 
   int n_threads_;
   std::vector<std::thread> workers_;
@@ -81,9 +82,10 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
 
   // Contention window (caller only).
-  Clock::duration window_busy_{}, window_stalled_{};
+  int64_t window_by_caller_ = 0, window_total_ = 0;
   int window_jobs_ = 0;
   Clock::time_point last_probe_{};
+  bool fixed_width_ = false;  // GLIMPSE_POOL_FIXED set: never narrow (diagnostics)
   Stats stats_;
 };
 
