@@ -99,7 +99,10 @@ Sample generate_sample(std::string_view task, const TaskOptions& opt) {
   const TaskInfo& info = task_info(task);
   if (!opt.count_tokens) fail("eval task {}: no token counter given", task);
   if (info.needs_corpus && !opt.corpus)
-    fail("eval task {} needs a text corpus (debian-handbook or fortunes)", task);
+    fail("eval task {} needs an evaluation-side text corpus (debian-handbook, debian-reference)", task);
+  if (info.needs_corpus && opt.corpus->side() != CorpusSide::kEval)
+    fail("eval task {}: the text corpus {} is the training side's; evaluation needs its own "
+         "(TextCorpus::load_side(CorpusSide::kEval))", task, opt.corpus->name());
   if (opt.target_tokens <= 0 || opt.reserve_tokens < 0)
     fail("eval task {}: bad target length {} / reserve {}", task, opt.target_tokens,
          opt.reserve_tokens);

@@ -40,7 +40,7 @@ const TextCorpus& synthetic_corpus() {
       }
       paras.push_back(text);
     }
-    return TextCorpus::from_paragraphs(std::move(paras), "synthetic");
+    return TextCorpus::from_paragraphs(std::move(paras), CorpusSide::kEval, "synthetic");
   }();
   return c;
 }
@@ -48,7 +48,7 @@ const TextCorpus& synthetic_corpus() {
 const TextCorpus* real_corpus() {
   static std::unique_ptr<TextCorpus> c = []() -> std::unique_ptr<TextCorpus> {
     try {
-      return std::make_unique<TextCorpus>(TextCorpus::load(CorpusSource::kHandbook));
+      return std::make_unique<TextCorpus>(TextCorpus::load_side(CorpusSide::kEval));
     } catch (const Error&) {
       return nullptr;
     }
@@ -233,9 +233,9 @@ TEST(EvalTasks, RejectsBadRequests) {
   EXPECT_THROW(generate_sample("niah_single_noise", o), Error);
 }
 
-TEST(EvalTasks, NaturalTextTasksOnTheHandbook) {
+TEST(EvalTasks, NaturalTextTasksOnTheEvaluationCorpus) {
   const TextCorpus* c = real_corpus();
-  if (!c) GTEST_SKIP() << "debian-handbook not installed (apt-get install debian-handbook)";
+  if (!c) GTEST_SKIP() << "corpus packages not installed (scripts/setup-deps.sh)";
   for (const char* task : {"niah_multikey_text", "open_summary", "open_qa"}) {
     TaskOptions o = fake_opts(4096, 2);
     o.corpus = c;

@@ -71,6 +71,11 @@ Sample make_train_prompt(size_t i, const std::vector<int64_t>& lengths, const Ta
                          const TextCorpus* fortunes) {
   if (lengths.empty()) fail("training prompts need at least one length");
   if (!base.corpus) fail("training prompts need the natural-text corpus");
+  // Training reads only its own side of the split (text_corpus.h).
+  for (const TextCorpus* c : {base.corpus, fortunes})
+    if (c && c->side() != CorpusSide::kTrain)
+      fail("training prompts: the text corpus {} is the evaluation side's; training needs "
+           "TextCorpus::load(..., CorpusSide::kTrain)", c->name());
   Rng pick(mix64(kTrainSeedBase + base.seed * 1'000'003ull + i));
   const std::string family = train_families()[pick.below(train_families().size())];
   TaskOptions opt = base;
