@@ -7,10 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# fortunes and debian-handbook: offline natural text for the eval haystacks (src/eval).
+# fortunes, debian-handbook, debian-reference-en: offline natural text for the training prompts
+# and the eval tasks, split between the two sides (src/eval/text_corpus.h).
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config git python3 python3-venv python3-pip
   libhwy-dev nlohmann-json3-dev libfmt-dev libicu-dev libgtest-dev libgmock-dev
-  libbenchmark-dev clang libclang-rt-14-dev fortunes debian-handbook)
+  libbenchmark-dev clang libclang-rt-14-dev fortunes debian-handbook debian-reference-en)
 LLAMA_CPP_PYTHON_VERSION=0.3.36
 
 missing=()

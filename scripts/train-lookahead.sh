@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Trains the LookaheadKV module of the default model in the background-friendly way:
-# prompts are generated once (glimpse prompts, seeds disjoint from the evaluation), each
+# prompts are generated once (glimpse prompts: the training side of the corpus split, with
+# its own templates and seeds, disjoint from the evaluation; docs/eval.md), each
 # prompt's answer and ground truth are cached under runs/lookahead/cache, and checkpoints
 # every 25 steps let a rerun of this script resume exactly where the last one stopped.
 #   scripts/train-lookahead.sh            # start or resume (nohup it for long runs)

@@ -82,6 +82,8 @@ const std::vector<TaskInfo>& all_tasks() {
     t.push_back({"fewshot_cls", "fewshot", false, "topic label of a line after many examples"});
     t.push_back({"open_summary", "open", true, "summarise a natural-text passage"});
     t.push_back({"open_qa", "open", true, "answer a question about a natural-text passage"});
+    t.push_back({"doc_fact", "doc", true, "one fact (port, version, date, address) in a document"});
+    t.push_back({"doc_multifact", "doc", true, "two facts of one kind in a document; one asked"});
     return t;
   }();
   return v;
@@ -99,7 +101,10 @@ Sample generate_sample(std::string_view task, const TaskOptions& opt) {
   const TaskInfo& info = task_info(task);
   if (!opt.count_tokens) fail("eval task {}: no token counter given", task);
   if (info.needs_corpus && !opt.corpus)
-    fail("eval task {} needs a text corpus (debian-handbook or fortunes)", task);
+    fail("eval task {} needs an evaluation-side text corpus (debian-handbook, debian-reference)", task);
+  if (info.needs_corpus && opt.corpus->side() != CorpusSide::kEval)
+    fail("eval task {}: the text corpus {} is the training side's; evaluation needs its own "
+         "(TextCorpus::load_side(CorpusSide::kEval))", task, opt.corpus->name());
   if (opt.target_tokens <= 0 || opt.reserve_tokens < 0)
     fail("eval task {}: bad target length {} / reserve {}", task, opt.target_tokens,
          opt.reserve_tokens);
@@ -109,6 +114,7 @@ Sample generate_sample(std::string_view task, const TaskOptions& opt) {
   if (info.family == "fwe") return detail::gen_fwe(task, opt);
   if (info.family == "kv") return detail::gen_kv(task, opt);
   if (info.family == "fewshot") return detail::gen_fewshot(task, opt);
+  if (info.family == "doc") return detail::gen_doc(task, opt);
   return detail::gen_open(task, opt);
 }
 

@@ -60,19 +60,20 @@ struct TaskOptions {
   uint64_t seed = 0;
   int64_t reserve_tokens = 32;   // chat template overhead (see the header comment)
   TokenCounter count_tokens;     // required
-  const TextCorpus* corpus = nullptr;  // required by the *_text and open_* tasks
+  // Required by the *_text, open_* and doc_* tasks; must be an evaluation-side corpus.
+  const TextCorpus* corpus = nullptr;
 };
 
 struct TaskInfo {
   std::string name;
-  std::string family;    // "niah", "vt", "cwe", "fwe", "kv", "fewshot", "open"
+  std::string family;    // "niah", "vt", "cwe", "fwe", "kv", "fewshot", "open", "doc"
   bool needs_corpus = false;
   std::string summary;
 };
 
 // Every task, in a fixed order:
 //   niah_{single,multikey,multivalue,multiquery}_{noise,text}, vt, cwe, fwe, kv_retrieval,
-//   fewshot_cls, open_summary, open_qa.
+//   fewshot_cls, open_summary, open_qa, doc_fact, doc_multifact.
 const std::vector<TaskInfo>& all_tasks();
 const TaskInfo& task_info(std::string_view name);  // throws Error on an unknown name
 

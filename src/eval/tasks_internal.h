@@ -72,5 +72,6 @@ Sample gen_fwe(std::string_view task, const TaskOptions& opt);
 Sample gen_kv(std::string_view task, const TaskOptions& opt);
 Sample gen_fewshot(std::string_view task, const TaskOptions& opt);
 Sample gen_open(std::string_view task, const TaskOptions& opt);
+Sample gen_doc(std::string_view task, const TaskOptions& opt);
 
 }  // namespace glimpse::eval::detail

@@ -40,7 +40,7 @@ const TextCorpus& synthetic_corpus() {
       }
       paras.push_back(text);
     }
-    return TextCorpus::from_paragraphs(std::move(paras), "synthetic");
+    return TextCorpus::from_paragraphs(std::move(paras), CorpusSide::kEval, "synthetic");
   }();
   return c;
 }
@@ -48,7 +48,7 @@ const TextCorpus& synthetic_corpus() {
 const TextCorpus* real_corpus() {
   static std::unique_ptr<TextCorpus> c = []() -> std::unique_ptr<TextCorpus> {
     try {
-      return std::make_unique<TextCorpus>(TextCorpus::load(CorpusSource::kHandbook));
+      return std::make_unique<TextCorpus>(TextCorpus::load_side(CorpusSide::kEval));
     } catch (const Error&) {
       return nullptr;
     }
@@ -222,6 +222,43 @@ TEST(EvalTasks, FewShotLabelIsOneOfTheExampleLabels) {
   }
 }
 
+TEST(EvalTasks, DocumentFactsAreAskedInPlainWords) {
+  std::set<std::string> kinds;
+  for (const char* task : {"doc_fact", "doc_multifact"})
+    for (uint64_t seed = 0; seed < 12; ++seed) {
+      const Sample s = generate_sample(task, fake_opts(2048, seed));
+      ASSERT_EQ(s.answers.size(), 1u);
+      const auto subjects = s.meta.at("subjects").get<std::vector<std::string>>();
+      const auto values = s.meta.at("values").get<std::vector<std::string>>();
+      const size_t asked = s.meta.at("asked").get<size_t>();
+      ASSERT_EQ(values.size(), std::string(task) == "doc_fact" ? 1u : 2u);
+      EXPECT_EQ(s.answers[0], values.at(asked));
+      EXPECT_NE(s.question.find(subjects.at(asked) + " "), std::string::npos) << s.question;
+      for (size_t i = 0; i < values.size(); ++i) {
+        // Each value occurs once, in its fact sentence next to its subject.
+        const size_t at = s.context.find(values[i]);
+        ASSERT_NE(at, std::string::npos) << s.id;
+        EXPECT_EQ(s.context.find(values[i], at + 1), std::string::npos) << s.id;
+        EXPECT_NE(s.context.find(subjects[i] + " "), std::string::npos) << s.id;
+        if (i != asked) {
+          EXPECT_EQ(values[i].find(s.answers[0]), std::string::npos) << s.id;
+        }
+      }
+      EXPECT_EQ(s.context.find("magic number"), std::string::npos);
+      kinds.insert(s.meta.at("kind").get<std::string>());
+    }
+  EXPECT_EQ(kinds.size(), 4u);  // port, version, date, address
+}
+
+TEST(EvalTasks, RefuseATrainingSideCorpus) {
+  const TextCorpus train = TextCorpus::from_paragraphs({"Some training text."}, CorpusSide::kTrain);
+  TaskOptions o = fake_opts(1024, 0);
+  o.corpus = &train;
+  for (const char* task : {"niah_single_text", "open_qa", "doc_fact"})
+    EXPECT_THROW(generate_sample(task, o), Error) << task;
+  EXPECT_NO_THROW(generate_sample("niah_single_noise", o));  // no corpus used
+}
+
 TEST(EvalTasks, RejectsBadRequests) {
   EXPECT_THROW(generate_sample("nope", fake_opts(1024, 0)), Error);
   EXPECT_THROW(generate_sample("niah_single_noise", fake_opts(64, 0)), Error);
@@ -233,10 +270,10 @@ TEST(EvalTasks, RejectsBadRequests) {
   EXPECT_THROW(generate_sample("niah_single_noise", o), Error);
 }
 
-TEST(EvalTasks, NaturalTextTasksOnTheHandbook) {
+TEST(EvalTasks, NaturalTextTasksOnTheEvaluationCorpus) {
   const TextCorpus* c = real_corpus();
-  if (!c) GTEST_SKIP() << "debian-handbook not installed (apt-get install debian-handbook)";
-  for (const char* task : {"niah_multikey_text", "open_summary", "open_qa"}) {
+  if (!c) GTEST_SKIP() << "corpus packages not installed (scripts/setup-deps.sh)";
+  for (const char* task : {"niah_multikey_text", "open_summary", "open_qa", "doc_fact", "doc_multifact"}) {
     TaskOptions o = fake_opts(4096, 2);
     o.corpus = c;
     const Sample s = generate_sample(task, o);

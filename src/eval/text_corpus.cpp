@@ -1,21 +1,35 @@
+// Loading the corpus packages into one side of the training/evaluation split
+// (text_corpus.h), and the passage picker the tasks draw from.
 #include "eval/text_corpus.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cctype>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
+#include <unordered_set>
 
 #include "eval/rng.h"
+#include "eval/span_index.h"
 #include "util/error.h"
+#include "util/hash.h"
 
 namespace glimpse::eval {
 namespace fs = std::filesystem;
 
 namespace {
+
+// Evaluation paragraphs sharing a window this long with the training side are dropped.
+constexpr size_t kSharedSpanBytes = 64;
+// A window that crosses a paragraph break ("\n\n") holds 62 bytes of text, at least 31 of
+// them on one side: an evaluation paragraph that opens or ends with the same 31 bytes as a
+// training paragraph (two pages citing the same section: "... (see Section 9.1.1, “The
+// systemd init system”).") is dropped too.
+constexpr size_t kEdgeBytes = (kSharedSpanBytes - 2) / 2;
+std::string_view head(std::string_view p) { return p.substr(0, kEdgeBytes); }
+std::string_view tail(std::string_view p) { return p.substr(p.size() - std::min(p.size(), kEdgeBytes)); }
 
 std::string read_all(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -25,256 +39,190 @@ std::string read_all(const fs::path& p) {
   return ss.str();
 }
 
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD;
-  if (cp < 0x80) {
-    out += (char)cp;
-  } else if (cp < 0x800) {
-    out += (char)(0xC0 | (cp >> 6));
-    out += (char)(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += (char)(0xE0 | (cp >> 12));
-    out += (char)(0x80 | ((cp >> 6) & 0x3F));
-    out += (char)(0x80 | (cp & 0x3F));
+// One document as parsed, before it joins a corpus.
+struct ParsedDoc {
+  CorpusDoc doc;  // first/count unset
+  std::vector<std::string> paragraphs;
+};
+
+bool is_source_file(CorpusSource source, const fs::path& p) {
+  switch (source) {
+    case CorpusSource::kHandbook: return p.extension() == ".html";
+    case CorpusSource::kReference: return p.string().ends_with(".en.html");
+    case CorpusSource::kFortunes: return !p.has_extension();
+  }
+  return false;
+}
+
+void parse_file(CorpusSource source, const fs::path& p, std::vector<ParsedDoc>& out) {
+  const std::string file = p.filename().string();
+  if (source == CorpusSource::kHandbook) {
+    HandbookPage page = parse_handbook_page(read_all(p));
+    out.push_back({{file, std::move(page.title), std::move(page.keywords)}, std::move(page.paragraphs)});
+  } else if (source == CorpusSource::kReference) {
+    for (ReferenceSection& s : parse_reference_chapter(read_all(p)))
+      out.push_back({{file + "#" + s.anchor, std::move(s.title), {}}, std::move(s.paragraphs)});
   } else {
-    out += (char)(0xF0 | (cp >> 18));
-    out += (char)(0x80 | ((cp >> 12) & 0x3F));
-    out += (char)(0x80 | ((cp >> 6) & 0x3F));
-    out += (char)(0x80 | (cp & 0x3F));
+    out.push_back({{file, "", {}}, split_fortunes(read_all(p))});
   }
 }
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
-
-// Value of attribute-free element <tag ...>TEXT</tag>: first occurrence, raw.
-std::string element_text(std::string_view html, std::string_view tag) {
-  const size_t a = html.find(fmt::format("<{}", tag));
-  if (a == std::string_view::npos) return "";
-  const size_t b = html.find('>', a);
-  const size_t c = html.find(fmt::format("</{}>", tag), b);
-  if (b == std::string_view::npos || c == std::string_view::npos) return "";
-  return std::string(html.substr(b + 1, c - b - 1));
-}
-
-// "6.2. aptitude ..." -> "aptitude ...", "Chapter 6. Maintenance" -> "Maintenance".
-std::string strip_numbering(std::string t) {
-  if (t.rfind("Chapter ", 0) == 0 || t.rfind("Appendix ", 0) == 0) t = t.substr(t.find(' ') + 1);
-  size_t i = 0;
-  while (i < t.size() && (std::isdigit((unsigned char)t[i]) || t[i] == '.' ||
-                          (std::isupper((unsigned char)t[i]) && i + 1 < t.size() && t[i + 1] == '.')))
-    ++i;
-  while (i < t.size() && t[i] == ' ') ++i;
-  return i < t.size() ? t.substr(i) : t;
-}
-
-// Share of bytes that are letters, digits, spaces or sentence punctuation (or non-ASCII).
-double prose_ratio(std::string_view s) {
-  if (s.empty()) return 0;
-  size_t ok = 0;
-  for (unsigned char c : s)
-    ok += std::isalnum(c) || c == ' ' || c >= 0x80 || std::strchr(".,;:!?'\"()-", c) != nullptr;
-  return (double)ok / s.size();
-}
-
-}  // namespace
-
-std::string_view corpus_source_name(CorpusSource s) {
-  return s == CorpusSource::kHandbook ? "debian-handbook" : "fortunes";
-}
-
-CorpusSource parse_corpus_source(std::string_view name) {
-  if (name == "debian-handbook" || name == "handbook") return CorpusSource::kHandbook;
-  if (name == "fortunes") return CorpusSource::kFortunes;
-  fail("unknown text corpus '{}' (expected debian-handbook or fortunes)", name);
-}
-
-std::string decode_html_entities(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '&') {
-      out += s[i];
-      continue;
-    }
-    const size_t semi = s.find(';', i);
-    if (semi == std::string_view::npos || semi - i > 10) {
-      out += '&';
-      continue;
-    }
-    const std::string_view name = s.substr(i + 1, semi - i - 1);
-    uint32_t cp = 0;
-    if (name == "amp") cp = '&';
-    else if (name == "lt") cp = '<';
-    else if (name == "gt") cp = '>';
-    else if (name == "quot") cp = '"';
-    else if (name == "apos") cp = '\'';
-    else if (name == "nbsp") cp = ' ';
-    else if (name.size() > 1 && name[0] == '#') {
-      const bool hex = name[1] == 'x' || name[1] == 'X';
-      const std::string digits(name.substr(hex ? 2 : 1));
-      char* end = nullptr;
-      const unsigned long v = std::strtoul(digits.c_str(), &end, hex ? 16 : 10);
-      if (!digits.empty() && end && *end == 0) cp = (uint32_t)std::min(v, 0x10FFFFul);
-    }
-    if (cp == 0) {
-      out += '&';  // unknown entity: keep the text as it is
-      continue;
-    }
-    append_utf8(out, cp);
-    i = semi;
-  }
-  return out;
-}
-
-std::string strip_html_tags(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '<') {
-      const size_t e = s.find('>', i);
-      if (e == std::string_view::npos) break;
-      i = e;
-      continue;
-    }
-    out += s[i];
-  }
-  return decode_html_entities(out);
-}
-
-std::string collapse_whitespace(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  bool space = false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    const bool nbsp = c == '\xC2' && i + 1 < s.size() && s[i + 1] == '\xA0';  // U+00A0
-    if (nbsp) ++i;
-    if (nbsp || is_space(c)) {
-      space = !out.empty();
-      continue;
-    }
-    if (space) out += ' ';
-    space = false;
-    out += c;
-  }
-  return out;
-}
-
-HandbookPage parse_handbook_page(std::string_view html) {
-  HandbookPage page;
-  page.title = strip_numbering(collapse_whitespace(strip_html_tags(element_text(html, "title"))));
-  const std::string_view kMeta = "<meta name=\"keywords\" content=\"";
-  if (size_t k = html.find(kMeta); k != std::string_view::npos) {
-    const size_t a = k + kMeta.size(), b = html.find('"', a);
-    std::string list = decode_html_entities(html.substr(a, b - a));
-    std::stringstream ss(list);
-    for (std::string kw; std::getline(ss, kw, ',');) {
-      kw = collapse_whitespace(kw);
-      if (!kw.empty()) page.keywords.push_back(kw);
-    }
-  }
-  // <div class="para"> ... </div>, skipping over nested divs (lists, notes).
-  const std::string_view kPara = "<div class=\"para\">";
-  for (size_t pos = html.find(kPara); pos != std::string_view::npos; pos = html.find(kPara, pos)) {
-    const size_t body = pos + kPara.size();
-    size_t j = body;
-    int depth = 1;
-    while (depth > 0) {
-      const size_t open = html.find("<div", j), close = html.find("</div>", j);
-      if (close == std::string_view::npos) return page;  // malformed tail: stop
-      if (open < close) {
-        ++depth;
-        j = open + 4;
-      } else {
-        --depth;
-        j = close + 6;
-      }
-    }
-    const std::string_view raw = html.substr(body, j - 6 - body);
-    pos = j;
-    if (raw.find("<pre") != std::string_view::npos) continue;  // code listings
-    std::string text = collapse_whitespace(strip_html_tags(raw));
-    if (text.size() < 80 || prose_ratio(text) < 0.95) continue;
-    page.paragraphs.push_back(std::move(text));
-  }
-  return page;
-}
-
-std::vector<std::string> split_fortunes(std::string_view text) {
-  std::vector<std::string> out;
-  std::string entry;
-  auto flush = [&] {
-    std::string t = collapse_whitespace(entry);
-    entry.clear();
-    // Letters must dominate (drops ASCII art); 40..1200 bytes keeps quips, not essays of
-    // indented verse or bare one-liners.
-    if (t.size() >= 40 && t.size() <= 1200 && prose_ratio(t) >= 0.97) out.push_back(std::move(t));
-  };
-  size_t i = 0;
-  while (i <= text.size()) {
-    size_t e = text.find('\n', i);
-    if (e == std::string_view::npos) e = text.size();
-    const std::string_view line = text.substr(i, e - i);
-    if (line == "%") flush();
-    else entry.append(line).push_back('\n');
-    i = e + 1;
-  }
-  flush();
-  return out;
-}
-
-std::string TextCorpus::default_root(CorpusSource source) {
-  return source == CorpusSource::kHandbook ? "/usr/share/doc/debian-handbook/html/en-US"
-                                           : "/usr/share/games/fortunes";
-}
-
-TextCorpus TextCorpus::load(CorpusSource source, const std::string& root_in) {
-  const std::string root = root_in.empty() ? default_root(source) : root_in;
-  const std::string_view pkg = corpus_source_name(source);
+// Every document of a source on `side`, in file-name order (empty ones dropped).
+std::vector<ParsedDoc> read_source(CorpusSource source, CorpusSide side, const std::string& root_in) {
+  const std::string root = root_in.empty() ? TextCorpus::default_root(source) : root_in;
+  const std::string_view pkg = source == CorpusSource::kReference ? "debian-reference-en"
+                                                                   : corpus_source_name(source);
   std::error_code ec;
   if (!fs::is_directory(root, ec))
     fail("text corpus not found: {} is missing (install the Debian package '{}': "
          "apt-get install {}, or run scripts/setup-deps.sh)", root, pkg, pkg);
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(root, ec)) {
-    const fs::path& p = e.path();
     // Symlinks are skipped: fortunes installs "x.u8 -> x" aliases.
-    if (!e.is_regular_file() || e.is_symlink()) continue;
-    if (source == CorpusSource::kHandbook ? p.extension() == ".html" : !p.has_extension())
-      files.push_back(p);
+    if (e.is_regular_file() && !e.is_symlink() && is_source_file(source, e.path()))
+      files.push_back(e.path());
   }
   std::sort(files.begin(), files.end());
-  TextCorpus c;
-  c.source_ = source;
-  for (const fs::path& p : files) {
-    CorpusDoc d;
-    d.name = p.filename().string();
-    std::vector<std::string> paras;
-    if (source == CorpusSource::kHandbook) {
-      HandbookPage page = parse_handbook_page(read_all(p));
-      d.title = std::move(page.title);
-      d.keywords = std::move(page.keywords);
-      paras = std::move(page.paragraphs);
-    } else {
-      paras = split_fortunes(read_all(p));
-    }
-    if (paras.empty()) continue;
-    d.first = c.paragraphs_.size();
-    d.count = paras.size();
-    for (auto& s : paras) {
-      c.paragraphs_.push_back(std::move(s));
-      c.para_doc_.push_back(c.docs_.size());
-    }
-    c.docs_.push_back(std::move(d));
-  }
-  if (c.paragraphs_.empty())
+  std::vector<ParsedDoc> docs;
+  for (const fs::path& p : files)
+    if (document_side(source, p.filename().string()) == side) parse_file(source, p, docs);
+  std::erase_if(docs, [](const ParsedDoc& d) { return d.paragraphs.empty(); });
+  if (docs.empty())
     fail("text corpus {} holds no usable text (reinstall the Debian package '{}')", root, pkg);
+  return docs;
+}
+
+// The training side's paragraphs (every source that has a training side), kept alive for
+// the span index built over them.
+struct TrainingText {
+  std::vector<std::vector<ParsedDoc>> parts;
+  std::unique_ptr<SpanIndex> index;
+  std::unordered_set<std::string_view> heads, tails;  // of every training paragraph
+
+  // Whether an evaluation paragraph could share a 64-byte span with training text, within
+  // it or across the break before or after it.
+  bool shares(std::string_view p) const {
+    return heads.count(head(p)) || tails.count(tail(p)) || index->first_shared(p).has_value();
+  }
+};
+
+std::unique_ptr<TrainingText> training_text() {
+  auto t = std::make_unique<TrainingText>();
+  std::vector<std::string_view> views;
+  for (CorpusSource s : {CorpusSource::kHandbook, CorpusSource::kFortunes}) {
+    t->parts.push_back(read_source(s, CorpusSide::kTrain, ""));
+    for (const ParsedDoc& d : t->parts.back())
+      for (const std::string& p : d.paragraphs) {
+        views.push_back(p);
+        t->heads.insert(head(p));
+        t->tails.insert(tail(p));
+      }
+  }
+  t->index = std::make_unique<SpanIndex>(std::move(views), kSharedSpanBytes);
+  return t;
+}
+
+bool has_side(CorpusSource source, CorpusSide side) {
+  return source == CorpusSource::kHandbook ||
+         (source == CorpusSource::kReference) == (side == CorpusSide::kEval);
+}
+
+}  // namespace
+
+std::string_view corpus_source_name(CorpusSource s) {
+  switch (s) {
+    case CorpusSource::kHandbook: return "debian-handbook";
+    case CorpusSource::kReference: return "debian-reference";
+    case CorpusSource::kFortunes: return "fortunes";
+  }
+  return "?";
+}
+
+CorpusSource parse_corpus_source(std::string_view name) {
+  if (name == "debian-handbook" || name == "handbook") return CorpusSource::kHandbook;
+  if (name == "debian-reference" || name == "reference") return CorpusSource::kReference;
+  if (name == "fortunes") return CorpusSource::kFortunes;
+  fail("unknown text corpus '{}' (expected debian-handbook, debian-reference or fortunes)", name);
+}
+
+std::string_view corpus_side_name(CorpusSide s) { return s == CorpusSide::kTrain ? "train" : "eval"; }
+
+CorpusSide document_side(CorpusSource source, std::string_view file_name) {
+  switch (source) {
+    case CorpusSource::kHandbook:
+      return fnv1a(file_name) >> 63 ? CorpusSide::kEval : CorpusSide::kTrain;
+    case CorpusSource::kReference: return CorpusSide::kEval;
+    case CorpusSource::kFortunes: return CorpusSide::kTrain;
+  }
+  return CorpusSide::kEval;
+}
+
+std::string TextCorpus::default_root(CorpusSource source) {
+  switch (source) {
+    case CorpusSource::kHandbook: return "/usr/share/doc/debian-handbook/html/en-US";
+    case CorpusSource::kReference: return "/usr/share/debian-reference";
+    case CorpusSource::kFortunes: return "/usr/share/games/fortunes";
+  }
+  return "";
+}
+
+std::vector<CorpusSource> TextCorpus::default_sources(CorpusSide side) {
+  if (side == CorpusSide::kTrain) return {CorpusSource::kHandbook};
+  return {CorpusSource::kHandbook, CorpusSource::kReference};
+}
+
+TextCorpus TextCorpus::load(CorpusSource source, CorpusSide side, const std::string& root) {
+  return load_impl({source}, side, root);
+}
+
+TextCorpus TextCorpus::load(const std::vector<CorpusSource>& sources, CorpusSide side) {
+  return load_impl(sources, side, "");
+}
+
+TextCorpus TextCorpus::load_impl(const std::vector<CorpusSource>& sources, CorpusSide side,
+                                 const std::string& root) {
+  if (sources.empty()) fail("no text corpus named");
+  for (CorpusSource s : sources)
+    if (!has_side(s, side))
+      fail("text corpus {} has no {} side: {}", corpus_source_name(s), corpus_side_name(side),
+           side == CorpusSide::kEval ? "it is used for training only"
+                                     : "it is held out for evaluation");
+  std::vector<std::vector<ParsedDoc>> parts;
+  for (CorpusSource s : sources) parts.push_back(read_source(s, side, root));
+  // The evaluation side is checked against the whole training side, read once.
+  const std::unique_ptr<TrainingText> train = side == CorpusSide::kEval ? training_text() : nullptr;
+  TextCorpus c;
+  c.side_ = side;
+  c.doc_starts_ = true;
+  for (size_t k = 0; k < sources.size(); ++k) {
+    c.name_ += (k ? "+" : "") + std::string(corpus_source_name(sources[k]));
+    c.doc_starts_ = c.doc_starts_ && sources[k] != CorpusSource::kFortunes;
+    for (ParsedDoc& d : parts[k]) {
+      if (train) {
+        const size_t before = d.paragraphs.size();
+        std::erase_if(d.paragraphs, [&](const std::string& p) { return train->shares(p); });
+        c.dropped_ += before - d.paragraphs.size();
+        if (d.paragraphs.empty()) continue;
+      }
+      d.doc.first = c.paragraphs_.size();
+      d.doc.count = d.paragraphs.size();
+      for (std::string& p : d.paragraphs) {
+        c.paragraphs_.push_back(std::move(p));
+        c.para_doc_.push_back(c.docs_.size());
+      }
+      c.docs_.push_back(std::move(d.doc));
+    }
+  }
+  if (c.paragraphs_.empty()) fail("text corpus {}: no paragraphs left on the {} side", c.name_, corpus_side_name(side));
   return c;
 }
 
-TextCorpus TextCorpus::from_paragraphs(std::vector<std::string> paragraphs, std::string name) {
+TextCorpus TextCorpus::from_paragraphs(std::vector<std::string> paragraphs, CorpusSide side,
+                                       std::string name) {
   if (paragraphs.empty()) fail("empty text corpus '{}'", name);
   TextCorpus c;
+  c.side_ = side;
+  c.name_ = name;
   CorpusDoc d;
   d.name = std::move(name);
   d.count = paragraphs.size();
@@ -295,15 +243,18 @@ size_t TextCorpus::total_bytes() const {
 }
 
 std::string TextCorpus::describe() const {
-  return fmt::format("{} ({} paragraphs in {} files, {:.1f} MB)", corpus_source_name(source_),
-                     paragraphs_.size(), docs_.size(), total_bytes() / 1e6);
+  std::string s = fmt::format("{}, {} side ({} paragraphs in {} documents, {:.2f} MB", name_,
+                              corpus_side_name(side_), paragraphs_.size(), docs_.size(),
+                              total_bytes() / 1e6);
+  if (side_ == CorpusSide::kEval) s += fmt::format(", {} dropped as shared with training", dropped_);
+  return s + ")";
 }
 
 std::vector<size_t> TextCorpus::passage(uint64_t seed, size_t min_bytes, bool from_doc_start) const {
   Rng rng(mix64(seed ^ 0x7061737361676573ull));
-  // Page starts only where there are pages (handbook); fortune files are just groupings.
-  const bool pages = from_doc_start && source_ == CorpusSource::kHandbook && docs_.size() > 1;
-  size_t start = pages ? docs_[rng.below(docs_.size())].first : (size_t)rng.below(paragraphs_.size());
+  // Document starts only where documents are real (not fortune files).
+  const bool docs = from_doc_start && doc_starts_ && docs_.size() > 1;
+  size_t start = docs ? docs_[rng.below(docs_.size())].first : (size_t)rng.below(paragraphs_.size());
   std::vector<size_t> out;
   size_t bytes = 0;
   // Wrapping around the corpus is allowed (repeats text only for huge targets).

@@ -1,14 +1,18 @@
 // Training prompts for LookaheadKV (see train_prompts.h). The model answers each prompt
 // itself during training, so the prompts only need to make it read the context in varied
 // ways: whole-passage instructions, keyword lookups, planted facts, picking among quotes,
-// and record tables. None of the phrasings below appears in the evaluation tasks.
+// and record tables. None of the phrasings, word lists or value formats below appears in
+// the evaluation tasks, and the text comes from the training side of the corpus split
+// (text_corpus.h); disjointness_test.cpp checks that no 64-byte span is shared.
 #include "eval/train_prompts.h"
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "eval/tasks_internal.h"
 #include "eval/text_corpus.h"
-#include "eval/words.h"
+#include "eval/train_words.h"
 #include "util/error.h"
 
 namespace glimpse::eval {
@@ -44,17 +48,61 @@ const std::vector<std::string> kKeywordQuestions = {
     "What should the reader remember about {} after reading the text above?",
 };
 
-// Planted facts: phrasings unlike the evaluation needles ("special magic number").
+// Planted facts, with the training side's own people, phrasings, value formats and
+// depths: evaluation needles use "adjective-noun" keys, "special magic number" sentences
+// with 7-digit values at one depth per band (tasks_niah.cpp), and document facts use
+// ports, dotted versions, dates and addresses (tasks_doc.cpp); none of those here.
 struct FactForm {
-  const char* fact;      // {0} subject, {1} value
-  const char* question;  // {0} subject
+  const char* fact;      // {0} person, {1} value
+  const char* question;  // {0} person
+  std::string (*value)(Rng&);
 };
+std::string locker_code(Rng& r) {  // "K27"
+  return fmt::format("{}{}", (char)('A' + r.below(26)), r.range(10, 99));
+}
+std::string level_word(Rng& r) { return r.pick(train_number_words()); }      // "seven"
+std::string sugar_grams(Rng& r) { return std::to_string(5 * r.range(21, 199)); }  // "385"
+std::string gate_code(Rng& r) {  // "C14"
+  return fmt::format("{}{}", "ABCDEFGH"[r.below(8)], r.range(1, 40));
+}
 const std::vector<FactForm> kFactForms = {
-    {"Note for later: the locker assigned to {0} is number {1}.", "Which locker number was assigned to {0}?"},
-    {"{0} parked the delivery van on level {1} of the garage.", "On which level did {0} park the delivery van?"},
-    {"The recipe that {0} keeps secret needs exactly {1} grams of sugar.", "How many grams of sugar does {0}'s secret recipe need?"},
-    {"According to the logbook, {0} arrived at gate {1}.", "At which gate did {0} arrive, according to the logbook?"},
+    {"Note for later: the locker assigned to {0} is {1}.", "Which locker was assigned to {0}?", locker_code},
+    {"{0} parked the delivery van on level {1} of the garage.", "On which level did {0} park the delivery van?", level_word},
+    {"The recipe that {0} keeps secret needs exactly {1} grams of sugar.", "How many grams of sugar does {0}'s secret recipe need?", sugar_grams},
+    {"According to the logbook, {0} arrived at gate {1}.", "At which gate did {0} arrive, according to the logbook?", gate_code},
 };
+
+// n people "Given Family", no two sharing either name.
+std::vector<std::string> distinct_people(Rng& rng, size_t n) {
+  std::vector<std::string> given = train_given_names(), family = train_family_names();
+  rng.shuffle(given);
+  rng.shuffle(family);
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n; ++i) out.push_back(given.at(i) + " " + family.at(i));
+  return out;
+}
+
+// Depths of k facts: independent draws in [0.05, 0.95], in reading order (facts may
+// cluster; evaluation needles get one band each, in random order).
+std::vector<double> train_fact_depths(Rng& rng, size_t k) {
+  std::vector<double> d(k);
+  for (double& x : d) x = 0.05 + 0.9 * rng.unit();
+  std::sort(d.begin(), d.end());
+  return d;
+}
+
+// The planted facts of one prompt, and the question asking one of them.
+std::vector<Insert> plant_facts(Rng& rng, std::string& question) {
+  const size_t k = (size_t)rng.range(1, 4);
+  const std::vector<std::string> people = distinct_people(rng, k);
+  const FactForm& form = kFactForms[rng.below(kFactForms.size())];
+  const std::vector<double> depths = train_fact_depths(rng, k);
+  std::vector<Insert> inserts;
+  for (size_t j = 0; j < k; ++j)
+    inserts.push_back({depths[j], fmt::format(fmt::runtime(form.fact), people[j], form.value(rng))});
+  question = fmt::format(fmt::runtime(form.question), people[rng.below(k)]);
+  return inserts;
+}
 
 Sample finish(Sample s, const std::string& family, size_t i, uint64_t seed) {
   s.task = family;
@@ -71,6 +119,11 @@ Sample make_train_prompt(size_t i, const std::vector<int64_t>& lengths, const Ta
                          const TextCorpus* fortunes) {
   if (lengths.empty()) fail("training prompts need at least one length");
   if (!base.corpus) fail("training prompts need the natural-text corpus");
+  // Training reads only its own side of the split (text_corpus.h).
+  for (const TextCorpus* c : {base.corpus, fortunes})
+    if (c && c->side() != CorpusSide::kTrain)
+      fail("training prompts: the text corpus {} is the evaluation side's; training needs "
+           "TextCorpus::load(..., CorpusSide::kTrain)", c->name());
   Rng pick(mix64(kTrainSeedBase + base.seed * 1'000'003ull + i));
   const std::string family = train_families()[pick.below(train_families().size())];
   TaskOptions opt = base;
@@ -101,13 +154,15 @@ Sample make_train_prompt(size_t i, const std::vector<int64_t>& lengths, const Ta
   }
 
   if (family == "train_records") {
-    // "Record 17: a crimson lantern, stored in aisle 42, weight 310 grams." x n
+    // "Record 17: a crimson kayak, stored in aisle 42, weight 310 grams." x n
     const size_t n_max = 4000;
     std::vector<std::string> recs;
-    for (size_t k = 0; k < n_max; ++k)
-      recs.push_back(fmt::format("Record {}: a {} {}, stored in aisle {}, weight {} grams.\n", k + 1,
-                                 rng.pick(adjectives()), rng.pick(nouns()), rng.range(1, 99),
-                                 rng.range(10, 999)));
+    for (size_t k = 0; k < n_max; ++k) {
+      const std::string& shade = rng.pick(train_shades());
+      const char* article = std::string_view("aeiou").find(shade[0]) != std::string_view::npos ? "an" : "a";
+      recs.push_back(fmt::format("Record {}: {} {} {}, stored in aisle {}, weight {} grams.\n", k + 1, article,
+                                 shade, rng.pick(train_objects()), rng.range(1, 99), rng.range(10, 999)));
+    }
     const uint64_t ask = rng.next();
     auto build = [&](size_t n, size_t) {
       Sample s = proto;
@@ -126,13 +181,7 @@ Sample make_train_prompt(size_t i, const std::vector<int64_t>& lengths, const Ta
   const Segments segs = corpus_segments(opt, rng.next(), min_bytes, from_start, &paras);
   std::vector<Insert> inserts;
   if (family == "train_planted_facts") {
-    const size_t k = (size_t)rng.range(1, 4);
-    const std::vector<std::string> names = distinct_keys(rng, k);
-    const FactForm& form = kFactForms[rng.below(kFactForms.size())];
-    const std::vector<double> depths = needle_depths(rng, k);
-    for (size_t j = 0; j < k; ++j)
-      inserts.push_back({depths[j], fmt::format(fmt::runtime(form.fact), names[j], random_number(rng, 3))});
-    proto.question = fmt::format(fmt::runtime(form.question), names[rng.below(k)]);
+    inserts = plant_facts(rng, proto.question);
   } else if (family == "train_passage_keyword") {
     const CorpusDoc& doc = opt.corpus->doc_of(paras.at(0));
     std::string kw = doc.keywords.empty() ? std::string() : rng.pick(doc.keywords);

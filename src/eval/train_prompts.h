@@ -1,7 +1,10 @@
 // Prompts for training LookaheadKV modules: natural-text instructions, questions and
-// summaries over corpus passages, and retrieval of planted facts — with question templates
-// and fact phrasings that the evaluation tasks never use, and seeds from a separate range
-// (>= kTrainSeedBase), so held-out evaluation stays held out.
+// summaries over corpus passages, and retrieval of planted facts. Held-out evaluation
+// stays held out by construction: the text is the training side of the corpus split
+// (handbook pages of the training half, fortunes; text_corpus.h), the question templates,
+// fact phrasings, names, value formats and depths are the training side's own, and seeds
+// come from a separate range (>= kTrainSeedBase). disjointness_test.cpp proves that the
+// default training set shares no 64-byte span with the evaluation presets' prompts.
 #pragma once
 
 #include <cstdint>
@@ -18,7 +21,8 @@ constexpr uint64_t kTrainSeedBase = 1'000'000'000ull;
 const std::vector<std::string>& train_families();
 
 // Sample i of a training set: family and length drawn from (seed, i); opt.target_tokens
-// is ignored (lengths come from `lengths`), opt.seed is the set's seed.
+// is ignored (lengths come from `lengths`), opt.seed is the set's seed. opt.corpus (the
+// handbook) and fortunes must be training-side corpora; Error otherwise.
 Sample make_train_prompt(size_t i, const std::vector<int64_t>& lengths, const TaskOptions& opt,
                          const TextCorpus* fortunes);
 

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <set>
 
+#include "eval/presets.h"
 #include "eval/report.h"
 #include "eval/results.h"
 #include "eval/runner.h"
@@ -26,36 +27,16 @@ namespace glimpse {
 
 namespace {
 
-struct Preset {
-  std::vector<std::string> tasks;
-  std::vector<int> lengths;
-  int seeds;
-};
-
-Preset preset(const std::string& name) {
-  if (name == "quick")
-    // Tasks the default 135M model can do at least partly with the full cache at 1-2K
-    // (docs/results/fullcache): fewshot_cls, kv_retrieval and cwe sit at the floor.
-    return {{"niah_single_noise", "niah_single_text", "niah_multiquery_noise", "niah_multiquery_text",
-             "niah_multivalue_text", "vt", "fwe", "open_qa"},
-            {1024, 2048},
-            1};
-  if (name == "full") {
-    Preset p{{}, {1024, 2048, 4096, 8192}, 2};
-    for (const auto& t : eval::all_tasks()) p.tasks.push_back(t.name);
-    return p;
-  }
-  if (name == "tiny") return {{"niah_single_noise", "vt"}, {512}, 1};
-  fail("unknown preset '{}' (tiny, quick, full)", name);
-}
+using Preset = eval::EvalPreset;
+Preset preset(const std::string& name) { return eval::eval_preset(name); }
 
 // What one eval invocation asks for, defaults filled in from the preset.
 struct EvalPlan {
   EngineParams engine;
-  std::string preset_name = "quick", out_dir, corpus_name = "handbook", command = "glimpse eval";
+  std::string preset_name = "quick", out_dir, corpus_name = "default", command = "glimpse eval";
   std::vector<std::string> tasks, policies = {"none", "streaming", "h2o", "snapkv", "pyramidkv", "adakv", "lookahead", "oracle"};
   std::vector<int> lengths, budgets = {32, 64, 128, 256, 512};
-  int seeds = -1, seed0 = 1000;
+  int seeds = -1, seed0 = eval::kDefaultEvalSeed0;
   bool report_only = false;
   KvPolicySettings kv;
   eval::EvalSettings es;
@@ -66,7 +47,7 @@ bool parse_eval_args(int argc, char** argv, int first, EvalPlan& plan) {
   plan.engine.context.n_ctx = 0;
   ArgParser ap("eval", "Evaluate KV policies on RULER-style long-context tasks.");
   add_model_args(ap, plan.engine);
-  ap.add({"--preset"}, "NAME", "tiny | quick (about 10 minutes on 2 cores) | full (default: quick)",
+  ap.add({"--preset"}, "NAME", "tiny | quick (about 10 minutes on 2 cores) | heldout | full (default: quick)",
          [&](const std::string& v) { plan.preset_name = v; preset(v); });
   ap.add({"--tasks"}, "LIST", "comma-separated tasks (default: the preset's)",
          [&](const std::string& v) {
@@ -88,7 +69,7 @@ bool parse_eval_args(int argc, char** argv, int first, EvalPlan& plan) {
          [&](const std::string& v) { plan.budgets = parse_int_list("--budgets", v); });
   ap.add({"-o", "--out"}, "DIR", "run directory (default: runs/eval-PRESET); reused to resume",
          [&](const std::string& v) { plan.out_dir = v; });
-  ap.add({"--corpus"}, "NAME", "natural text: handbook (debian-handbook) or fortunes",
+  ap.add({"--corpus"}, "NAME", "evaluation-side text: default (handbook+reference), handbook or reference",
          [&](const std::string& v) { plan.corpus_name = v; });
   ap.flag({"--report-only"}, "rebuild the report from OUT/cache.jsonl without running",
           [&] { plan.report_only = true; });
@@ -179,8 +160,9 @@ int cmd_eval(int argc, char** argv, int first) {
   for (const auto& t : plan.tasks) needs_corpus = needs_corpus || eval::task_info(t).needs_corpus;
   std::optional<eval::TextCorpus> corpus;
   if (needs_corpus)
-    corpus = eval::TextCorpus::load(eval::parse_corpus_source(
-        plan.corpus_name == "handbook" ? "debian-handbook" : plan.corpus_name));
+    corpus = plan.corpus_name == "default"
+                 ? eval::TextCorpus::load_side(eval::CorpusSide::kEval)
+                 : eval::TextCorpus::load(eval::parse_corpus_source(plan.corpus_name), eval::CorpusSide::kEval);
 
   std::vector<Job> jobs;
   for (const auto& t : plan.tasks)
@@ -204,9 +186,12 @@ int cmd_eval(int argc, char** argv, int first) {
     config["lookahead_module"] = module;
     config["lookahead_module_fingerprint"] = module_fp;
   }
+  // Natural-text samples depend on the corpus (the split changed them): its name joins the key.
+  const std::string corpus_tag = corpus ? "+corpus:" + corpus->name() : "";
   auto key = [&](const Job& j, const std::string& pol, int64_t b) {
     return eval::CacheKey{j.task, j.length, j.seed, pol + (plan.es.query_agnostic ? "/qa" : ""), b,
-                          pol == "lookahead" ? lookahead_fp : fp};
+                          (pol == "lookahead" ? lookahead_fp : fp) +
+                              (eval::task_info(j.task).needs_corpus ? corpus_tag : "")};
   };
   dir.write_config(config);
   if (!plan.report_only) run_jobs(ctx, plan, jobs, corpus ? &*corpus : nullptr, cache, key);

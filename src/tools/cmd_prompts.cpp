@@ -30,8 +30,9 @@ int cmd_prompts(int argc, char** argv, int first) {
   if (!ap.parse(argc, argv, first)) return 0;
   if (out.empty()) fail("prompts: -o FILE is required");
   const std::shared_ptr<Engine> s = Engine::load(sp);
-  const eval::TextCorpus handbook = eval::TextCorpus::load(eval::CorpusSource::kHandbook);
-  const eval::TextCorpus fortunes = eval::TextCorpus::load(eval::CorpusSource::kFortunes);
+  // The training side of the corpus split only (eval/text_corpus.h).
+  const eval::TextCorpus handbook = eval::TextCorpus::load(eval::CorpusSource::kHandbook, eval::CorpusSide::kTrain);
+  const eval::TextCorpus fortunes = eval::TextCorpus::load(eval::CorpusSource::kFortunes, eval::CorpusSide::kTrain);
   eval::TaskOptions opt;
   opt.seed = (uint64_t)seed;
   opt.reserve_tokens = (int64_t)s->tokenize_prompt("", "", true).size() + 2;

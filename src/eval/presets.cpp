@@ -1,0 +1,28 @@
+#include "eval/presets.h"
+
+#include "eval/tasks.h"
+#include "util/error.h"
+
+namespace glimpse::eval {
+
+EvalPreset eval_preset(std::string_view name) {
+  if (name == "quick")
+    // Tasks the default 135M model can do at least partly with the full cache at 1-2K
+    // (docs/results/fullcache): fewshot_cls, kv_retrieval and cwe sit at the floor.
+    return {{"niah_single_noise", "niah_single_text", "niah_multiquery_noise", "niah_multiquery_text",
+             "niah_multivalue_text", "vt", "fwe", "open_qa", "doc_fact"},
+            {1024, 2048},
+            1};
+  if (name == "full" || name == "heldout") {
+    // full: every task x 4 lengths x 2 seeds. heldout: the same with 3 seeds, so that it
+    // has >= 200 prompts (17 tasks x 4 x 3 = 204) over all 8 families, every one on the
+    // evaluation side of the corpus split (text_corpus.h).
+    EvalPreset p{{}, {1024, 2048, 4096, 8192}, name == "full" ? 2 : 3};
+    for (const auto& t : all_tasks()) p.tasks.push_back(t.name);
+    return p;
+  }
+  if (name == "tiny") return {{"niah_single_noise", "vt"}, {512}, 1};
+  fail("unknown preset '{}' (tiny, quick, heldout, full)", name);
+}
+
+}  // namespace glimpse::eval

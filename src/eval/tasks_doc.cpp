@@ -1,0 +1,121 @@
+// Questions about a document, as a user asks them about text they pasted: a fact in
+// natural phrasing is inserted at a seeded depth into a passage that opens an
+// evaluation-side document (a handbook page or a Debian Reference section), and a plainly
+// worded question asks for its value. No intro announces a hidden fact.
+//   doc_fact:      one fact; the question asks for its value.
+//   doc_multifact: two facts of the same kind about two subjects; the question asks one
+//                  (the other is a distractor of the same shape).
+// Kinds, with value formats that the training prompts never use (train_prompts.cpp):
+//   port     "... the <name>d daemon listens on TCP port 48213 ..."         -> "48213"
+//   version  "... holds version 3.17.2 of the <name> package."              -> "3.17.2"
+//   date     "... audit of the <name> service took place on 14 March 2021." -> "14 March 2021"
+//   address  "The <name> mirror is reachable at the address 10.41.7.203 ..." -> "10.41.7.203"
+// Subjects are pronounceable made-up names (words.h), so no answer comes from prior
+// knowledge; a value is redrawn while it occurs in the passage or overlaps the other one.
+#include <fmt/format.h>
+
+#include "eval/tasks_internal.h"
+#include "eval/text_corpus.h"
+#include "eval/words.h"
+#include "util/error.h"
+
+namespace glimpse::eval::detail {
+namespace {
+
+struct FactKind {
+  const char* name;
+  const char* fact;      // {0} subject, {1} value
+  const char* question;  // {0} subject
+  const char* suffix;    // appended to the made-up subject name ("d" for daemons)
+  std::string (*value)(Rng&);
+};
+
+std::string port_value(Rng& r) { return std::to_string(r.range(10000, 65535)); }
+std::string version_value(Rng& r) {
+  return fmt::format("{}.{}.{}", r.range(1, 9), r.range(10, 39), r.range(1, 29));
+}
+std::string date_value(Rng& r) {
+  static const char* kMonths[] = {"January", "February", "March",     "April",   "May",      "June",
+                                  "July",    "August",   "September", "October", "November", "December"};
+  return fmt::format("{} {} {}", r.range(1, 28), kMonths[r.below(12)], r.range(2003, 2022));
+}
+std::string address_value(Rng& r) {
+  return fmt::format("10.{}.{}.{}", r.range(16, 254), r.range(0, 255), r.range(2, 254));
+}
+
+const FactKind kKinds[] = {
+    {"port", "On this system the {0} daemon listens on TCP port {1} instead of its default port.",
+     "Which TCP port does the {0} daemon listen on? Answer with the port number only.", "d",
+     port_value},
+    {"version", "The local archive currently holds version {1} of the {0} package.",
+     "Which version of the {0} package does the local archive hold? Answer with the version "
+     "number only.", "", version_value},
+    {"date", "The last security audit of the {0} service took place on {1}.",
+     "On which date did the last security audit of the {0} service take place? Answer with the "
+     "date only.", "", date_value},
+    {"address", "The {0} mirror is reachable at the address {1} on the internal network.",
+     "At which address is the {0} mirror reachable on the internal network? Answer with the "
+     "address only.", "", address_value},
+};
+
+// n values of a kind, none inside `text` and none containing another.
+std::vector<std::string> fresh_values(Rng& rng, const FactKind& kind, size_t n,
+                                      const std::string& text) {
+  std::vector<std::string> out;
+  for (int tries = 0; out.size() < n; ++tries) {
+    if (tries > 1000) fail("doc task: cannot draw a {} value absent from the passage", kind.name);
+    std::string v = kind.value(rng);
+    bool ok = text.find(v) == std::string::npos;
+    for (const std::string& o : out) ok = ok && o.find(v) == std::string::npos && v.find(o) == std::string::npos;
+    if (ok) out.push_back(std::move(v));
+  }
+  return out;
+}
+
+}  // namespace
+
+Sample gen_doc(std::string_view task, const TaskOptions& opt) {
+  const bool multi = task == "doc_multifact";
+  Rng rng(sample_seed(task, opt.target_tokens, opt.seed));
+  const FactKind& kind = kKinds[rng.below(std::size(kKinds))];
+  const size_t k = multi ? 2 : 1;
+  Sample proto;
+  proto.task = std::string(task);
+  proto.scoring = Scoring::kMatchAll;
+  proto.max_new_tokens = 32;
+
+  const int64_t budget = prompt_budget(opt, proto.max_new_tokens);
+  std::vector<size_t> paras;
+  const Segments segs = corpus_segments(opt, rng.next(), (size_t)std::max<int64_t>(budget, 0) * 16 + 4096,
+                                        /*from_doc_start=*/true, &paras);
+  std::string text;
+  for (const std::string& s : segs) text += s;
+
+  std::vector<std::string> subjects = distinct_pseudo_words(rng, k, 2, 3);
+  for (std::string& s : subjects) s += kind.suffix;
+  const std::vector<std::string> values = fresh_values(rng, kind, k, text);
+  const std::vector<double> depths = needle_depths(rng, k);
+  const size_t asked = rng.below(k);
+  std::vector<Insert> inserts;
+  for (size_t i = 0; i < k; ++i)
+    inserts.push_back({depths[i], fmt::format(fmt::runtime(kind.fact), subjects[i], values[i])});
+  proto.question = fmt::format(fmt::runtime(kind.question), subjects[asked]);
+  proto.answers = {values[asked]};
+  const CorpusDoc& doc = opt.corpus->doc_of(paras.at(0));
+  proto.meta = {{"kind", kind.name},  {"subjects", subjects}, {"values", values},
+                {"depths", depths},   {"asked", asked},       {"doc", doc.name},
+                {"title", doc.title}, {"corpus", opt.corpus->name()}};
+
+  auto build = [&](size_t n, size_t m) {
+    Sample s = proto;
+    s.context = join_with_inserts(segs, n, inserts, m);
+    return s;
+  };
+  FitLimits lim;
+  lim.n_max = segs.size();
+  lim.m_max = max_segment_words(segs);
+  lim.n_probe = 32;
+  return fit_to_budget(build, opt, task, proto.max_new_tokens, lim);
+}
+
+}  // namespace glimpse::eval::detail

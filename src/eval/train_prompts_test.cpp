@@ -1,0 +1,75 @@
+// Training prompts: deterministic, on the training side of the corpus split only, and with
+// names, word lists and value formats of their own (none of the evaluation's).
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <set>
+
+#include "eval/text_corpus.h"
+#include "eval/train_prompts.h"
+#include "eval/train_words.h"
+#include "eval/words.h"
+#include "util/error.h"
+
+namespace glimpse::eval {
+namespace {
+
+int64_t fake_count(std::string_view s) { return ((int64_t)s.size() + 3) / 4; }
+
+TextCorpus synthetic(CorpusSide side) {
+  std::vector<std::string> paras;
+  for (int p = 0; p < 300; ++p)
+    paras.push_back("Paragraph " + std::to_string(p) + " says that the archive keeps old "
+                    "releases. It also explains how mirrors copy them every night.");
+  return TextCorpus::from_paragraphs(std::move(paras), side, "synthetic");
+}
+
+TaskOptions opts(const TextCorpus& c) {
+  TaskOptions o;
+  o.seed = 1;
+  o.count_tokens = fake_count;
+  o.corpus = &c;
+  return o;
+}
+
+TEST(TrainPrompts, WordListsShareNothingWithTheEvaluationKeys) {
+  std::set<std::string> eval_words(adjectives().begin(), adjectives().end());
+  eval_words.insert(nouns().begin(), nouns().end());
+  for (const auto* list : {&train_given_names(), &train_family_names(), &train_shades(),
+                           &train_objects(), &train_number_words()}) {
+    EXPECT_GE(list->size(), 10u);
+    for (const std::string& w : *list) {
+      std::string lower = w;
+      for (char& c : lower) c = (char)std::tolower((unsigned char)c);
+      EXPECT_EQ(eval_words.count(lower), 0u) << w;
+    }
+  }
+}
+
+TEST(TrainPrompts, RefuseTheEvaluationSide) {
+  const TextCorpus train = synthetic(CorpusSide::kTrain), eval = synthetic(CorpusSide::kEval);
+  EXPECT_NO_THROW(make_train_prompt(0, {512}, opts(train), &train));
+  EXPECT_THROW(make_train_prompt(0, {512}, opts(eval), nullptr), Error);
+  EXPECT_THROW(make_train_prompt(0, {512}, opts(train), &eval), Error);
+}
+
+TEST(TrainPrompts, OwnFactsAndRecords) {
+  const TextCorpus train = synthetic(CorpusSide::kTrain);
+  const std::regex eval_key("\\b[a-z]+-[a-z]+\\b");          // "quiet-harbor"
+  const std::regex eval_value("\\b\\d{5,}\\b|\\d+\\.\\d+\\.\\d+");  // 7-digit, port, version, address
+  std::set<std::string> families;
+  for (size_t i = 0; i < 80; ++i) {
+    const Sample a = make_train_prompt(i, {512, 1024}, opts(train), &train);
+    EXPECT_EQ(a.to_json(), make_train_prompt(i, {512, 1024}, opts(train), &train).to_json());
+    families.insert(a.task);
+    if (a.task != "train_planted_facts" && a.task != "train_records") continue;
+    const std::string text = a.context + "\n" + a.question;
+    EXPECT_FALSE(std::regex_search(text, eval_key)) << a.id;
+    EXPECT_FALSE(std::regex_search(text, eval_value)) << a.id;
+    EXPECT_EQ(text.find("magic number"), std::string::npos);
+  }
+  EXPECT_EQ(families.size(), train_families().size());
+}
+
+}  // namespace
+}  // namespace glimpse::eval
