@@ -14,6 +14,12 @@ TEST(EvalRunner, TokenF1CountsSharedWords) {
   EXPECT_NEAR(token_f1("The cat ran", "the cat sat down"), 4.0 / 7.0, 1e-12);
   // Repeated words count once per occurrence in the reference.
   EXPECT_NEAR(token_f1("cat cat cat", "cat"), 0.5, 1e-12);
+  // Case and whitespace do not matter; word order does not either.
+  EXPECT_DOUBLE_EQ(token_f1("Sat  THE\ncat", "the cat sat"), 1.0);
+  // Punctuation stays part of a word: "cat." is not "cat". P = 1/2, R = 1/2.
+  EXPECT_NEAR(token_f1("the cat.", "the cat"), 0.5, 1e-12);
+  // Symmetric in its arguments: P and R swap.
+  EXPECT_NEAR(token_f1("the cat sat down", "The cat ran"), 4.0 / 7.0, 1e-12);
 }
 
 }  // namespace
