@@ -1,5 +1,7 @@
 #include "eval/runner.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -15,6 +17,7 @@
 #include "runtime/compress.h"
 #include "runtime/context.h"
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/timer.h"
 
 namespace glimpse::eval {
@@ -42,6 +45,25 @@ double token_f1(std::string_view prediction, std::string_view reference) {
   if (common == 0) return 0.0;
   const double prec = (double)common / p.size(), rec = (double)common / r.size();
   return 2 * prec * rec / (prec + rec);
+}
+
+std::string settings_description(const EvalSettings& cfg) {
+  // A new field of KvPolicySettings must be added here (or said to be per branch), and
+  // kEvalSemanticsVersion bumped if it changes what existing keys mean.
+  static_assert(sizeof(KvPolicySettings) == 152, "KvPolicySettings changed: update settings_description");
+  const KvPolicySettings& k = cfg.base;
+  auto opt = [](auto v) { return v < 0 ? std::string("default") : fmt::format("{}", v); };
+  return fmt::format(
+      "window={} sinks={} pool_kernel={} pool={} reduce={} query_agnostic={} ada_alpha={} "
+      "pyramid_beta={} seed={} oracle_max_new={} laq_pseudo={}",
+      opt(k.window), opt(k.sinks), opt(k.pool_kernel),
+      k.pool ? pool_kind_name(*k.pool) : "default", group_reduce_name(k.reduce),
+      cfg.query_agnostic ? 1 : 0, k.ada_alpha, k.pyramid_beta, k.seed, k.oracle_max_new,
+      k.laq_pseudo);
+}
+
+std::string settings_fingerprint(const EvalSettings& cfg) {
+  return fmt::format("v{}-{:016x}", kEvalSemanticsVersion, fnv1a(settings_description(cfg)));
 }
 
 namespace {

@@ -1,7 +1,7 @@
 // glimpse eval: RULER-style long-context evaluation of KV policies (docs/eval.md). Each
 // sample is prefilled once; every (policy, budget) branches from that cache. Results are
-// cached per (task, length, seed, policy, budget, model) in OUT/cache.jsonl, so running the
-// same command again resumes where it stopped.
+// cached per (task, length, seed, policy, budget, model, shared settings) in
+// OUT/cache.jsonl, so running the same command again resumes where it stopped.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -193,7 +193,9 @@ int cmd_eval(int argc, char** argv, int first) {
                            {"budgets", plan.budgets}, {"query_agnostic", plan.es.query_agnostic},
                            {"threads", engine->n_threads()}, {"n_samples", jobs.size()},
                            {"type_k", kv_type_name(cp.type_k)}, {"type_v", kv_type_name(cp.type_v)},
-                           {"corpus", corpus ? corpus->describe() : std::string("none")}};
+                           {"corpus", corpus ? corpus->describe() : std::string("none")},
+                           {"settings", eval::settings_description(plan.es)},
+                           {"settings_fingerprint", eval::settings_fingerprint(plan.es)}};
   // A lookahead result also depends on the module file: its identity joins the model's, so a
   // retrained module is evaluated afresh instead of read back from the cache.
   std::string lookahead_fp;
@@ -204,9 +206,10 @@ int cmd_eval(int argc, char** argv, int first) {
     config["lookahead_module"] = module;
     config["lookahead_module_fingerprint"] = module_fp;
   }
+  const std::string settings_fp = eval::settings_fingerprint(plan.es);
   auto key = [&](const Job& j, const std::string& pol, int64_t b) {
     return eval::CacheKey{j.task, j.length, j.seed, pol + (plan.es.query_agnostic ? "/qa" : ""), b,
-                          pol == "lookahead" ? lookahead_fp : fp};
+                          pol == "lookahead" ? lookahead_fp : fp, settings_fp};
   };
   dir.write_config(config);
   if (!plan.report_only) run_jobs(ctx, plan, jobs, corpus ? &*corpus : nullptr, cache, key);
