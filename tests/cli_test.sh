@@ -163,6 +163,67 @@ if [ $rc -eq 0 ] && grep -q "| snapkv" "$tmp/ev.md" && [ "$(wc -l <"$tmp/ev/pred
   echo "ok   eval tiny run and resume"; passes=$((passes+1))
 else echo "FAIL eval"; cat "$tmp/ev.err" "$tmp/ev.md"; fails=$((fails+1)); fi
 
+# eval --data: the user's cases, a metrics row per case and policy, evidence recall where the
+# case names evidence, resume from the cache; a changed shared setting re-runs every branch.
+DATA=$(dirname "$0")/fixtures/eval_data_small.jsonl
+evd() { "$GLIMPSE" eval -m "$MODEL" --data "$DATA" --policies none,snapkv --budgets 64 -t 2 "$@"; }
+evd -o "$tmp/evd" >"$tmp/evd.md" 2>"$tmp/evd.err"
+rc=$?
+evd -o "$tmp/evd" >"$tmp/evd2.md" 2>"$tmp/evd2.err"
+rc2=$?
+n_cached=$(wc -l <"$tmp/evd/cache.jsonl")
+evd -o "$tmp/evd" --kv-window 8 >/dev/null 2>"$tmp/evd3.err"
+rc3=$?
+if [ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ $rc3 -eq 0 ] && cmp -s "$tmp/evd.md" "$tmp/evd2.md" \
+   && [ "$n_cached" -eq 8 ] && [ "$(wc -l <"$tmp/evd/cache.jsonl")" -eq 16 ] \
+   && grep -q "| target recall | evidence | evidence any head |" "$tmp/evd.md" \
+   && python3 - "$tmp/evd" "$DATA" <<'PY'
+import csv, json, os, sys
+d, data = sys.argv[1], sys.argv[2]
+cases = {c["id"]: c for c in map(json.loads, filter(str.strip, open(data)))}
+preds = [json.loads(l) for l in open(f"{d}/predictions.jsonl")]
+# After the --kv-window run, predictions hold that run's rows: one per case and branch.
+assert sorted((p["id"], p["policy"]) for p in preds) == sorted(
+    (i, pol) for i in cases for pol in ("none", "snapkv")), preds
+for p in preds:
+    c = cases[p["id"]]
+    assert p["task"] == c.get("task", "data") and p["length"] == 0 and p["n_prompt"] > 100, p
+    if c.get("evidence"):
+        assert p["n_evidence"] > 0 and 0 <= p["evidence_recall"] <= 1, p
+        assert p["evidence_recall"] - 1e-9 <= p["evidence_recall_any_head"] <= 1, p
+        if p["policy"] == "none": assert p["evidence_recall"] == 1, p
+        else: assert len(p["evidence_recall_layers"]) == 30, p
+    else:
+        assert p["evidence_recall"] is None and p["n_evidence"] == 0, p
+rows = list(csv.DictReader(open(f"{d}/metrics.csv")))
+tasks = {c.get("task", "data") for c in cases.values()}
+assert {(r["task"], r["policy"]) for r in rows} == {(t, p) for t in tasks for p in ("none", "snapkv")}, rows
+for pol in ("none", "snapkv"):  # every case counted once per policy
+    assert sum(int(r["n"]) for r in rows if r["policy"] == pol) == len(cases), rows
+for r in rows:
+    assert (r["evidence_recall"] == "n/a") == (r["task"] == "open_data"), r
+groups = json.load(open(f"{d}/metrics.json"))["groups"]
+assert all((g["evidence_recall"] is None) == (g["task"] == "open_data") for g in groups), groups
+cfg = json.load(open(f"{d}/config.json"))
+assert cfg["data"].endswith("eval_data_small.jsonl") and "window=8" in cfg["settings"], cfg
+for f in ("summary.md", "score_vs_budget.svg", "recall_vs_budget.svg",
+          "evidence_recall_vs_budget.svg", "kl_vs_budget.svg", "overhead.svg"):
+    assert os.path.getsize(f"{d}/{f}") > 0, f
+PY
+then echo "ok   eval --data: rows per case, evidence recall, resume, settings in the key"; passes=$((passes+1))
+else echo "FAIL eval --data"; cat "$tmp/evd.err" "$tmp/evd.md" "$tmp/evd3.err"; fails=$((fails+1)); fi
+printf '%s\n' '{"context": "a b c", "question": "q?"}' '{"context": "a b c", "question": ' >"$tmp/bad1.jsonl"
+expect_error "eval --data malformed JSON" "bad1.jsonl:2: malformed JSON" "$GLIMPSE" eval -m "$MODEL" --data "$tmp/bad1.jsonl" -o "$tmp/evbad"
+echo '{"question": "q?"}' >"$tmp/bad2.jsonl"
+expect_error "eval --data missing field" "bad2.jsonl:1: missing field 'context'" "$GLIMPSE" eval -m "$MODEL" --data "$tmp/bad2.jsonl" -o "$tmp/evbad"
+echo '{"context": "a b c", "question": "q?", "answers": "b"}' >"$tmp/bad3.jsonl"
+expect_error "eval --data mistyped field" "bad3.jsonl:1: field 'answers' must be a list of strings" "$GLIMPSE" eval -m "$MODEL" --data "$tmp/bad3.jsonl" -o "$tmp/evbad"
+echo '{"context": "a b c", "question": "q?", "evidence": ["x y"]}' >"$tmp/bad4.jsonl"
+expect_error "eval --data evidence not in the context" "bad4.jsonl:1: evidence 1 does not occur verbatim" "$GLIMPSE" eval -m "$MODEL" --data "$tmp/bad4.jsonl" -o "$tmp/evbad"
+expect_error "eval --data over the context" "eval_data_small.jsonl:1: case 'workshop-code' needs .* positions .* context size 128" "$GLIMPSE" eval -m "$MODEL" --data "$DATA" -c 128 -o "$tmp/evbad"
+expect_error "eval --data with --tasks" "--data replaces the generated tasks: drop --tasks" "$GLIMPSE" eval -m "$MODEL" --data "$DATA" --tasks vt
+expect_error "eval --data missing file" "cannot read" "$GLIMPSE" eval -m "$MODEL" --data "$tmp/none.jsonl"
+
 # LookaheadKV: training on a tiny prompt file, exact resume, and the policy using the module.
 expect_error "train-lookahead without prompts" "--prompts is required" "$GLIMPSE" train-lookahead -m "$MODEL"
 echo '{"context": 5}' >"$tmp/bad.jsonl"

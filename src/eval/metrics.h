@@ -46,6 +46,25 @@ size_t argmax(std::span<const float> row);
 // Whether both rows have the same argmax.
 bool top1_agree(std::span<const float> p_logits, std::span<const float> q_logits);
 
+// Teacher-forced fidelity along a reference answer: add() one pair of next-token logit rows
+// per answer position (the full cache's, the evicted cache's); kl() and top1() are the means
+// over positions (0 before any).
+class FidelityMean {
+ public:
+  void add(std::span<const float> reference, std::span<const float> test) {
+    kl_ += kl_divergence(reference, test);
+    top1_ += top1_agree(reference, test) ? 1.0 : 0.0;
+    ++n_;
+  }
+  double kl() const { return n_ ? kl_ / (double)n_ : 0.0; }
+  double top1() const { return n_ ? top1_ / (double)n_ : 0.0; }
+  int64_t n() const { return n_; }
+
+ private:
+  double kl_ = 0, top1_ = 0;
+  int64_t n_ = 0;
+};
+
 // Indices of the k largest values, largest first (ties: lower index first).
 std::vector<int64_t> top_k_indices(std::span<const float> values, size_t k);
 // |oracle ∩ predicted| / |oracle| (duplicates ignored); 1 when oracle is empty.

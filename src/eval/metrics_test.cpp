@@ -24,6 +24,20 @@ TEST(EvalMetrics, StringMatchAllCountsTheFractionFound) {
   EXPECT_DOUBLE_EQ(string_match_all("QUIET-Harbor   and  new\nyork", {"quiet-harbor", "New York"}), 1.0);
 }
 
+TEST(EvalMetrics, StringMatchEdgeCases) {
+  // An answer split over a line break still matches; an empty prediction matches nothing.
+  EXPECT_DOUBLE_EQ(string_match_all("the key is quiet\n  harbor", {"quiet harbor"}), 1.0);
+  EXPECT_DOUBLE_EQ(string_match_all("", {"1234567"}), 0.0);
+  EXPECT_DOUBLE_EQ(string_match_part("", {"a"}), 0.0);
+  // Substring matching: a longer number containing the answer counts (RULER's rule).
+  EXPECT_DOUBLE_EQ(string_match_all("81234567", {"1234567"}), 1.0);
+  // Each listed answer counts, repeated ones too.
+  EXPECT_DOUBLE_EQ(string_match_all("alpha", {"alpha", "alpha", "beta"}), 2.0 / 3);
+  // One answer: match_all and match_part agree.
+  for (const char* p : {"it is 42", "none"})
+    EXPECT_EQ(string_match_all(p, {"42"}), string_match_part(p, {"42"})) << p;
+}
+
 TEST(EvalMetrics, StringMatchPartNeedsOne) {
   EXPECT_DOUBLE_EQ(string_match_part("It is about Sports.", {"sports", "music"}), 1.0);
   EXPECT_DOUBLE_EQ(string_match_part("travel", {"sports", "music"}), 0.0);
@@ -75,6 +89,39 @@ TEST(EvalMetrics, KlDivergenceOfKnownDistributions) {
   EXPECT_DOUBLE_EQ(kl_divergence_probs(std::vector<double>{1.0, 0.0},
                                        std::vector<double>{0.5, 0.5}), std::log(2.0));
   EXPECT_THROW(kl_divergence(p, std::vector<float>{1, 2}), Error);
+}
+
+TEST(EvalMetrics, KlDivergenceOfTwoWayAndUniformRows) {
+  // Two tokens, logits (0, a) and (0, b): with p1 = e^a / (1 + e^a),
+  // KL = ln(1 + e^b) - ln(1 + e^a) + p1 (a - b).
+  for (const auto& [a, b] : {std::pair{2.0, -1.0}, std::pair{-3.0, 0.5}, std::pair{0.0, 4.0}}) {
+    const double p1 = std::exp(a) / (1 + std::exp(a));
+    const double want = std::log1p(std::exp(b)) - std::log1p(std::exp(a)) + p1 * (a - b);
+    EXPECT_NEAR(kl_divergence(std::vector<float>{0, (float)a}, std::vector<float>{0, (float)b}), want, 1e-6)
+        << a << " " << b;
+  }
+  // P uniform over 4, Q = (2/5, 1/5, 1/5, 1/5): KL = 1/4 (ln(5/8) + 3 ln(5/4)).
+  EXPECT_NEAR(kl_divergence(std::vector<float>{7, 7, 7, 7}, std::vector<float>{std::log(2.0f), 0, 0, 0}),
+              0.25 * (std::log(5.0 / 8) + 3 * std::log(5.0 / 4)), 1e-7);
+}
+
+// The teacher-forced means over answer positions: per position KL and top-1, averaged.
+TEST(EvalMetrics, FidelityMeanOverAnswerPositions) {
+  FidelityMean none;
+  EXPECT_EQ(none.kl(), 0.0);
+  EXPECT_EQ(none.top1(), 0.0);
+  const std::vector<float> a = {std::log(0.5f), std::log(0.25f), std::log(0.25f)};
+  const std::vector<float> b = {std::log(0.25f), std::log(0.25f), std::log(0.5f)};
+  std::vector<float> a_shift = a;
+  for (float& x : a_shift) x += 3.0f;
+  FidelityMean m;
+  m.add(a, a);        // same row: KL 0, same argmax
+  m.add(a, b);        // KL (1/4) ln 2, argmax 0 vs 2
+  m.add(a, a_shift);  // shifted logits, same distribution
+  EXPECT_EQ(m.n(), 3);
+  EXPECT_NEAR(m.kl(), std::log(2.0) / 12, 1e-7);
+  EXPECT_NEAR(m.top1(), 2.0 / 3, 1e-12);
+  EXPECT_THROW(m.add(a, std::vector<float>{1, 2}), Error);
 }
 
 TEST(EvalMetrics, Top1Agreement) {

@@ -17,10 +17,16 @@ namespace glimpse::eval {
 
 namespace {
 
-// Means of every numeric field over a group of rows.
+// Means of every numeric field over a group of rows. Evidence recall is averaged over the
+// rows that have it (null: the sample has no evidence).
 struct Agg {
   MeanStat score, exact, prefix, kl, top1, recall, score_ms, evict_ms, prefill_ms, tps, kv, kv_full;
+  MeanStat evidence, evidence_any;
   void add(const nlohmann::json& r) {
+    if (r.contains("evidence_recall") && r["evidence_recall"].is_number()) {
+      evidence.add(r["evidence_recall"].get<double>());
+      evidence_any.add(r.value("evidence_recall_any_head", 0.0));
+    }
     score.add(r.value("score", 0.0));
     exact.add(r.value("greedy_exact", false) ? 1.0 : 0.0);
     prefix.add(r.value("prefix_fraction", 0.0));
@@ -40,6 +46,12 @@ struct Agg {
 };
 
 std::string f(double x, int prec = 3) { return fmt::format("{:.{}f}", x, prec); }
+// A mean that may have no samples: "n/a" then.
+std::string f_na(const MeanStat& m, int prec = 3) { return m.n ? f(m.mean(), prec) : "n/a"; }
+nlohmann::json j_na(const MeanStat& m) { return m.n ? nlohmann::json(m.mean()) : nlohmann::json(nullptr); }
+double y_na(const MeanStat& m) { return m.n ? m.mean() : std::nan(""); }  // a gap in a plot
+// --data cases have no target length (length 0): their prompts are as long as their text.
+std::string length_label(int64_t len) { return len ? fmt::format("{}", len) : "as given"; }
 
 // Rows aggregated per (task, length, policy, budget) and per (policy, budget).
 struct Groups {
@@ -75,7 +87,8 @@ void write_metrics(RunDir& dir, const Groups& g, const nlohmann::json& config) {
   std::vector<std::vector<std::string>> csv;
   const std::vector<std::string> header = {"task", "length", "policy", "budget", "n", "score",
                                            "greedy_exact", "prefix_fraction", "kl", "top1",
-                                           "recall", "score_ms", "evict_ms", "prefill_ms",
+                                           "recall", "evidence_recall", "evidence_recall_any_head",
+                                           "score_ms", "evict_ms", "prefill_ms",
                                            "decode_tps", "kv_bytes", "kv_bytes_full"};
   for (const auto& [k, a] : g.by_key) {
     const auto& [task, len, pol, b] = k;
@@ -83,12 +96,16 @@ void write_metrics(RunDir& dir, const Groups& g, const nlohmann::json& config) {
                        {"n", a.score.n}, {"score", a.score.mean()}, {"greedy_exact", a.exact.mean()},
                        {"prefix_fraction", a.prefix.mean()}, {"kl", a.kl.mean()},
                        {"top1", a.top1.mean()}, {"recall", a.recall.mean()},
+                       {"evidence_recall", j_na(a.evidence)},
+                       {"evidence_recall_any_head", j_na(a.evidence_any)},
+                       {"n_evidence_samples", a.evidence.n},
                        {"score_ms", a.score_ms.mean()}, {"evict_ms", a.evict_ms.mean()},
                        {"prefill_ms", a.prefill_ms.mean()}, {"decode_tps", a.tps.mean()},
                        {"kv_bytes", a.kv.mean()}, {"kv_bytes_full", a.kv_full.mean()}});
     csv.push_back({task, std::to_string(len), pol, std::to_string(b), std::to_string(a.score.n),
                    f(a.score.mean(), 4), f(a.exact.mean(), 4), f(a.prefix.mean(), 4),
                    f(a.kl.mean(), 5), f(a.top1.mean(), 4), f(a.recall.mean(), 4),
+                   f_na(a.evidence, 4), f_na(a.evidence_any, 4),
                    f(a.score_ms.mean(), 2), f(a.evict_ms.mean(), 2), f(a.prefill_ms.mean(), 1),
                    f(a.tps.mean(), 2), f(a.kv.mean(), 0), f(a.kv_full.mean(), 0)});
   }
@@ -100,7 +117,7 @@ void write_metrics(RunDir& dir, const Groups& g, const nlohmann::json& config) {
 std::string summary_tables(const Groups& g) {
   std::string md;
   std::vector<std::string> h = {"task"};
-  for (int64_t len : g.lengths) h.push_back(fmt::format("{}", len));
+  for (int64_t len : g.lengths) h.push_back(length_label(len));
   std::vector<std::vector<std::string>> full;
   for (const auto& task : g.tasks) {
     std::vector<std::string> row = {task};
@@ -116,6 +133,7 @@ std::string summary_tables(const Groups& g) {
   auto add_row = [&](const std::string& pol, int64_t b, const Agg& a) {
     t.push_back({pol, b ? std::to_string(b) : "full", f(a.score.mean()), f(a.exact.mean()),
                  f(a.prefix.mean()), f(a.kl.mean(), 4), f(a.top1.mean()), f(a.recall.mean()),
+                 f_na(a.evidence), f_na(a.evidence_any),
                  f(a.score_ms.mean(), 1), f(a.evict_ms.mean(), 1), f(a.overhead_pct(), 2) + "%",
                  f(a.kv.mean() / 1048576.0, 2)});
   };
@@ -126,15 +144,20 @@ std::string summary_tables(const Groups& g) {
   md += "## Policies by budget (mean over tasks and lengths)\n\n";
   md += "score: task score (string match; open-ended tasks: word F1 against the full-cache "
         "answer). exact / prefix: greedy answer identical to / common prefix with the "
-        "full-cache answer. KL, top-1: teacher-forced along the full-cache answer. recall: "
-        "share of the oracle's top-C entries per head that were kept.\n\n";
-  md += markdown_table({"policy", "budget", "score", "exact", "prefix", "KL", "top-1", "recall",
-                        "scoring ms", "eviction ms", "overhead vs prefill", "KV MiB"},
+        "full-cache answer. KL, top-1: teacher-forced along the full-cache answer. target "
+        "recall: recall of the training target, the share of the oracle's top-C entries per "
+        "head that were kept (what LookaheadKV is trained to predict). evidence: share of the "
+        "evidence tokens (the facts the answer needs) kept, mean over (layer, KV head); any "
+        "head: share kept by at least one KV head of a layer, mean over layers; n/a where no sample has "
+        "evidence, else the mean over those that do.\n\n";
+  md += markdown_table({"policy", "budget", "score", "exact", "prefix", "KL", "top-1",
+                        "target recall", "evidence", "evidence any head", "scoring ms",
+                        "eviction ms", "overhead vs prefill", "KV MiB"},
                        t) + "\n";
   return md;
 }
 
-// score / recall / KL over budgets and the overhead bar chart, as SVG files.
+// score / target recall / evidence recall / KL over budgets and the overhead bar chart, as SVG files.
 void write_plots(RunDir& dir, const Groups& g) {
   const auto& pb = g.by_policy_budget;
   auto line = [&](const std::string& title, const std::string& ylabel, auto get,
@@ -163,8 +186,13 @@ void write_plots(RunDir& dir, const Groups& g) {
   };
   dir.write_text("score_vs_budget.svg", line("Task score vs budget", "mean score",
                                              [](const Agg& a) { return a.score.mean(); }, 0.0, std::nullopt));
-  dir.write_text("recall_vs_budget.svg", line("Recall of the oracle's top entries vs budget", "recall@budget",
-                                              [](const Agg& a) { return a.recall.mean(); }, 0.0, 1.0));
+  dir.write_text("recall_vs_budget.svg",
+                 line("Recall of the training target (the oracle's top-C entries) vs budget",
+                      "recall of the training target", [](const Agg& a) { return a.recall.mean(); },
+                      0.0, 1.0));
+  dir.write_text("evidence_recall_vs_budget.svg",
+                 line("Evidence recall (needle tokens kept, mean over layers and KV heads) vs budget",
+                      "evidence recall", [](const Agg& a) { return y_na(a.evidence); }, 0.0, 1.0));
   dir.write_text("kl_vs_budget.svg", line("Teacher-forced KL to the full cache vs budget", "KL (nats)",
                                           [](const Agg& a) { return a.kl.mean(); }, 0.0, std::nullopt));
   BarChart c;
@@ -196,7 +224,8 @@ std::string write_report(RunDir& dir, const std::vector<nlohmann::json>& rows,
                     config.value("query_agnostic", false) ? "query-agnostic" : "query-aware");
   md += summary_tables(g);
   write_plots(dir, g);
-  md += "Plots: score_vs_budget.svg, recall_vs_budget.svg, kl_vs_budget.svg, overhead.svg\n";
+  md += "Plots: score_vs_budget.svg, recall_vs_budget.svg (recall of the training target), "
+        "evidence_recall_vs_budget.svg, kl_vs_budget.svg, overhead.svg\n";
   dir.write_text("summary.md", md);
   return md;
 }

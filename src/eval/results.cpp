@@ -64,12 +64,12 @@ std::string RunDir::timestamped(const std::string& base, const std::string& pref
 }
 
 std::string CacheKey::str() const {
-  return fmt::format("{}|{}|{}|{}|{}|{}", task, length, seed, policy, budget, model);
+  return fmt::format("{}|{}|{}|{}|{}|{}|{}", task, length, seed, policy, budget, model, settings);
 }
 
 nlohmann::json CacheKey::to_json() const {
   return {{"task", task}, {"length", length}, {"seed", seed},
-          {"policy", policy}, {"budget", budget}, {"model", model}};
+          {"policy", policy}, {"budget", budget}, {"model", model}, {"settings", settings}};
 }
 
 CacheKey CacheKey::from_json(const nlohmann::json& j) {
@@ -80,6 +80,7 @@ CacheKey CacheKey::from_json(const nlohmann::json& j) {
   k.policy = j.at("policy").get<std::string>();
   k.budget = j.at("budget").get<int64_t>();
   k.model = j.at("model").get<std::string>();
+  k.settings = j.value("settings", std::string());  // absent before settings fingerprints
   return k;
 }
 

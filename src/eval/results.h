@@ -10,8 +10,10 @@
 //   *.svg, *.md        plots and report tables (write_text)
 //
 // Result cache (ResultCache): an append-only JSONL file, one line per finished sample:
-//   {"key": {"task":..,"length":..,"seed":..,"policy":..,"budget":..,"model":..},
-//    "result": {...}}
+//   {"key": {"task":..,"length":..,"seed":..,"policy":..,"budget":..,"model":..,
+//            "settings":..}, "result": {...}}
+// Lines written before keys had "settings" still load (with settings "") but match no key
+// of a current run, so their results are recomputed, not reused.
 // Opening it re-reads every line (a later line for the same key wins). A crash can leave
 // the last line cut short: it is dropped and the file truncated to the last complete line,
 // so the next append starts cleanly. Other malformed lines are skipped and counted.
@@ -58,8 +60,11 @@ struct CacheKey {
   std::string policy;  // e.g. "full", "snapkv"
   int64_t budget = 0;  // KV entries kept per head (0 for the full cache)
   std::string model;   // file_fingerprint() of the model file
+  // settings_fingerprint() (runner.h): the knobs every branch shares and the version of
+  // the eval's semantics; "" in lines of older caches.
+  std::string settings;
 
-  std::string str() const;  // "task|length|seed|policy|budget|model"
+  std::string str() const;  // "task|length|seed|policy|budget|model|settings"
   nlohmann::json to_json() const;
   static CacheKey from_json(const nlohmann::json& j);
 };

@@ -39,7 +39,8 @@ class TempDir {
 };
 
 CacheKey key(const std::string& policy, int64_t budget) {
-  return {"niah_single_noise", 4096, 7, policy, budget, "98362432-00ff00ff00ff00ff"};
+  return {"niah_single_noise", 4096, 7, policy, budget, "98362432-00ff00ff00ff00ff",
+          "v2-0123456789abcdef"};
 }
 
 TEST(EvalResults, RunDirWritesTheLayout) {
@@ -74,7 +75,34 @@ TEST(EvalResults, CacheKeysSeparateEveryField) {
   b = a;
   b.seed = 8;
   EXPECT_NE(a.str(), b.str());
+  b = a;
+  b.settings = "v2-fedcba9876543210";
+  EXPECT_NE(a.str(), b.str());
   EXPECT_EQ(CacheKey::from_json(a.to_json()).str(), a.str());
+}
+
+// A cache written before keys had settings: its lines load, match no current key (so they
+// are recomputed), and stay in the file next to the new ones.
+TEST(EvalResults, OldCacheLinesLoadButDoNotMatch) {
+  TempDir t("old-cache");
+  const std::string file = (t.path() / "cache.jsonl").string();
+  {
+    std::ofstream out(file, std::ios::binary);
+    out << R"({"key": {"task": "niah_single_noise", "length": 4096, "seed": 7, "policy": "snapkv", )"
+           R"("budget": 128, "model": "98362432-00ff00ff00ff00ff"}, "result": {"score": 0.75}})" "\n";
+  }
+  ResultCache c(file);
+  EXPECT_EQ(c.size(), 1u);
+  EXPECT_EQ(c.skipped_lines(), 0u);
+  EXPECT_FALSE(c.contains(key("snapkv", 128)));
+  CacheKey old = key("snapkv", 128);
+  old.settings = "";
+  ASSERT_TRUE(c.find(old).has_value());  // the old line itself is readable
+  EXPECT_EQ((*c.find(old))["score"], 0.75);
+  c.put(key("snapkv", 128), {{"score", 0.5}});
+  ResultCache again(file);
+  EXPECT_EQ(again.size(), 2u);
+  EXPECT_EQ((*again.find(key("snapkv", 128)))["score"], 0.5);
 }
 
 TEST(EvalResults, CacheResumesAndToleratesACutLastLine) {

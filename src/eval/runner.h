@@ -27,6 +27,22 @@ struct EvalSettings {
   bool query_agnostic = false;
 };
 
+// What a cached result means beyond its settings: bump it whenever the rows change meaning
+// or fields (a new metric), a policy's defaults resolve differently, or the engine evicts
+// differently (budget semantics, scoring, protection). Part of every result-cache key
+// through settings_fingerprint, so older results are recomputed instead of reused.
+//   1: keys without a settings fingerprint (before it existed)
+//   2: the fingerprint; evidence recall in every row
+inline constexpr int kEvalSemanticsVersion = 2;
+
+// The settings shared by every branch, as a canonical "name=value ..." string: cfg.base
+// without the per-branch name, budget, ratio and module path (the module file has its own
+// fingerprint in the lookahead key), plus query-agnostic mode. Unset knobs (-1, nullopt)
+// read "default": what a policy's default is belongs to kEvalSemanticsVersion.
+std::string settings_description(const EvalSettings& cfg);
+// "v<kEvalSemanticsVersion>-<16 hex digits of FNV-1a of settings_description>".
+std::string settings_fingerprint(const EvalSettings& cfg);
+
 // One (policy, budget) outcome; budget 0 with policy "none" is the full cache.
 struct BranchResult {
   std::string policy;

@@ -38,7 +38,8 @@ nlohmann::json Sample::to_json() const {
           {"target_tokens", target_tokens},
           {"seed", seed},
           {"prompt_tokens", prompt_tokens},
-          {"meta", meta}};
+          {"meta", meta},
+          {"evidence", evidence}};
 }
 
 Sample Sample::from_json(const nlohmann::json& j) {
@@ -55,6 +56,7 @@ Sample Sample::from_json(const nlohmann::json& j) {
     s.seed = j.at("seed").get<uint64_t>();
     s.prompt_tokens = j.value("prompt_tokens", (int64_t)0);
     s.meta = j.value("meta", nlohmann::json::object());
+    s.evidence = j.value("evidence", std::vector<std::string>());
     return s;
   } catch (const nlohmann::json::exception& e) {
     fail("malformed sample JSON: {}", e.what());

@@ -47,6 +47,9 @@ struct Sample {
   uint64_t seed = 0;
   int64_t prompt_tokens = 0;  // count_tokens(prompt()) when generated
   nlohmann::json meta = nlohmann::json::object();  // task details: needle depths, keys, ...
+  // Facts the answer needs, each a string occurring verbatim in the context (the inserted
+  // needles); empty where the task has none to point at (evidence recall is then n/a).
+  std::vector<std::string> evidence;
 
   std::string prompt() const { return context + "\n\n" + question; }
   nlohmann::json to_json() const;

@@ -34,6 +34,7 @@ Sample gen_kv(std::string_view task, const TaskOptions& opt) {
       "What is the value of the key \"{}\" in the JSON object above? Answer with the value "
       "only.", key);
   proto.meta = {{"key", key}, {"depth", depth}};
+  proto.evidence = {fmt::format("\"{}\": \"{}\"", key, value)};  // the asked entry
 
   auto build = [&](size_t n, size_t m) {
     grow(pair_rng, pairs, n, true);

@@ -10,6 +10,8 @@
 // Needles sit at depths drawn from the seed (spread over the haystack for several).
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "eval/tasks_internal.h"
 #include "eval/words.h"
 #include "util/error.h"
@@ -82,8 +84,12 @@ Sample gen_niah(std::string_view task, const TaskOptions& opt) {
   }
   const std::vector<double> depths = needle_depths(rng, needle_keys.size());
   std::vector<Insert> inserts;
-  for (size_t i = 0; i < needle_keys.size(); ++i)
+  for (size_t i = 0; i < needle_keys.size(); ++i) {
     inserts.push_back({depths[i], needle(needle_keys[i], values[i])});
+    // The needles of the asked keys are the evidence (distractor needles are not).
+    if (std::find(asked.begin(), asked.end(), needle_keys[i]) != asked.end())
+      proto.evidence.push_back(inserts.back().text);
+  }
 
   if (kind == "multivalue") {
     proto.question = fmt::format(

@@ -115,6 +115,34 @@ TEST(EvalTasks, EveryTaskIsDeterministicAndSeedDependent) {
   }
 }
 
+// Evidence: the needles the answer needs, verbatim in the context, once; tasks with nothing
+// to point at (counting tasks, few-shot, open-ended) have none.
+TEST(EvalTasks, EvidenceIsTheNeededNeedlesVerbatim) {
+  const std::map<std::string, size_t> expected = {
+      {"niah_single_noise", 1}, {"niah_single_text", 1}, {"niah_multikey_noise", 1},
+      {"niah_multikey_text", 1}, {"niah_multivalue_noise", 4}, {"niah_multivalue_text", 4},
+      {"niah_multiquery_noise", 4}, {"niah_multiquery_text", 4}, {"vt", 5}, {"kv_retrieval", 1}};
+  for (const TaskInfo& t : all_tasks()) {
+    const Sample s = generate_sample(t.name, fake_opts(1024, 5));
+    const auto it = expected.find(t.name);
+    ASSERT_EQ(s.evidence.size(), it == expected.end() ? 0u : it->second) << t.name;
+    for (const std::string& e : s.evidence) {
+      const size_t at = s.context.find(e);
+      ASSERT_NE(at, std::string::npos) << t.name << ": " << e;
+      EXPECT_EQ(s.context.find(e, at + 1), std::string::npos) << t.name << ": " << e;
+    }
+  }
+  // multikey: the asked needle only, not the distractors; vt: the target chain only.
+  const Sample mk = generate_sample("niah_multikey_noise", fake_opts(1024, 5));
+  EXPECT_NE(mk.evidence[0].find(mk.meta.at("asked_keys")[0].get<std::string>()), std::string::npos);
+  EXPECT_NE(mk.evidence[0].find(mk.answers[0]), std::string::npos);
+  const Sample vt = generate_sample("vt", fake_opts(1024, 5));
+  for (size_t i = 0; i < vt.evidence.size(); ++i)
+    EXPECT_EQ(vt.evidence[i].rfind("VAR " + vt.answers[i] + " = ", 0), 0u) << vt.evidence[i];
+  const Sample kv = generate_sample("kv_retrieval", fake_opts(1024, 5));
+  EXPECT_NE(kv.evidence[0].find(kv.answers[0]), std::string::npos);
+}
+
 TEST(EvalTasks, LengthsHitTheBudgetWithAFakeCounter) {
   for (const TaskInfo& t : all_tasks())
     for (int64_t len : {1024, 2048, 4096, 8192})

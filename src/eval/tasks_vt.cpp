@@ -40,6 +40,7 @@ Sample gen_vt(std::string_view task, const TaskOptions& opt) {
   const std::vector<std::string> values = distinct_numbers(rng, kChains, 5);
 
   std::vector<Insert> inserts;
+  std::vector<std::string> target_statements;  // the evidence: the target chain
   std::vector<std::vector<double>> chain_depths;
   for (int c = 0; c < kChains; ++c) {
     std::vector<double> d(kVarsPerChain);
@@ -49,6 +50,7 @@ Sample gen_vt(std::string_view task, const TaskOptions& opt) {
     for (int i = 0; i < kVarsPerChain; ++i) {
       const std::string rhs = i == 0 ? values[c] : "VAR " + chains[c][i - 1];
       inserts.push_back({d[i], fmt::format("VAR {} = {}.", chains[c][i], rhs)});
+      if (c == 0) target_statements.push_back(inserts.back().text);
     }
   }
   // Inserts at one boundary keep their order: sort by depth, stable, so each chain stays in
@@ -61,6 +63,7 @@ Sample gen_vt(std::string_view task, const TaskOptions& opt) {
   proto.scoring = Scoring::kMatchAll;
   proto.max_new_tokens = 48;
   proto.answers = chains[0];
+  proto.evidence = target_statements;
   proto.question = fmt::format(
       "Find all variables that are assigned the value {} in the text above, directly or "
       "through other variables. Answer with the variable names only, separated by spaces.",

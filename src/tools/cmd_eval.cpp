@@ -1,6 +1,7 @@
-// glimpse eval: RULER-style long-context evaluation of KV policies (docs/eval.md). Each
-// sample is prefilled once; every (policy, budget) branches from that cache. Results are
-// cached per (task, length, seed, policy, budget, model) in OUT/cache.jsonl, so running the
+// glimpse eval: RULER-style long-context evaluation of KV policies (docs/eval.md), on
+// generated tasks or on the user's own cases (--data FILE.jsonl). Each sample is prefilled
+// once; every (policy, budget) branches from that cache. Results are cached per (task,
+// length, seed, policy, budget, model, shared settings) in OUT/cache.jsonl, so running the
 // same command again resumes where it stopped.
 #include <fmt/format.h>
 
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <set>
 
+#include "eval/data_file.h"
 #include "eval/presets.h"
 #include "eval/report.h"
 #include "eval/results.h"
@@ -34,6 +36,8 @@ Preset preset(const std::string& name) { return eval::eval_preset(name); }
 struct EvalPlan {
   EngineParams engine;
   std::string preset_name = "quick", out_dir, corpus_name = "default", command = "glimpse eval";
+  std::string data_path;                // --data: the user's cases instead of generated tasks
+  std::vector<std::string> grid_flags;  // flags of the generated grid that were given
   std::vector<std::string> tasks, policies = {"none", "streaming", "h2o", "snapkv", "pyramidkv", "adakv", "lookahead", "oracle"};
   std::vector<int> lengths, budgets = {32, 64, 128, 256, 512};
   int seeds = -1, seed0 = eval::kDefaultEvalSeed0;
@@ -48,18 +52,32 @@ bool parse_eval_args(int argc, char** argv, int first, EvalPlan& plan) {
   ArgParser ap("eval", "Evaluate KV policies on RULER-style long-context tasks.");
   add_model_args(ap, plan.engine);
   ap.add({"--preset"}, "NAME", "tiny | quick (about 10 minutes on 2 cores) | heldout | full (default: quick)",
-         [&](const std::string& v) { plan.preset_name = v; preset(v); });
+         [&](const std::string& v) {
+           plan.preset_name = v;
+           preset(v);
+           plan.grid_flags.push_back("--preset");
+         });
   ap.add({"--tasks"}, "LIST", "comma-separated tasks (default: the preset's)",
          [&](const std::string& v) {
            plan.tasks = split_list(v);
            for (const auto& t : plan.tasks) eval::task_info(t);
+           plan.grid_flags.push_back("--tasks");
          });
   ap.add({"--lengths"}, "LIST", "prompt lengths in tokens (default: the preset's)",
-         [&](const std::string& v) { plan.lengths = parse_int_list("--lengths", v); });
+         [&](const std::string& v) {
+           plan.lengths = parse_int_list("--lengths", v);
+           plan.grid_flags.push_back("--lengths");
+         });
   ap.add({"--seeds"}, "N", "samples per task and length (default: the preset's)",
-         [&](const std::string& v) { plan.seeds = parse_int("--seeds", v, 1, 100000); });
+         [&](const std::string& v) {
+           plan.seeds = parse_int("--seeds", v, 1, 100000);
+           plan.grid_flags.push_back("--seeds");
+         });
   ap.add({"--seed0"}, "N", "first sample seed (default: 1000; training uses other seeds)",
-         [&](const std::string& v) { plan.seed0 = parse_int("--seed0", v, 0, 1 << 30); });
+         [&](const std::string& v) {
+           plan.seed0 = parse_int("--seed0", v, 0, 1 << 30);
+           plan.grid_flags.push_back("--seed0");
+         });
   ap.add({"--policies"}, "LIST", "KV policies (default: none,streaming,h2o,snapkv,pyramidkv,adakv,lookahead,oracle)",
          [&](const std::string& v) {
            plan.policies = split_list(v);
@@ -70,17 +88,29 @@ bool parse_eval_args(int argc, char** argv, int first, EvalPlan& plan) {
   ap.add({"-o", "--out"}, "DIR", "run directory (default: runs/eval-PRESET); reused to resume",
          [&](const std::string& v) { plan.out_dir = v; });
   ap.add({"--corpus"}, "NAME", "evaluation-side text: default (handbook+reference), handbook or reference",
-         [&](const std::string& v) { plan.corpus_name = v; });
+         [&](const std::string& v) {
+           plan.corpus_name = v;
+           plan.grid_flags.push_back("--corpus");
+         });
+  ap.add({"--data"}, "FILE", "your own cases, one JSON object per line (docs/eval.md); "
+         "replaces the generated tasks", [&](const std::string& v) { plan.data_path = v; });
   ap.flag({"--report-only"}, "rebuild the report from OUT/cache.jsonl without running",
           [&] { plan.report_only = true; });
   add_kv_args(ap, plan.kv);
   if (!ap.parse(argc, argv, first)) return false;
   validate_policy_settings(plan.kv);
+  if (!plan.data_path.empty() && !plan.grid_flags.empty())
+    fail("--data replaces the generated tasks: drop {}", plan.grid_flags.front());
 
-  const Preset pr = preset(plan.preset_name);
-  if (plan.tasks.empty()) plan.tasks = pr.tasks;
-  if (plan.lengths.empty()) plan.lengths = pr.lengths;
-  if (plan.seeds < 0) plan.seeds = pr.seeds;
+  if (plan.data_path.empty()) {
+    const Preset pr = preset(plan.preset_name);
+    if (plan.tasks.empty()) plan.tasks = pr.tasks;
+    if (plan.lengths.empty()) plan.lengths = pr.lengths;
+    if (plan.seeds < 0) plan.seeds = pr.seeds;
+  } else {
+    plan.preset_name = "data";
+    plan.seeds = 0;
+  }
   plan.es.query_agnostic = plan.kv.query_agnostic;
   if (plan.out_dir.empty())
     plan.out_dir = "runs/eval-" + plan.preset_name + (plan.es.query_agnostic ? "-agnostic" : "");
@@ -88,15 +118,19 @@ bool parse_eval_args(int argc, char** argv, int first, EvalPlan& plan) {
   for (int b : plan.budgets) plan.es.budgets.push_back(b);
   plan.es.base = plan.kv;
   for (int i = first; i < argc; ++i) plan.command += std::string(" ") + argv[i];
-  if (plan.engine.context.n_ctx == 0)
+  // Generated tasks know their lengths; --data cases are as long as their text (n_ctx 0:
+  // the model's own context, allocated as it fills).
+  if (plan.engine.context.n_ctx == 0 && plan.data_path.empty())
     plan.engine.context.n_ctx = *std::max_element(plan.lengths.begin(), plan.lengths.end()) + 64;
   return true;
 }
 
+// One sample to run: generated from (task, length, seed), or a --data case (given).
 struct Job {
   std::string task;
   int length;
   uint64_t seed;
+  const eval::Sample* given = nullptr;
 };
 
 // The (policy, budget) branches of one sample, the full cache first.
@@ -119,7 +153,7 @@ void run_jobs(Context& ctx, const EvalPlan& plan, const std::vector<Job>& jobs,
   };
   ProgressBar bar((int64_t)jobs.size(), "eval");
   for (const Job& j : jobs) {
-    bar.set_status(fmt::format("{} {} #{}", j.task, j.length, j.seed));
+    bar.set_status(j.given ? j.given->id : fmt::format("{} {} #{}", j.task, j.length, j.seed));
     auto done = [&](const std::string& pol, int64_t b) { return cache.contains(key(j, pol, b)); };
     eval::TaskOptions opt;
     opt.target_tokens = j.length;
@@ -130,13 +164,35 @@ void run_jobs(Context& ctx, const EvalPlan& plan, const std::vector<Job>& jobs,
     bool all_done = true;
     for (const auto& [p, b] : branches_of(plan)) all_done = all_done && done(p, b);
     if (!all_done) {
-      const eval::Sample sample = eval::generate_sample(j.task, opt);
+      const eval::Sample sample = j.given ? *j.given : eval::generate_sample(j.task, opt);
       for (const auto& r : eval::run_sample(ctx, sample, plan.es, done))
         cache.put(key(j, r.policy, r.budget), r.row);
     }
     bar.add(1);
   }
   bar.finish();
+}
+
+// The --data cases, each checked to fit the context with its answer (errors name the line).
+std::vector<eval::Sample> load_cases(const Context& ctx, const std::string& path) {
+  std::vector<eval::Sample> cases = eval::load_data_file(path);
+  for (eval::Sample& s : cases) {
+    s.prompt_tokens = (int64_t)ctx.engine().tokenize_prompt(s.context, s.question, "", true).tokens.size();
+    const int64_t need = s.prompt_tokens + s.max_new_tokens + 1;
+    if (need > ctx.n_ctx())
+      fail("{}:{}: case '{}' needs {} positions ({} prompt tokens, {} new), more than the "
+           "context size {}; raise -c or shorten it", path, s.meta.value("line", 0), s.id, need,
+           s.prompt_tokens, s.max_new_tokens, ctx.n_ctx());
+  }
+  return cases;
+}
+
+// Identity of the model for cache keys: the file, and the KV cache types when not f16
+// (results with -ctk/-ctv are cached under their own key).
+std::string model_fingerprint(const Engine& engine, const ContextParams& cp) {
+  const bool f16_kv = cp.type_k == KvType::F16 && cp.type_v == KvType::F16;
+  return eval::file_fingerprint(engine.model_path()) +
+         (f16_kv ? "" : fmt::format("/k-{}/v-{}", kv_type_name(cp.type_k), kv_type_name(cp.type_v)));
 }
 
 }  // namespace
@@ -148,11 +204,9 @@ int cmd_eval(int argc, char** argv, int first) {
   Context ctx(engine);
   const std::string model_path = engine->model_path();
   const ContextParams& cp = plan.engine.context;
-  // Results with a non-default KV cache type (-ctk/-ctv) are cached under their own key.
-  const bool f16_kv = cp.type_k == KvType::F16 && cp.type_v == KvType::F16;
-  const std::string fp = eval::file_fingerprint(model_path) +
-                         (f16_kv ? "" : fmt::format("/k-{}/v-{}", kv_type_name(cp.type_k),
-                                                    kv_type_name(cp.type_v)));
+  const std::string fp = model_fingerprint(*engine, cp);
+  std::vector<eval::Sample> cases;
+  if (!plan.data_path.empty()) cases = load_cases(ctx, plan.data_path);
   eval::RunDir dir(plan.out_dir);
   eval::ResultCache cache(dir.path("cache.jsonl"));
 
@@ -168,6 +222,7 @@ int cmd_eval(int argc, char** argv, int first) {
   for (const auto& t : plan.tasks)
     for (int len : plan.lengths)
       for (int k = 0; k < plan.seeds; ++k) jobs.push_back({t, len, (uint64_t)(plan.seed0 + k)});
+  for (const eval::Sample& s : cases) jobs.push_back({s.task, 0, s.seed, &s});
 
   nlohmann::json config = {{"command", plan.command}, {"model", model_path}, {"model_fingerprint", fp},
                            {"preset", plan.preset_name}, {"tasks", plan.tasks}, {"lengths", plan.lengths},
@@ -175,7 +230,10 @@ int cmd_eval(int argc, char** argv, int first) {
                            {"budgets", plan.budgets}, {"query_agnostic", plan.es.query_agnostic},
                            {"threads", engine->n_threads()}, {"n_samples", jobs.size()},
                            {"type_k", kv_type_name(cp.type_k)}, {"type_v", kv_type_name(cp.type_v)},
-                           {"corpus", corpus ? corpus->describe() : std::string("none")}};
+                           {"corpus", corpus ? corpus->describe() : std::string("none")},
+                           {"settings", eval::settings_description(plan.es)},
+                           {"settings_fingerprint", eval::settings_fingerprint(plan.es)}};
+  if (!plan.data_path.empty()) config.update({{"data", plan.data_path}, {"n_ctx", ctx.n_ctx()}});
   // A lookahead result also depends on the module file: its identity joins the model's, so a
   // retrained module is evaluated afresh instead of read back from the cache.
   std::string lookahead_fp;
@@ -188,10 +246,12 @@ int cmd_eval(int argc, char** argv, int first) {
   }
   // Natural-text samples depend on the corpus (the split changed them): its name joins the key.
   const std::string corpus_tag = corpus ? "+corpus:" + corpus->name() : "";
+  const std::string settings_fp = eval::settings_fingerprint(plan.es);
   auto key = [&](const Job& j, const std::string& pol, int64_t b) {
+    const bool text_task = !j.given && eval::task_info(j.task).needs_corpus;
     return eval::CacheKey{j.task, j.length, j.seed, pol + (plan.es.query_agnostic ? "/qa" : ""), b,
-                          (pol == "lookahead" ? lookahead_fp : fp) +
-                              (eval::task_info(j.task).needs_corpus ? corpus_tag : "")};
+                          (pol == "lookahead" ? lookahead_fp : fp) + (text_task ? corpus_tag : ""),
+                          settings_fp};
   };
   dir.write_config(config);
   if (!plan.report_only) run_jobs(ctx, plan, jobs, corpus ? &*corpus : nullptr, cache, key);
