@@ -214,9 +214,9 @@ def f32_level(a, model, ref, level, prompt_ids):
 def check_f32(a):
     """Tight parity on the F32 copy of the model, once per ISA level."""
     os.makedirs(a.work, exist_ok=True)
+    t0, cpu0 = time.monotonic(), child_cpu()
     model = f32_model(a)
     ref = os.path.join(a.work, "llama-ref")
-    t0, cpu0 = time.monotonic(), child_cpu()
     _, n_prompts = ensure_reference(model, ref, a.threads, ("--kv-f32", "--no-alt"))
     print(f"F32 model and llama.cpp reference: {time.monotonic() - t0:.0f} s "
           f"(CPU {child_cpu() - cpu0:.0f} s)", flush=True)
