@@ -10,6 +10,16 @@ add_test(NAME parity_llama_cpp
           --glimpse $<TARGET_FILE:glimpse> --work ${CMAKE_BINARY_DIR}/parity)
 set_tests_properties(parity_llama_cpp PROPERTIES LABELS e2e TIMEOUT 1500)
 
+# Tight parity on an all-F32 copy of the default model (made under parity-f32/ at test time,
+# scripts/make-f32-model.py) with f32 KV caches, at every ISA level the CPU has: top-1 >= 0.999,
+# mean KL <= 1e-5, every 64-token greedy continuation identical. The scalar level runs the
+# four shorter prompts only (1,599 of the 3,678 tokens: it is ~6x slower than AVX2).
+add_test(NAME parity_llama_cpp_f32
+  COMMAND ${GLIMPSE_VENV_PYTHON} ${CMAKE_SOURCE_DIR}/tests/parity/check_parity.py --f32
+          --glimpse $<TARGET_FILE:glimpse> --work ${CMAKE_BINARY_DIR}/parity-f32
+          --scalar-prompts 1,2,3,4)
+set_tests_properties(parity_llama_cpp_f32 PROPERTIES LABELS e2e TIMEOUT 1500)
+
 # The whole-model unit tests again with every kernel lowered to AVX2 (GLIMPSE_ISA, ops/isa.h):
 # the int8 vpmaddubsw kernels and Highway's AVX2 target instead of AVX-512 (on CPUs without
 # AVX-512 this is the default level again).

@@ -86,15 +86,22 @@ HWY_INLINE void DotTile(const float* w, const float* x, int64_t K, float* y, int
   const hn::ScalableTag<float> df;
   const int64_t N = (int64_t)hn::Lanes(df);
   using V = hn::Vec<decltype(df)>;
+  // The r / t loops are unrolled so that the accumulators live in registers (GCC at -O2 keeps
+  // them in a stack array otherwise: a store and a load around every MulAdd).
   V acc[NR][NT];
+#pragma GCC unroll 4
   for (int r = 0; r < NR; ++r)
+#pragma GCC unroll 4
     for (int t = 0; t < NT; ++t) acc[r][t] = hn::Zero(df);
   int64_t k = 0;
   for (; k + N <= K; k += N) {
     V xv[NT];
+#pragma GCC unroll 4
     for (int t = 0; t < NT; ++t) xv[t] = hn::LoadU(df, x + t * K + k);
+#pragma GCC unroll 4
     for (int r = 0; r < NR; ++r) {
       const V wv = hn::LoadU(df, w + r * K + k);
+#pragma GCC unroll 4
       for (int t = 0; t < NT; ++t) acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
     }
   }
@@ -107,15 +114,29 @@ HWY_INLINE void DotTile(const float* w, const float* x, int64_t K, float* y, int
   }
 }
 
+// Activation rows per tile: NR x kTileT accumulators plus kTileT activation vectors and one
+// weight vector fit the register file (32 vector registers with AVX-512, 16 below: 4 x 3
+// there, 4 x 4 = 16 accumulators would spill). Each output is the same chain of MulAdds over K
+// whatever the tile, so the tile shape does not change any result.
+#if HWY_TARGET <= HWY_AVX3
+constexpr int kTileT = 4;
+#else
+constexpr int kTileT = 3;
+#endif
+
 template <int NR>
 HWY_INLINE void DotRows(const float* w, const float* x, int64_t T, int64_t K, float* y,
                         int64_t ldy) {
   int64_t t = 0;
-  for (; t + 4 <= T; t += 4) DotTile<NR, 4>(w, x + t * K, K, y + t * ldy, ldy);
+  for (; t + kTileT <= T; t += kTileT) DotTile<NR, kTileT>(w, x + t * K, K, y + t * ldy, ldy);
   for (; t < T; ++t) DotTile<NR, 1>(w, x + t * K, K, y + t * ldy, ldy);
 }
 
 constexpr int64_t kPanelRows = 16;
+// Activation rows multiplied with a panel at a time, so that they stay in cache while the
+// panel's row groups pass over them ([kTokenBlock][K] f32: 36 KB at K = 576, 96 KB at 1536)
+// instead of streaming all T rows once per group of 4 weight rows.
+constexpr int64_t kTokenBlock = 8 * kTileT;
 
 // Decode (T = 1) dot products straight from Q4_0/Q4_1/Q8_0 blocks. Bit-identical to
 // DequantRow followed by DotTile<., 1>: the same weight values (same MulAdd/Mul), the same
@@ -179,18 +200,22 @@ void MatmulRows(const WeightView& w, const float* x, int64_t T, float* y, int64_
       return;
     }
   }
+  // f32 weights are multiplied in place (rows of stride K); others are dequantized per panel.
+  const bool in_place = w.type == GgmlType::F32;
   for (int64_t p = r0; p < r1; p += kPanelRows) {
     const int64_t nr = std::min(kPanelRows, r1 - p);
-    for (int64_t r = 0; r < nr; ++r) {
-      if (w.type == GgmlType::F32) {
-        std::copy_n(reinterpret_cast<const float*>(w.row(p + r)), K, scratch + r * K);
-      } else {
-        DequantRow(w.type, w.row(p + r), scratch + r * K, K);
-      }
+    const float* panel = in_place ? reinterpret_cast<const float*>(w.row(p)) : scratch;
+    if (!in_place) {
+      for (int64_t r = 0; r < nr; ++r) DequantRow(w.type, w.row(p + r), scratch + r * K, K);
     }
-    int64_t r = 0;
-    for (; r + 4 <= nr; r += 4) DotRows<4>(scratch + r * K, x, T, K, y + p + r, w.rows);
-    for (; r < nr; ++r) DotRows<1>(scratch + r * K, x, T, K, y + p + r, w.rows);
+    for (int64_t t0 = 0; t0 < T; t0 += kTokenBlock) {
+      const int64_t nt = std::min(kTokenBlock, T - t0);
+      const float* xb = x + t0 * K;
+      float* yb = y + t0 * w.rows + p;
+      int64_t r = 0;
+      for (; r + 4 <= nr; r += 4) DotRows<4>(panel + r * K, xb, nt, K, yb + r, w.rows);
+      for (; r < nr; ++r) DotRows<1>(panel + r * K, xb, nt, K, yb + r, w.rows);
+    }
   }
 }
 

@@ -399,6 +399,39 @@ TEST(Matmul, PanelKernelOnRowSubrange) {
     }
 }
 
+// At every ISA level a batch of T activation rows gives each row the bits it gets alone
+// (T = 1, for Q4_1 the fused decode path): every output is one MulAdd chain over K whatever
+// the tile (4 x 4 or 4 x 3 rows), token block or panel it falls in. The shapes straddle all
+// three (T = 53, 37 rows) and, for f32 / f16, leave a scalar tail in K (100 columns). Q4_1 at
+// levels with int8 kernels is left to MatmulInt8.
+TEST(Matmul, BatchRowsMatchSingleRowsAtEveryIsaLevel) {
+  std::mt19937 rng(11);
+  for (IsaLevel level : available_isa_levels()) {
+    const IsaLevelScope scope(level);
+    for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::Q4_1}) {
+      if (t == GgmlType::Q4_1 && level >= IsaLevel::kAvx2) continue;
+      SCOPED_TRACE(testing::Message() << isa_level_name(level) << " " << ggml_type_name(t));
+      const int64_t rows = 37, T = 53, cols = t == GgmlType::Q4_1 ? 96 : 100;
+      const auto wdata = random_weights(t, rows, cols, rng);
+      const WeightView w = make_weight_view(t, wdata.data(), rows, cols);
+      std::vector<float> x(T * cols);
+      for (auto& v : x) v = uni(rng);
+      std::vector<float> y(T * rows, NAN), y1(rows, NAN), yref(T * rows);
+      matmul(w, x.data(), T, y.data(), pools().two);
+      matmul_ref(w, x.data(), T, yref.data());
+      for (int64_t i = 0; i < T; ++i) {
+        matmul(w, x.data() + i * cols, 1, y1.data(), pools().one);
+        for (int64_t r = 0; r < rows; ++r) {
+          const float got = y[i * rows + r];
+          ASSERT_EQ(std::memcmp(&got, &y1[r], 4), 0) << "token " << i << " row " << r;
+          if (t != GgmlType::Q4_1)
+            EXPECT_NEAR(got, yref[i * rows + r], 1e-4f * (1 + std::fabs(got)));
+        }
+      }
+    }
+  }
+}
+
 TEST(Matmul, WeightRowAndViewChecks) {
   std::mt19937 rng(7);
   const auto wdata = random_weights(GgmlType::Q4_K, 3, 256, rng);

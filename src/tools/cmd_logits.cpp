@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ops/isa.h"
 #include "runtime/context.h"
 #include "tools/commands.h"
 #include "util/error.h"
@@ -33,6 +34,8 @@ int cmd_logits(int argc, char** argv, int first) {
     fail("{}: not a JSON array of token ids ({})", tokens_path, e.what());
   }
   Context s(Engine::load(sp));
+  // The level the kernels run at (GLIMPSE_ISA may lower it): tests/parity checks it.
+  std::fprintf(stderr, "glimpse logits: isa = %s\n", isa_level_name(isa_level()));
   std::FILE* out = nullptr;
   if (!out_path.empty()) {
     out = std::fopen(out_path.c_str(), "wb");

@@ -11,6 +11,9 @@ For each prompt of prompts.py writes into OUT/:
   promptI.alt-*.greedy.json  their greedy continuations
 and eog.json with the end-of-generation token ids. The two alternative runs measure how far
 llama.cpp moves under its own rounding choices: the noise floor that parity is judged against.
+
+--kv-f32 runs the main pass with an f32 KV cache (flash attention off, as always), the
+configuration of the F32 parity test; --no-alt skips the two alternative runs.
 """
 import argparse
 import json
@@ -40,10 +43,14 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--greedy", type=int, default=64)
+    ap.add_argument("--kv-f32", action="store_true", help="f32 KV cache (GGML_TYPE_F32 = 0)")
+    ap.add_argument("--no-alt", action="store_true", help="skip the alt-fa / alt-kv32 runs")
     a = ap.parse_args()
+    kv = dict(type_k=0, type_v=0) if a.kv_f32 else {}
     os.makedirs(a.out, exist_ok=True)
     llm = llama_cpp.Llama(model_path=a.model, n_ctx=8192, n_batch=512, n_threads=a.threads,
-                          n_threads_batch=a.threads, logits_all=True, verbose=False)
+                          n_threads_batch=a.threads, logits_all=True, verbose=False,
+                          flash_attn=False, **kv)
     template = llm.metadata["tokenizer.chat_template"]
     vocab = llama_cpp.llama_model_get_vocab(llm.model)
     n_vocab = llm.n_vocab()
@@ -62,6 +69,8 @@ def main():
         json.dump(greedy(llm, a.greedy), open(f"{a.out}/prompt{i}.greedy.json", "w"))
         print(f"prompt{i}: {len(toks)} tokens", file=sys.stderr)
     del llm
+    if a.no_alt:
+        return
     for tag, kw in (("alt-fa", dict(flash_attn=True)), ("alt-kv32", dict(type_k=0, type_v=0))):
         alt = llama_cpp.Llama(model_path=a.model, n_ctx=8192, n_batch=512, n_threads=a.threads,
                               n_threads_batch=a.threads, logits_all=True, verbose=False, **kw)
