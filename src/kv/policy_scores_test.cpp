@@ -238,6 +238,48 @@ TEST_F(PolicyScores, KnormIsMinusTheKeyNorm) {
       }
 }
 
+// Rows [0, n) of a head's keys or values in double.
+std::vector<double> head_rows(const KvCache& cache, int l, int h, int64_t n, bool keys) {
+  const int d = cache.head_dim();
+  std::vector<float> f((size_t)n * d);
+  const KvHead& hd = cache.head(l, h);
+  kv_rows_to_f32(keys ? cache.type_k() : cache.type_v(), keys ? hd.k.data() : hd.v.data(), n, d,
+                 f.data());
+  return std::vector<double>(f.begin(), f.end());
+}
+
+TEST_F(PolicyScores, KeyDiffIsMinusTheCosineToTheMeanUnitKey) {
+  const int64_t N = 45;
+  const auto prompt = testing::tiny_tokens(N, 64, 27);
+  KvCache cache = KvCache::for_model(model_->config(), 256);
+  QueryCapture cap(model_->config().n_layer);
+  std::vector<float> logits;
+  KvPolicySettings s;
+  s.name = "keydiff";
+  s.budget = 12;
+  const KvScores got = policy_scores(s, prompt, cache, cap, logits);
+  const int d = cache.head_dim();
+  KvScores want(cache.n_layer(), cache.n_kv_head(), N);
+  for (int l = 0; l < cache.n_layer(); ++l)
+    for (int h = 0; h < cache.n_kv_head(); ++h) {
+      const std::vector<double> k = head_rows(cache, l, h, N, true);
+      auto norm = [&](const double* x) {
+        double ss = 0;
+        for (int c = 0; c < d; ++c) ss += x[c] * x[c];
+        return std::sqrt(ss);
+      };
+      std::vector<double> anchor(d, 0.0);
+      for (int64_t j = 0; j < N; ++j)
+        for (int c = 0; c < d; ++c) anchor[c] += k[j * d + c] / norm(&k[j * d]) / (double)N;
+      for (int64_t j = 0; j < N; ++j) {
+        double dot = 0;
+        for (int c = 0; c < d; ++c) dot += k[j * d + c] * anchor[c];
+        want.at(l, h)[j] = (float)(-dot / (norm(&k[j * d]) * norm(anchor.data())));
+      }
+    }
+  expect_close(got, want);
+}
+
 TEST(AttentionScoresKernel, MatchesTheReferenceForSumAndMax) {
   for (IsaLevel level : available_isa_levels()) {  // every level this CPU runs
     const IsaLevelScope scope(level);
