@@ -17,6 +17,7 @@ std::unique_ptr<KvPolicy> make_knorm_policy();
 std::unique_ptr<KvPolicy> make_random_policy();
 std::unique_ptr<KvPolicy> make_oracle_policy();
 std::unique_ptr<KvPolicy> make_laq_policy();
+std::unique_ptr<KvPolicy> make_pseudoquery_policy();
 std::unique_ptr<KvPolicy> make_keydiff_policy();
 
 namespace {
@@ -37,6 +38,7 @@ std::vector<PolicyInfo>& table() {
       {"tova", make_tova_policy},
       {"knorm", make_knorm_policy},
       {"keydiff", make_keydiff_policy},
+      {"pseudoquery", make_pseudoquery_policy},
       {"random", make_random_policy},
       {"oracle", make_oracle_policy, /*generates=*/true, false, /*answer_attention_scores=*/true},
       {"laq", make_laq_policy, /*generates=*/true, /*budget_dependent_scores=*/true},

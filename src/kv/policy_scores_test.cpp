@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <random>
+#include <utility>
 
 #include "kv/attention_scores.h"
 #include "kv/policy.h"
@@ -13,6 +14,7 @@
 #include "model/model.h"
 #include "model/tiny_model_test_util.h"
 #include "ops/isa.h"
+#include "ops/rope.h"
 #include "runtime/test_request_util.h"
 #include "util/thread_pool.h"
 
@@ -61,10 +63,16 @@ class PolicyScores : public ::testing::Test {
   // Attention probabilities of query row (layer l, token t, head qh) over keys [0, n_vis).
   std::vector<double> probs(const KvCache& cache, const std::vector<float>& q_layer, int l,
                             int64_t t, int qh, int64_t n_vis) const {
+    const int d = model_->config().head_dim;
+    const float* q = q_layer.data() + ((size_t)t * model_->config().n_head + qh) * d;
+    return probs_of(cache, std::vector<double>(q, q + d), l, qh, n_vis);
+  }
+  // The same for any query q [head_dim] of query head qh in layer l.
+  std::vector<double> probs_of(const KvCache& cache, const std::vector<double>& q, int l, int qh,
+                               int64_t n_vis) const {
     const ModelConfig& c = model_->config();
     const int d = c.head_dim, G = c.n_head / c.n_kv_head;
     const KvHead& hd = cache.head(l, qh / G);
-    const float* q = q_layer.data() + ((size_t)t * c.n_head + qh) * d;
     std::vector<float> keys((size_t)n_vis * d);
     kv_rows_to_f32(cache.type_k(), hd.k.data(), n_vis, d, keys.data());
     std::vector<double> p(n_vis);
@@ -238,6 +246,25 @@ TEST_F(PolicyScores, KnormIsMinusTheKeyNorm) {
       }
 }
 
+// RoPE written from its definition in double (angles not accumulated): pair i of a head
+// turns by freq_scale * pos * base^(-2i/n_rot) / factor_i.
+std::pair<int, int> rope_pair(const RopeParams& p, int i) {
+  return p.style == RopeStyle::Norm ? std::pair{2 * i, 2 * i + 1} : std::pair{i, i + p.n_rot / 2};
+}
+double rope_angle(const RopeParams& p, int i, double pos) {
+  const double ff = p.freq_factors ? p.freq_factors[i] : 1.0;
+  return p.freq_scale * pos * std::pow((double)p.freq_base, -2.0 * i / p.n_rot) / ff;
+}
+void rotate_ref(const RopeParams& p, double pos, double* x) {
+  for (int i = 0; i < p.n_rot / 2; ++i) {
+    const auto [a, b] = rope_pair(p, i);
+    const double c = std::cos(rope_angle(p, i, pos)), s = std::sin(rope_angle(p, i, pos));
+    const double x0 = x[a], x1 = x[b];
+    x[a] = x0 * c - x1 * s;
+    x[b] = x0 * s + x1 * c;
+  }
+}
+
 // Rows [0, n) of a head's keys or values in double.
 std::vector<double> head_rows(const KvCache& cache, int l, int h, int64_t n, bool keys) {
   const int d = cache.head_dim();
@@ -246,6 +273,36 @@ std::vector<double> head_rows(const KvCache& cache, int l, int h, int64_t n, boo
   kv_rows_to_f32(keys ? cache.type_k() : cache.type_v(), keys ? hd.k.data() : hd.v.data(), n, d,
                  f.data());
   return std::vector<double>(f.begin(), f.end());
+}
+
+TEST_F(PolicyScores, PseudoQueryMovesTheLastQueriesToTheFutureAndAveragesTheirAttention) {
+  for (const int64_t N : {75, 20}) {  // 20: fewer prompt queries than 32, all are used
+    SCOPED_TRACE(N);
+    const auto prompt = testing::tiny_tokens(N, 64, 26);
+    KvCache cache = KvCache::for_model(model_->config(), 256);
+    QueryCapture cap(model_->config().n_layer);
+    std::vector<float> logits;
+    KvPolicySettings s;
+    s.name = "pseudoquery";
+    s.budget = 10;
+    const KvScores got = policy_scores(s, prompt, cache, cap, logits);
+    const ModelConfig& c = model_->config();
+    const int d = c.head_dim;
+    const int64_t R = std::min<int64_t>(32, N);
+    std::vector<Rows> rows(c.n_layer, Rows(c.n_head, std::vector<double>(N, 0.0)));
+    for (int l = 0; l < c.n_layer; ++l)
+      for (int qh = 0; qh < c.n_head; ++qh)
+        for (int64_t i = 0; i < R; ++i) {
+          const int64_t t = N - R + i;  // prompt row (= its position)
+          const float* qf = cap.q[l].data() + ((size_t)t * c.n_head + qh) * d;
+          std::vector<double> q(qf, qf + d);
+          rotate_ref(c.rope, -(double)t, q.data());      // back to pre-RoPE
+          rotate_ref(c.rope, (double)(N + i), q.data());  // to lookahead row i's position
+          const auto p = probs_of(cache, q, l, qh, N);
+          for (int64_t j = 0; j < N; ++j) rows[l][qh][j] += p[j] / (double)R;
+        }
+    expect_close(got, reduce(rows, 1));
+  }
 }
 
 TEST_F(PolicyScores, KeyDiffIsMinusTheCosineToTheMeanUnitKey) {
