@@ -82,7 +82,7 @@ TEST_F(EvictionTest, UniformBudgetIsMetExactlyAndProtectedEntriesSurvive) {
   const int64_t N = 120, C = 40;
   const auto prompt = testing::tiny_tokens(N, 64, 11);
   for (const char* name : {"streaming", "snapkv", "h2o", "tova", "knorm", "random", "oracle", "laq",
-                           "keydiff", "pseudoquery"}) {
+                           "keydiff", "expected_attention", "pseudoquery"}) {
     SCOPED_TRACE(name);
     KvCache cache(1, 1, 1, 1);
     KvCompressReport rep;
@@ -212,7 +212,7 @@ TEST_F(EvictionTest, EvictionReleasesMemory) {
 
 TEST_F(EvictionTest, QueryAgnosticPrefillsTheQuestionAfterCompression) {
   const int64_t N = 100, Q = 12, C = 30;
-  for (const char* name : {"snapkv", "keydiff", "pseudoquery"}) {
+  for (const char* name : {"snapkv", "keydiff", "expected_attention", "pseudoquery"}) {
     SCOPED_TRACE(name);
     KvCache cache(1, 1, 1, 1);
     KvCompressReport rep;

@@ -337,6 +337,103 @@ TEST_F(PolicyScores, KeyDiffIsMinusTheCosineToTheMeanUnitKey) {
   expect_close(got, want);
 }
 
+// ExpectedAttention from its definition: two-pass moments of the pre-RoPE queries at
+// positions S..N-1, the average rotation as an explicit d x d matrix, softmax of the
+// expected logits over keys S..N-1, times ||v||, group mean, sinks at the layer's max + 1.
+KvScores expected_attention_ref(const ModelConfig& c, const KvCache& cache, const QueryCapture& cap,
+                                const KvPolicySettings& s, int64_t N, int64_t S) {
+  const int d = c.head_dim, G = c.n_head / c.n_kv_head;
+  std::vector<double> rbar((size_t)d * d, 0.0);  // mean over the F future positions
+  for (int a = 0; a < d; ++a) rbar[(size_t)a * d + a] = 1.0;
+  for (int i = 0; i < c.rope.n_rot / 2; ++i) {
+    const auto [a, b] = rope_pair(c.rope, i);
+    double cm = 0, sm = 0;
+    for (int t = 0; t < s.ea_future; ++t) {
+      cm += std::cos(rope_angle(c.rope, i, (double)(N + t))) / s.ea_future;
+      sm += std::sin(rope_angle(c.rope, i, (double)(N + t))) / s.ea_future;
+    }
+    rbar[(size_t)a * d + a] = rbar[(size_t)b * d + b] = cm;
+    rbar[(size_t)a * d + b] = -sm;
+    rbar[(size_t)b * d + a] = sm;
+  }
+  KvScores out(c.n_layer, c.n_kv_head, N);
+  for (int l = 0; l < c.n_layer; ++l) {
+    for (int qh = 0; qh < c.n_head; ++qh) {
+      std::vector<std::vector<double>> q;  // pre-RoPE queries of positions S..N-1
+      for (int64_t t = S; t < N; ++t) {
+        const float* qf = cap.q[l].data() + ((size_t)t * c.n_head + qh) * d;
+        q.emplace_back(qf, qf + d);
+        rotate_ref(c.rope, -(double)t, q.back().data());
+      }
+      std::vector<double> mu(d, 0.0), cov((size_t)d * d, 0.0);
+      for (const auto& x : q)
+        for (int a = 0; a < d; ++a) mu[a] += x[a] / (double)q.size();
+      for (const auto& x : q)
+        for (int a = 0; a < d; ++a)
+          for (int b = 0; b < d; ++b) cov[(size_t)a * d + b] += (x[a] - mu[a]) * (x[b] - mu[b]) / (double)q.size();
+      std::vector<double> mu2(d, 0.0), rc((size_t)d * d, 0.0), cov2((size_t)d * d, 0.0);
+      for (int a = 0; a < d; ++a)
+        for (int b = 0; b < d; ++b) {
+          mu2[a] += rbar[(size_t)a * d + b] * mu[b];
+          for (int e = 0; e < d; ++e) rc[(size_t)a * d + b] += rbar[(size_t)a * d + e] * cov[(size_t)e * d + b];
+        }
+      for (int a = 0; a < d; ++a)
+        for (int b = 0; b < d; ++b)
+          for (int e = 0; e < d; ++e) cov2[(size_t)a * d + b] += rc[(size_t)a * d + e] * rbar[(size_t)b * d + e];
+      const std::vector<double> k = head_rows(cache, l, qh / G, N, true);
+      const std::vector<double> v = head_rows(cache, l, qh / G, N, false);
+      std::vector<double> z(N, 0.0);
+      double sum = 0;
+      for (int64_t j = S; j < N; ++j) {
+        const double* kj = &k[j * d];
+        for (int a = 0; a < d; ++a) {
+          z[j] += mu2[a] * kj[a] / std::sqrt((double)d);
+          if (s.ea_covariance)
+            for (int b = 0; b < d; ++b) z[j] += kj[a] * cov2[(size_t)a * d + b] * kj[b] / (2.0 * d);
+        }
+        sum += std::exp(z[j]);
+      }
+      for (int64_t j = S; j < N; ++j) {
+        double p = std::exp(z[j]) / sum, vn = 0;
+        for (int a = 0; a < d; ++a) vn += v[j * d + a] * v[j * d + a];
+        if (s.ea_vnorm) p = (p + s.ea_epsilon) * std::sqrt(vn);
+        out.at(l, qh / G)[j] += (float)(p / G);
+      }
+    }
+    float top = -1e30f;
+    for (int h = 0; h < c.n_kv_head; ++h)
+      for (int64_t j = S; j < N; ++j) top = std::max(top, out.at(l, h)[j]);
+    for (int h = 0; h < c.n_kv_head; ++h)
+      for (int64_t j = 0; j < S; ++j) out.at(l, h)[j] = top + 1.0f;
+  }
+  return out;
+}
+
+TEST_F(PolicyScores, ExpectedAttentionMatchesTheGaussianEstimate) {
+  const int64_t N = 80;
+  KvPolicySettings defaults;  // kvpress's: 512 future positions, covariance, ||v||, 4 sinks
+  defaults.name = "expected_attention";
+  defaults.budget = 20;
+  KvPolicySettings other = defaults;
+  other.ea_future = 7;
+  other.ea_covariance = false;
+  other.ea_epsilon = 0.01;
+  other.sinks = 0;
+  KvPolicySettings no_vnorm = defaults;
+  no_vnorm.ea_vnorm = false;
+  no_vnorm.sinks = 2;
+  for (const KvPolicySettings& s : {defaults, other, no_vnorm}) {
+    SCOPED_TRACE(s.ea_future);
+    const auto prompt = testing::tiny_tokens(N, 64, 28);
+    KvCache cache = KvCache::for_model(model_->config(), 256);
+    QueryCapture cap(model_->config().n_layer);
+    std::vector<float> logits;
+    const KvScores got = policy_scores(s, prompt, cache, cap, logits);
+    const int64_t S = s.sinks >= 0 ? s.sinks : 4;
+    expect_close(got, expected_attention_ref(model_->config(), cache, cap, s, N, S));
+  }
+}
+
 TEST(AttentionScoresKernel, MatchesTheReferenceForSumAndMax) {
   for (IsaLevel level : available_isa_levels()) {  // every level this CPU runs
     const IsaLevelScope scope(level);
