@@ -81,7 +81,8 @@ TEST_F(EvictionTest, NoneAndFullBudgetAreBitIdenticalToNoEviction) {
 TEST_F(EvictionTest, UniformBudgetIsMetExactlyAndProtectedEntriesSurvive) {
   const int64_t N = 120, C = 40;
   const auto prompt = testing::tiny_tokens(N, 64, 11);
-  for (const char* name : {"streaming", "snapkv", "h2o", "tova", "knorm", "random", "oracle", "laq"}) {
+  for (const char* name : {"streaming", "snapkv", "h2o", "tova", "knorm", "random", "oracle", "laq",
+                           "keydiff", "expected_attention", "pseudoquery"}) {
     SCOPED_TRACE(name);
     KvCache cache(1, 1, 1, 1);
     KvCompressReport rep;
@@ -211,19 +212,29 @@ TEST_F(EvictionTest, EvictionReleasesMemory) {
 
 TEST_F(EvictionTest, QueryAgnosticPrefillsTheQuestionAfterCompression) {
   const int64_t N = 100, Q = 12, C = 30;
-  KvCache cache(1, 1, 1, 1);
-  KvCompressReport rep;
-  KvPolicySettings s = settings("snapkv", C);
-  s.query_agnostic = true;
-  run(s, testing::tiny_tokens(N + Q, 64, 4), 0, &cache, N, &rep);
-  EXPECT_EQ(rep.n_compressed, N);
-  for (int l = 0; l < cache.n_layer(); ++l)
-    for (int h = 0; h < cache.n_kv_head(); ++h) {
-      const KvHead& hd = cache.head(l, h);
-      ASSERT_EQ(hd.size(), C + Q);
-      for (int64_t i = 0; i < Q; ++i) EXPECT_EQ(hd.pos[C + i], N + i);  // question intact
-    }
-  EXPECT_EQ(cache.n_past(), N + Q);
+  for (const char* name : {"snapkv", "keydiff", "expected_attention", "pseudoquery"}) {
+    SCOPED_TRACE(name);
+    KvCache cache(1, 1, 1, 1);
+    KvCompressReport rep;
+    KvPolicySettings s = settings(name, C);
+    s.query_agnostic = true;
+    run(s, testing::tiny_tokens(N + Q, 64, 4), 0, &cache, N, &rep);
+    EXPECT_EQ(rep.n_compressed, N);
+    // The kept context is what compressing the context alone keeps: the question is read
+    // only afterwards.
+    KvCache alone(1, 1, 1, 1);
+    KvPolicySettings a = settings(name, C);
+    const auto tokens = testing::tiny_tokens(N + Q, 64, 4);
+    run(a, std::vector<int32_t>(tokens.begin(), tokens.begin() + N), 0, &alone);
+    for (int l = 0; l < cache.n_layer(); ++l)
+      for (int h = 0; h < cache.n_kv_head(); ++h) {
+        const KvHead& hd = cache.head(l, h);
+        ASSERT_EQ(hd.size(), C + Q);
+        EXPECT_EQ(std::vector<int32_t>(hd.pos.begin(), hd.pos.begin() + C), alone.head(l, h).pos);
+        for (int64_t i = 0; i < Q; ++i) EXPECT_EQ(hd.pos[C + i], N + i);  // question intact
+      }
+    EXPECT_EQ(cache.n_past(), N + Q);
+  }
 }
 
 TEST(EvictionSelect, KeepsProtectedPlusTopScoresInOrder) {

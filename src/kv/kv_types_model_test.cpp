@@ -168,7 +168,7 @@ TEST_F(KvTypesModel, EvictionOnEveryType) {
                                              {KvType::Q8_0, KvType::Q8_0},
                                              {KvType::Q8_0, KvType::F32}};
   for (const auto& [tk, tv] : pairs)
-    for (const char* name : {"snapkv", "knorm", "laq"}) {
+    for (const char* name : {"snapkv", "knorm", "laq", "keydiff", "expected_attention"}) {
       SCOPED_TRACE(std::string(kv_type_name(tk)) + "/" + kv_type_name(tv) + " " + name);
       KvCache full = KvCache::for_model(model_->config(), 512, tk, tv), cache = KvCache::for_model(model_->config(), 512, tk, tv);
       std::vector<float> logits;

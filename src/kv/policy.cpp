@@ -17,6 +17,9 @@ std::unique_ptr<KvPolicy> make_knorm_policy();
 std::unique_ptr<KvPolicy> make_random_policy();
 std::unique_ptr<KvPolicy> make_oracle_policy();
 std::unique_ptr<KvPolicy> make_laq_policy();
+std::unique_ptr<KvPolicy> make_pseudoquery_policy();
+std::unique_ptr<KvPolicy> make_keydiff_policy();
+std::unique_ptr<KvPolicy> make_expected_attention_policy();
 
 namespace {
 
@@ -35,6 +38,9 @@ std::vector<PolicyInfo>& table() {
       {"adakv", [] { return make_snapkv_policy(BudgetAllocation::AdaHead); }},
       {"tova", make_tova_policy},
       {"knorm", make_knorm_policy},
+      {"keydiff", make_keydiff_policy},
+      {"expected_attention", make_expected_attention_policy},
+      {"pseudoquery", make_pseudoquery_policy},
       {"random", make_random_policy},
       {"oracle", make_oracle_policy, /*generates=*/true, false, /*answer_attention_scores=*/true},
       {"laq", make_laq_policy, /*generates=*/true, /*budget_dependent_scores=*/true},

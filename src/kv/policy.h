@@ -38,6 +38,11 @@ struct KvPolicySettings {
   int oracle_max_new = 128;  // length limit of the oracle's own answer
   int laq_pseudo = 8;        // LAQ pseudo tokens
   std::string lookahead_module;  // LookaheadKV module file (empty: next to the model)
+  // expected_attention (policy_expected_attention.cpp):
+  int ea_future = 512;        // future positions the query's RoPE rotation is averaged over
+  bool ea_covariance = true;  // add k^T Sigma k / (2d) to the expected logit
+  bool ea_vnorm = true;       // weight by ||v|| (after adding ea_epsilon)
+  double ea_epsilon = 0.0;
 };
 
 struct PolicyDefaults {

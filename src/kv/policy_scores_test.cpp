@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <random>
+#include <utility>
 
 #include "kv/attention_scores.h"
 #include "kv/policy.h"
@@ -13,6 +14,7 @@
 #include "model/model.h"
 #include "model/tiny_model_test_util.h"
 #include "ops/isa.h"
+#include "ops/rope.h"
 #include "runtime/test_request_util.h"
 #include "util/thread_pool.h"
 
@@ -61,10 +63,16 @@ class PolicyScores : public ::testing::Test {
   // Attention probabilities of query row (layer l, token t, head qh) over keys [0, n_vis).
   std::vector<double> probs(const KvCache& cache, const std::vector<float>& q_layer, int l,
                             int64_t t, int qh, int64_t n_vis) const {
+    const int d = model_->config().head_dim;
+    const float* q = q_layer.data() + ((size_t)t * model_->config().n_head + qh) * d;
+    return probs_of(cache, std::vector<double>(q, q + d), l, qh, n_vis);
+  }
+  // The same for any query q [head_dim] of query head qh in layer l.
+  std::vector<double> probs_of(const KvCache& cache, const std::vector<double>& q, int l, int qh,
+                               int64_t n_vis) const {
     const ModelConfig& c = model_->config();
     const int d = c.head_dim, G = c.n_head / c.n_kv_head;
     const KvHead& hd = cache.head(l, qh / G);
-    const float* q = q_layer.data() + ((size_t)t * c.n_head + qh) * d;
     std::vector<float> keys((size_t)n_vis * d);
     kv_rows_to_f32(cache.type_k(), hd.k.data(), n_vis, d, keys.data());
     std::vector<double> p(n_vis);
@@ -236,6 +244,194 @@ TEST_F(PolicyScores, KnormIsMinusTheKeyNorm) {
         for (int k = 0; k < d; ++k) ss += std::pow(key[k], 2);
         EXPECT_NEAR(got.at(l, h)[j], -std::sqrt(ss), 1e-5);
       }
+}
+
+// RoPE written from its definition in double (angles not accumulated): pair i of a head
+// turns by freq_scale * pos * base^(-2i/n_rot) / factor_i.
+std::pair<int, int> rope_pair(const RopeParams& p, int i) {
+  return p.style == RopeStyle::Norm ? std::pair{2 * i, 2 * i + 1} : std::pair{i, i + p.n_rot / 2};
+}
+double rope_angle(const RopeParams& p, int i, double pos) {
+  const double ff = p.freq_factors ? p.freq_factors[i] : 1.0;
+  return p.freq_scale * pos * std::pow((double)p.freq_base, -2.0 * i / p.n_rot) / ff;
+}
+void rotate_ref(const RopeParams& p, double pos, double* x) {
+  for (int i = 0; i < p.n_rot / 2; ++i) {
+    const auto [a, b] = rope_pair(p, i);
+    const double c = std::cos(rope_angle(p, i, pos)), s = std::sin(rope_angle(p, i, pos));
+    const double x0 = x[a], x1 = x[b];
+    x[a] = x0 * c - x1 * s;
+    x[b] = x0 * s + x1 * c;
+  }
+}
+
+// Rows [0, n) of a head's keys or values in double.
+std::vector<double> head_rows(const KvCache& cache, int l, int h, int64_t n, bool keys) {
+  const int d = cache.head_dim();
+  std::vector<float> f((size_t)n * d);
+  const KvHead& hd = cache.head(l, h);
+  kv_rows_to_f32(keys ? cache.type_k() : cache.type_v(), keys ? hd.k.data() : hd.v.data(), n, d,
+                 f.data());
+  return std::vector<double>(f.begin(), f.end());
+}
+
+TEST_F(PolicyScores, PseudoQueryMovesTheLastQueriesToTheFutureAndAveragesTheirAttention) {
+  for (const int64_t N : {75, 20}) {  // 20: fewer prompt queries than 32, all are used
+    SCOPED_TRACE(N);
+    const auto prompt = testing::tiny_tokens(N, 64, 26);
+    KvCache cache = KvCache::for_model(model_->config(), 256);
+    QueryCapture cap(model_->config().n_layer);
+    std::vector<float> logits;
+    KvPolicySettings s;
+    s.name = "pseudoquery";
+    s.budget = 10;
+    const KvScores got = policy_scores(s, prompt, cache, cap, logits);
+    const ModelConfig& c = model_->config();
+    const int d = c.head_dim;
+    const int64_t R = std::min<int64_t>(32, N);
+    std::vector<Rows> rows(c.n_layer, Rows(c.n_head, std::vector<double>(N, 0.0)));
+    for (int l = 0; l < c.n_layer; ++l)
+      for (int qh = 0; qh < c.n_head; ++qh)
+        for (int64_t i = 0; i < R; ++i) {
+          const int64_t t = N - R + i;  // prompt row (= its position)
+          const float* qf = cap.q[l].data() + ((size_t)t * c.n_head + qh) * d;
+          std::vector<double> q(qf, qf + d);
+          rotate_ref(c.rope, -(double)t, q.data());      // back to pre-RoPE
+          rotate_ref(c.rope, (double)(N + i), q.data());  // to lookahead row i's position
+          const auto p = probs_of(cache, q, l, qh, N);
+          for (int64_t j = 0; j < N; ++j) rows[l][qh][j] += p[j] / (double)R;
+        }
+    expect_close(got, reduce(rows, 1));
+  }
+}
+
+TEST_F(PolicyScores, KeyDiffIsMinusTheCosineToTheMeanUnitKey) {
+  const int64_t N = 45;
+  const auto prompt = testing::tiny_tokens(N, 64, 27);
+  KvCache cache = KvCache::for_model(model_->config(), 256);
+  QueryCapture cap(model_->config().n_layer);
+  std::vector<float> logits;
+  KvPolicySettings s;
+  s.name = "keydiff";
+  s.budget = 12;
+  const KvScores got = policy_scores(s, prompt, cache, cap, logits);
+  const int d = cache.head_dim();
+  KvScores want(cache.n_layer(), cache.n_kv_head(), N);
+  for (int l = 0; l < cache.n_layer(); ++l)
+    for (int h = 0; h < cache.n_kv_head(); ++h) {
+      const std::vector<double> k = head_rows(cache, l, h, N, true);
+      auto norm = [&](const double* x) {
+        double ss = 0;
+        for (int c = 0; c < d; ++c) ss += x[c] * x[c];
+        return std::sqrt(ss);
+      };
+      std::vector<double> anchor(d, 0.0);
+      for (int64_t j = 0; j < N; ++j)
+        for (int c = 0; c < d; ++c) anchor[c] += k[j * d + c] / norm(&k[j * d]) / (double)N;
+      for (int64_t j = 0; j < N; ++j) {
+        double dot = 0;
+        for (int c = 0; c < d; ++c) dot += k[j * d + c] * anchor[c];
+        want.at(l, h)[j] = (float)(-dot / (norm(&k[j * d]) * norm(anchor.data())));
+      }
+    }
+  expect_close(got, want);
+}
+
+// ExpectedAttention from its definition: two-pass moments of the pre-RoPE queries at
+// positions S..N-1, the average rotation as an explicit d x d matrix, softmax of the
+// expected logits over keys S..N-1, times ||v||, group mean, sinks at the layer's max + 1.
+KvScores expected_attention_ref(const ModelConfig& c, const KvCache& cache, const QueryCapture& cap,
+                                const KvPolicySettings& s, int64_t N, int64_t S) {
+  const int d = c.head_dim, G = c.n_head / c.n_kv_head;
+  std::vector<double> rbar((size_t)d * d, 0.0);  // mean over the F future positions
+  for (int a = 0; a < d; ++a) rbar[(size_t)a * d + a] = 1.0;
+  for (int i = 0; i < c.rope.n_rot / 2; ++i) {
+    const auto [a, b] = rope_pair(c.rope, i);
+    double cm = 0, sm = 0;
+    for (int t = 0; t < s.ea_future; ++t) {
+      cm += std::cos(rope_angle(c.rope, i, (double)(N + t))) / s.ea_future;
+      sm += std::sin(rope_angle(c.rope, i, (double)(N + t))) / s.ea_future;
+    }
+    rbar[(size_t)a * d + a] = rbar[(size_t)b * d + b] = cm;
+    rbar[(size_t)a * d + b] = -sm;
+    rbar[(size_t)b * d + a] = sm;
+  }
+  KvScores out(c.n_layer, c.n_kv_head, N);
+  for (int l = 0; l < c.n_layer; ++l) {
+    for (int qh = 0; qh < c.n_head; ++qh) {
+      std::vector<std::vector<double>> q;  // pre-RoPE queries of positions S..N-1
+      for (int64_t t = S; t < N; ++t) {
+        const float* qf = cap.q[l].data() + ((size_t)t * c.n_head + qh) * d;
+        q.emplace_back(qf, qf + d);
+        rotate_ref(c.rope, -(double)t, q.back().data());
+      }
+      std::vector<double> mu(d, 0.0), cov((size_t)d * d, 0.0);
+      for (const auto& x : q)
+        for (int a = 0; a < d; ++a) mu[a] += x[a] / (double)q.size();
+      for (const auto& x : q)
+        for (int a = 0; a < d; ++a)
+          for (int b = 0; b < d; ++b) cov[(size_t)a * d + b] += (x[a] - mu[a]) * (x[b] - mu[b]) / (double)q.size();
+      std::vector<double> mu2(d, 0.0), rc((size_t)d * d, 0.0), cov2((size_t)d * d, 0.0);
+      for (int a = 0; a < d; ++a)
+        for (int b = 0; b < d; ++b) {
+          mu2[a] += rbar[(size_t)a * d + b] * mu[b];
+          for (int e = 0; e < d; ++e) rc[(size_t)a * d + b] += rbar[(size_t)a * d + e] * cov[(size_t)e * d + b];
+        }
+      for (int a = 0; a < d; ++a)
+        for (int b = 0; b < d; ++b)
+          for (int e = 0; e < d; ++e) cov2[(size_t)a * d + b] += rc[(size_t)a * d + e] * rbar[(size_t)b * d + e];
+      const std::vector<double> k = head_rows(cache, l, qh / G, N, true);
+      const std::vector<double> v = head_rows(cache, l, qh / G, N, false);
+      std::vector<double> z(N, 0.0);
+      double sum = 0;
+      for (int64_t j = S; j < N; ++j) {
+        const double* kj = &k[j * d];
+        for (int a = 0; a < d; ++a) {
+          z[j] += mu2[a] * kj[a] / std::sqrt((double)d);
+          if (s.ea_covariance)
+            for (int b = 0; b < d; ++b) z[j] += kj[a] * cov2[(size_t)a * d + b] * kj[b] / (2.0 * d);
+        }
+        sum += std::exp(z[j]);
+      }
+      for (int64_t j = S; j < N; ++j) {
+        double p = std::exp(z[j]) / sum, vn = 0;
+        for (int a = 0; a < d; ++a) vn += v[j * d + a] * v[j * d + a];
+        if (s.ea_vnorm) p = (p + s.ea_epsilon) * std::sqrt(vn);
+        out.at(l, qh / G)[j] += (float)(p / G);
+      }
+    }
+    float top = -1e30f;
+    for (int h = 0; h < c.n_kv_head; ++h)
+      for (int64_t j = S; j < N; ++j) top = std::max(top, out.at(l, h)[j]);
+    for (int h = 0; h < c.n_kv_head; ++h)
+      for (int64_t j = 0; j < S; ++j) out.at(l, h)[j] = top + 1.0f;
+  }
+  return out;
+}
+
+TEST_F(PolicyScores, ExpectedAttentionMatchesTheGaussianEstimate) {
+  const int64_t N = 80;
+  KvPolicySettings defaults;  // kvpress's: 512 future positions, covariance, ||v||, 4 sinks
+  defaults.name = "expected_attention";
+  defaults.budget = 20;
+  KvPolicySettings other = defaults;
+  other.ea_future = 7;
+  other.ea_covariance = false;
+  other.ea_epsilon = 0.01;
+  other.sinks = 0;
+  KvPolicySettings no_vnorm = defaults;
+  no_vnorm.ea_vnorm = false;
+  no_vnorm.sinks = 2;
+  for (const KvPolicySettings& s : {defaults, other, no_vnorm}) {
+    SCOPED_TRACE(s.ea_future);
+    const auto prompt = testing::tiny_tokens(N, 64, 28);
+    KvCache cache = KvCache::for_model(model_->config(), 256);
+    QueryCapture cap(model_->config().n_layer);
+    std::vector<float> logits;
+    const KvScores got = policy_scores(s, prompt, cache, cap, logits);
+    const int64_t S = s.sinks >= 0 ? s.sinks : 4;
+    expect_close(got, expected_attention_ref(model_->config(), cache, cap, s, N, S));
+  }
 }
 
 TEST(AttentionScoresKernel, MatchesTheReferenceForSumAndMax) {

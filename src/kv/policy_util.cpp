@@ -14,8 +14,11 @@ int32_t argmax_token(const std::vector<float>& logits) {
 
 void QueryCapture::on_queries(const LayerQueries& lq, ThreadPool&) {
   const int64_t row = (int64_t)lq.n_head * lq.head_dim;
-  q[lq.layer].insert(q[lq.layer].end(), lq.q, lq.q + lq.n_tokens * row);
-  pos[lq.layer].insert(pos[lq.layer].end(), lq.pos, lq.pos + lq.n_tokens);
+  for (int64_t t = 0; t < lq.n_tokens; ++t) {
+    if (lq.pos[t] < pos_lo_ || lq.pos[t] >= pos_hi_) continue;
+    q[lq.layer].insert(q[lq.layer].end(), lq.q + t * row, lq.q + (t + 1) * row);
+    pos[lq.layer].push_back(lq.pos[t]);
+  }
 }
 
 }  // namespace glimpse

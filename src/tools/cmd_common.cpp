@@ -73,7 +73,7 @@ void add_kv_args(ArgParser& ap, KvPolicySettings& kv, bool allow_list) {
          [&](const std::string& v) { kv.ratio = parse_float("--kv-ratio", v); });
   ap.add({"--kv-window"}, "W", "protected recent entries / observation window (default: per policy)",
          [&](const std::string& v) { kv.window = parse_int("--kv-window", v, 0, 1 << 30); });
-  ap.add({"--kv-sink"}, "S", "protected first entries (default: 4 for streaming, else 0)",
+  ap.add({"--kv-sink"}, "S", "protected first entries (default: 4 for streaming and expected_attention, else 0)",
          [&](const std::string& v) { kv.sinks = parse_int("--kv-sink", v, 0, 1 << 30); });
   ap.add({"--kv-pool-kernel"}, "K", "odd 1-D pooling kernel over scores (default: per policy, 7 for snapkv)",
          [&](const std::string& v) { kv.pool_kernel = parse_int("--kv-pool-kernel", v, 0, 1 << 16); });
@@ -88,6 +88,14 @@ void add_kv_args(ArgParser& ap, KvPolicySettings& kv, bool allow_list) {
   ap.add({"--kv-lookahead-module"}, "FNAME",
          "LookaheadKV module of the lookahead policy (default: <model>.lookahead.gguf)",
          [&](const std::string& v) { kv.lookahead_module = v; });
+  ap.add({"--kv-ea-future"}, "N", "expected_attention: future positions the RoPE rotation is averaged over (default: 512)",
+         [&](const std::string& v) { kv.ea_future = parse_int("--kv-ea-future", v, 1, 1 << 24); });
+  ap.add({"--kv-ea-epsilon"}, "E", "expected_attention: added to the scores before the ||v|| weight (default: 0)",
+         [&](const std::string& v) { kv.ea_epsilon = parse_float("--kv-ea-epsilon", v); });
+  ap.flag({"--kv-ea-no-cov"}, "expected_attention: mean query only (no covariance term)",
+          [&] { kv.ea_covariance = false; });
+  ap.flag({"--kv-ea-no-vnorm"}, "expected_attention: no ||v|| weight",
+          [&] { kv.ea_vnorm = false; });
   ap.flag({"--query-agnostic"}, "compress the context before the question is read (needs --question)",
           [&] { kv.query_agnostic = true; });
 }
