@@ -50,16 +50,17 @@ double token_f1(std::string_view prediction, std::string_view reference) {
 std::string settings_description(const EvalSettings& cfg) {
   // A new field of KvPolicySettings must be added here (or said to be per branch), and
   // kEvalSemanticsVersion bumped if it changes what existing keys mean.
-  static_assert(sizeof(KvPolicySettings) == 152, "KvPolicySettings changed: update settings_description");
+  static_assert(sizeof(KvPolicySettings) == 168, "KvPolicySettings changed: update settings_description");
   const KvPolicySettings& k = cfg.base;
   auto opt = [](auto v) { return v < 0 ? std::string("default") : fmt::format("{}", v); };
   return fmt::format(
       "window={} sinks={} pool_kernel={} pool={} reduce={} query_agnostic={} ada_alpha={} "
-      "pyramid_beta={} seed={} oracle_max_new={} laq_pseudo={}",
+      "pyramid_beta={} seed={} oracle_max_new={} laq_pseudo={} ea_future={} ea_covariance={} "
+      "ea_vnorm={} ea_epsilon={}",
       opt(k.window), opt(k.sinks), opt(k.pool_kernel),
       k.pool ? pool_kind_name(*k.pool) : "default", group_reduce_name(k.reduce),
       cfg.query_agnostic ? 1 : 0, k.ada_alpha, k.pyramid_beta, k.seed, k.oracle_max_new,
-      k.laq_pseudo);
+      k.laq_pseudo, k.ea_future, k.ea_covariance ? 1 : 0, k.ea_vnorm ? 1 : 0, k.ea_epsilon);
 }
 
 std::string settings_fingerprint(const EvalSettings& cfg) {

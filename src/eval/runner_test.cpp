@@ -37,7 +37,8 @@ TEST(EvalRunner, SettingsFingerprintCoversEverySharedKnob) {
   // Stored in result caches: the default settings' value must not drift by accident.
   EXPECT_EQ(settings_description(base),
             "window=default sinks=default pool_kernel=default pool=default reduce=mean "
-            "query_agnostic=0 ada_alpha=0.2 pyramid_beta=20 seed=0 oracle_max_new=128 laq_pseudo=8");
+            "query_agnostic=0 ada_alpha=0.2 pyramid_beta=20 seed=0 oracle_max_new=128 laq_pseudo=8 "
+            "ea_future=512 ea_covariance=1 ea_vnorm=1 ea_epsilon=0");
   // What each branch sets for itself does not enter it: the policy list, budgets, name,
   // budget, ratio, module path.
   EvalSettings same = base;

@@ -38,7 +38,8 @@ struct EvalPlan {
   std::string preset_name = "quick", out_dir, corpus_name = "default", command = "glimpse eval";
   std::string data_path;                // --data: the user's cases instead of generated tasks
   std::vector<std::string> grid_flags;  // flags of the generated grid that were given
-  std::vector<std::string> tasks, policies = {"none", "streaming", "h2o", "snapkv", "pyramidkv", "adakv", "lookahead", "oracle"};
+  std::vector<std::string> tasks, policies = {"none", "streaming", "h2o", "snapkv", "pyramidkv", "adakv", "tova", "knorm",
+                                             "keydiff", "expected_attention", "pseudoquery", "lookahead", "oracle"};
   std::vector<int> lengths, budgets = {32, 64, 128, 256, 512};
   int seeds = -1, seed0 = eval::kDefaultEvalSeed0;
   bool report_only = false;
@@ -78,7 +79,7 @@ bool parse_eval_args(int argc, char** argv, int first, EvalPlan& plan) {
            plan.seed0 = parse_int("--seed0", v, 0, 1 << 30);
            plan.grid_flags.push_back("--seed0");
          });
-  ap.add({"--policies"}, "LIST", "KV policies (default: none,streaming,h2o,snapkv,pyramidkv,adakv,lookahead,oracle)",
+  ap.add({"--policies"}, "LIST", "KV policies (default: none,streaming,h2o,snapkv,pyramidkv,adakv,tova,knorm,keydiff,expected_attention,pseudoquery,lookahead,oracle; laq on request)",
          [&](const std::string& v) {
            plan.policies = split_list(v);
            for (const auto& p : plan.policies) make_kv_policy(p);
