@@ -14,10 +14,12 @@ inline void cpu_relax() {
 }
 
 using namespace std::chrono_literals;
-// Idle spin before sleeping: longer than the gaps between a decode step's jobs (a few us),
-// far shorter than a scheduler slice. Oversubscribed, spinning only steals the core from
-// the thread that has work, so workers sleep almost at once.
-constexpr std::chrono::nanoseconds kSpin = 50us;
+// Idle spin before sleeping: longer than the gaps between a decode step's jobs and between
+// its tokens (sampling, the next step's setup), shorter than a scheduler slice. A 50 us spin
+// let workers fall asleep between tokens and cost a 2-thread decode 15-30% on a loaded
+// machine (waking a sleeping worker costs more than the gap). Oversubscribed, spinning only
+// steals the core from the thread that has work, so workers sleep almost at once.
+constexpr std::chrono::nanoseconds kSpin = 1ms;
 constexpr std::chrono::nanoseconds kSpinOversubscribed = 2us;
 // Contention: over a window of kWindowJobs jobs, the workers' share of the chunks against
 // their fair share (p / (p + 1) of all chunks with p workers). Running, they take 80-100% of
