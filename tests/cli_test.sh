@@ -52,6 +52,7 @@ expect_error "unknown KV policy" "unknown KV policy 'bogus'" "$GLIMPSE" run -m "
 expect_error "KV policy without a budget" "needs --kv-budget" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy snapkv
 expect_error "query-agnostic without a question" "needs --question" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy snapkv --kv-budget 8 --query-agnostic
 expect_error "bad KV ratio" "kv-ratio" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy snapkv --kv-ratio 1.5
+expect_error "bad Ada-KV floor" "kv-ada-alpha" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy adakv --kv-budget 4 --kv-ada-alpha 1.5
 expect_error "even pooling kernel" "must be odd" "$GLIMPSE" run -m "$MODEL" -p "a b c d e f g h i j k l m n o p" --kv-policy snapkv --kv-budget 4 --kv-pool-kernel 4
 
 # stdout holds exactly the generated text; timings go to stderr and the JSON file.
