@@ -52,6 +52,7 @@ expect_error "unknown KV policy" "unknown KV policy 'bogus'" "$GLIMPSE" run -m "
 expect_error "KV policy without a budget" "needs --kv-budget" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy snapkv
 expect_error "query-agnostic without a question" "needs --question" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy snapkv --kv-budget 8 --query-agnostic
 expect_error "bad KV ratio" "kv-ratio" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy snapkv --kv-ratio 1.5
+expect_error "bad Ada-KV floor" "kv-ada-alpha" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy adakv --kv-budget 4 --kv-ada-alpha 1.5
 expect_error "even pooling kernel" "must be odd" "$GLIMPSE" run -m "$MODEL" -p "a b c d e f g h i j k l m n o p" --kv-policy snapkv --kv-budget 4 --kv-pool-kernel 4
 
 # stdout holds exactly the generated text; timings go to stderr and the JSON file.
@@ -150,6 +151,25 @@ assert k['evicted'] and k['budget']==64 and k['kv_bytes_after']*4 < k['kv_bytes_
 assert k['kept_per_layer']==[64*3]*30 and k['score_ms']>0, k" "$tmp/kv.json"; then
   echo "ok   snapkv eviction report"; passes=$((passes+1))
 else echo "FAIL eviction report"; cat "$tmp/err"; fails=$((fails+1)); fi
+
+# --kv-dump-kept: the prompt's token ids and, per layer and KV head, the sorted kept positions
+# (budget-many, window included); without eviction every head keeps the whole prompt.
+"$GLIMPSE" run -m "$MODEL" -f "$tmp/ctx.txt" --question "What is this?" --chat -n 4 --temp 0 -t 2 -q \
+  --kv-policy snapkv --kv-budget 64 --kv-dump-kept "$tmp/kept.json" >/dev/null 2>"$tmp/err" \
+  && "$GLIMPSE" run -m "$MODEL" -p "The capital of France is" -n 2 --temp 0 -t 2 -q \
+       --kv-dump-kept "$tmp/kept_none.json" >/dev/null 2>>"$tmp/err"
+if [ $? -eq 0 ] && python3 -c "
+import json,sys; d=json.load(open(sys.argv[1])); n=d['n_prompt']
+assert d['policy']=='snapkv' and d['budget']==64 and d['window']==32 and len(d['tokens'])==n>64, d['budget']
+assert len(d['kept'])==30 and all(len(l)==3 for l in d['kept'])
+for l in d['kept']:
+  for h in l:
+    assert len(h)==64 and h==sorted(set(h)) and 0<=h[0] and h[-1]<n and set(range(n-32,n))<=set(h), h
+e=json.load(open(sys.argv[2])); m=e['n_prompt']
+assert e['policy']=='none' and not e['evicted'] and len(e['tokens'])==m
+assert all(h==list(range(m)) for l in e['kept'] for h in l)" "$tmp/kept.json" "$tmp/kept_none.json"; then
+  echo "ok   kv-dump-kept"; passes=$((passes+1))
+else echo "FAIL kv-dump-kept"; cat "$tmp/err"; fails=$((fails+1)); fi
 
 # eval: a tiny end-to-end run writes the run directory, and a second run resumes from the cache.
 "$GLIMPSE" eval -m "$MODEL" --preset tiny --lengths 300 --budgets 32 --policies none,snapkv,streaming \

@@ -47,11 +47,12 @@ void pool1d(const float* in, int64_t n, int kernel, PoolKind kind, float* out) {
 
 KvScores reduce_query_heads(const std::vector<float>& per_qhead, int n_layer, int n_head,
                             int n_kv_head, int64_t n, int pool_kernel, PoolKind pool,
-                            GroupReduce reduce) {
+                            GroupReduce reduce, int64_t n_pooled) {
   if ((int64_t)per_qhead.size() != (int64_t)n_layer * n_head * n)
     fail("reduce_query_heads: {} scores for {} layers x {} heads x {} tokens", per_qhead.size(),
          n_layer, n_head, n);
   const int G = n_head / n_kv_head;
+  const int64_t np = n_pooled < 0 ? n : std::clamp<int64_t>(n_pooled, 0, n);
   KvScores out(n_layer, n_kv_head, n);
   std::vector<float> pooled(n);
   for (int l = 0; l < n_layer; ++l)
@@ -59,7 +60,8 @@ KvScores reduce_query_heads(const std::vector<float>& per_qhead, int n_layer, in
       float* dst = out.at(l, h);
       for (int g = 0; g < G; ++g) {
         const float* row = per_qhead.data() + ((size_t)l * n_head + h * G + g) * n;
-        pool1d(row, n, pool_kernel, pool, pooled.data());
+        pool1d(row, np, pool_kernel, pool, pooled.data());
+        std::copy(row + np, row + n, pooled.data() + np);
         for (int64_t j = 0; j < n; ++j) {
           if (reduce == GroupReduce::Max)
             dst[j] = g == 0 ? pooled[j] : std::max(dst[j], pooled[j]);

@@ -39,8 +39,13 @@ void pool1d(const float* in, int64_t n, int kernel, PoolKind kind, float* out);
 
 // Query-head scores [n_layer][n_head][n] -> KvScores, pooling each query head's row first,
 // then reducing the G = n_head / n_kv_head heads of each group.
+// Pooling covers only the first n_pooled entries (-1: all n), padded at their end as at the
+// start; later entries keep their own scores. Callers pass the entries before the protected
+// recent window: the window is kept whatever its scores, and pooling across it would lend
+// its recent entries' large attention to the few entries just before it (SnapKV's reference
+// pools only the keys before its window).
 KvScores reduce_query_heads(const std::vector<float>& per_qhead, int n_layer, int n_head,
                             int n_kv_head, int64_t n, int pool_kernel, PoolKind pool,
-                            GroupReduce reduce);
+                            GroupReduce reduce, int64_t n_pooled = -1);
 
 }  // namespace glimpse

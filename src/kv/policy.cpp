@@ -88,6 +88,7 @@ void validate_policy_settings(const KvPolicySettings& s) {
   if (s.name == "none") return;
   if (s.budget < 0 && s.ratio < 0) fail("KV policy '{}' needs --kv-budget N or --kv-ratio R", s.name);
   if (s.pool_kernel > 1 && s.pool_kernel % 2 == 0) fail("--kv-pool-kernel must be odd");
+  if (!(s.ada_alpha >= 0 && s.ada_alpha <= 1)) fail("--kv-ada-alpha must be in [0, 1]");
   if (s.name == "lookahead" && !s.lookahead_module.empty() && !std::ifstream(s.lookahead_module))
     fail("cannot read LookaheadKV module '{}'", s.lookahead_module);
 }

@@ -28,7 +28,7 @@ class H2oPolicy final : public KvPolicy {
     for (size_t row = 0; row < acc.size() / n; ++row)
       for (int64_t j = 0; j < n; ++j) acc[row * n + j] /= (float)(n - j);
     return reduce_query_heads(acc, c.n_layer, c.n_head, c.n_kv_head, n, in.cfg.pool_kernel,
-                              in.cfg.pool, in.cfg.s.reduce);
+                              in.cfg.pool, in.cfg.s.reduce, n - in.cfg.window);
   }
   double observer_ms() const override { return rec_ ? rec_->ms() : 0; }
 

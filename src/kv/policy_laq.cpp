@@ -46,9 +46,9 @@ class LaqPolicy final : public KvPolicy {
     // 1. SnapKV on a branch of the request.
     const std::unique_ptr<KvRequest> branch = in.request.fork_request();
     KvCache& copy = branch->cache();
-    const KvScores snap = reduce_query_heads(snap_->acc(), c.n_layer, c.n_head, c.n_kv_head, n,
-                                             kSnapPool, PoolKind::Max, in.cfg.s.reduce);
     const int64_t w_snap = std::min(kSnapWindow, C);
+    const KvScores snap = reduce_query_heads(snap_->acc(), c.n_layer, c.n_head, c.n_kv_head, n,
+                                             kSnapPool, PoolKind::Max, in.cfg.s.reduce, n - w_snap);
     const std::vector<uint8_t> prot = protected_mask(n, 0, w_snap);
     compact_cache(copy, snap, allocate_uniform(c.n_layer, c.n_kv_head, C - w_snap, n - w_snap), prot);
 
@@ -92,7 +92,7 @@ class LaqPolicy final : public KvPolicy {
       });
     }
     return reduce_query_heads(acc, c.n_layer, c.n_head, c.n_kv_head, n, in.cfg.pool_kernel,
-                              in.cfg.pool, in.cfg.s.reduce);
+                              in.cfg.pool, in.cfg.s.reduce, n - in.cfg.window);
   }
   double observer_ms() const override { return (snap_ ? snap_->ms() : 0) + (last_ ? last_->ms() : 0); }
 

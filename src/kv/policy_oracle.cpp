@@ -30,7 +30,7 @@ class OraclePolicy final : public KvPolicy {
     if (answer.steps > 0)
       for (float& x : acc) x /= (float)answer.steps;
     return reduce_query_heads(acc, c.n_layer, c.n_head, c.n_kv_head, n, in.cfg.pool_kernel,
-                              in.cfg.pool, in.cfg.s.reduce);
+                              in.cfg.pool, in.cfg.s.reduce, n - in.cfg.window);
   }
 };
 }  // namespace

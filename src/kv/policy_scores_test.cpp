@@ -88,18 +88,20 @@ class PolicyScores : public ::testing::Test {
     return p;
   }
 
-  // Pool each query head's row (max, kernel k, pad k/2), mean over each group.
-  KvScores reduce(const std::vector<Rows>& per_layer, int k) const {
+  // Pool each query head's row (max, kernel k, pad k/2) over its first n_pooled entries (the
+  // ones before the protected window; -1: all), mean over each group.
+  KvScores reduce(const std::vector<Rows>& per_layer, int k, int64_t n_pooled = -1) const {
     const ModelConfig& c = model_->config();
     const int G = c.n_head / c.n_kv_head;
     const int64_t n = (int64_t)per_layer[0][0].size();
+    const int64_t np = n_pooled < 0 ? n : n_pooled;
     KvScores out(c.n_layer, c.n_kv_head, n);
     for (int l = 0; l < c.n_layer; ++l)
       for (int qh = 0; qh < c.n_head; ++qh)
         for (int64_t j = 0; j < n; ++j) {
           double m = -1e300;
           for (int64_t i = j - k / 2; i <= j + k / 2; ++i)
-            if (i >= 0 && i < n) m = std::max(m, per_layer[l][qh][i]);
+            if (i >= 0 && (j < np ? i < np : i == j)) m = std::max(m, per_layer[l][qh][i]);
           out.at(l, qh / G)[j] += (float)(m / G);
         }
     return out;
@@ -140,7 +142,7 @@ TEST_F(PolicyScores, SnapKvSumsWindowAttentionThenPools) {
         const auto p = probs(cache, cap.q[l], l, t, qh, t + 1);  // causal inside the window
         for (int64_t j = 0; j <= t; ++j) rows[l][qh][j] += p[j];
       }
-  expect_close(got, reduce(rows, 7));
+  expect_close(got, reduce(rows, 7, N - 16));  // the protected window is not pooled
 }
 
 TEST_F(PolicyScores, H2oAveragesEveryQueryOverTheQueriesThatSeeAKey) {

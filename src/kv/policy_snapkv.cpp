@@ -36,7 +36,8 @@ class SnapKvPolicy final : public KvPolicy {
   KvScores score(PolicyInput& in) override {
     const ModelConfig& c = in.model.config();
     return reduce_query_heads(rec_->acc(), c.n_layer, c.n_head, c.n_kv_head, in.cfg.n_prompt,
-                              in.cfg.pool_kernel, in.cfg.pool, in.cfg.s.reduce);
+                              in.cfg.pool_kernel, in.cfg.pool, in.cfg.s.reduce,
+                              in.cfg.n_prompt - in.cfg.window);
   }
   double observer_ms() const override { return rec_ ? rec_->ms() : 0; }
 

@@ -62,7 +62,8 @@ class LookaheadPolicy final : public KvPolicy {
     const std::shared_ptr<const LookaheadModule> mod = cached_module(path, in.model);
     const std::vector<float> s = lookahead_kv_scores(in.model, in.cache, *mod, in.pool);
     return reduce_query_heads(s, c.n_layer, c.n_head, c.n_kv_head, in.cfg.n_prompt,
-                              in.cfg.pool_kernel, in.cfg.pool, in.cfg.s.reduce);
+                              in.cfg.pool_kernel, in.cfg.pool, in.cfg.s.reduce,
+                              in.cfg.n_prompt - in.cfg.window);
   }
 };
 

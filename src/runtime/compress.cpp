@@ -1,5 +1,7 @@
 #include "runtime/compress.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
@@ -140,6 +142,36 @@ KvCompressReport prefill_with_eviction(Context& ctx, const std::vector<int32_t>&
     rep.prefill_ms += sw.ms();
   }
   return rep;
+}
+
+std::string kept_positions_json(const KvCache& cache, const std::vector<int32_t>& prompt,
+                                const KvCompressReport& rep) {
+  const int32_t n = (int32_t)prompt.size();
+  nlohmann::json kept = nlohmann::json::array();
+  for (int l = 0; l < cache.n_layer(); ++l) {
+    nlohmann::json layer = nlohmann::json::array();
+    for (int h = 0; h < cache.n_kv_head(); ++h) {
+      std::vector<int32_t> pos;
+      for (int32_t p : cache.head(l, h).pos)
+        if (p < n) pos.push_back(p);
+      std::sort(pos.begin(), pos.end());  // compaction keeps order; sorted by contract anyway
+      layer.push_back(pos);
+    }
+    kept.push_back(std::move(layer));
+  }
+  nlohmann::json j = {{"policy", rep.policy},
+                      {"evicted", rep.evicted},
+                      {"query_agnostic", rep.query_agnostic},
+                      {"n_prompt", n},
+                      {"n_compressed", rep.evicted ? rep.n_compressed : 0},
+                      {"budget", rep.budget},
+                      {"window", rep.window},
+                      {"sinks", rep.sinks},
+                      {"n_layer", cache.n_layer()},
+                      {"n_kv_head", cache.n_kv_head()},
+                      {"tokens", prompt},
+                      {"kept", std::move(kept)}};
+  return j.dump();
 }
 
 }  // namespace glimpse

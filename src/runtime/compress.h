@@ -75,4 +75,12 @@ class PromptCompressor {
 KvCompressReport prefill_with_eviction(Context& ctx, const std::vector<int32_t>& tokens,
                                        int64_t n_compress, const KvPolicySettings& settings);
 
+// What each (layer, KV head) holds of the prompt, as JSON: the prompt's token ids, the
+// report's policy, budget, window and sinks, and "kept"[layer][kv_head] = the sorted original
+// positions (< prompt.size()) still in the cache. Lets other engines be checked against the
+// selection entry by entry. Entries decoded after the prompt are left out, so it may be
+// written after generation.
+std::string kept_positions_json(const KvCache& cache, const std::vector<int32_t>& prompt,
+                                const KvCompressReport& rep);
+
 }  // namespace glimpse

@@ -81,6 +81,10 @@ void add_kv_args(ArgParser& ap, KvPolicySettings& kv, bool allow_list) {
          [&](const std::string& v) { kv.pool = parse_pool_kind(v); });
   ap.add({"--kv-group-reduce"}, "mean|max", "reduce query-head scores over a GQA group (default: mean)",
          [&](const std::string& v) { kv.reduce = parse_group_reduce(v); });
+  ap.add({"--kv-ada-alpha"}, "A",
+         "adakv: share of each head's budget guaranteed before the layer's top scores are split "
+         "(default: 0.2)",
+         [&](const std::string& v) { kv.ada_alpha = parse_float("--kv-ada-alpha", v); });
   ap.add({"--kv-seed"}, "N", "seed of the random policy (default: 0)",
          [&](const std::string& v) { kv.seed = (uint64_t)parse_int("--kv-seed", v, 0, 1ll << 62); });
   ap.add({"--kv-oracle-n"}, "N", "length limit of the oracle's own answer (default: 128)",

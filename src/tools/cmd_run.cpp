@@ -14,7 +14,7 @@ namespace glimpse {
 int cmd_run(int argc, char** argv, int first) {
   EngineParams sp;
   GenerateParams gp;
-  std::string prompt, question, system, timings_json;
+  std::string prompt, question, system, timings_json, dump_kept;
   bool have_prompt = false, chat = false, quiet = false;
   ArgParser ap("run", "Generate text from a prompt with the model.");
   add_model_args(ap, sp);
@@ -65,6 +65,10 @@ int cmd_run(int argc, char** argv, int first) {
           [&] { gp.ignore_eos = true; });
   ap.add({"--timings-json"}, "FNAME", "write the timings as JSON to FNAME",
          [&](const std::string& v) { timings_json = v; });
+  ap.add({"--kv-dump-kept"}, "FNAME",
+         "write the prompt's token ids and the prompt positions each layer and KV head kept "
+         "(sorted) as JSON to FNAME",
+         [&](const std::string& v) { dump_kept = v; });
   ap.flag({"-q", "--quiet"}, "print only the generated text (no timings)", [&] { quiet = true; });
   if (!ap.parse(argc, argv, first)) return 0;
   if (!have_prompt) fail("no prompt given (use -p TEXT or -f FILE)");
@@ -96,6 +100,12 @@ int cmd_run(int argc, char** argv, int first) {
     std::ofstream out(timings_json);
     if (!out) fail("cannot write '{}'", timings_json);
     out << r.timings.to_json() << "\n";
+  }
+  if (!dump_kept.empty()) {
+    // Decoding never evicts, so the cache after generation still shows the selection.
+    std::ofstream out(dump_kept);
+    if (!out) fail("cannot write '{}'", dump_kept);
+    out << kept_positions_json(s.cache(), tokens, r.timings.kv) << "\n";
   }
   return 0;
 }
