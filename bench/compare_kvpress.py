@@ -679,7 +679,7 @@ def report(details, ratios, presses):
         for r in details["needle"]:
             kept = r["needle_kept"]["all_digits"] if r["needle_kept"] else "—"
             jv = r.get("jaccard_vs_kvpress", "")
-            lines.append(f"| {r['prompt']} | {r['config']} | {r['budget']} | {md_cell(r['answer'], 60)} | "
+            lines.append(f"| {r['prompt']} | {r['config']} | {r['budget']} | {md_cell(r['answer'], 120)} | "
                          f"{r['needle']} | {kept} | {jv} |")
     return "\n".join(lines) + "\n"
 
