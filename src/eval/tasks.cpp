@@ -201,6 +201,29 @@ int64_t prompt_budget(const TaskOptions& opt, int max_new_tokens) {
   return opt.target_tokens - opt.reserve_tokens - max_new_tokens;
 }
 
+DocPassage doc_passage(const TaskOptions& opt, uint64_t seed, int max_new_tokens) {
+  // ~16 bytes per token leaves room to spare at every budget.
+  const int64_t budget = std::max<int64_t>(prompt_budget(opt, max_new_tokens), 0);
+  DocPassage out;
+  out.segs = corpus_segments(opt, seed, (size_t)budget * 16 + 4096, /*from_doc_start=*/true,
+                             &out.paragraphs);
+  return out;
+}
+
+Sample fit_doc_passage(const Sample& proto, const Segments& segs, const std::vector<Insert>& ins,
+                       const TaskOptions& opt, std::string_view task) {
+  auto build = [&](size_t n, size_t m) {
+    Sample s = proto;
+    s.context = join_with_inserts(segs, n, ins, m);
+    return s;
+  };
+  FitLimits lim;
+  lim.n_max = segs.size();
+  lim.m_max = max_segment_words(segs);
+  lim.n_probe = 32;
+  return fit_to_budget(build, opt, task, proto.max_new_tokens, lim);
+}
+
 std::vector<double> needle_depths(Rng& rng, size_t k) {
   std::vector<double> d(k);
   for (size_t i = 0; i < k; ++i) d[i] = ((double)i + rng.unit()) / (double)k;

@@ -84,10 +84,8 @@ Sample gen_doc(std::string_view task, const TaskOptions& opt) {
   proto.scoring = Scoring::kMatchAll;
   proto.max_new_tokens = 32;
 
-  const int64_t budget = prompt_budget(opt, proto.max_new_tokens);
-  std::vector<size_t> paras;
-  const Segments segs = corpus_segments(opt, rng.next(), (size_t)std::max<int64_t>(budget, 0) * 16 + 4096,
-                                        /*from_doc_start=*/true, &paras);
+  const DocPassage passage = doc_passage(opt, rng.next(), proto.max_new_tokens);
+  const Segments& segs = passage.segs;
   std::string text;
   for (const std::string& s : segs) text += s;
 
@@ -101,21 +99,12 @@ Sample gen_doc(std::string_view task, const TaskOptions& opt) {
     inserts.push_back({depths[i], fmt::format(fmt::runtime(kind.fact), subjects[i], values[i])});
   proto.question = fmt::format(fmt::runtime(kind.question), subjects[asked]);
   proto.answers = {values[asked]};
-  const CorpusDoc& doc = opt.corpus->doc_of(paras.at(0));
+  const CorpusDoc& doc = opt.corpus->doc_of(passage.paragraphs.at(0));
   proto.meta = {{"kind", kind.name},  {"subjects", subjects}, {"values", values},
                 {"depths", depths},   {"asked", asked},       {"doc", doc.name},
                 {"title", doc.title}, {"corpus", opt.corpus->name()}};
 
-  auto build = [&](size_t n, size_t m) {
-    Sample s = proto;
-    s.context = join_with_inserts(segs, n, inserts, m);
-    return s;
-  };
-  FitLimits lim;
-  lim.n_max = segs.size();
-  lim.m_max = max_segment_words(segs);
-  lim.n_probe = 32;
-  return fit_to_budget(build, opt, task, proto.max_new_tokens, lim);
+  return fit_doc_passage(proto, segs, inserts, opt, task);
 }
 
 }  // namespace glimpse::eval::detail

@@ -60,6 +60,19 @@ struct FitLimits {
 Sample fit_to_budget(const Builder& build, const TaskOptions& opt, std::string_view task,
                      int max_new_tokens, const FitLimits& lim);
 
+// A passage that opens a corpus document, long enough for the prompt budget of a task
+// answering in max_new_tokens: its sentence segments and the paragraphs they came from.
+struct DocPassage {
+  Segments segs;
+  std::vector<size_t> paragraphs;  // indices into opt.corpus->paragraphs()
+};
+DocPassage doc_passage(const TaskOptions& opt, uint64_t seed, int max_new_tokens);
+
+// proto with its context = the passage's first segments (inserts placed by depth), cut at a
+// sentence and padded by words to the token budget (fit_to_budget over segments, then words).
+Sample fit_doc_passage(const Sample& proto, const Segments& segs, const std::vector<Insert>& ins,
+                       const TaskOptions& opt, std::string_view task);
+
 // Depths for k needles: evenly spread bands with jitter, in random order, so one seed
 // covers the whole range and different seeds move the needles.
 std::vector<double> needle_depths(Rng& rng, size_t k);

@@ -22,10 +22,8 @@ Sample gen_open(std::string_view task, const TaskOptions& opt) {
   proto.scoring = Scoring::kOpenEnded;
   proto.max_new_tokens = qa ? 64 : 128;
 
-  const int64_t budget = prompt_budget(opt, proto.max_new_tokens);
-  std::vector<size_t> paras;
-  const Segments segs = corpus_segments(opt, rng.next(), (size_t)std::max<int64_t>(budget, 0) * 16 + 4096,
-                                        /*from_doc_start=*/true, &paras);
+  const DocPassage passage = doc_passage(opt, rng.next(), proto.max_new_tokens);
+  const std::vector<size_t>& paras = passage.paragraphs;
   const CorpusDoc& doc = opt.corpus->doc_of(paras.at(0));
   proto.meta = {{"doc", doc.name}, {"title", doc.title}};
   if (qa) {
@@ -49,16 +47,7 @@ Sample gen_open(std::string_view task, const TaskOptions& opt) {
     proto.question = "Summarize the text above in three sentences.";
   }
 
-  auto build = [&](size_t n, size_t m) {
-    Sample s = proto;
-    s.context = join_with_inserts(segs, n, {}, m);
-    return s;
-  };
-  FitLimits lim;
-  lim.n_max = segs.size();
-  lim.m_max = max_segment_words(segs);
-  lim.n_probe = 32;
-  return fit_to_budget(build, opt, task, proto.max_new_tokens, lim);
+  return fit_doc_passage(proto, passage.segs, {}, opt, task);
 }
 
 }  // namespace glimpse::eval::detail

@@ -201,25 +201,15 @@ HWY_INLINE __m512 Load16(const uint8_t* row, int64_t c) {
   }
 }
 
-template <KvType T>
-void LoadKeysTransposed(const uint8_t* k, int64_t ldk, int64_t nk, int64_t d, float* kt) {
-  alignas(64) float stage[16 * 16];
-  for (int64_t jb = 0; jb < kKeyTile; jb += 16)
-    for (int64_t cb = 0; cb < d; cb += 16) {
-      __m512 r[16];
-      if (jb + 16 <= nk && cb + 16 <= d) {  // full block straight from the stored rows
-        HWY_UNROLL(16)
-        for (int i = 0; i < 16; ++i) r[i] = Load16<T>(k + (jb + i) * ldk, cb);
-      } else {  // edge block: zero padded copy first
-        for (int i = 0; i < 16; ++i)
-          for (int c = 0; c < 16; ++c)
-            stage[i * 16 + c] =
-                (jb + i < nk && cb + c < d) ? ElemAt<T>(k + (jb + i) * ldk, cb + c) : 0.0f;
-        for (int i = 0; i < 16; ++i) r[i] = _mm512_load_ps(stage + i * 16);
-      }
-      Transpose16(r, kt + cb * kKeyTile + jb, kKeyTile);
-    }
-}
+// The AVX-512 key block: 16 keys x 16 dimensions.
+struct KeyBlock {
+  using Vec = __m512;
+  static constexpr int kWidth = 16;
+  template <KvType T>
+  static Vec Load(const uint8_t* row, int64_t c) { return Load16<T>(row, c); }
+  static Vec LoadAligned(const float* p) { return _mm512_load_ps(p); }
+  static void Transpose(Vec* r, float* dst, int64_t ld) { Transpose16(r, dst, ld); }
+};
 #elif HWY_TARGET == HWY_AVX2
 // One 8 x 8 block: r[i] holds 8 columns of row i; column k goes to dst + k * ld.
 HWY_INLINE void Transpose8(__m256 r[8], float* dst, int64_t ld) {
@@ -263,23 +253,38 @@ HWY_INLINE __m256 Load8(const uint8_t* row, int64_t c) {
   }
 }
 
+// The AVX2 key block: 8 keys x 8 dimensions.
+struct KeyBlock {
+  using Vec = __m256;
+  static constexpr int kWidth = 8;
+  template <KvType T>
+  static Vec Load(const uint8_t* row, int64_t c) { return Load8<T>(row, c); }
+  static Vec LoadAligned(const float* p) { return _mm256_load_ps(p); }
+  static void Transpose(Vec* r, float* dst, int64_t ld) { Transpose8(r, dst, ld); }
+};
+#endif
+
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
+// Blocks of W keys x W dimensions in registers: full blocks loaded straight from the stored
+// rows (converted in registers), edge blocks through a zero-padded copy, then transposed.
 template <KvType T>
 void LoadKeysTransposed(const uint8_t* k, int64_t ldk, int64_t nk, int64_t d, float* kt) {
-  alignas(32) float stage[8 * 8];
-  for (int64_t jb = 0; jb < kKeyTile; jb += 8)
-    for (int64_t cb = 0; cb < d; cb += 8) {
-      __m256 r[8];
-      if (jb + 8 <= nk && cb + 8 <= d) {  // full block straight from the stored rows
-        HWY_UNROLL(8)
-        for (int i = 0; i < 8; ++i) r[i] = Load8<T>(k + (jb + i) * ldk, cb);
-      } else {  // edge block: zero padded copy first
-        for (int i = 0; i < 8; ++i)
-          for (int c = 0; c < 8; ++c)
-            stage[i * 8 + c] =
+  constexpr int W = KeyBlock::kWidth;
+  alignas(64) float stage[W * W];
+  for (int64_t jb = 0; jb < kKeyTile; jb += W)
+    for (int64_t cb = 0; cb < d; cb += W) {
+      KeyBlock::Vec r[W];
+      if (jb + W <= nk && cb + W <= d) {
+        HWY_UNROLL(16)
+        for (int i = 0; i < W; ++i) r[i] = KeyBlock::Load<T>(k + (jb + i) * ldk, cb);
+      } else {
+        for (int i = 0; i < W; ++i)
+          for (int c = 0; c < W; ++c)
+            stage[i * W + c] =
                 (jb + i < nk && cb + c < d) ? ElemAt<T>(k + (jb + i) * ldk, cb + c) : 0.0f;
-        for (int i = 0; i < 8; ++i) r[i] = _mm256_load_ps(stage + i * 8);
+        for (int i = 0; i < W; ++i) r[i] = KeyBlock::LoadAligned(stage + i * W);
       }
-      Transpose8(r, kt + cb * kKeyTile + jb, kKeyTile);
+      KeyBlock::Transpose(r, kt + cb * kKeyTile + jb, kKeyTile);
     }
 }
 #else
