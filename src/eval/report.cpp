@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "eval/metrics.h"
+#include "eval/report_families.h"
 #include "eval/results.h"
 #include "eval/svg_plot.h"
 #include "eval/tables.h"
@@ -223,6 +224,7 @@ std::string write_report(RunDir& dir, const std::vector<nlohmann::json>& rows,
                     config.value("n_samples", 0),
                     config.value("query_agnostic", false) ? "query-agnostic" : "query-aware");
   md += summary_tables(g);
+  md += family_tables(rows);
   write_plots(dir, g);
   md += "Plots: score_vs_budget.svg, recall_vs_budget.svg (recall of the training target), "
         "evidence_recall_vs_budget.svg, kl_vs_budget.svg, overhead.svg\n";
