@@ -35,10 +35,11 @@ struct Prompt {
   std::string id, text;
 };
 
-struct TrainSet {
+struct TrainPromptSet {
   uint64_t seed;
   int n;
   std::vector<int64_t> lengths;
+  TrainSet set = TrainSet::kV1;
 };
 
 TEST(HeldOut, TrainingAndEvaluationPromptsShareNo64ByteSpan) {
@@ -70,15 +71,17 @@ TEST(HeldOut, TrainingAndEvaluationPromptsShareNo64ByteSpan) {
   Stopwatch sw;
 
   std::vector<Prompt> train_prompts;
-  const TrainSet sets[] = {{1, 320, {512, 1024, 1536, 2048}},  // scripts/train-lookahead.sh
+  const TrainPromptSet sets[] = {{1, 320, {512, 1024, 1536, 2048}},  // scripts/train-lookahead.sh
                            {2, 24, {1024, 2048}},
-                           {1, 200, {512, 1024, 1536, 2048, 3072, 4096}}};  // glimpse prompts
-  for (const TrainSet& set : sets) {
+                           {1, 200, {512, 1024, 1536, 2048, 3072, 4096}},  // glimpse prompts
+                           // glimpse prompts --set v2 -n 1200 -s 3: the second set
+                           {3, 1200, {512, 1024, 1536, 2048, 3072, 4096}, TrainSet::kV2}};
+  for (const TrainPromptSet& set : sets) {
     TaskOptions o = base;
     o.seed = set.seed;
     o.corpus = train.get();
     for (int i = 0; i < set.n; ++i) {
-      const Sample s = make_train_prompt((size_t)i, set.lengths, o, fortunes.get());
+      const Sample s = make_train_prompt((size_t)i, set.lengths, o, fortunes.get(), set.set);
       train_prompts.push_back({fmt::format("set {} #{} ({})", set.seed, i, s.id), s.prompt()});
     }
   }

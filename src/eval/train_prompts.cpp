@@ -12,6 +12,7 @@
 
 #include "eval/tasks_internal.h"
 #include "eval/text_corpus.h"
+#include "eval/train_prompts_internal.h"
 #include "eval/train_words.h"
 #include "util/error.h"
 
@@ -19,11 +20,53 @@ namespace glimpse::eval {
 
 using namespace detail;
 
-const std::vector<std::string>& train_families() {
-  static const std::vector<std::string> f = {"train_passage_instruct", "train_passage_keyword",
-                                             "train_planted_facts", "train_fortune_pick",
-                                             "train_records"};
-  return f;
+namespace detail {
+
+std::vector<std::string> distinct_people(Rng& rng, size_t n) {
+  std::vector<std::string> given = train_given_names(), family = train_family_names();
+  rng.shuffle(given);
+  rng.shuffle(family);
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n; ++i) out.push_back(given.at(i) + " " + family.at(i));
+  return out;
+}
+
+std::vector<double> train_fact_depths(Rng& rng, size_t k) {
+  std::vector<double> d(k);
+  for (double& x : d) x = 0.05 + 0.9 * rng.unit();
+  std::sort(d.begin(), d.end());
+  return d;
+}
+
+std::vector<std::string> train_record_lines(Rng& rng, size_t n) {
+  std::vector<std::string> recs;
+  for (size_t k = 0; k < n; ++k) {
+    const std::string& shade = rng.pick(train_shades());
+    const char* article = std::string_view("aeiou").find(shade[0]) != std::string_view::npos ? "an" : "a";
+    recs.push_back(fmt::format("Record {}: {} {} {}, stored in aisle {}, weight {} grams.\n", k + 1, article,
+                               shade, rng.pick(train_objects()), rng.range(1, 99), rng.range(10, 999)));
+  }
+  return recs;
+}
+
+}  // namespace detail
+
+TrainSet parse_train_set(const std::string& name) {
+  if (name == "v1") return TrainSet::kV1;
+  if (name == "v2") return TrainSet::kV2;
+  fail("unknown training set '{}' (v1, v2)", name);
+}
+
+const std::vector<std::string>& train_families(TrainSet set) {
+  static const std::vector<std::string> v1 = {"train_passage_instruct", "train_passage_keyword",
+                                              "train_planted_facts", "train_fortune_pick",
+                                              "train_records"};
+  static const std::vector<std::string> v2 = [] {
+    std::vector<std::string> f = v1;
+    for (const std::string& x : train_v2_new_families()) f.push_back(x);
+    return f;
+  }();
+  return set == TrainSet::kV1 ? v1 : v2;
 }
 
 namespace {
@@ -72,25 +115,6 @@ const std::vector<FactForm> kFactForms = {
     {"According to the logbook, {0} arrived at gate {1}.", "At which gate did {0} arrive, according to the logbook?", gate_code},
 };
 
-// n people "Given Family", no two sharing either name.
-std::vector<std::string> distinct_people(Rng& rng, size_t n) {
-  std::vector<std::string> given = train_given_names(), family = train_family_names();
-  rng.shuffle(given);
-  rng.shuffle(family);
-  std::vector<std::string> out;
-  for (size_t i = 0; i < n; ++i) out.push_back(given.at(i) + " " + family.at(i));
-  return out;
-}
-
-// Depths of k facts: independent draws in [0.05, 0.95], in reading order (facts may
-// cluster; evaluation needles get one band each, in random order).
-std::vector<double> train_fact_depths(Rng& rng, size_t k) {
-  std::vector<double> d(k);
-  for (double& x : d) x = 0.05 + 0.9 * rng.unit();
-  std::sort(d.begin(), d.end());
-  return d;
-}
-
 // The planted facts of one prompt, and the question asking one of them.
 std::vector<Insert> plant_facts(Rng& rng, std::string& question) {
   const size_t k = (size_t)rng.range(1, 4);
@@ -116,7 +140,7 @@ Sample finish(Sample s, const std::string& family, size_t i, uint64_t seed) {
 }  // namespace
 
 Sample make_train_prompt(size_t i, const std::vector<int64_t>& lengths, const TaskOptions& base,
-                         const TextCorpus* fortunes) {
+                         const TextCorpus* fortunes, TrainSet set) {
   if (lengths.empty()) fail("training prompts need at least one length");
   if (!base.corpus) fail("training prompts need the natural-text corpus");
   // Training reads only its own side of the split (text_corpus.h).
@@ -125,13 +149,19 @@ Sample make_train_prompt(size_t i, const std::vector<int64_t>& lengths, const Ta
       fail("training prompts: the text corpus {} is the evaluation side's; training needs "
            "TextCorpus::load(..., CorpusSide::kTrain)", c->name());
   Rng pick(mix64(kTrainSeedBase + base.seed * 1'000'003ull + i));
-  const std::string family = train_families()[pick.below(train_families().size())];
+  const std::vector<std::string>& families = train_families(set);
+  const std::string family = families[pick.below(families.size())];
   TaskOptions opt = base;
   opt.target_tokens = lengths[pick.below(lengths.size())];
   opt.seed = kTrainSeedBase + pick.next() % kTrainSeedBase;
   Rng rng(sample_seed(family, opt.target_tokens, opt.seed));
   Sample proto;
-  proto.max_new_tokens = 128;
+  proto.max_new_tokens = set == TrainSet::kV1 ? 128 : 256;
+  // The second set's lengths are prompt lengths: its answers get room on top.
+  if (set == TrainSet::kV2) opt.target_tokens += proto.max_new_tokens;
+  const auto& added = train_v2_new_families();
+  if (std::find(added.begin(), added.end(), family) != added.end())
+    return finish(gen_train_v2(family, opt, fortunes, rng, proto), family, i, opt.seed);
   const int64_t budget = prompt_budget(opt, proto.max_new_tokens);
   const size_t min_bytes = (size_t)std::max<int64_t>(budget, 0) * 16 + 4096;
 
@@ -156,13 +186,7 @@ Sample make_train_prompt(size_t i, const std::vector<int64_t>& lengths, const Ta
   if (family == "train_records") {
     // "Record 17: a crimson kayak, stored in aisle 42, weight 310 grams." x n
     const size_t n_max = 4000;
-    std::vector<std::string> recs;
-    for (size_t k = 0; k < n_max; ++k) {
-      const std::string& shade = rng.pick(train_shades());
-      const char* article = std::string_view("aeiou").find(shade[0]) != std::string_view::npos ? "an" : "a";
-      recs.push_back(fmt::format("Record {}: {} {} {}, stored in aisle {}, weight {} grams.\n", k + 1, article,
-                                 shade, rng.pick(train_objects()), rng.range(1, 99), rng.range(10, 999)));
-    }
+    const std::vector<std::string> recs = train_record_lines(rng, n_max);
     const uint64_t ask = rng.next();
     auto build = [&](size_t n, size_t) {
       Sample s = proto;

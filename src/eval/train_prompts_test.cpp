@@ -36,8 +36,10 @@ TEST(TrainPrompts, WordListsShareNothingWithTheEvaluationKeys) {
   std::set<std::string> eval_words(adjectives().begin(), adjectives().end());
   eval_words.insert(nouns().begin(), nouns().end());
   for (const auto* list : {&train_given_names(), &train_family_names(), &train_shades(),
-                           &train_objects(), &train_number_words()}) {
-    EXPECT_GE(list->size(), 10u);
+                           &train_objects(), &train_number_words(), &train_workshops(),
+                           &train_weekdays(), &train_rooms(), &train_config_sections(),
+                           &train_config_keys()}) {
+    EXPECT_GE(list->size(), 7u);
     for (const std::string& w : *list) {
       std::string lower = w;
       for (char& c : lower) c = (char)std::tolower((unsigned char)c);
@@ -69,6 +71,35 @@ TEST(TrainPrompts, OwnFactsAndRecords) {
     EXPECT_EQ(text.find("magic number"), std::string::npos);
   }
   EXPECT_EQ(families.size(), train_families().size());
+}
+
+TEST(TrainPrompts, SecondSetCoversElevenFamiliesAndKeepsTheFirstUnchanged) {
+  const TextCorpus train = synthetic(CorpusSide::kTrain);
+  const std::regex eval_key("\\b[a-z]+-[a-z]+\\b");
+  const std::regex eval_value("\\b\\d{5,}\\b|\\d+\\.\\d+\\.\\d+");
+  std::set<std::string> families;
+  for (size_t i = 0; i < 200; ++i) {
+    const Sample a = make_train_prompt(i, {512, 2048}, opts(train), &train, TrainSet::kV2);
+    EXPECT_EQ(a.to_json(),
+              make_train_prompt(i, {512, 2048}, opts(train), &train, TrainSet::kV2).to_json());
+    families.insert(a.task);
+    EXPECT_EQ(a.max_new_tokens, 256);
+    // Lengths are prompt lengths (the answer's 256 tokens come on top), filled to 80% at least.
+    EXPECT_LE(fake_count(a.prompt()), a.target_tokens - 32 - 256) << a.id;
+    EXPECT_GE(fake_count(a.prompt()), (a.target_tokens - 256) * 8 / 10) << a.id;
+    if (a.task == "train_passage_instruct" || a.task == "train_passage_keyword" ||
+        a.task == "train_fortune_pick")
+      continue;  // handbook text may hold anything
+    const std::string text = a.task == "train_dialogue" ? a.question : a.context + "\n" + a.question;
+    EXPECT_FALSE(std::regex_search(text, eval_key)) << a.id;
+    EXPECT_FALSE(std::regex_search(text, eval_value)) << a.id;
+    EXPECT_EQ(text.find("magic number"), std::string::npos);
+  }
+  EXPECT_EQ(families.size(), 11u);
+  EXPECT_EQ(families.size(), train_families(TrainSet::kV2).size());
+  // The first set's samples do not depend on the second set.
+  EXPECT_EQ(train_families(TrainSet::kV1).size(), 5u);
+  EXPECT_THROW(parse_train_set("v3"), Error);
 }
 
 }  // namespace

@@ -55,4 +55,39 @@ const std::vector<std::string>& train_number_words() {
   return v;
 }
 
+const std::vector<std::string>& train_workshops() {
+  static const std::vector<std::string> v = split_words(
+      "pottery welding calligraphy beekeeping origami fencing sailing glassblowing bookbinding "
+      "archery knitting woodcarving juggling embroidery falconry cheesemaking");
+  return v;
+}
+
+const std::vector<std::string>& train_weekdays() {
+  static const std::vector<std::string> v = split_words(
+      "Monday Tuesday Wednesday Thursday Friday Saturday Sunday");
+  return v;
+}
+
+const std::vector<std::string>& train_rooms() {
+  static const std::vector<std::string> v = split_words(
+      "pantry attic basement greenhouse workshop laundry porch hallway studio garage loft "
+      "conservatory");
+  return v;
+}
+
+const std::vector<std::string>& train_config_sections() {
+  static const std::vector<std::string> v = split_words(
+      "uploader scheduler thumbnailer indexer notifier archiver resizer spooler crawler "
+      "mailer renderer collector");
+  return v;
+}
+
+const std::vector<std::string>& train_config_keys() {
+  static const std::vector<std::string> v = split_words(
+      "retry_limit spool_dir batch_window max_workers idle_timeout log_level chunk_kib "
+      "queue_depth backoff_ms verify_checksums keep_days nice_level poll_seconds "
+      "compress_level cache_mib");
+  return v;
+}
+
 }  // namespace glimpse::eval

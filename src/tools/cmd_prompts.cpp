@@ -17,6 +17,7 @@ int cmd_prompts(int argc, char** argv, int first) {
   EngineParams sp;
   std::string out;
   int n = 200, seed = 1;
+  eval::TrainSet set = eval::TrainSet::kV1;
   std::vector<int> lengths = {512, 1024, 1536, 2048, 3072, 4096};
   ArgParser ap("prompts", "Write LookaheadKV training prompts (JSONL) disjoint from the evaluation.");
   add_model_args(ap, sp);
@@ -27,6 +28,10 @@ int cmd_prompts(int argc, char** argv, int first) {
          [&](const std::string& v) { lengths = parse_int_list("--lengths", v); });
   ap.add({"-s", "--seed"}, "N", "set seed (default: 1)",
          [&](const std::string& v) { seed = parse_int("-s", v, 0, 1 << 30); });
+  ap.add({"--set"}, "NAME", "training set: v1 (5 families, the shipped module's) or v2 (11 "
+         "families: adds multi-value, two-hop, counting, list extraction, configuration files "
+         "and code, chat logs) (default: v1)",
+         [&](const std::string& v) { set = eval::parse_train_set(v); });
   if (!ap.parse(argc, argv, first)) return 0;
   if (out.empty()) fail("prompts: -o FILE is required");
   const std::shared_ptr<Engine> s = Engine::load(sp);
@@ -43,7 +48,7 @@ int cmd_prompts(int argc, char** argv, int first) {
   if (!f) fail("cannot write '{}'", out);
   ProgressBar bar(n, "prompts");
   for (int i = 0; i < n; ++i) {
-    const eval::Sample smp = eval::make_train_prompt((size_t)i, lens, opt, &fortunes);
+    const eval::Sample smp = eval::make_train_prompt((size_t)i, lens, opt, &fortunes, set);
     f << smp.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     bar.add(1);
   }
