@@ -267,6 +267,19 @@ if train --out "$tmp/full.gguf" && train --out "$tmp/part.gguf" --run-steps 1 \
   echo "ok   train-lookahead, exact resume, lookahead policy"; passes=$((passes+1))
 else echo "FAIL train-lookahead"; cat "$tmp/err"; fails=$((fails+1)); fi
 
+# Ground-truth-only sample files (--recompute-kv) train the same module bit for bit; a
+# validation set logs its loss and keeps the best module.
+if train --out "$tmp/rec.gguf" --recompute-kv && cmp -s "$tmp/full.gguf" "$tmp/rec.gguf" \
+   && [ "$(ls "$tmp"/lc/*-gt.lkv | wc -l)" -eq 2 ] \
+   && [ "$(stat -c %s "$(ls "$tmp"/lc/*-gt.lkv | head -1)")" -lt "$(stat -c %s "$(ls "$tmp"/lc/*.lkv | grep -v -- -gt | head -1)")" ] \
+   && "$GLIMPSE" train-lookahead -m "$MODEL" --prompts "$tmp/p.jsonl" --cache-dir "$tmp/lc" --steps 4 \
+        --batch 1 --answer-len 4 --warmup 1 -t 2 -q --recompute-kv --val-prompts "$tmp/p.jsonl" \
+        --val-every 2 --out "$tmp/val.gguf" >/dev/null 2>"$tmp/err" \
+   && [ "$(grep -c val_loss "$tmp/val.gguf.log.jsonl")" -eq 2 ] && [ -s "$tmp/val.gguf" ] \
+   && grep -q "validation: best loss" "$tmp/err"; then
+  echo "ok   train-lookahead --recompute-kv (same module), validation"; passes=$((passes+1))
+else echo "FAIL train-lookahead --recompute-kv / validation"; cat "$tmp/err"; fails=$((fails+1)); fi
+
 # The module shipped in modules/ is found for the default model without --kv-lookahead-module.
 if [ "$(basename "$MODEL")" = "SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
   if "$GLIMPSE" run -m "$MODEL" -f "$tmp/ctx.txt" --chat -n 2 --temp 0 -t 2 --kv-policy lookahead \

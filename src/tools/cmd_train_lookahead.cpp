@@ -59,6 +59,15 @@ int cmd_train_lookahead(int argc, char** argv, int first) {
           [&] { o.resume = true; });
   ap.add({"--run-steps"}, "N", "stop (with a checkpoint) after N steps of this run; --resume continues",
          [&](const std::string& v) { o.run_steps = parse_int("--run-steps", v, 1, 1 << 30); });
+  ap.flag({"--recompute-kv"}, "sample files hold the ground truth only (22x smaller); each step prefills the prompt again",
+          [&] { o.recompute_kv = true; });
+  ap.add({"--val-prompts"}, "FNAME",
+         "validation prompts (JSONL): their mean loss is logged every --val-every steps and <out> keeps the best module",
+         [&](const std::string& v) { o.val_prompts_path = v; });
+  ap.add({"--val-every"}, "N", "steps between validations (default: 50)",
+         [&](const std::string& v) { o.val_every = parse_int("--val-every", v, 1, 1 << 30); });
+  ap.add({"--patience"}, "N", "stop after N validations without a better loss (default: 0, never)",
+         [&](const std::string& v) { o.patience = parse_int("--patience", v, 0, 1 << 20); });
   ap.flag({"-q", "--quiet"}, "no progress bar", [&] { o.progress = false; });
   if (!ap.parse(argc, argv, first)) return 0;
   if (o.prompts_path.empty()) fail("--prompts is required");
@@ -80,8 +89,8 @@ int cmd_train_lookahead(int argc, char** argv, int first) {
     return 0;
   }
   const LookaheadTrainReport r = train_lookahead(s, o);
-  const double bytes_per_token =
-      2.0 * c.n_layer * c.n_kv_head * c.head_dim * 2 + (double)c.n_layer * c.n_head * 4;
+  const double bytes_per_token = (o.recompute_kv ? 0.0 : 2.0 * c.n_layer * c.n_kv_head * c.head_dim * 2) +
+                                 (double)c.n_layer * c.n_head * 4;
   const double mean_n = (double)r.total_prompt_tokens / std::max(1, r.n_prompts);
   std::fprintf(stderr, "prompts: %d used (mean %.0f tokens, %d skipped as too long)\n", r.n_prompts,
                mean_n, r.n_skipped);
@@ -98,6 +107,9 @@ int cmd_train_lookahead(int argc, char** argv, int first) {
   if (steps > 0)
     std::fprintf(stderr, "training: steps %d..%d in %.1f s (%.2f s/step, batch %d), loss %.4f\n",
                  r.first_step + 1, r.last_step, r.train_s, r.train_s / steps, o.batch, r.final_loss);
+  if (r.best_step > 0)
+    std::fprintf(stderr, "validation: best loss %.4f at step %d%s\n", r.best_val, r.best_step,
+                 r.early_stopped ? " (stopped early)" : "");
   std::fprintf(stderr, "module: %s\n", o.out_path.c_str());
   return 0;
 }

@@ -37,7 +37,8 @@ std::atomic<int> g_stop{0};
 extern "C" void on_stop_signal(int) { g_stop.store(1); }
 
 constexpr char kSampleMagic[8] = {'G', 'L', 'M', 'P', 'L', 'K', 'V', '1'};
-constexpr char kStateMagic[8] = {'G', 'L', 'M', 'P', 'L', 'K', 'S', '1'};
+constexpr char kStateMagic1[8] = {'G', 'L', 'M', 'P', 'L', 'K', 'S', '1'};
+constexpr char kStateMagic[8] = {'G', 'L', 'M', 'P', 'L', 'K', 'S', '2'};  // + best validation
 
 struct SampleHeader {
   char magic[8];
@@ -45,7 +46,7 @@ struct SampleHeader {
   uint64_t key;
   int32_t n_layer, n_kv_head, head_dim, n_head;
   int64_t n_prompt;
-  int32_t n_answer, reserved;
+  int32_t n_answer, no_kv;  // no_kv 1: ground truth only (files before it existed hold 0)
   uint64_t reserved2;
 };
 static_assert(sizeof(SampleHeader) == 64);
@@ -75,9 +76,10 @@ struct Prompt {
   std::string file;
 };
 
-std::vector<Prompt> read_prompts(Context& s, const LookaheadTrainOptions& o, int& skipped) {
-  std::ifstream in(o.prompts_path);
-  if (!in) fail("cannot read '{}': {}", o.prompts_path, std::strerror(errno));
+std::vector<Prompt> read_prompts(Context& s, const LookaheadTrainOptions& o, const std::string& path,
+                                 int& skipped) {
+  std::ifstream in(path);
+  if (!in) fail("cannot read '{}': {}", path, std::strerror(errno));
   const uint64_t fp = weights_fingerprint(s.model());
   const int64_t limit = o.max_prompt > 0 ? o.max_prompt : (int64_t)s.n_ctx() - o.answer_len;
   std::vector<Prompt> out;
@@ -91,17 +93,17 @@ std::vector<Prompt> read_prompts(Context& s, const LookaheadTrainOptions& o, int
     try {
       j = nlohmann::json::parse(line);
     } catch (const std::exception& e) {
-      fail("{}:{}: not a JSON object: {}", o.prompts_path, line_no, e.what());
+      fail("{}:{}: not a JSON object: {}", path, line_no, e.what());
     }
-    if (!j.is_object()) fail("{}:{}: not a JSON object", o.prompts_path, line_no);
+    if (!j.is_object()) fail("{}:{}: not a JSON object", path, line_no);
     auto field = [&](const char* k) {
       if (!j.contains(k)) return std::string();
-      if (!j[k].is_string()) fail("{}:{}: \"{}\" must be a string", o.prompts_path, line_no, k);
+      if (!j[k].is_string()) fail("{}:{}: \"{}\" must be a string", path, line_no, k);
       return j[k].get<std::string>();
     };
     const std::string context = field("context"), question = field("question");
     if (context.empty() && question.empty())
-      fail("{}:{}: needs \"context\" and/or \"question\"", o.prompts_path, line_no);
+      fail("{}:{}: needs \"context\" and/or \"question\"", path, line_no);
     Prompt p;
     p.tokens = context.empty() ? s.engine().tokenize_prompt(question, o.system, true)
                                : s.engine().tokenize_prompt(context, question, o.system, true).tokens;
@@ -115,12 +117,14 @@ std::vector<Prompt> read_prompts(Context& s, const LookaheadTrainOptions& o, int
                                   ? ""
                                   : fmt::format("-{}-{}", kv_type_name(kc.type_k()),
                                                 kv_type_name(kc.type_v()));
-    p.file = (fs::path(o.cache_dir) / fmt::format("{:016x}{}.lkv",
-                                                  hash_tokens(fp, p.tokens, o.answer_len), types))
+    // Ground-truth-only files (--recompute-kv) are other files.
+    p.file = (fs::path(o.cache_dir) / fmt::format("{:016x}{}{}.lkv",
+                                                  hash_tokens(fp, p.tokens, o.answer_len), types,
+                                                  o.recompute_kv ? "-gt" : ""))
                  .string();
     out.push_back(std::move(p));
   }
-  if (out.empty()) fail("{}: no usable prompts ({} too long for the context)", o.prompts_path, skipped);
+  if (out.empty()) fail("{}: no usable prompts ({} too long for the context)", path, skipped);
   return out;
 }
 
@@ -137,6 +141,8 @@ struct TrainState {
   int step = 0;  // optimizer steps done
   LookaheadModule m, v;  // Adam moments
   double running = 0;
+  double best_val = 0;  // best validation loss and its step (0: none yet)
+  int64_t best_step = 0;
 };
 
 struct StateSettings {
@@ -151,6 +157,8 @@ void save_state(const std::string& path, const TrainState& st, const LookaheadMo
   const int64_t step = st.step;
   f.write(&step, 8);
   f.write(&st.running, 8);
+  f.write(&st.best_val, 8);
+  f.write(&st.best_step, 8);
   f.write(&set, sizeof set);
   for (const LookaheadModule* x : {&mod, &st.m, &st.v})
     for (const std::vector<float>* t : x->tensors()) f.write(t->data(), t->size() * 4);
@@ -163,10 +171,15 @@ void load_state(const std::string& path, TrainState& st, LookaheadModule& mod,
   if (!in) fail("--resume: cannot read '{}'", path);
   char magic[8];
   read_exact(in, magic, 8, path);
-  if (std::memcmp(magic, kStateMagic, 8)) fail("{}: not a lookahead training state", path);
+  const bool v1 = !std::memcmp(magic, kStateMagic1, 8);  // without the validation fields
+  if (!v1 && std::memcmp(magic, kStateMagic, 8)) fail("{}: not a lookahead training state", path);
   int64_t step;
   read_exact(in, &step, 8, path);
   read_exact(in, &st.running, 8, path);
+  if (!v1) {
+    read_exact(in, &st.best_val, 8, path);
+    read_exact(in, &st.best_step, 8, path);
+  }
   StateSettings set;
   read_exact(in, &set, sizeof set, path);
   if (set.seed != want.seed || set.batch != want.batch || set.n_prompts != want.n_prompts)
@@ -197,7 +210,7 @@ void trim_log(const std::string& path, int step) {
 }  // namespace
 
 LookaheadSampleTimes make_lookahead_sample(Context& s, const std::vector<int32_t>& tokens,
-                                           int answer_len, const std::string& path) {
+                                           int answer_len, const std::string& path, bool store_kv) {
   LookaheadSampleTimes times;
   Stopwatch sw;
   const Model& m = s.model();
@@ -254,12 +267,13 @@ LookaheadSampleTimes make_lookahead_sample(Context& s, const std::vector<int32_t
   h.n_head = c.n_head;
   h.n_prompt = N;
   h.n_answer = count;
+  h.no_kv = store_kv ? 0 : 1;
   AtomicFile f(path);
   f.write(&h, sizeof h);
   // The first N entries of a head (the prompt), stored as f16 whatever the cache type.
   const size_t hd = (size_t)N * c.head_dim;
   std::vector<uint8_t> f16(hd * 2);
-  for (int l = 0; l < c.n_layer; ++l)
+  for (int l = 0; l < c.n_layer && store_kv; ++l)
     for (int g = 0; g < c.n_kv_head; ++g) {
       const KvHead& kh = cache.head(l, g);
       kv_rows_convert(cache.type_k(), kh.k.data(), KvType::F16, f16.data(), N, c.head_dim);
@@ -287,14 +301,16 @@ LookaheadSampleFile read_lookahead_sample(const std::string& path, const Model& 
   if (h.n_prompt < 1 || h.n_prompt > (1 << 24)) fail("{}: bad prompt length", path);
   const int64_t N = h.n_prompt;
   const size_t hd = (size_t)N * c.head_dim;
-  const uint64_t expect = sizeof h + (uint64_t)c.n_layer * c.n_kv_head * hd * 4 +
+  if (h.no_kv != 0 && h.no_kv != 1) fail("{}: bad sample header", path);
+  const bool has_kv = h.no_kv == 0;
+  const uint64_t expect = sizeof h + (has_kv ? (uint64_t)c.n_layer * c.n_kv_head * hd * 4 : 0) +
                           (uint64_t)c.n_layer * c.n_head * N * 4;
   if (fs::file_size(path) != expect) fail("{}: file is truncated or corrupt", path);
   if (cache.n_layer() != c.n_layer || cache.n_kv_head() != c.n_kv_head)
     fail("read_lookahead_sample: cache of another model");
-  cache.clear();
+  if (has_kv) cache.clear();
   std::vector<uint8_t> f16(hd * 2);  // the file's f16 rows, converted to the cache's types
-  for (int l = 0; l < c.n_layer; ++l)
+  for (int l = 0; l < c.n_layer && has_kv; ++l)
     for (int g = 0; g < c.n_kv_head; ++g) {
       KvHead& kh = cache.head(l, g);
       kh.k.resize(N * cache.k_row_bytes());
@@ -306,10 +322,11 @@ LookaheadSampleFile read_lookahead_sample(const std::string& path, const Model& 
       kh.pos.resize(N);
       std::iota(kh.pos.begin(), kh.pos.end(), 0);
     }
-  cache.set_n_past((int32_t)N);
+  if (has_kv) cache.set_n_past((int32_t)N);
   LookaheadSampleFile out;
   out.n_prompt = N;
   out.n_answer = h.n_answer;
+  out.has_kv = has_kv;
   out.gt.resize((size_t)c.n_layer * c.n_head * N);
   read_exact(in, out.gt.data(), out.gt.size() * 4, path);
   return out;
@@ -325,41 +342,98 @@ float lookahead_lr(const LookaheadTrainOptions& o, int t) {
 
 namespace {
 
-// Reads the prompts and makes every missing sample file.
+// Reads the prompts of path and makes every missing sample file.
 std::vector<Prompt> prepare_samples(Context& s, const LookaheadTrainOptions& o,
-                                    LookaheadTrainReport& rep) {
-  std::vector<Prompt> prompts = read_prompts(s, o, rep.n_skipped);
+                                    const std::string& path, LookaheadTrainReport& rep) {
+  std::vector<Prompt> prompts = read_prompts(s, o, path, rep.n_skipped);
   rep.n_prompts = (int)prompts.size();
   for (const Prompt& p : prompts) rep.total_prompt_tokens += (int64_t)p.tokens.size();
   fs::create_directories(o.cache_dir);
-  // Sample files (prompt KV + ground truth), made once.
-  {
-    Stopwatch sw;
-    int done = 0;
-    std::vector<uint8_t> missing(prompts.size());
-    size_t left = 0;
-    for (size_t i = 0; i < prompts.size(); ++i) left += missing[i] = !fs::exists(prompts[i].file);
-    for (size_t i = 0; i < prompts.size(); ++i) {
-      if (missing[i]) {
-        --left;
-        const LookaheadSampleTimes t = make_lookahead_sample(s, prompts[i].tokens, o.answer_len, prompts[i].file);
-        rep.prepare_times.prefill += t.prefill;
-        rep.prepare_times.answer += t.answer;
-        rep.prepare_times.truth += t.truth;
-        rep.prepare_times.write += t.write;
-        ++done;
-      }
-      const double per = done ? sw.ms() / 1000.0 / done : 0;
-      progress_line(o.progress, fmt::format("preparing {} {}/{} | {:.1f} s/sample | ETA {}",
-                                            progress_bar((double)(i + 1) / prompts.size()), i + 1,
-                                            prompts.size(), per, format_compact_duration(per * left)));
+  Stopwatch sw;
+  int done = 0;
+  std::vector<uint8_t> missing(prompts.size());
+  size_t left = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) left += missing[i] = !fs::exists(prompts[i].file);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    if (missing[i]) {
+      --left;
+      const LookaheadSampleTimes t = make_lookahead_sample(s, prompts[i].tokens, o.answer_len,
+                                                           prompts[i].file, !o.recompute_kv);
+      rep.prepare_times.prefill += t.prefill;
+      rep.prepare_times.answer += t.answer;
+      rep.prepare_times.truth += t.truth;
+      rep.prepare_times.write += t.write;
+      ++done;
     }
-    if (o.progress) std::fputc('\n', stderr);
-    rep.n_prepared = done;
-    rep.prepare_s = sw.ms() / 1000.0;
+    const double per = done ? sw.ms() / 1000.0 / done : 0;
+    progress_line(o.progress, fmt::format("preparing {} {}/{} | {:.1f} s/sample | ETA {}",
+                                          progress_bar((double)(i + 1) / prompts.size()), i + 1,
+                                          prompts.size(), per, format_compact_duration(per * left)));
   }
-
+  if (o.progress) std::fputc('\n', stderr);
+  rep.n_prepared += done;
+  rep.prepare_s += sw.ms() / 1000.0;
   return prompts;
+}
+
+// The ground truth of a prompt and the cache holding its KV: `cache` filled from the sample
+// file, or the context's own cache after a prefill when the file has no KV.
+struct LoadedSample {
+  LookaheadSampleFile file;
+  KvCache* kv = nullptr;
+};
+LoadedSample load_sample(Context& s, const Prompt& p, KvCache& cache) {
+  LoadedSample out{read_lookahead_sample(p.file, s.model(), cache), &cache};
+  if (!out.file.has_kv) {
+    s.reset();
+    s.prefill(p.tokens, nullptr);
+    out.kv = &s.cache();
+  }
+  return out;
+}
+
+// Mean training loss (KL) of a module over prompts.
+double mean_loss(Context& s, const std::vector<Prompt>& prompts, const LookaheadModule& mod,
+                 KvCache& cache) {
+  const ModelConfig& c = s.model().config();
+  double loss = 0;
+  for (const Prompt& p : prompts) {
+    const LoadedSample ls = load_sample(s, p, cache);
+    std::vector<float> sc;
+    lookahead_forward<float>(s.model(), *ls.kv, mod, s.pool(), sc, nullptr);
+    loss += lookahead_loss<float>(sc, ls.file.gt.data(), c.n_layer, c.n_head, ls.file.n_prompt, nullptr);
+  }
+  s.reset();
+  return loss / (double)prompts.size();
+}
+
+// AdamW on every tensor of mod from the (already batch-averaged) gradient, clipped to the
+// global norm o.clip. Returns the norm before clipping; fails when it is not finite.
+double adamw_step(const LookaheadTrainOptions& o, TrainState& st, LookaheadModule& mod,
+                  LookaheadModule& grad, float lr) {
+  const double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  std::vector<std::vector<float>*> P = mod.tensors(), Gr = grad.tensors(), M = st.m.tensors(),
+                                   V = st.v.tensors();
+  double norm2 = 0;
+  for (auto* g : Gr)
+    for (float x : *g) norm2 += (double)x * x;
+  const double norm = std::sqrt(norm2);
+  if (!std::isfinite(norm)) fail("step {}: the gradient is not finite", st.step + 1);
+  const double clip = norm > o.clip ? o.clip / norm : 1.0;
+  const int t = st.step + 1;
+  const double bc1 = 1.0 - std::pow(beta1, t), bc2 = 1.0 - std::pow(beta2, t);
+  for (size_t ti = 0; ti < P.size(); ++ti) {
+    const float wd = ti == 0 ? 0.0f : o.weight_decay;  // no decay on the embeddings P
+    float *p = P[ti]->data(), *g = Gr[ti]->data(), *m = M[ti]->data(), *v = V[ti]->data();
+    for (size_t i = 0; i < P[ti]->size(); ++i) {
+      const double gi = g[i] * clip;
+      m[i] = (float)(beta1 * m[i] + (1 - beta1) * gi);
+      v[i] = (float)(beta2 * v[i] + (1 - beta2) * gi * gi);
+      const double upd = (m[i] / bc1) / (std::sqrt(v[i] / bc2) + eps) + wd * p[i];
+      p[i] = (float)(p[i] - lr * upd);
+    }
+  }
+  return norm;
 }
 
 }  // namespace
@@ -369,15 +443,16 @@ LookaheadEvalReport evaluate_lookahead(Context& s, const LookaheadTrainOptions& 
   const Model& model = s.model();
   const ModelConfig& c = model.config();
   LookaheadEvalReport ev;
-  const std::vector<Prompt> prompts = prepare_samples(s, o, ev.data);
+  const std::vector<Prompt> prompts = prepare_samples(s, o, o.prompts_path, ev.data);
   KvCache cache = KvCache::for_model(model.config(), 1);
   double loss = 0, kept = 0, kept_best = 0;
   int64_t rows = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    const LookaheadSampleFile sf = read_lookahead_sample(prompts[i].file, model, cache);
+    const LoadedSample ls = load_sample(s, prompts[i], cache);
+    const LookaheadSampleFile& sf = ls.file;
     const int64_t N = sf.n_prompt;
     std::vector<float> sc;
-    lookahead_forward<float>(model, cache, mod, s.pool(), sc, nullptr);
+    lookahead_forward<float>(model, *ls.kv, mod, s.pool(), sc, nullptr);
     loss += lookahead_loss<float>(sc, sf.gt.data(), c.n_layer, c.n_head, N, nullptr);
     // Ground-truth attention mass inside the top 10% of the prompt by predicted score, and
     // by the ground truth itself (the best any score can do).
@@ -406,6 +481,7 @@ LookaheadEvalReport evaluate_lookahead(Context& s, const LookaheadTrainOptions& 
                                           prompts.size()));
   }
   if (o.progress) std::fputc('\n', stderr);
+  s.reset();
   ev.mean_loss = loss / (double)prompts.size();
   ev.top10_mass = rows ? kept / (double)rows : 0;
   ev.top10_mass_best = rows ? kept_best / (double)rows : 0;
@@ -415,10 +491,16 @@ LookaheadEvalReport evaluate_lookahead(Context& s, const LookaheadTrainOptions& 
 LookaheadTrainReport train_lookahead(Context& s, const LookaheadTrainOptions& o) {
   const Model& model = s.model();
   if (o.steps < 1 || o.batch < 1) fail("--steps and --batch must be >= 1");
+  if (o.val_every < 1) fail("--val-every must be >= 1");
   LookaheadTrainReport rep;
-  std::vector<Prompt> prompts = prepare_samples(s, o, rep);
+  std::vector<Prompt> prompts = prepare_samples(s, o, o.prompts_path, rep);
+  std::vector<Prompt> val;
+  if (!o.val_prompts_path.empty()) {
+    LookaheadTrainReport val_rep;
+    val = prepare_samples(s, o, o.val_prompts_path, val_rep);
+  }
 
-  // 2. Module and optimizer state.
+  // Module and optimizer state.
   const std::string state_path = o.out_path + ".state";
   const std::string log_path = o.log_path.empty() ? o.out_path + ".log.jsonl" : o.log_path;
   const StateSettings settings{o.seed, o.batch, (int32_t)prompts.size(), o.steps, 0};
@@ -436,25 +518,22 @@ LookaheadTrainReport train_lookahead(Context& s, const LookaheadTrainOptions& o)
   if (!o.resume || st.step == 0) std::ofstream(log_path, std::ios::trunc);
   rep.first_step = st.step;
 
-  // 3. Steps.
+  // Steps.
   LookaheadModule grad = mod.zeros_like();
   KvCache cache = KvCache::for_model(model.config(), 1);
   std::ofstream log(log_path, std::ios::app);
   if (!log) fail("cannot write '{}'", log_path);
-  std::vector<std::vector<float>*> P = mod.tensors(), Gr = grad.tensors(), M = st.m.tensors(),
-                                   V = st.v.tensors();
   const int n = (int)prompts.size();
   int64_t cur_epoch = -1;
   std::vector<int> order;
   Stopwatch total;
   int steps_this_run = 0;
-  const double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   g_stop.store(0);
   auto old_int = std::signal(SIGINT, on_stop_signal);
   auto old_term = std::signal(SIGTERM, on_stop_signal);
   while (st.step < o.steps && (o.run_steps <= 0 || steps_this_run < o.run_steps)) {
     Stopwatch sw;
-    for (auto* g : Gr) std::fill(g->begin(), g->end(), 0.0f);
+    for (auto* g : grad.tensors()) std::fill(g->begin(), g->end(), 0.0f);
     double loss = 0;
     for (int b = 0; b < o.batch; ++b) {
       const int64_t k = (int64_t)st.step * o.batch + b;
@@ -462,66 +541,65 @@ LookaheadTrainReport train_lookahead(Context& s, const LookaheadTrainOptions& o)
         cur_epoch = k / n;
         order = epoch_order(n, o.seed, cur_epoch);
       }
-      const LookaheadSampleFile sf = read_lookahead_sample(prompts[order[k % n]].file, model, cache);
-      loss += lookahead_loss_and_grad<float>(model, cache, mod, sf.gt.data(), &grad, s.pool());
+      const LoadedSample ls = load_sample(s, prompts[order[k % n]], cache);
+      loss += lookahead_loss_and_grad<float>(model, *ls.kv, mod, ls.file.gt.data(), &grad, s.pool());
     }
     loss /= o.batch;
-    double norm2 = 0;
-    for (auto* g : Gr)
-      for (float& x : *g) {
-        x /= (float)o.batch;
-        norm2 += (double)x * x;
-      }
-    const double norm = std::sqrt(norm2);
-    if (!std::isfinite(norm)) fail("step {}: the gradient is not finite", st.step + 1);
-    const double clip = norm > o.clip ? o.clip / norm : 1.0;
+    for (auto* g : grad.tensors())
+      for (float& x : *g) x /= (float)o.batch;
     const float lr = lookahead_lr(o, st.step);
-    const int t = st.step + 1;
-    const double bc1 = 1.0 - std::pow(beta1, t), bc2 = 1.0 - std::pow(beta2, t);
-    for (size_t ti = 0; ti < P.size(); ++ti) {
-      const float wd = ti == 0 ? 0.0f : o.weight_decay;  // no decay on the embeddings P
-      float *p = P[ti]->data(), *g = Gr[ti]->data(), *m = M[ti]->data(), *v = V[ti]->data();
-      for (size_t i = 0; i < P[ti]->size(); ++i) {
-        const double gi = g[i] * clip;
-        m[i] = (float)(beta1 * m[i] + (1 - beta1) * gi);
-        v[i] = (float)(beta2 * v[i] + (1 - beta2) * gi * gi);
-        const double upd = (m[i] / bc1) / (std::sqrt(v[i] / bc2) + eps) + wd * p[i];
-        p[i] = (float)(p[i] - lr * upd);
-      }
-    }
-    st.step = t;
+    const double norm = adamw_step(o, st, mod, grad, lr);
+    const int t = ++st.step;
     ++steps_this_run;
     // Running mean: exponential with a 20-step horizon, plain mean before that.
     const double a = std::max(1.0 / 20.0, 1.0 / std::min(t, 20));
     st.running = t == 1 ? loss : (1 - a) * st.running + a * loss;
-    const double secs = sw.ms() / 1000.0;
     log << nlohmann::json{{"step", t}, {"loss", loss}, {"loss_mean", st.running},
-                          {"grad_norm", norm}, {"lr", lr}, {"seconds", secs}}.dump()
+                          {"grad_norm", norm}, {"lr", lr}, {"seconds", sw.ms() / 1000.0}}.dump()
         << "\n";
+    bool stopping = t == o.steps || (o.run_steps > 0 && steps_this_run == o.run_steps) ||
+                    g_stop.load() != 0;
+    // Validation: out_path keeps the best module; patience validations without a better
+    // one end the run.
+    if (!val.empty() && (t % o.val_every == 0 || t == o.steps)) {
+      const double v = mean_loss(s, val, mod, cache);
+      log << nlohmann::json{{"step", t}, {"val_loss", v}}.dump() << "\n";
+      if (st.best_step == 0 || v < st.best_val) {
+        st.best_val = v;
+        st.best_step = t;
+        mod.save(o.out_path);
+      } else if (o.patience > 0 && t - st.best_step >= (int64_t)o.patience * o.val_every) {
+        rep.early_stopped = stopping = true;
+      }
+    }
     log.flush();
-    const bool stopping = t == o.steps || (o.run_steps > 0 && steps_this_run == o.run_steps) ||
-                          g_stop.load() != 0;
     if ((o.save_every > 0 && t % o.save_every == 0) || stopping) {
-      mod.save(o.out_path);
+      if (val.empty()) mod.save(o.out_path);
       save_state(state_path, st, mod, settings);
     }
     const double per = total.ms() / 1000.0 / steps_this_run;
     progress_line(o.progress,
-                  fmt::format("step {}/{} {} loss {:.4f} lr {:.2e} | {:.2f} s/step | ETA {}", t,
-                              o.steps, progress_bar((double)t / o.steps), st.running, lr, per,
-                              format_compact_duration(per * (o.steps - t))));
-    if (g_stop.load()) {
-      if (o.progress) std::fprintf(stderr, "\nstopped by a signal after step %d (checkpoint saved)", t);
+                  fmt::format("step {}/{} {} loss {:.4f}{} lr {:.2e} | {:.2f} s/step | ETA {}", t,
+                              o.steps, progress_bar((double)t / o.steps), st.running,
+                              st.best_step ? fmt::format(" val {:.4f}@{}", st.best_val, st.best_step) : "",
+                              lr, per, format_compact_duration(per * (o.steps - t))));
+    if (g_stop.load() || rep.early_stopped) {
+      if (o.progress)
+        std::fprintf(stderr, rep.early_stopped ? "\nearly stop after step %d: no better validation loss in %d checks"
+                                               : "\nstopped by a signal after step %d (checkpoint saved)",
+                     t, o.patience);
       break;
     }
   }
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
   if (o.progress) std::fputc('\n', stderr);
-  if (steps_this_run == 0) mod.save(o.out_path);
+  if (steps_this_run == 0 && val.empty()) mod.save(o.out_path);
   rep.last_step = st.step;
   rep.train_s = total.ms() / 1000.0;
   rep.final_loss = st.running;
+  rep.best_val = st.best_val;
+  rep.best_step = (int)st.best_step;
   return rep;
 }
 

@@ -13,6 +13,15 @@
 //   Files are named by a hash of (model fingerprint, tokens, answer_len), so several prompt
 //   files and models can share one directory.
 // A step then only runs the 32 lookahead rows forward and backward per prompt.
+// With recompute_kv (--recompute-kv) a sample file holds the ground truth only
+// (n_layer * n_head * 4 B per token: 1,080 B for SmolLM2-135M, 22x less) and each step
+// prefills the prompt again to get its KV; the prefill is deterministic, so the loss is the
+// one the stored KV gives (tested). What large training sets need: 1,200 prompts of 2K
+// tokens would take ~58 GB stored, ~2.6 GB as ground truth.
+// Validation (val_prompts_path): every val_every steps the mean loss on a second prompt set
+// is logged ({"step", "val_loss"}); out_path then holds the module of the best validation
+// loss so far (the state file keeps the latest parameters), and with patience > 0 training
+// stops once patience validations in a row did not improve on the best.
 //
 // Optimiser: AdamW (beta 0.9 / 0.999, eps 1e-8), weight decay on the LoRA matrices only
 // (not on the embeddings P), linear warmup then cosine decay to 10% of the peak rate,
@@ -57,6 +66,10 @@ struct LookaheadTrainOptions {
   int max_prompt = 0;  // skip prompts longer than this (0: the session's context minus answer_len)
   LookaheadHyper hyper;
   bool progress = true;  // progress bar on stderr
+  bool recompute_kv = false;     // sample files without KV; prefill per step
+  std::string val_prompts_path;  // validation prompts (JSONL as prompts_path); empty: none
+  int val_every = 50;
+  int patience = 0;              // validations without improvement before stopping (0: never)
 };
 
 // Time spent making sample files, by phase (ms).
@@ -73,21 +86,26 @@ struct LookaheadTrainReport {
   int first_step = 0, last_step = 0;
   double train_s = 0;        // optimizer steps in this run
   double final_loss = 0;     // running mean at the end
+  double best_val = 0;       // best validation loss (with a validation set)
+  int best_step = 0;         // its step (0: none yet)
+  bool early_stopped = false;
 };
 
 // Cached ground truth and prompt KV of one prompt.
 struct LookaheadSampleFile {
   int64_t n_prompt = 0;
   int n_answer = 0;
+  bool has_kv = true;     // false: ground truth only (the KV is recomputed)
   std::vector<float> gt;  // [n_layer][n_head][N]
 };
 
 // Generates the sample file for tokens (prefill, greedy answer with attention recording).
 // The session's cache is cleared before and after.
+// store_kv false: the file holds the ground truth only.
 LookaheadSampleTimes make_lookahead_sample(Context& s, const std::vector<int32_t>& tokens, int answer_len,
-                           const std::string& path);
-// Reads a sample file into cache (replacing its contents) and the ground truth; fails if
-// the file is truncated or does not belong to the model.
+                           const std::string& path, bool store_kv = true);
+// Reads a sample file into cache (replacing its contents; left alone when the file has no
+// KV) and the ground truth; fails if the file is truncated or does not belong to the model.
 LookaheadSampleFile read_lookahead_sample(const std::string& path, const Model& m, KvCache& cache);
 
 // Learning rate of step t (0-based).
