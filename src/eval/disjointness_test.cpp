@@ -83,6 +83,10 @@ TEST(HeldOut, TrainingAndEvaluationPromptsShareNo64ByteSpan) {
     for (int i = 0; i < set.n; ++i) {
       const Sample s = make_train_prompt((size_t)i, set.lengths, o, fortunes.get(), set.set);
       train_prompts.push_back({fmt::format("set {} #{} ({})", set.seed, i, s.id), s.prompt()});
+      if (s.meta.contains("questions"))  // the other questions about the same document
+        for (const auto& q : s.meta["questions"])
+          train_prompts.push_back({fmt::format("set {} #{} ({}) question", set.seed, i, s.id),
+                                   q.get<std::string>()});
     }
   }
   std::vector<std::string_view> views;

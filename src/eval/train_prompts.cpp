@@ -115,8 +115,9 @@ const std::vector<FactForm> kFactForms = {
     {"According to the logbook, {0} arrived at gate {1}.", "At which gate did {0} arrive, according to the logbook?", gate_code},
 };
 
-// The planted facts of one prompt, and the question asking one of them.
-std::vector<Insert> plant_facts(Rng& rng, std::string& question) {
+// The planted facts of one prompt, the question asking one of them and (into all) one
+// question per fact.
+std::vector<Insert> plant_facts(Rng& rng, std::string& question, std::vector<std::string>& all) {
   const size_t k = (size_t)rng.range(1, 4);
   const std::vector<std::string> people = distinct_people(rng, k);
   const FactForm& form = kFactForms[rng.below(kFactForms.size())];
@@ -124,11 +125,21 @@ std::vector<Insert> plant_facts(Rng& rng, std::string& question) {
   std::vector<Insert> inserts;
   for (size_t j = 0; j < k; ++j)
     inserts.push_back({depths[j], fmt::format(fmt::runtime(form.fact), people[j], form.value(rng))});
-  question = fmt::format(fmt::runtime(form.question), people[rng.below(k)]);
+  const size_t asked = rng.below(k);
+  question = fmt::format(fmt::runtime(form.question), people[asked]);
+  all = {question};
+  for (size_t j = 0; j < k; ++j)
+    if (j != asked) all.push_back(fmt::format(fmt::runtime(form.question), people[j]));
   return inserts;
 }
 
 Sample finish(Sample s, const std::string& family, size_t i, uint64_t seed) {
+  if (s.meta.contains("questions")) {  // the asked one first, no repeats
+    std::vector<std::string> qs = {s.question};
+    for (const auto& q : s.meta["questions"])
+      if (std::find(qs.begin(), qs.end(), q.get<std::string>()) == qs.end()) qs.push_back(q);
+    s.meta["questions"] = qs;
+  }
   s.task = family;
   s.seed = seed;
   s.id = fmt::format("{}/{}/{}", family, s.target_tokens, i);
@@ -159,9 +170,16 @@ Sample make_train_prompt(size_t i, const std::vector<int64_t>& lengths, const Ta
   proto.max_new_tokens = set == TrainSet::kV1 ? 128 : 256;
   // The second set's lengths are prompt lengths: its answers get room on top.
   if (set == TrainSet::kV2) opt.target_tokens += proto.max_new_tokens;
+  // More questions about the same document (meta "questions", the second set only) come
+  // from their own generator, so the document and the first question do not depend on them.
+  const bool more_questions = set == TrainSet::kV2;
+  Rng qrng(mix64(sample_seed(family, opt.target_tokens, opt.seed) ^ 0x7175657374696f6eull));
+  auto add_questions = [&](Sample& s, const std::vector<std::string>& qs) {
+    if (more_questions) s.meta["questions"] = qs;
+  };
   const auto& added = train_v2_new_families();
   if (std::find(added.begin(), added.end(), family) != added.end())
-    return finish(gen_train_v2(family, opt, fortunes, rng, proto), family, i, opt.seed);
+    return finish(gen_train_v2(family, opt, fortunes, rng, qrng, proto), family, i, opt.seed);
   const int64_t budget = prompt_budget(opt, proto.max_new_tokens);
   const size_t min_bytes = (size_t)std::max<int64_t>(budget, 0) * 16 + 4096;
 
@@ -169,11 +187,13 @@ Sample make_train_prompt(size_t i, const std::vector<int64_t>& lengths, const Ta
     TaskOptions fo = opt;
     fo.corpus = fortunes;
     const Segments segs = corpus_segments(fo, rng.next(), min_bytes);
-    proto.question = rng.pick(std::vector<std::string>{
+    const std::vector<std::string> asks = {
         "Which of the sayings above do you find the wisest? Quote it and explain why.",
         "Find a saying above that is about work or money and explain what it means.",
         "Which saying above is the funniest? Repeat it exactly.",
-        "Summarize the general mood of the sayings above in two sentences."});
+        "Summarize the general mood of the sayings above in two sentences."};
+    proto.question = rng.pick(asks);
+    add_questions(proto, asks);
     auto build = [&](size_t n, size_t m) {
       Sample s = proto;
       s.context = join_with_inserts(segs, n, {}, m);
@@ -188,12 +208,17 @@ Sample make_train_prompt(size_t i, const std::vector<int64_t>& lengths, const Ta
     const size_t n_max = 4000;
     const std::vector<std::string> recs = train_record_lines(rng, n_max);
     const uint64_t ask = rng.next();
+    const std::vector<uint64_t> more = {qrng.next(), qrng.next(), qrng.next()};
     auto build = [&](size_t n, size_t) {
       Sample s = proto;
       s.context.clear();
       for (size_t k = 0; k < n; ++k) s.context += recs[k];
-      const size_t target = n ? (size_t)(ask % n) : 0;
-      s.question = fmt::format("In which aisle is the item of record {} stored, and how much does it weigh?", target + 1);
+      auto q = [&](uint64_t a) {
+        return fmt::format("In which aisle is the item of record {} stored, and how much does it weigh?",
+                           (n ? (size_t)(a % n) : 0) + 1);
+      };
+      s.question = q(ask);
+      add_questions(s, {s.question, q(more[0]), q(more[1]), q(more[2])});
       return s;
     };
     FitLimits lim{n_max, 0, 32};
@@ -204,16 +229,24 @@ Sample make_train_prompt(size_t i, const std::vector<int64_t>& lengths, const Ta
   const bool from_start = family != "train_planted_facts";
   const Segments segs = corpus_segments(opt, rng.next(), min_bytes, from_start, &paras);
   std::vector<Insert> inserts;
+  std::vector<std::string> asks;
   if (family == "train_planted_facts") {
-    inserts = plant_facts(rng, proto.question);
+    inserts = plant_facts(rng, proto.question, asks);
   } else if (family == "train_passage_keyword") {
     const CorpusDoc& doc = opt.corpus->doc_of(paras.at(0));
     std::string kw = doc.keywords.empty() ? std::string() : rng.pick(doc.keywords);
     if (kw.empty()) kw = doc.title.empty() ? "the main topic" : doc.title;
     proto.question = fmt::format(fmt::runtime(rng.pick(kKeywordQuestions)), kw);
+    asks = {proto.question};
+    for (int k = 0; k < 3; ++k)
+      asks.push_back(fmt::format(fmt::runtime(qrng.pick(kKeywordQuestions)),
+                                 doc.keywords.empty() ? kw : qrng.pick(doc.keywords)));
   } else {
     proto.question = rng.pick(kInstructions);
+    asks = {proto.question};
+    for (int k = 0; k < 3; ++k) asks.push_back(qrng.pick(kInstructions));
   }
+  add_questions(proto, asks);
   auto build = [&](size_t n, size_t m) {
     Sample s = proto;
     s.context = join_with_inserts(segs, n, inserts, m);

@@ -28,8 +28,10 @@ std::vector<std::string> train_record_lines(Rng& rng, size_t n);
 const std::vector<std::string>& train_v2_new_families();
 // One sample of such a family: proto carries max_new_tokens; opt the length, seed and the
 // training-side handbook; fortunes the training-side fortunes (null: the handbook stands in
-// for the chat lines). Returns the fitted sample (finish() names it).
+// for the chat lines). meta["questions"]: several questions about the same document, the
+// asked one first, drawn from qrng beyond what the document needs. Returns the fitted
+// sample (finish() names it).
 Sample gen_train_v2(std::string_view family, const TaskOptions& opt, const TextCorpus* fortunes,
-                    Rng& rng, const Sample& proto);
+                    Rng& rng, Rng& qrng, const Sample& proto);
 
 }  // namespace glimpse::eval::detail

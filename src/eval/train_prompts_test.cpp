@@ -84,6 +84,12 @@ TEST(TrainPrompts, SecondSetCoversElevenFamiliesAndKeepsTheFirstUnchanged) {
               make_train_prompt(i, {512, 2048}, opts(train), &train, TrainSet::kV2).to_json());
     families.insert(a.task);
     EXPECT_EQ(a.max_new_tokens, 256);
+    // Several questions about the same document, the asked one first, no repeats.
+    ASSERT_TRUE(a.meta.contains("questions")) << a.id;
+    const auto& qs = a.meta["questions"];
+    EXPECT_GE(qs.size(), a.task == "train_planted_facts" ? 1u : 2u) << a.id;
+    EXPECT_EQ(qs[0].get<std::string>(), a.question);
+    EXPECT_EQ(std::set<std::string>(qs.begin(), qs.end()).size(), qs.size()) << a.id;
     // Lengths are prompt lengths (the answer's 256 tokens come on top), filled to 80% at least.
     EXPECT_LE(fake_count(a.prompt()), a.target_tokens - 32 - 256) << a.id;
     EXPECT_GE(fake_count(a.prompt()), (a.target_tokens - 256) * 8 / 10) << a.id;

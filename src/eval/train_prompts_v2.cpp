@@ -68,9 +68,14 @@ Sample multi_value(const TaskOptions& opt, Rng& rng, Sample proto) {
                           : fmt::format("{} borrowed the {} from the tool shed.", people[p], values[v]));
   }
   rng.shuffle(facts);
-  proto.question = workshops
-                       ? fmt::format("Which workshops did {} sign up for? List all of them.", people[0])
-                       : fmt::format("List everything {} borrowed from the tool shed.", people[0]);
+  auto ask = [&](const std::string& who) {
+    return workshops ? fmt::format("Which workshops did {} sign up for? List all of them.", who)
+                     : fmt::format("List everything {} borrowed from the tool shed.", who);
+  };
+  proto.question = ask(people[0]);
+  std::vector<std::string> asks;
+  for (const std::string& p : people) asks.push_back(ask(p));
+  proto.meta["questions"] = asks;
   return fit_planted(opt, rng, proto, facts);
 }
 
@@ -84,32 +89,44 @@ Sample two_hop(const TaskOptions& opt, Rng& rng, Sample proto) {
     facts.push_back(fmt::format("{} works on floor {} of the east wing.", people[k + i], floors[i]));
   }
   rng.shuffle(facts);
-  proto.question = fmt::format("On which floor does the person {} reports to work?",
-                               people[rng.below(k)]);
+  auto ask = [&](size_t i) {
+    return fmt::format("On which floor does the person {} reports to work?", people[i]);
+  };
+  proto.question = ask(rng.below(k));
+  std::vector<std::string> asks;
+  for (size_t i = 0; i < k; ++i) asks.push_back(ask(i));
+  proto.meta["questions"] = asks;
   return fit_planted(opt, rng, proto, facts);
 }
 
-Sample count_records(const TaskOptions& opt, Rng& rng, Sample proto) {
+Sample count_records(const TaskOptions& opt, Rng& rng, Rng& qrng, Sample proto) {
   const size_t n_max = 4000;
   const std::vector<std::string> recs = train_record_lines(rng, n_max);
   const uint64_t ask = rng.next();
   const bool heaviest = rng.below(2) == 0;
-  auto build = [&](size_t n, size_t) {
-    Sample s = proto;
-    s.context.clear();
-    for (size_t i = 0; i < n; ++i) s.context += recs[i];
-    const std::string& line = recs[n ? ask % n : 0];  // "Record 17: a crimson kayak, stored in aisle 42, ..."
+  const std::vector<uint64_t> more = {qrng.next(), qrng.next(), qrng.next()};
+  // A counting or aggregation question about the record at draw a of n.
+  auto question = [&](uint64_t draw, size_t n, bool by_weight) {
+    const std::string& line = recs[n ? draw % n : 0];  // "Record 17: a crimson kayak, stored in aisle 42, ..."
     const size_t a = line.find("aisle ") + 6, of = line.find(": ") + 2;
     const std::string aisle = line.substr(a, line.find(',', a) - a);
     const size_t sh = line.find(' ', of) + 1;  // after the article
     const std::string shade = line.substr(sh, line.find(' ', sh) - sh);
-    s.question = heaviest
-                     ? fmt::format("Of the items stored in aisle {}, which one is the heaviest? "
-                                   "Give its record number.", aisle)
-                     : fmt::format("How many records above describe {} {} item? List their "
-                                   "record numbers.",
-                                   std::string_view("aeiou").find(shade[0]) != std::string_view::npos ? "an" : "a",
-                                   shade);
+    return by_weight
+               ? fmt::format("Of the items stored in aisle {}, which one is the heaviest? "
+                             "Give its record number.", aisle)
+               : fmt::format("How many records above describe {} {} item? List their "
+                             "record numbers.",
+                             std::string_view("aeiou").find(shade[0]) != std::string_view::npos ? "an" : "a",
+                             shade);
+  };
+  auto build = [&](size_t n, size_t) {
+    Sample s = proto;
+    s.context.clear();
+    for (size_t i = 0; i < n; ++i) s.context += recs[i];
+    s.question = question(ask, n, heaviest);
+    s.meta["questions"] = {s.question, question(more[0], n, !heaviest), question(more[1], n, heaviest),
+                           question(more[2], n, !heaviest)};
     return s;
   };
   return fit_to_budget(build, opt, proto.task, proto.max_new_tokens, FitLimits{n_max, 0, 32});
@@ -125,6 +142,10 @@ Sample extract_list(const TaskOptions& opt, Rng& rng, Sample proto) {
                                 rng.pick(train_weekdays())));
   proto.question = "Make a list of every item the reminders in the text above ask to pack, "
                    "and who asked for each.";
+  proto.meta["questions"] = {proto.question,
+                             fmt::format("Who asked for the {} to be packed?", items[0]),
+                             fmt::format("Before which day should the {} be packed?", items[1]),
+                             fmt::format("What did {} ask to pack?", people[2])};
   return fit_planted(opt, rng, proto, facts);
 }
 
@@ -156,16 +177,19 @@ ConfigUnit config_unit(Rng& rng, size_t index) {
                                    "section?", asked, sec)};
 }
 
-Sample config_file(const TaskOptions& opt, Rng& rng, Sample proto) {
+Sample config_file(const TaskOptions& opt, Rng& rng, Rng& qrng, Sample proto) {
   const size_t n_max = 1500;
   std::vector<ConfigUnit> units;
   for (size_t i = 0; i < n_max; ++i) units.push_back(config_unit(rng, i));
   const uint64_t ask = rng.next();
+  const std::vector<uint64_t> more = {qrng.next(), qrng.next(), qrng.next()};
   auto build = [&](size_t n, size_t) {
     Sample s = proto;
     s.context = "# service configuration and helper functions\n\n";
     for (size_t i = 0; i < n; ++i) s.context += units[i].text;
-    s.question = units[n ? ask % n : 0].question;
+    auto q = [&](uint64_t a) { return units[n ? a % n : 0].question; };
+    s.question = q(ask);
+    s.meta["questions"] = {s.question, q(more[0]), q(more[1]), q(more[2])};
     return s;
   };
   return fit_to_budget(build, opt, proto.task, proto.max_new_tokens, FitLimits{n_max, 0, 32});
@@ -201,6 +225,8 @@ Sample dialogue(const TaskOptions& opt, const TextCorpus* fortunes, Rng& rng, Sa
        fmt::format("To which day did {} want to move the planning meeting?", who[2])}};
   const std::vector<double> depths = train_fact_depths(rng, key_lines.size());
   proto.question = key_lines[rng.below(key_lines.size())].second;
+  proto.meta["questions"] = nlohmann::json::array();
+  for (const auto& kl : key_lines) proto.meta["questions"].push_back(kl.second);
   auto build = [&](size_t n, size_t) {
     Sample s = proto;
     s.context = "Chat log of the volunteer team:\n";
@@ -219,14 +245,14 @@ Sample dialogue(const TaskOptions& opt, const TextCorpus* fortunes, Rng& rng, Sa
 }  // namespace
 
 Sample gen_train_v2(std::string_view family, const TaskOptions& opt, const TextCorpus* fortunes,
-                    Rng& rng, const Sample& proto_in) {
+                    Rng& rng, Rng& qrng, const Sample& proto_in) {
   Sample proto = proto_in;
   proto.task = std::string(family);
   if (family == "train_multi_value") return multi_value(opt, rng, proto);
   if (family == "train_two_hop") return two_hop(opt, rng, proto);
-  if (family == "train_count") return count_records(opt, rng, proto);
+  if (family == "train_count") return count_records(opt, rng, qrng, proto);
   if (family == "train_extract_list") return extract_list(opt, rng, proto);
-  if (family == "train_config") return config_file(opt, rng, proto);
+  if (family == "train_config") return config_file(opt, rng, qrng, proto);
   if (family == "train_dialogue") return dialogue(opt, fortunes, rng, proto);
   fail("unknown training family '{}'", family);
 }

@@ -49,7 +49,11 @@ int cmd_prompts(int argc, char** argv, int first) {
   ProgressBar bar(n, "prompts");
   for (int i = 0; i < n; ++i) {
     const eval::Sample smp = eval::make_train_prompt((size_t)i, lens, opt, &fortunes, set);
-    f << smp.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    nlohmann::json line = smp.to_json();
+    // Several questions about the same document (the second set): top-level "questions",
+    // what train-lookahead --agnostic reads.
+    if (smp.meta.contains("questions")) line["questions"] = smp.meta["questions"];
+    f << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     bar.add(1);
   }
   bar.finish();
