@@ -280,6 +280,26 @@ if train --out "$tmp/rec.gguf" --recompute-kv && cmp -s "$tmp/full.gguf" "$tmp/r
   echo "ok   train-lookahead --recompute-kv (same module), validation"; passes=$((passes+1))
 else echo "FAIL train-lookahead --recompute-kv / validation"; cat "$tmp/err"; fails=$((fails+1)); fi
 
+# Compress once: a context with several questions; the rows follow the context alone, and
+# --query-agnostic runs with the module; a "questions" entry that is no list is refused.
+python3 - "$tmp/pq.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(2):
+        ctx = " ".join(f"Item {k} of list {i} is the color {['red','green','blue'][k % 3]}." for k in range(12))
+        f.write(json.dumps({"context": ctx, "questions": ["Which items are blue?", "What color is item 4?"]}) + "\n")
+PY
+echo '{"context": "a b", "questions": "q?"}' >"$tmp/badq.jsonl"
+expect_error "train-lookahead --agnostic questions not a list" "must be a non-empty list" "$GLIMPSE" train-lookahead -q -m "$MODEL" --agnostic --prompts "$tmp/badq.jsonl" --cache-dir "$tmp/lc"
+if "$GLIMPSE" train-lookahead -m "$MODEL" --prompts "$tmp/pq.jsonl" --cache-dir "$tmp/lc" --steps 2 \
+     --batch 1 --answer-len 4 --warmup 1 -t 2 -q --agnostic --out "$tmp/agn.gguf" >/dev/null 2>"$tmp/err" \
+   && [ "$(ls "$tmp"/lc/*-agnostic.lkv | wc -l)" -eq 2 ] && [ -s "$tmp/agn.gguf" ] \
+   && "$GLIMPSE" run -m "$MODEL" -f "$tmp/ctx.txt" --question "Which items are blue?" -n 2 --temp 0 -t 2 \
+        --kv-policy lookahead --query-agnostic --kv-budget 32 --kv-lookahead-module "$tmp/agn.gguf" \
+        >/dev/null 2>"$tmp/err" && grep -q "kv policy = lookahead" "$tmp/err"; then
+  echo "ok   train-lookahead --agnostic, query-agnostic run"; passes=$((passes+1))
+else echo "FAIL train-lookahead --agnostic"; cat "$tmp/err"; fails=$((fails+1)); fi
+
 # The module shipped in modules/ is found for the default model without --kv-lookahead-module.
 if [ "$(basename "$MODEL")" = "SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
   if "$GLIMPSE" run -m "$MODEL" -f "$tmp/ctx.txt" --chat -n 2 --temp 0 -t 2 --kv-policy lookahead \

@@ -5,7 +5,9 @@
 // never enters the cache and decoding continues at position N.
 //
 // Module file: --kv-lookahead-module FILE, or by default the model path with ".gguf"
-// replaced by ".lookahead.gguf", else that file name under modules/ in the source tree. A module trained for another model is refused.
+// replaced by ".lookahead.gguf", else that file name under modules/ in the source tree. A
+// module trained for another model is refused. With --query-agnostic the compress-once module
+// (".lookahead-agnostic.gguf", trained with train-lookahead --agnostic) comes first.
 #include <fstream>
 #include <map>
 #include <memory>
@@ -19,23 +21,38 @@
 
 namespace glimpse {
 
-std::string default_lookahead_module_path(const std::string& model_path) {
-  const std::string ext = ".gguf";
+std::string default_lookahead_module_path(const std::string& model_path, bool agnostic) {
+  const std::string ext = ".gguf", suffix = agnostic ? ".lookahead-agnostic.gguf" : ".lookahead.gguf";
   if (model_path.size() > ext.size() && model_path.compare(model_path.size() - ext.size(), ext.size(), ext) == 0)
-    return model_path.substr(0, model_path.size() - ext.size()) + ".lookahead.gguf";
-  return model_path + ".lookahead.gguf";
+    return model_path.substr(0, model_path.size() - ext.size()) + suffix;
+  return model_path + suffix;
 }
 
-std::string resolve_lookahead_module_path(const std::string& model_path, const std::string& given) {
-  if (!given.empty()) return given;
-  // Beside the model, else the modules shipped in the source tree (modules/).
-  const std::string path = default_lookahead_module_path(model_path);
+namespace {
+
+// The default module file beside the model, else under modules/ in the source tree; "" if
+// neither exists. `tried` gets both paths for the error message.
+std::string find_module(const std::string& model_path, bool agnostic, std::string& tried) {
+  const std::string path = default_lookahead_module_path(model_path, agnostic);
   const std::string base = path.substr(path.find_last_of('/') + 1);
   const std::string shipped = std::string(GLIMPSE_SOURCE_DIR) + "/modules/" + base;
+  tried = path + " or " + shipped;
   if (std::ifstream(path)) return path;
   if (std::ifstream(shipped)) return shipped;
+  return "";
+}
+
+}  // namespace
+
+std::string resolve_lookahead_module_path(const std::string& model_path, const std::string& given,
+                                          bool agnostic) {
+  if (!given.empty()) return given;
+  std::string tried;
+  if (agnostic)
+    if (std::string p = find_module(model_path, true, tried); !p.empty()) return p;
+  if (std::string p = find_module(model_path, false, tried); !p.empty()) return p;
   fail("KV policy 'lookahead' needs a trained module: --kv-lookahead-module FILE "
-       "(none at the default {} or {})", path, shipped);
+       "(none at the default {})", tried);
 }
 
 namespace {
@@ -58,7 +75,8 @@ class LookaheadPolicy final : public KvPolicy {
   PolicyDefaults defaults() const override { return PolicyDefaults{}; }
   KvScores score(PolicyInput& in) override {
     const ModelConfig& c = in.model.config();
-    const std::string path = resolve_lookahead_module_path(in.model.gguf().source(), in.cfg.s.lookahead_module);
+    const std::string path = resolve_lookahead_module_path(
+        in.model.gguf().source(), in.cfg.s.lookahead_module, in.cfg.s.query_agnostic);
     const std::shared_ptr<const LookaheadModule> mod = cached_module(path, in.model);
     const std::vector<float> s = lookahead_kv_scores(in.model, in.cache, *mod, in.pool);
     return reduce_query_heads(s, c.n_layer, c.n_head, c.n_kv_head, in.cfg.n_prompt,

@@ -239,7 +239,8 @@ int cmd_eval(int argc, char** argv, int first) {
   // retrained module is evaluated afresh instead of read back from the cache.
   std::string lookahead_fp;
   if (std::find(plan.policies.begin(), plan.policies.end(), "lookahead") != plan.policies.end()) {
-    const std::string module = resolve_lookahead_module_path(model_path, plan.kv.lookahead_module);
+    const std::string module =
+        resolve_lookahead_module_path(model_path, plan.kv.lookahead_module, plan.es.query_agnostic);
     const std::string module_fp = eval::file_fingerprint(module);
     lookahead_fp = fp + "+lookahead:" + module_fp;
     config["lookahead_module"] = module;

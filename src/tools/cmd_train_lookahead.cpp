@@ -59,6 +59,9 @@ int cmd_train_lookahead(int argc, char** argv, int first) {
           [&] { o.resume = true; });
   ap.add({"--run-steps"}, "N", "stop (with a checkpoint) after N steps of this run; --resume continues",
          [&](const std::string& v) { o.run_steps = parse_int("--run-steps", v, 1, 1 << 30); });
+  ap.flag({"--agnostic"}, "compress once: the rows follow the context alone and learn the attention of every question "
+          "(\"questions\" lists) and its answer; the module --kv-policy lookahead --query-agnostic uses",
+          [&] { o.agnostic = true; });
   ap.flag({"--recompute-kv"}, "sample files hold the ground truth only (22x smaller); each step prefills the prompt again",
           [&] { o.recompute_kv = true; });
   ap.add({"--val-prompts"}, "FNAME",

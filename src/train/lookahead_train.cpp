@@ -72,9 +72,35 @@ void progress_line(bool on, const std::string& text) {
 }
 
 struct Prompt {
-  std::vector<int32_t> tokens;
+  std::vector<int32_t> tokens;  // what the module reads: the prompt (agnostic: the context part)
+  std::vector<std::vector<int32_t>> suffixes;  // agnostic: each question's rest of the prompt
   std::string file;
 };
+
+// Key of a compress-once sample: the context's key continued over each question's suffix.
+uint64_t hash_agnostic(uint64_t fingerprint, const Prompt& p, int answer_len) {
+  Fnv1a h(hash_tokens(fingerprint, p.tokens, answer_len));
+  h.value((uint64_t)p.suffixes.size());
+  for (const auto& suf : p.suffixes) {
+    h.value((uint64_t)suf.size());
+    for (int32_t x : suf) h.value((uint64_t)(uint32_t)x);
+  }
+  return h.state();
+}
+
+// The questions of a prompt line: "questions" (a list of strings) or "question".
+std::vector<std::string> line_questions(const nlohmann::json& j, const std::string& question,
+                                        const std::string& path, int line_no) {
+  if (!j.contains("questions")) return {question};
+  const nlohmann::json& qs = j["questions"];
+  if (!qs.is_array() || qs.empty()) fail("{}:{}: \"questions\" must be a non-empty list", path, line_no);
+  std::vector<std::string> out;
+  for (const auto& q : qs) {
+    if (!q.is_string()) fail("{}:{}: \"questions\" must hold strings", path, line_no);
+    out.push_back(q.get<std::string>());
+  }
+  return out;
+}
 
 std::vector<Prompt> read_prompts(Context& s, const LookaheadTrainOptions& o, const std::string& path,
                                  int& skipped) {
@@ -105,9 +131,25 @@ std::vector<Prompt> read_prompts(Context& s, const LookaheadTrainOptions& o, con
     if (context.empty() && question.empty())
       fail("{}:{}: needs \"context\" and/or \"question\"", path, line_no);
     Prompt p;
-    p.tokens = context.empty() ? s.engine().tokenize_prompt(question, o.system, true)
-                               : s.engine().tokenize_prompt(context, question, o.system, true).tokens;
-    if ((int64_t)p.tokens.size() > limit || (int64_t)p.tokens.size() + o.answer_len > s.n_ctx()) {
+    int64_t longest = 0;  // positions the sample needs before its answer
+    if (o.agnostic) {
+      // The context part (chat-template head + context) is compressed once; every question
+      // follows it. Each question must leave the context's tokens as they are.
+      if (context.empty()) fail("{}:{}: --agnostic needs a \"context\"", path, line_no);
+      for (const std::string& q : line_questions(j, question, path, line_no)) {
+        const PromptTokens pt = s.engine().tokenize_prompt(context, q, o.system, true);
+        const std::vector<int32_t> head(pt.tokens.begin(), pt.tokens.begin() + pt.n_context);
+        if (p.suffixes.empty()) p.tokens = head;
+        else if (head != p.tokens) fail("{}:{}: a question changes the context's tokens", path, line_no);
+        p.suffixes.emplace_back(pt.tokens.begin() + pt.n_context, pt.tokens.end());
+        longest = std::max<int64_t>(longest, (int64_t)pt.tokens.size());
+      }
+    } else {
+      p.tokens = context.empty() ? s.engine().tokenize_prompt(question, o.system, true)
+                                 : s.engine().tokenize_prompt(context, question, o.system, true).tokens;
+      longest = (int64_t)p.tokens.size();
+    }
+    if (longest > limit || longest + o.answer_len > s.n_ctx()) {
       ++skipped;
       continue;
     }
@@ -117,9 +159,10 @@ std::vector<Prompt> read_prompts(Context& s, const LookaheadTrainOptions& o, con
                                   ? ""
                                   : fmt::format("-{}-{}", kv_type_name(kc.type_k()),
                                                 kv_type_name(kc.type_v()));
-    // Ground-truth-only files (--recompute-kv) are other files.
-    p.file = (fs::path(o.cache_dir) / fmt::format("{:016x}{}{}.lkv",
-                                                  hash_tokens(fp, p.tokens, o.answer_len), types,
+    // Ground-truth-only files (--recompute-kv) and compress-once samples are other files.
+    const uint64_t key = o.agnostic ? hash_agnostic(fp, p, o.answer_len) : hash_tokens(fp, p.tokens, o.answer_len);
+    p.file = (fs::path(o.cache_dir) / fmt::format("{:016x}{}{}{}.lkv", key, types,
+                                                  o.agnostic ? "-agnostic" : "",
                                                   o.recompute_kv ? "-gt" : ""))
                  .string();
     out.push_back(std::move(p));
@@ -209,8 +252,39 @@ void trim_log(const std::string& path, int step) {
 
 }  // namespace
 
+namespace {
+
+// gt[l][h][j] += softmax attention on prompt key j (j < N) of every query in cap, per
+// (layer, query head); a query at position pos sees keys [0, pos]. One pass per (layer, KV
+// head), so each head's keys are converted once for all G x captured queries (recording
+// token by token would redo that per token and per query head).
+void add_truth(Context& s, const QueryCapture& cap, int64_t N, std::vector<float>& gt) {
+  const ModelConfig& c = s.model().config();
+  const KvCache& cache = s.cache();
+  const int G = c.n_head / c.n_kv_head, d = c.head_dim;
+  const float scale = 1.0f / std::sqrt((float)d);
+  for (int l = 0; l < c.n_layer; ++l) {
+    const int64_t count = (int64_t)cap.pos[l].size();
+    if (count == 0) continue;
+    s.pool().parallel_for_dynamic(c.n_kv_head, [&](int64_t g, int) {
+      const KvHead& kh = cache.head(l, (int)g);
+      std::vector<ScoreQuery> qs;
+      for (int gi = 0; gi < G; ++gi)
+        for (int64_t t = 0; t < count; ++t)
+          qs.push_back({cap.q[l].data() + ((size_t)t * c.n_head + g * G + gi) * d,
+                        (int64_t)cap.pos[l][t] + 1, gi});
+      accumulate_attention(qs.data(), (int64_t)qs.size(), cache.type_k(), kh.k.data(), kh.size(),
+                           d, scale, QueryReduce::Sum,
+                           gt.data() + ((size_t)l * c.n_head + g * G) * N, N, N);
+    });
+  }
+}
+
+}  // namespace
+
 LookaheadSampleTimes make_lookahead_sample(Context& s, const std::vector<int32_t>& tokens,
-                                           int answer_len, const std::string& path, bool store_kv) {
+                                           int answer_len, const std::string& path, bool store_kv,
+                                           const std::vector<std::vector<int32_t>>* suffixes) {
   LookaheadSampleTimes times;
   Stopwatch sw;
   const Model& m = s.model();
@@ -221,35 +295,33 @@ LookaheadSampleTimes make_lookahead_sample(Context& s, const std::vector<int32_t
   times.prefill = sw.ms();
   sw.reset();
   KvCache& cache = s.cache();
-  const int32_t prompt_end = cache.n_past();
 
-  // The greedy answer with the full cache, keeping its queries. Their attention over the
-  // prompt is computed afterwards in one pass per (layer, KV head), so each head's keys are
-  // converted once for all G x answer queries (recording token by token would redo that
-  // per token and per query head).
-  QueryCapture cap(c.n_layer);
+  // gt[l][h][j] = mean over the target tokens of their softmax attention (over the keys they
+  // saw) on prompt key j. Query-aware: the tokens of the model's greedy full-cache answer.
+  // Compress once (suffixes): each question's tokens and its answer's, over all questions.
+  std::vector<float> gt((size_t)c.n_layer * c.n_head * N, 0.0f);
   GreedyOptions g;
   g.max_new = answer_len;
-  const int count = s.greedy(g, &cap).steps;
-  times.answer = sw.ms();
-  sw.reset();
-  // gt[l][h][j] = mean over answer tokens t of softmax attention of t (over the keys it saw:
-  // the prompt and the answer before it) on prompt key j.
-  std::vector<float> gt((size_t)c.n_layer * c.n_head * N, 0.0f);
-  const int G = c.n_head / c.n_kv_head, d = c.head_dim;
-  const float scale = 1.0f / std::sqrt((float)d);
-  for (int l = 0; l < c.n_layer && count > 0; ++l)
-    s.pool().parallel_for_dynamic(c.n_kv_head, [&](int64_t g, int) {
-      const KvHead& kh = cache.head(l, (int)g);
-      std::vector<ScoreQuery> qs;
-      for (int gi = 0; gi < G; ++gi)
-        for (int t = 0; t < count; ++t)
-          qs.push_back({cap.q[l].data() + ((size_t)t * c.n_head + g * G + gi) * d,
-                        (int64_t)cap.pos[l][t] - prompt_end + N + 1, gi});
-      accumulate_attention(qs.data(), (int64_t)qs.size(), cache.type_k(), kh.k.data(), kh.size(),
-                           d, scale, QueryReduce::Sum,
-                           gt.data() + ((size_t)l * c.n_head + g * G) * N, N, N);
-    });
+  int64_t count = 0;
+  if (!suffixes) {
+    QueryCapture cap(c.n_layer);
+    s.greedy(g, &cap);
+    times.answer = sw.ms();
+    sw.reset();
+    count = (int64_t)cap.pos[0].size();
+    add_truth(s, cap, N, gt);
+  } else {
+    for (const std::vector<int32_t>& suf : *suffixes) {
+      std::unique_ptr<Context> f = s.fork();
+      QueryCapture cap(c.n_layer);
+      f->prefill(suf, &cap);
+      f->greedy(g, &cap);
+      count += (int64_t)cap.pos[0].size();
+      add_truth(*f, cap, N, gt);
+    }
+    times.answer = sw.ms();
+    sw.reset();
+  }
   if (count > 0)
     for (float& x : gt) x /= (float)count;
   else  // an empty answer reads nothing: a uniform target
@@ -266,7 +338,7 @@ LookaheadSampleTimes make_lookahead_sample(Context& s, const std::vector<int32_t
   h.head_dim = c.head_dim;
   h.n_head = c.n_head;
   h.n_prompt = N;
-  h.n_answer = count;
+  h.n_answer = (int32_t)count;
   h.no_kv = store_kv ? 0 : 1;
   AtomicFile f(path);
   f.write(&h, sizeof h);
@@ -357,8 +429,9 @@ std::vector<Prompt> prepare_samples(Context& s, const LookaheadTrainOptions& o,
   for (size_t i = 0; i < prompts.size(); ++i) {
     if (missing[i]) {
       --left;
-      const LookaheadSampleTimes t = make_lookahead_sample(s, prompts[i].tokens, o.answer_len,
-                                                           prompts[i].file, !o.recompute_kv);
+      const LookaheadSampleTimes t =
+          make_lookahead_sample(s, prompts[i].tokens, o.answer_len, prompts[i].file, !o.recompute_kv,
+                                o.agnostic ? &prompts[i].suffixes : nullptr);
       rep.prepare_times.prefill += t.prefill;
       rep.prepare_times.answer += t.answer;
       rep.prepare_times.truth += t.truth;

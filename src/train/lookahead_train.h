@@ -18,6 +18,11 @@
 // prefills the prompt again to get its KV; the prefill is deterministic, so the loss is the
 // one the stored KV gives (tested). What large training sets need: 1,200 prompts of 2K
 // tokens would take ~58 GB stored, ~2.6 GB as ground truth.
+// Compress once (agnostic, --agnostic): a prompt line has a context and several questions
+// ("questions": [...], or one "question"); the lookahead rows follow the context part of the
+// prompt alone (chat-template head + context, what a query-agnostic policy compresses) and
+// the target is the attention of every question's tokens and of the model's answer to it on
+// the context, averaged over all of them, so one compression serves later questions.
 // Validation (val_prompts_path): every val_every steps the mean loss on a second prompt set
 // is logged ({"step", "val_loss"}); out_path then holds the module of the best validation
 // loss so far (the state file keeps the latest parameters), and with patience > 0 training
@@ -67,6 +72,8 @@ struct LookaheadTrainOptions {
   LookaheadHyper hyper;
   bool progress = true;  // progress bar on stderr
   bool recompute_kv = false;     // sample files without KV; prefill per step
+  bool agnostic = false;         // compress once: rows after the context predict every question's
+                                 // and answer's attention ("questions" lists in the prompts)
   std::string val_prompts_path;  // validation prompts (JSONL as prompts_path); empty: none
   int val_every = 50;
   int patience = 0;              // validations without improvement before stopping (0: never)
@@ -101,9 +108,12 @@ struct LookaheadSampleFile {
 
 // Generates the sample file for tokens (prefill, greedy answer with attention recording).
 // The session's cache is cleared before and after.
-// store_kv false: the file holds the ground truth only.
+// store_kv false: the file holds the ground truth only. suffixes (compress once): tokens is
+// the context part, and the ground truth averages over each suffix (a question's rest of the
+// prompt) and the answer the model gives to it.
 LookaheadSampleTimes make_lookahead_sample(Context& s, const std::vector<int32_t>& tokens, int answer_len,
-                           const std::string& path, bool store_kv = true);
+                           const std::string& path, bool store_kv = true,
+                           const std::vector<std::vector<int32_t>>* suffixes = nullptr);
 // Reads a sample file into cache (replacing its contents; left alone when the file has no
 // KV) and the ground truth; fails if the file is truncated or does not belong to the model.
 LookaheadSampleFile read_lookahead_sample(const std::string& path, const Model& m, KvCache& cache);
