@@ -1,6 +1,8 @@
 #include "lookahead/lookahead_backward.h"
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include "lookahead/lookahead_ops.h"
 #include "util/error.h"
@@ -10,12 +12,33 @@ namespace glimpse {
 
 using namespace lookahead_detail;
 
+namespace {
+
+// KL(h || s / S) of one row and, into ds (if given), w / rows times its gradient d/ds_j =
+// (1 - h_j / p_j) / S (h sums to 1). h: a target row summing to 1.
+template <typename Real>
+double row_kl(const Real* s, double S, const double* h, int64_t N, double w, int64_t rows, Real* ds) {
+  constexpr double kFloor = 1e-30;  // a probability that underflowed to 0
+  double kl = 0;
+  for (int64_t j = 0; j < N; ++j) {
+    const double pj = std::max((double)s[j] / S, kFloor);
+    if (h[j] > 0) kl += h[j] * (std::log(h[j]) - std::log(pj));
+    if (ds) ds[j] += (Real)(w * (1.0 - h[j] / pj) / S / (double)rows);
+  }
+  return kl;
+}
+
+}  // namespace
+
 template <typename Real>
 double lookahead_loss(const std::vector<Real>& scores, const float* gt, int n_layer, int n_head,
-                      int64_t N, std::vector<Real>* dscores) {
+                      int64_t N, std::vector<Real>* dscores, const LookaheadLoss& opt) {
   const int64_t rows = (int64_t)n_layer * n_head;
   if (dscores) dscores->assign((size_t)rows * N, Real(0));
-  constexpr double kFloor = 1e-30;  // a probability that underflowed to 0
+  const int64_t k = std::min<int64_t>(opt.top_k, N);
+  const bool topk = opt.topk_weight > 0 && k > 0;
+  std::vector<double> h(N), hb;
+  std::vector<int64_t> idx;
   double total = 0;
   for (int64_t r = 0; r < rows; ++r) {
     const Real* s = scores.data() + r * N;
@@ -26,15 +49,22 @@ double lookahead_loss(const std::vector<Real>& scores, const float* gt, int n_la
       Gs += (double)g[j];
     }
     if (!(Gs > 0) || !(S > 0)) continue;  // no target mass: this row has no opinion
-    double kl = 0;
-    for (int64_t j = 0; j < N; ++j) {
-      const double gj = g[j] / Gs;
-      const double pj = std::max((double)s[j] / S, kFloor);
-      if (gj > 0) kl += gj * (std::log(gj) - std::log(pj));
-      // d/ds_j of KL(g || s/S) = (1 - g_j / p_j) / S  (g sums to 1)
-      if (dscores) (*dscores)[r * N + j] = (Real)((1.0 - gj / pj) / S / (double)rows);
-    }
-    total += kl;
+    for (int64_t j = 0; j < N; ++j) h[j] = g[j] / Gs;
+    Real* ds = dscores ? dscores->data() + r * N : nullptr;
+    total += row_kl(s, S, h.data(), N, 1.0, rows, ds);
+    if (!topk) continue;
+    // The target's top k entries (ties to the lower index), renormalised.
+    idx.resize(N);
+    std::iota(idx.begin(), idx.end(), 0);
+    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int64_t a, int64_t b) {
+      return h[a] > h[b] || (h[a] == h[b] && a < b);
+    });
+    hb.assign(N, 0.0);
+    double B = 0;
+    for (int64_t i = 0; i < k; ++i) B += h[idx[i]];
+    if (!(B > 0)) continue;
+    for (int64_t i = 0; i < k; ++i) hb[idx[i]] = h[idx[i]] / B;
+    total += opt.topk_weight * row_kl(s, S, hb.data(), N, opt.topk_weight, rows, ds);
   }
   return total / (double)rows;
 }
@@ -195,26 +225,28 @@ void lookahead_backward(const Model& model, const KvCache& cache, const Lookahea
 template <typename Real>
 double lookahead_loss_and_grad(const Model& model, const KvCache& cache,
                                const LookaheadModule& mod, const float* gt,
-                               LookaheadModule* grad, ThreadPool& pool) {
+                               LookaheadModule* grad, ThreadPool& pool, const LookaheadLoss& opt) {
   const ModelConfig& c = model.config();
   std::vector<Real> scores, dscores;
   LookaheadTrace<Real> trace;
   lookahead_forward<Real>(model, cache, mod, pool, scores, grad ? &trace : nullptr);
   const int64_t N = cache.head(0, 0).size();
-  const double loss = lookahead_loss<Real>(scores, gt, c.n_layer, c.n_head, N, grad ? &dscores : nullptr);
+  const double loss =
+      lookahead_loss<Real>(scores, gt, c.n_layer, c.n_head, N, grad ? &dscores : nullptr, opt);
   if (grad) lookahead_backward<Real>(model, cache, mod, trace, dscores, *grad, pool);
   return loss;
 }
 
 #define INSTANTIATE(Real)                                                                      \
   template double lookahead_loss<Real>(const std::vector<Real>&, const float*, int, int,       \
-                                       int64_t, std::vector<Real>*);                           \
+                                       int64_t, std::vector<Real>*, const LookaheadLoss&);     \
   template void lookahead_backward<Real>(const Model&, const KvCache&, const LookaheadModule&, \
                                          const LookaheadTrace<Real>&, const std::vector<Real>&, \
                                          LookaheadModule&, ThreadPool&);                       \
   template double lookahead_loss_and_grad<Real>(const Model&, const KvCache&,                  \
                                                 const LookaheadModule&, const float*,          \
-                                                LookaheadModule*, ThreadPool&);
+                                                LookaheadModule*, ThreadPool&,                 \
+                                                const LookaheadLoss&);
 INSTANTIATE(float)
 INSTANTIATE(double)
 #undef INSTANTIATE

@@ -14,11 +14,19 @@
 
 namespace glimpse {
 
-// KL loss of scores [n_layer][n_head][N] against gt (same layout, any non-negative rows).
-// dscores (if given) receives dloss/dscores.
+// What the loss weighs. topk_weight w > 0 adds w * KL(g_B || p) per row, g_B = g kept on
+// its top_k entries and renormalised: a term that cares only about whether the entries a
+// budget of top_k would keep get their share, the part of the target eviction acts on.
+struct LookaheadLoss {
+  double topk_weight = 0;
+  int64_t top_k = 0;
+};
+
+// KL loss of scores [n_layer][n_head][N] against gt (same layout, any non-negative rows),
+// plus the top-k term of opt. dscores (if given) receives dloss/dscores.
 template <typename Real>
 double lookahead_loss(const std::vector<Real>& scores, const float* gt, int n_layer, int n_head,
-                      int64_t N, std::vector<Real>* dscores);
+                      int64_t N, std::vector<Real>* dscores, const LookaheadLoss& opt = {});
 
 // Adds the parameter gradient of a loss with gradient dscores w.r.t. the scores to grad
 // (a module of the same layout, e.g. mod.zeros_like()).
@@ -31,6 +39,7 @@ void lookahead_backward(const Model& model, const KvCache& cache, const Lookahea
 template <typename Real>
 double lookahead_loss_and_grad(const Model& model, const KvCache& cache,
                                const LookaheadModule& mod, const float* gt,
-                               LookaheadModule* grad, ThreadPool& pool);
+                               LookaheadModule* grad, ThreadPool& pool,
+                               const LookaheadLoss& opt = {});
 
 }  // namespace glimpse

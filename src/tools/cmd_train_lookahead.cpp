@@ -59,6 +59,13 @@ int cmd_train_lookahead(int argc, char** argv, int first) {
           [&] { o.resume = true; });
   ap.add({"--run-steps"}, "N", "stop (with a checkpoint) after N steps of this run; --resume continues",
          [&](const std::string& v) { o.run_steps = parse_int("--run-steps", v, 1, 1 << 30); });
+  ap.add({"--topk-weight"}, "W", "add W x KL to the target kept on its top --topk entries (default: 0, plain KL)",
+         [&](const std::string& v) {
+           o.loss.topk_weight = parse_float("--topk-weight", v);
+           if (!(o.loss.topk_weight >= 0)) fail("--topk-weight must be >= 0");
+         });
+  ap.add({"--topk"}, "K", "entries per head of the top-k term, the budget it aims at (default: 128)",
+         [&](const std::string& v) { o.loss.top_k = parse_int("--topk", v, 1, 1 << 24); });
   ap.flag({"--agnostic"}, "compress once: the rows follow the context alone and learn the attention of every question "
           "(\"questions\" lists) and its answer; the module --kv-policy lookahead --query-agnostic uses",
           [&] { o.agnostic = true; });
@@ -72,6 +79,7 @@ int cmd_train_lookahead(int argc, char** argv, int first) {
   ap.add({"--patience"}, "N", "stop after N validations without a better loss (default: 0, never)",
          [&](const std::string& v) { o.patience = parse_int("--patience", v, 0, 1 << 20); });
   ap.flag({"-q", "--quiet"}, "no progress bar", [&] { o.progress = false; });
+  o.loss.top_k = 128;
   if (!ap.parse(argc, argv, first)) return 0;
   if (o.prompts_path.empty()) fail("--prompts is required");
   if (!(o.lr > 0)) fail("--lr must be > 0");

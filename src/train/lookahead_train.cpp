@@ -615,7 +615,7 @@ LookaheadTrainReport train_lookahead(Context& s, const LookaheadTrainOptions& o)
         order = epoch_order(n, o.seed, cur_epoch);
       }
       const LoadedSample ls = load_sample(s, prompts[order[k % n]], cache);
-      loss += lookahead_loss_and_grad<float>(model, *ls.kv, mod, ls.file.gt.data(), &grad, s.pool());
+      loss += lookahead_loss_and_grad<float>(model, *ls.kv, mod, ls.file.gt.data(), &grad, s.pool(), o.loss);
     }
     loss /= o.batch;
     for (auto* g : grad.tensors())
