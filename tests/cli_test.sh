@@ -183,6 +183,30 @@ if [ $rc -eq 0 ] && grep -q "| snapkv" "$tmp/ev.md" && [ "$(wc -l <"$tmp/ev/pred
   echo "ok   eval tiny run and resume"; passes=$((passes+1))
 else echo "FAIL eval"; cat "$tmp/ev.err" "$tmp/ev.md"; fails=$((fails+1)); fi
 
+# eval --serial-decode: each branch answers alone; the rows equal the batched run's but for
+# timings, and only the serial run measures a branch's decode speed.
+"$GLIMPSE" eval -m "$MODEL" --preset tiny --lengths 300 --budgets 32 --policies none,snapkv,streaming \
+  -o "$tmp/evs" -t 2 --serial-decode >"$tmp/evs.md" 2>"$tmp/evs.err"
+if [ $? -eq 0 ] && python3 - "$tmp/ev/cache.jsonl" "$tmp/evs/cache.jsonl" <<'PY'
+import json, sys
+def rows(p):
+    out = {}
+    for line in open(p):
+        e = json.loads(line)
+        out[(e["key"]["task"], e["key"]["seed"], e["key"]["policy"], e["key"]["budget"])] = e["result"]
+    return out
+batched, serial = rows(sys.argv[1]), rows(sys.argv[2])
+assert batched.keys() == serial.keys() and len(batched) == 6, (batched.keys(), serial.keys())
+timing = {"decode_tps", "score_ms", "evict_ms", "prefill_ms"}
+for k, b in batched.items():
+    s = serial[k]
+    assert {f: v for f, v in b.items() if f not in timing} == {f: v for f, v in s.items() if f not in timing}, k
+    assert isinstance(s["decode_tps"], float), s
+    assert (b["decode_tps"] is None) == (k[2] != "none"), b
+PY
+then echo "ok   eval --serial-decode: same rows as the batched decode"; passes=$((passes+1))
+else echo "FAIL eval --serial-decode"; cat "$tmp/evs.err"; fails=$((fails+1)); fi
+
 # eval --data: the user's cases, a metrics row per case and policy, evidence recall where the
 # case names evidence, resume from the cache; a changed shared setting re-runs every branch.
 DATA=$(dirname "$0")/fixtures/eval_data_small.jsonl

@@ -19,7 +19,8 @@ namespace glimpse::eval {
 namespace {
 
 // Means of every numeric field over a group of rows. Evidence recall is averaged over the
-// rows that have it (null: the sample has no evidence).
+// rows that have it (null: the sample has no evidence), decode speed over the rows that
+// measured it (null or missing: decoded in a batch with the sample's other branches).
 struct Agg {
   MeanStat score, exact, prefix, kl, top1, recall, score_ms, evict_ms, prefill_ms, tps, kv, kv_full;
   MeanStat evidence, evidence_any;
@@ -37,7 +38,7 @@ struct Agg {
     score_ms.add(r.value("score_ms", 0.0));
     evict_ms.add(r.value("evict_ms", 0.0));
     prefill_ms.add(r.value("prefill_ms", 0.0));
-    tps.add(r.value("decode_tps", 0.0));
+    if (r.contains("decode_tps") && r["decode_tps"].is_number()) tps.add(r["decode_tps"].get<double>());
     kv.add(r.value("kv_bytes", 0.0));
     kv_full.add(r.value("kv_bytes_full", 0.0));
   }
@@ -101,14 +102,14 @@ void write_metrics(RunDir& dir, const Groups& g, const nlohmann::json& config) {
                        {"evidence_recall_any_head", j_na(a.evidence_any)},
                        {"n_evidence_samples", a.evidence.n},
                        {"score_ms", a.score_ms.mean()}, {"evict_ms", a.evict_ms.mean()},
-                       {"prefill_ms", a.prefill_ms.mean()}, {"decode_tps", a.tps.mean()},
+                       {"prefill_ms", a.prefill_ms.mean()}, {"decode_tps", j_na(a.tps)},
                        {"kv_bytes", a.kv.mean()}, {"kv_bytes_full", a.kv_full.mean()}});
     csv.push_back({task, std::to_string(len), pol, std::to_string(b), std::to_string(a.score.n),
                    f(a.score.mean(), 4), f(a.exact.mean(), 4), f(a.prefix.mean(), 4),
                    f(a.kl.mean(), 5), f(a.top1.mean(), 4), f(a.recall.mean(), 4),
                    f_na(a.evidence, 4), f_na(a.evidence_any, 4),
                    f(a.score_ms.mean(), 2), f(a.evict_ms.mean(), 2), f(a.prefill_ms.mean(), 1),
-                   f(a.tps.mean(), 2), f(a.kv.mean(), 0), f(a.kv_full.mean(), 0)});
+                   f_na(a.tps, 2), f(a.kv.mean(), 0), f(a.kv_full.mean(), 0)});
   }
   dir.write_metrics({{"config", config}, {"groups", metrics}});
   dir.write_metrics_csv(header, csv);

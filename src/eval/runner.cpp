@@ -161,46 +161,85 @@ double task_score(const SampleRun& s, const std::string& text) {
              : score_prediction(s.sample.scoring, text, s.sample.answers);
 }
 
-// One evicting (or budget-covers-all) branch: copy the prompt cache, evict with the
-// scores of its scorer (or the oracle's), answer greedily, then teacher-force the
-// reference answer.
-nlohmann::json run_branch(const Context& ctx, const SampleRun& s, const std::string& p,
-                          int64_t b, const PromptCompressor& plan, PromptCompressor* scorer) {
-  nlohmann::json row = base_row(s, p, b);
-  std::unique_ptr<Context> branch = ctx.fork();
+// An evicting (or budget-covers-all) branch ready to answer: the prompt cache copied and
+// evicted, the suffix prefilled. answer_pos / answer_logits: where the answer starts and the
+// logits it starts from (the teacher-forced pass goes back there after the greedy answer).
+struct PreparedBranch {
+  size_t slot = 0;  // index of its row in run_sample's result
+  bool evicted = false;
+  std::unique_ptr<Context> ctx;
+  nlohmann::json row;  // base and evidence fields
   double score_ms = 0, evict_ms = 0, recall = 1.0;
+  size_t kv_bytes = 0;
+  int32_t answer_pos = 0;
+  std::vector<float> answer_logits;
+};
+
+// Copies the prompt cache and evicts with the scores of the branch's scorer (or the
+// oracle's), then prefills the suffix. Only this branch's full-size copy exists meanwhile.
+PreparedBranch prepare_branch(const Context& ctx, const SampleRun& s, const std::string& p,
+                              int64_t b, const PromptCompressor& plan, PromptCompressor* scorer) {
+  PreparedBranch br;
+  br.evicted = plan.evicts();
+  br.row = base_row(s, p, b);
+  br.ctx = ctx.fork();
   const bool oracle_scores = kv_policy_info(p).answer_attention_scores;
-  if (oracle_scores) score_ms = s.ref.answer.decode_ms;  // what the oracle costs: a generation
+  if (oracle_scores) br.score_ms = s.ref.answer.decode_ms;  // what the oracle costs: a generation
   if (plan.evicts()) {
     const KvScores* scores = &s.ref.oracle;
     if (!oracle_scores) {
-      scores = &scorer->score(*branch, s.context, s.suffix);
-      score_ms = scorer->score_ms();
+      scores = &scorer->score(*br.ctx, s.context, s.suffix);
+      br.score_ms = scorer->score_ms();
     }
-    evict_ms = plan.evict(*branch, *scores).evict_ms;
-    recall = target_recall(branch->cache(), s.ref.oracle, (int64_t)s.context.size());
+    br.evict_ms = plan.evict(*br.ctx, *scores).evict_ms;
+    br.recall = target_recall(br.ctx->cache(), s.ref.oracle, (int64_t)s.context.size());
   }
   // The cache holds the compressed entries only (the suffix comes next).
-  add_evidence_fields(row, s.evidence ? evidence_recall(branch->cache(), *s.evidence) : std::nullopt);
-  const size_t kv_bytes = branch->cache().resident_bytes();
-  if (!s.suffix.empty()) branch->prefill(s.suffix, nullptr);
-  const int32_t answer_pos = branch->n_past();
-  const std::vector<float> answer_logits = branch->logits();
+  add_evidence_fields(br.row,
+                      s.evidence ? evidence_recall(br.ctx->cache(), *s.evidence) : std::nullopt);
+  br.kv_bytes = br.ctx->cache().resident_bytes();
+  if (!s.suffix.empty()) br.ctx->prefill(s.suffix, nullptr);
+  br.answer_pos = br.ctx->n_past();
+  br.answer_logits = br.ctx->logits();
+  return br;
+}
+
+// The greedy answer of every prepared branch: one batched decode over all of them, or
+// (serial) one branch after another, each with its own measured decode speed.
+std::vector<GreedyRun> answer_branches(std::vector<PreparedBranch>& branches, int max_new,
+                                       bool serial) {
   GreedyOptions g;
-  g.max_new = s.sample.max_new_tokens;
+  g.max_new = max_new;
   g.feed_last = false;
-  const GreedyRun got = branch->greedy(g, nullptr);
-  const std::string text = ctx.tokenizer().decode(got.tokens);
-  branch->truncate(answer_pos);  // back to the answer's start for the teacher-forced pass
-  branch->set_logits(answer_logits);
-  const auto [kl, top1] = teacher_forced_fidelity(*branch, s.ref);
+  std::vector<GreedyRun> runs;
+  if (serial) {
+    for (PreparedBranch& br : branches) runs.push_back(br.ctx->greedy(g, nullptr));
+    return runs;
+  }
+  std::vector<Context*> ctxs;
+  for (PreparedBranch& br : branches) ctxs.push_back(br.ctx.get());
+  return greedy_contexts(ctxs, g);
+}
+
+// The branch's row from its greedy answer: back to the answer's start, teacher-force the
+// reference answer, score. decode_tps is null when the answer was decoded in a batch (a
+// per-branch speed is not measured there).
+nlohmann::json finish_branch(PreparedBranch& br, const SampleRun& s, const GreedyRun& got,
+                             bool decode_measured) {
+  const std::string text = br.ctx->tokenizer().decode(got.tokens);
+  br.ctx->truncate(br.answer_pos);
+  br.ctx->set_logits(std::move(br.answer_logits));
+  const auto [kl, top1] = teacher_forced_fidelity(*br.ctx, s.ref);
   const SequenceAgreement ag = greedy_agreement(s.ref.answer.tokens, got.tokens);
+  nlohmann::json tps = nullptr;
+  if (decode_measured) tps = got.steps > 0 ? got.steps * 1000.0 / got.decode_ms : 0.0;
+  nlohmann::json row = std::move(br.row);
   row.update({{"prediction", text}, {"score", task_score(s, text)}, {"greedy_exact", ag.exact},
               {"prefix_fraction", ag.prefix_fraction}, {"kl", kl}, {"top1", top1},
-              {"recall", recall}, {"score_ms", score_ms}, {"evict_ms", evict_ms},
-              {"decode_tps", got.steps > 0 ? got.steps * 1000.0 / got.decode_ms : 0.0},
-              {"kv_bytes", kv_bytes}, {"n_answer", got.tokens.size()},
-              {"evicted", plan.evicts()}});
+              {"recall", br.recall}, {"score_ms", br.score_ms}, {"evict_ms", br.evict_ms},
+              {"decode_tps", tps}, {"kv_bytes", br.kv_bytes}, {"n_answer", got.tokens.size()},
+              {"evicted", br.evicted}});
+  br.ctx.reset();
   return row;
 }
 
@@ -220,21 +259,56 @@ nlohmann::json full_cache_row(const SampleRun& s) {
   return row;
 }
 
+// The resolved settings of every branch still to run, and the scorers they share: the first
+// branch of each scorer key scores for all of them (its observer watches the prefill); the
+// other branches only evict with its scores.
+struct BranchPlans {
+  std::vector<std::pair<std::string, int64_t>> todo;     // (policy, budget)
+  std::vector<std::unique_ptr<PromptCompressor>> plans;  // [todo]; null for "none"
+  std::vector<PromptCompressor*> scorers;                // [todo]; null: no scoring pass
+  ObserverList observers;                                // of the distinct scorers
+  std::vector<PromptCompressor*> distinct;               // one per scorer key
+};
+
+void plan_branches(BranchPlans& bp, const EvalSettings& cfg, const ModelConfig& mc,
+                   int64_t n_ctx_tok) {
+  std::map<std::string, PromptCompressor*> by_key;
+  for (const auto& [p, b] : bp.todo) {
+    KvPolicySettings k = cfg.base;
+    k.name = p;
+    k.budget = b;
+    k.ratio = -1;
+    k.query_agnostic = cfg.query_agnostic;
+    bp.plans.push_back(kv_policy_info(p).make ? std::make_unique<PromptCompressor>(k, mc, n_ctx_tok)
+                                              : nullptr);
+    PromptCompressor* plan = bp.plans.back().get();
+    bp.scorers.push_back(nullptr);
+    if (!plan || !plan->evicts() || kv_policy_info(p).answer_attention_scores) continue;
+    const std::string key = kv_policy_info(p).budget_dependent_scores
+                                ? p + "/" + std::to_string(b)
+                                : p + "/w" + std::to_string(plan->resolved().observe_window);
+    auto [it, fresh] = by_key.try_emplace(key, plan);
+    if (fresh) {
+      bp.observers.add(plan->observer());
+      bp.distinct.push_back(plan);
+    }
+    bp.scorers.back() = it->second;
+  }
+}
+
 }  // namespace
 
 std::vector<BranchResult> run_sample(Context& ctx, const Sample& sample, const EvalSettings& cfg,
                                      const std::function<bool(const std::string&, int64_t)>& done) {
   // Which branches are still to run.
-  std::vector<std::pair<std::string, int64_t>> todo;
-  if (!done("none", 0)) todo.push_back({"none", 0});
+  BranchPlans bp;
+  if (!done("none", 0)) bp.todo.push_back({"none", 0});
   for (const auto& p : cfg.policies)
     if (kv_policy_info(p).make)
       for (int64_t b : cfg.budgets)
-        if (!done(p, b)) todo.push_back({p, b});
-  std::vector<BranchResult> out;
-  if (todo.empty()) return out;
+        if (!done(p, b)) bp.todo.push_back({p, b});
+  if (bp.todo.empty()) return {};
 
-  const ModelConfig& mc = ctx.model().config();
   const PromptTokens pt = ctx.engine().tokenize_prompt(sample.context, sample.question, "", true);
   SampleRun s(sample);
   s.n_prompt = (int64_t)pt.tokens.size();
@@ -245,58 +319,35 @@ std::vector<BranchResult> run_sample(Context& ctx, const Sample& sample, const E
     fail("sample {} needs {} positions; raise -c (now {})", sample.id,
          s.n_prompt + sample.max_new_tokens + 1, ctx.n_ctx());
   s.evidence = evidence_tokens(ctx.tokenizer(), pt.tokens, sample, n_ctx_tok);
-
-  // One compressor per observer configuration, shared by the budgets whose scores agree.
-  auto settings_for = [&](const std::string& p, int64_t b) {
-    KvPolicySettings k = cfg.base;
-    k.name = p;
-    k.budget = b;
-    k.ratio = -1;
-    k.query_agnostic = cfg.query_agnostic;
-    return k;
-  };
-  // The first branch of each scorer key scores for all of them (its observer watches the
-  // prefill); the other branches only evict with its scores.
-  std::map<std::string, PromptCompressor*> scorers;
-  auto scorer_key = [&](const std::string& p, int64_t b, const ResolvedPolicy& r) {
-    return kv_policy_info(p).budget_dependent_scores ? p + "/" + std::to_string(b)
-                                                     : p + "/w" + std::to_string(r.observe_window);
-  };
-  ObserverList observers;
-  std::vector<std::unique_ptr<PromptCompressor>> branch_plans;  // [todo] resolved settings
-  for (const auto& [p, b] : todo) {
-    branch_plans.push_back(kv_policy_info(p).make
-                               ? std::make_unique<PromptCompressor>(settings_for(p, b), mc, n_ctx_tok)
-                               : nullptr);
-    PromptCompressor* plan = branch_plans.back().get();
-    if (!plan || !plan->evicts() || kv_policy_info(p).answer_attention_scores) continue;
-    const std::string key = scorer_key(p, b, plan->resolved());
-    if (scorers.count(key)) continue;
-    observers.add(plan->observer());
-    scorers[key] = plan;
-  }
+  plan_branches(bp, cfg, ctx.model().config(), n_ctx_tok);
 
   // Prefill once.
   ctx.reset();
   Stopwatch sw;
-  ctx.prefill(s.context, observers.empty() ? nullptr : &observers);
+  ctx.prefill(s.context, bp.observers.empty() ? nullptr : &bp.observers);
   double observer_ms = 0;
-  for (auto& [k, sc] : scorers) observer_ms += sc->observer_ms();
+  for (PromptCompressor* sc : bp.distinct) observer_ms += sc->observer_ms();
   s.prefill_ms = sw.ms() - observer_ms;
   s.ref = full_cache_reference(ctx, s.suffix, n_ctx_tok, sample.max_new_tokens, cfg.base.reduce);
 
-  for (size_t bi = 0; bi < todo.size(); ++bi) {
-    const auto& [p, b] = todo[bi];
-    if (!branch_plans[bi]) {
-      out.push_back({p, b, full_cache_row(s)});
+  // 1: every branch copied, evicted and prefilled up to its answer; 2: their greedy answers
+  // (one batched decode unless serial); 3: each branch's teacher-forced pass and row.
+  std::vector<BranchResult> out;
+  std::vector<PreparedBranch> branches;
+  for (size_t bi = 0; bi < bp.todo.size(); ++bi) {
+    const auto& [p, b] = bp.todo[bi];
+    out.push_back({p, b, nlohmann::json()});
+    if (!bp.plans[bi]) {
+      out.back().row = full_cache_row(s);
       continue;
     }
-    const PromptCompressor& plan = *branch_plans[bi];
-    PromptCompressor* scorer = nullptr;
-    if (plan.evicts() && !kv_policy_info(p).answer_attention_scores)
-      scorer = scorers.at(scorer_key(p, b, plan.resolved()));
-    out.push_back({p, b, run_branch(ctx, s, p, b, plan, scorer)});
+    branches.push_back(prepare_branch(ctx, s, p, b, *bp.plans[bi], bp.scorers[bi]));
+    branches.back().slot = bi;
   }
+  const std::vector<GreedyRun> answers =
+      answer_branches(branches, sample.max_new_tokens, cfg.serial_decode);
+  for (size_t i = 0; i < branches.size(); ++i)
+    out[branches[i].slot].row = finish_branch(branches[i], s, answers[i], cfg.serial_decode);
   ctx.reset();
   return out;
 }

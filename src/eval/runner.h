@@ -1,7 +1,9 @@
 // Runs one evaluation sample under every (policy, budget): the prompt is prefilled ONCE
 // with every policy's observer attached, the full-cache greedy answer is generated once
 // (its attention over the prompt gives the oracle's scores, its logits the fidelity
-// reference), then each branch copies the prompt cache, evicts, and answers.
+// reference), then each branch copies the prompt cache and evicts, all branches answer
+// greedily together (one batched decode, greedy_contexts), and each is teacher-forced along
+// the reference answer.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +27,10 @@ struct EvalSettings {
   std::vector<int64_t> budgets;
   KvPolicySettings base;              // knobs shared by every branch (window, pooling, ...)
   bool query_agnostic = false;
+  // Each branch answers alone, its decode speed measured (decode_tps); otherwise all answer
+  // in one batched decode and decode_tps is null. The rows are otherwise identical, so this
+  // is not part of the settings fingerprint.
+  bool serial_decode = false;
 };
 
 // What a cached result means beyond its settings: bump it whenever the rows change meaning

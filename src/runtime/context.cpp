@@ -1,5 +1,7 @@
 #include "runtime/context.h"
 
+#include <algorithm>
+
 #include "kv/policy_util.h"
 #include "util/error.h"
 #include "util/timer.h"
@@ -39,22 +41,33 @@ void Context::decode(int32_t token, ForwardObserver* observer) {
   model().forward(&token, 1, cache_, LogitsRows::Last, logits_, *pool_, observer);
 }
 
+namespace {
+
+// Step i of the greedy rule on ctx (its logits chose the token): records the row and the
+// token in g; returns the token to run through the model next, or -1 when the run ends here.
+int32_t greedy_choice(const Context& ctx, const GreedyOptions& o, int i, GreedyRun& g) {
+  if (o.keep_rows) g.rows.push_back(ctx.logits());
+  const int32_t id = argmax_token(ctx.logits());
+  if (o.stop_at_eog && ctx.tokenizer().is_eog(id)) return -1;
+  const bool full = ctx.n_past() >= ctx.n_ctx();
+  if (o.feed_last) {
+    if (full) return -1;
+    g.tokens.push_back(id);
+  } else {
+    g.tokens.push_back(id);
+    if (i + 1 == o.max_new || full) return -1;
+  }
+  return id;
+}
+
+}  // namespace
+
 GreedyRun Context::greedy(const GreedyOptions& o, ForwardObserver* observer) {
   GreedyRun g;
   Stopwatch sw;
-  const Tokenizer& tok = tokenizer();
   for (int i = 0; i < o.max_new; ++i) {
-    if (o.keep_rows) g.rows.push_back(logits_);
-    const int32_t id = argmax_token(logits_);
-    if (o.stop_at_eog && tok.is_eog(id)) break;
-    const bool full = n_past() >= n_ctx();
-    if (o.feed_last) {
-      if (full) break;
-      g.tokens.push_back(id);
-    } else {
-      g.tokens.push_back(id);
-      if (i + 1 == o.max_new || full) break;
-    }
+    const int32_t id = greedy_choice(*this, o, i, g);
+    if (id < 0) break;
     decode(id, observer);
     ++g.steps;
   }
@@ -129,6 +142,41 @@ void forward_contexts(std::vector<ContextStep>& steps) {
                      &s.ctx->logits_, s.observer});
   }
   engine.model().forward(batch, steps.front().ctx->pool());
+}
+
+std::vector<GreedyRun> greedy_contexts(const std::vector<Context*>& ctxs, const GreedyOptions& o) {
+  std::vector<Context*> sorted = ctxs;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+    fail("greedy_contexts: a context appears twice");
+  std::vector<GreedyRun> runs(ctxs.size());
+  Stopwatch sw;
+  std::vector<size_t> live(ctxs.size());  // indices of the contexts still decoding
+  for (size_t k = 0; k < live.size(); ++k) live[k] = k;
+  for (int i = 0; i < o.max_new && !live.empty(); ++i) {
+    std::vector<ContextStep> steps;
+    std::vector<size_t> next;
+    for (size_t k : live) {
+      const int32_t id = greedy_choice(*ctxs[k], o, i, runs[k]);
+      if (id < 0) continue;
+      steps.push_back({ctxs[k], {id}, nullptr});
+      next.push_back(k);
+    }
+    // Near-equal groups (65 contexts: 33 + 32, not 64 + 1).
+    const size_t n = steps.size(), n_groups = (n + kGreedyContextsPerForward - 1) / kGreedyContextsPerForward;
+    for (size_t gi = 0, first = 0; gi < n_groups; ++gi) {
+      const size_t last = n * (gi + 1) / n_groups;
+      std::vector<ContextStep> group(std::make_move_iterator(steps.begin() + first),
+                                     std::make_move_iterator(steps.begin() + last));
+      forward_contexts(group);
+      first = last;
+    }
+    for (size_t k : next) ++runs[k].steps;
+    live = std::move(next);
+  }
+  const double ms = sw.ms();
+  for (GreedyRun& g : runs) g.decode_ms = ms;
+  return runs;
 }
 
 }  // namespace glimpse

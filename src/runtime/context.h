@@ -2,7 +2,7 @@
 // (ragged per layer x KV head, original positions), its position (cache().n_past()) and the
 // logits of its last token. Every frontend drives the model through contexts: run, bench,
 // eval, the generating KV policies (through KvRequest), LookaheadKV training, and batched
-// decode over many contexts at once (forward_contexts).
+// decode over many contexts at once (forward_contexts, greedy_contexts).
 #pragma once
 
 #include <cstdint>
@@ -111,5 +111,18 @@ struct ContextStep {
 // attention runs per context over its own cache. Each context's logits() become those of its
 // last token, bit-identical to running it alone. Runs on the first context's pool.
 void forward_contexts(std::vector<ContextStep>& steps);
+
+// Contexts per forward of greedy_contexts: more are split into near-equal groups.
+inline constexpr size_t kGreedyContextsPerForward = 64;
+
+// Greedy decoding of several distinct contexts of one engine at once: each step is one
+// forward_contexts over the contexts still decoding (in groups of at most
+// kGreedyContextsPerForward), so the weights are read once per step for all of them. Each
+// run's tokens, rows and steps, and each context's final cache, position and logits, are
+// exactly those of ctx->greedy(o, nullptr) alone (tested); a context leaves the batch where
+// its own greedy would stop (max_new, end of generation, context full). decode_ms is the
+// wall time of the whole batched loop, the same in every run: a per-context decode time is
+// not measured.
+std::vector<GreedyRun> greedy_contexts(const std::vector<Context*>& ctxs, const GreedyOptions& o);
 
 }  // namespace glimpse

@@ -1,9 +1,12 @@
-// Request contexts over one shared engine: batched forwards give each context the logits it
-// gets alone (bit for bit), fork + truncate restore a context exactly, two threads drive two
-// contexts of one model at once, and the weights are held once however many contexts exist.
+// Request contexts over one shared engine: batched forwards and batched greedy decoding give
+// each context what it gets alone (bit for bit), fork + truncate restore a context exactly,
+// two threads drive two contexts of one model at once, and the weights are held once however
+// many contexts exist.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include "model/tiny_model_test_util.h"
@@ -127,6 +130,84 @@ TEST_P(ContextTest, ForkAndTruncateRestoreExactly) {
     snapshot->decode(42);
     EXPECT_EQ(ctx->logits(), snapshot->logits());
   }
+}
+
+// The contexts greedy_contexts is tested on: prompts of different lengths under different
+// policies (plain, evicted to different sizes), each forked into several that differ by one
+// decoded token (more than one forward's worth in all), one whose context fills up after 3
+// tokens, one whose first choice is an end-of-generation token, and (with a chat template)
+// a chat prompt the model may end by itself.
+std::vector<std::unique_ptr<Context>> greedy_test_contexts(const std::shared_ptr<Engine>& e,
+                                                           const std::vector<std::unique_ptr<Context>>& bases,
+                                                           const ContextParams& small, bool chat_prompt) {
+  const int V = e->model().config().n_vocab;
+  std::vector<std::unique_ptr<Context>> out;
+  for (size_t k = 0; out.size() < kGreedyContextsPerForward + 6; ++k) {
+    out.push_back(bases[k % bases.size()]->fork());
+    out.back()->decode((int32_t)((17 + 31 * k) % std::min(V, 2000)));
+  }
+  auto full_soon = std::make_unique<Context>(e, small);  // n_ctx = prompt + 3
+  full_soon->prefill(tokens(small.n_ctx - 3, V, 77), nullptr);
+  out.push_back(std::move(full_soon));
+  const Tokenizer& tok = e->tokenizer();
+  if (!tok.eog_ids().empty()) {
+    std::unique_ptr<Context> eog = bases[0]->fork();
+    std::vector<float> l = eog->logits();
+    l[tok.eog_ids().front()] = *std::max_element(l.begin(), l.end()) + 1;
+    eog->set_logits(l);
+    out.push_back(std::move(eog));
+  }
+  if (chat_prompt) {
+    auto chat = std::make_unique<Context>(e, ContextParams{512, 32});
+    chat->prefill(e->tokenize_prompt("Answer with one word: is snow white?", "", true), nullptr);
+    out.push_back(std::move(chat));
+  }
+  return out;
+}
+
+// Batched greedy decoding gives every context exactly what its own greedy gives: tokens,
+// rows, steps, and the final cache, position and logits; in both feed modes.
+TEST_P(ContextTest, GreedyContextsEqualEachGreedyAlone) {
+  std::vector<std::unique_ptr<Context>> bases;
+  bases.push_back(prompted(tokens(37, V_, 1), "none", 0));
+  bases.push_back(prompted(tokens(150, V_, 2), "snapkv", 40));
+  bases.push_back(prompted(tokens(120, V_, 3), "streaming", 24));
+  bases.push_back(prompted(tokens(90, V_, 4), "tova", 56));
+  bases.push_back(prompted(tokens(9, V_, 5), "none", 0));
+  EXPECT_NE(bases[1]->cache().total_entries(), bases[2]->cache().total_entries());
+  const std::vector<std::unique_ptr<Context>> contexts = greedy_test_contexts(engine_, bases, params(40), GetParam() == "default");
+  for (const bool feed_last : {false, true}) {
+    SCOPED_TRACE(feed_last ? "feed_last" : "last token not fed");
+    GreedyOptions g;
+    g.max_new = 8;
+    g.feed_last = feed_last;
+    g.keep_rows = !feed_last;
+    std::vector<std::unique_ptr<Context>> batched, alone;
+    std::vector<Context*> ptrs;
+    for (const auto& c : contexts) {
+      batched.push_back(c->fork());
+      alone.push_back(c->fork());
+      ptrs.push_back(batched.back().get());
+    }
+    const std::vector<GreedyRun> runs = greedy_contexts(ptrs, g);
+    ASSERT_EQ(runs.size(), contexts.size());
+    std::set<int> steps_seen;
+    for (size_t k = 0; k < contexts.size(); ++k) {
+      SCOPED_TRACE("context " + std::to_string(k));
+      const GreedyRun want = alone[k]->greedy(g, nullptr);
+      EXPECT_EQ(runs[k].tokens, want.tokens);
+      EXPECT_EQ(runs[k].rows, want.rows);
+      EXPECT_EQ(runs[k].steps, want.steps);
+      EXPECT_EQ(runs[k].decode_ms, runs[0].decode_ms);
+      EXPECT_EQ(batched[k]->n_past(), alone[k]->n_past());
+      EXPECT_TRUE(same_cache(batched[k]->cache(), alone[k]->cache()));
+      EXPECT_EQ(batched[k]->logits(), alone[k]->logits());
+      steps_seen.insert(want.steps);
+    }
+    EXPECT_GE(steps_seen.size(), 2u);  // some stopped early (context full, end of generation)
+  }
+  EXPECT_TRUE(greedy_contexts({}, GreedyOptions()).empty());
+  EXPECT_THROW(greedy_contexts({bases[0].get(), bases[0].get()}, GreedyOptions()), Error);
 }
 
 // A request's sampler, stream decoder and stop matcher live in its context: a fork carries

@@ -97,6 +97,9 @@ bool parse_eval_args(int argc, char** argv, int first, EvalPlan& plan) {
          "replaces the generated tasks", [&](const std::string& v) { plan.data_path = v; });
   ap.flag({"--report-only"}, "rebuild the report from OUT/cache.jsonl without running",
           [&] { plan.report_only = true; });
+  ap.flag({"--serial-decode"}, "answer one branch at a time, measuring each branch's decode "
+          "speed (default: all branches of a sample decode together; same answers, no decode_tps)",
+          [&] { plan.es.serial_decode = true; });
   add_kv_args(ap, plan.kv);
   if (!ap.parse(argc, argv, first)) return false;
   validate_policy_settings(plan.kv);
@@ -229,6 +232,7 @@ int cmd_eval(int argc, char** argv, int first) {
                            {"preset", plan.preset_name}, {"tasks", plan.tasks}, {"lengths", plan.lengths},
                            {"seeds", plan.seeds}, {"seed0", plan.seed0}, {"policies", plan.policies},
                            {"budgets", plan.budgets}, {"query_agnostic", plan.es.query_agnostic},
+                           {"serial_decode", plan.es.serial_decode},
                            {"threads", engine->n_threads()}, {"n_samples", jobs.size()},
                            {"type_k", kv_type_name(cp.type_k)}, {"type_v", kv_type_name(cp.type_v)},
                            {"corpus", corpus ? corpus->describe() : std::string("none")},
