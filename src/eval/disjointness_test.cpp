@@ -98,7 +98,7 @@ TEST(HeldOut, TrainingAndEvaluationPromptsShareNo64ByteSpan) {
   std::set<std::string> done;
   size_t n_eval = 0, eval_bytes = 0;
   std::set<std::string> families;
-  for (const char* name : {"quick", "heldout"}) {
+  for (const char* name : {"quick", "heldout", "parallel"}) {
     const EvalPreset pr = eval_preset(name);
     for (const std::string& task : pr.tasks)
       for (int len : pr.lengths)

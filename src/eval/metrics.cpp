@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <set>
 
 #include "util/error.h"
@@ -41,12 +42,123 @@ double string_match_part(std::string_view prediction, const std::vector<std::str
   return 0;
 }
 
+std::optional<std::vector<std::string>> last_list(std::string_view text) {
+  const size_t close = text.rfind(']');
+  if (close == std::string_view::npos) return std::nullopt;
+  const size_t open = text.rfind('[', close);
+  if (open == std::string_view::npos) return std::nullopt;
+  std::vector<std::string> out;
+  for (size_t i = open + 1; i < close; ++i) {
+    const char q = text[i];
+    if (q != '"' && q != '\'') continue;
+    const size_t end = text.find(q, i + 1);
+    if (end == std::string_view::npos || end > close) return std::nullopt;
+    out.emplace_back(text.substr(i + 1, end - i - 1));
+    i = end;
+  }
+  return out;
+}
+
+std::optional<std::vector<std::string>> last_grid(std::string_view text) {
+  std::vector<std::string> rows;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string row;
+    for (char ch : text.substr(start, end - start))
+      if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '`') row += ch;
+    // Four single symbols separated by commas: "A,B,C,D".
+    if (row.size() == 7 && row[1] == ',' && row[3] == ',' && row[5] == ',') rows.push_back(row);
+    start = end + 1;
+  }
+  if (rows.size() < 4) return std::nullopt;
+  return std::vector<std::string>(rows.end() - 4, rows.end());
+}
+
+namespace {
+
+// list is `input` with one entry removed, order kept.
+bool one_removed(const std::vector<std::string>& list, const std::vector<std::string>& input) {
+  if (list.size() + 1 != input.size()) return false;
+  for (size_t skip = 0; skip < input.size(); ++skip) {
+    std::vector<std::string> r = input;
+    r.erase(r.begin() + (std::ptrdiff_t)skip);
+    if (r == list) return true;
+  }
+  return false;
+}
+
+double list_score(Scoring kind, std::string_view prediction, const std::vector<std::string>& answers) {
+  const auto got = last_list(prediction);
+  if (!got) return 0;
+  const std::vector<std::string>& list = *got;
+  if (kind == Scoring::kListExact) return list == answers ? 1 : 0;
+  if (kind == Scoring::kListRemoveAny) return one_removed(list, answers) ? 1 : 0;
+  if (kind == Scoring::kListShuffle) {
+    std::vector<std::string> a = list, b = answers;
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    return a == b && list != answers ? 1 : 0;
+  }
+  if (answers.empty()) return 0;
+  const std::vector<std::string> input(answers.begin(), answers.end() - 1);
+  const std::string& item = answers.back();
+  if (kind == Scoring::kListInsertAny) {
+    for (size_t i = 0; i < list.size(); ++i)
+      if (list[i] == item) {
+        std::vector<std::string> r = list;
+        r.erase(r.begin() + (std::ptrdiff_t)i);
+        if (r == input) return 1;
+      }
+    return 0;
+  }
+  // kListReplaceAny: exactly one position differs from the input, and it holds the item.
+  if (list.size() != input.size()) return 0;
+  size_t diff = 0;
+  for (size_t i = 0; i < list.size(); ++i)
+    if (list[i] != input[i]) diff += list[i] == item ? 1 : 2;
+  return diff == 1 ? 1 : 0;
+}
+
+// Rows and columns are permutations of the symbols of the givens' alphabet (A-D), and every
+// given cell (not '.') of answers is kept.
+double latin_score(std::string_view prediction, const std::vector<std::string>& givens) {
+  const auto got = last_grid(prediction);
+  if (!got || givens.size() != 4) return 0;
+  const std::vector<std::string>& g = *got;
+  for (int i = 0; i < 4; ++i) {
+    std::string row, col;
+    for (int j = 0; j < 4; ++j) {
+      row += g[i][2 * j];
+      col += g[j][2 * i];
+      if (givens[i][2 * j] != '.' && givens[i][2 * j] != g[i][2 * j]) return 0;
+    }
+    std::sort(row.begin(), row.end());
+    std::sort(col.begin(), col.end());
+    if (row != "ABCD" || col != "ABCD") return 0;
+  }
+  return 1;
+}
+
+}  // namespace
+
 double score_prediction(Scoring kind, std::string_view prediction,
                         const std::vector<std::string>& answers) {
   switch (kind) {
     case Scoring::kMatchAll: return string_match_all(prediction, answers);
     case Scoring::kMatchPart: return string_match_part(prediction, answers);
     case Scoring::kOpenEnded: break;
+    case Scoring::kListExact:
+    case Scoring::kListShuffle:
+    case Scoring::kListInsertAny:
+    case Scoring::kListRemoveAny:
+    case Scoring::kListReplaceAny: return list_score(kind, prediction, answers);
+    case Scoring::kLatinSquare: return latin_score(prediction, answers);
+    case Scoring::kGridExact: {
+      const auto got = last_grid(prediction);
+      return got && *got == answers ? 1 : 0;
+    }
   }
   fail("open-ended samples have no string score (compare with the full-cache output)");
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -21,7 +22,14 @@ std::string normalize_answer(std::string_view s);
 double string_match_all(std::string_view prediction, const std::vector<std::string>& answers);
 // 1 if any answer occurs in the prediction, else 0 (alternative answers).
 double string_match_part(std::string_view prediction, const std::vector<std::string>& answers);
-// By kind; kOpenEnded has no string score and throws Error.
+// The last [...] list of a text: its quoted entries ("..." or '...'); nullopt when there is
+// none or a quote is left open.
+std::optional<std::vector<std::string>> last_list(std::string_view text);
+// The last four lines of a text that are four single symbols separated by commas ("A,B,C,D",
+// spaces and backticks ignored), as "A,B,C,D"; nullopt when there are fewer.
+std::optional<std::vector<std::string>> last_grid(std::string_view text);
+// By kind (tasks.h: string matches, the ParallelBench-style list and grid checks);
+// kOpenEnded has no string score and throws Error.
 double score_prediction(Scoring kind, std::string_view prediction,
                         const std::vector<std::string>& answers);
 

@@ -17,12 +17,23 @@ EvalPreset eval_preset(std::string_view name) {
     // full: every task x 4 lengths x 2 seeds. heldout: the same with 3 seeds, so that it
     // has >= 200 prompts (17 tasks x 4 x 3 = 204) over all 8 families, every one on the
     // evaluation side of the corpus split (text_corpus.h).
+    // The short ParallelBench-style tasks (fixed_length) are not long-context tasks: they
+    // have their own preset.
     EvalPreset p{{}, {1024, 2048, 4096, 8192}, name == "full" ? 2 : 3};
-    for (const auto& t : all_tasks()) p.tasks.push_back(t.name);
+    for (const auto& t : all_tasks())
+      if (!t.fixed_length) p.tasks.push_back(t.name);
+    return p;
+  }
+  if (name == "parallel") {
+    // The ParallelBench-style tasks (tasks_parallel.cpp), 10 seeds each: 120 short prompts
+    // (their length does not depend on the target; one nominal length).
+    EvalPreset p{{}, {1024}, 10};
+    for (const auto& t : all_tasks())
+      if (t.fixed_length) p.tasks.push_back(t.name);
     return p;
   }
   if (name == "tiny") return {{"niah_single_noise", "vt"}, {512}, 1};
-  fail("unknown preset '{}' (tiny, quick, heldout, full)", name);
+  fail("unknown preset '{}' (tiny, quick, heldout, parallel, full)", name);
 }
 
 }  // namespace glimpse::eval

@@ -16,6 +16,13 @@ std::string_view scoring_name(Scoring s) {
     case Scoring::kMatchAll: return "match_all";
     case Scoring::kMatchPart: return "match_part";
     case Scoring::kOpenEnded: return "open_ended";
+    case Scoring::kListExact: return "list_exact";
+    case Scoring::kListShuffle: return "list_shuffle";
+    case Scoring::kListInsertAny: return "list_insert_any";
+    case Scoring::kListRemoveAny: return "list_remove_any";
+    case Scoring::kListReplaceAny: return "list_replace_any";
+    case Scoring::kLatinSquare: return "latin_square";
+    case Scoring::kGridExact: return "grid_exact";
   }
   return "?";
 }
@@ -24,6 +31,10 @@ Scoring parse_scoring(std::string_view name) {
   if (name == "match_all") return Scoring::kMatchAll;
   if (name == "match_part") return Scoring::kMatchPart;
   if (name == "open_ended") return Scoring::kOpenEnded;
+  for (Scoring k : {Scoring::kListExact, Scoring::kListShuffle, Scoring::kListInsertAny,
+                    Scoring::kListRemoveAny, Scoring::kListReplaceAny, Scoring::kLatinSquare,
+                    Scoring::kGridExact})
+    if (name == scoring_name(k)) return k;
   fail("unknown scoring kind '{}'", name);
 }
 
@@ -86,6 +97,9 @@ const std::vector<TaskInfo>& all_tasks() {
     t.push_back({"open_qa", "open", true, "answer a question about a natural-text passage"});
     t.push_back({"doc_fact", "doc", true, "one fact (port, version, date, address) in a document"});
     t.push_back({"doc_multifact", "doc", true, "two facts of one kind in a document; one asked"});
+    for (const auto& [op, summary] : detail::parallel_task_summaries())
+      t.push_back({std::string(op), op.rfind("wl_", 0) == 0 ? "waiting_line" : "puzzle", false,
+                   std::string(summary), /*fixed_length=*/true});
     return t;
   }();
   return v;
@@ -117,6 +131,7 @@ Sample generate_sample(std::string_view task, const TaskOptions& opt) {
   if (info.family == "kv") return detail::gen_kv(task, opt);
   if (info.family == "fewshot") return detail::gen_fewshot(task, opt);
   if (info.family == "doc") return detail::gen_doc(task, opt);
+  if (info.fixed_length) return detail::gen_parallel(task, opt);
   return detail::gen_open(task, opt);
 }
 

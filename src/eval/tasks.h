@@ -31,8 +31,19 @@ enum class Scoring {
   kMatchAll,   // fraction of `answers` found in the prediction (all must be returned)
   kMatchPart,  // 1 if any of `answers` is found (alternatives)
   kOpenEnded,  // no reference answer: compared later with the full-cache output
+  // ParallelBench-style (tasks_parallel.cpp): the prediction's last [...] list, or its last
+  // four grid rows; `answers` carry what each check needs (metrics.h).
+  kListExact,       // the list equals `answers`
+  kListShuffle,     // same multiset as `answers` (the input), another order
+  kListInsertAny,   // answers = input + [item]: the list minus one `item` is the input
+  kListRemoveAny,   // answers = input: the list is the input with one entry left out
+  kListReplaceAny,  // answers = input + [item]: one position of the input changed to `item`
+  kLatinSquare,     // answers = 4 rows "A,.,.,D": a 4x4 Latin square keeping the givens
+  kGridExact,       // answers = the 4 solution rows "1,2,3,4"
 };
-std::string_view scoring_name(Scoring s);  // "match_all", "match_part", "open_ended"
+// "match_all", "match_part", "open_ended", "list_exact", "list_shuffle", "list_insert_any",
+// "list_remove_any", "list_replace_any", "latin_square", "grid_exact"
+std::string_view scoring_name(Scoring s);
 Scoring parse_scoring(std::string_view name);  // throws Error on an unknown name
 
 struct Sample {
@@ -69,14 +80,18 @@ struct TaskOptions {
 
 struct TaskInfo {
   std::string name;
-  std::string family;    // "niah", "vt", "cwe", "fwe", "kv", "fewshot", "open", "doc"
+  std::string family;    // "niah", "vt", "cwe", "fwe", "kv", "fewshot", "open", "doc",
+                         // "waiting_line", "puzzle"
   bool needs_corpus = false;
   std::string summary;
+  bool fixed_length = false;  // short prompts of their own size: target lengths do not apply
 };
 
 // Every task, in a fixed order:
 //   niah_{single,multikey,multivalue,multiquery}_{noise,text}, vt, cwe, fwe, kv_retrieval,
-//   fewshot_cls, open_summary, open_qa, doc_fact, doc_multifact.
+//   fewshot_cls, open_summary, open_qa, doc_fact, doc_multifact, then the ParallelBench-style
+//   wl_{copy,sort,reverse,shuffle,insert_index,remove_index,replace_index,insert_random,
+//   remove_random,replace_random}, latin_square, sudoku (fixed_length).
 const std::vector<TaskInfo>& all_tasks();
 const TaskInfo& task_info(std::string_view name);  // throws Error on an unknown name
 

@@ -73,6 +73,9 @@ DocPassage doc_passage(const TaskOptions& opt, uint64_t seed, int max_new_tokens
 Sample fit_doc_passage(const Sample& proto, const Segments& segs, const std::vector<Insert>& ins,
                        const TaskOptions& opt, std::string_view task);
 
+// The ParallelBench-style tasks in order: (name, one-line summary).
+const std::vector<std::pair<std::string_view, std::string_view>>& parallel_task_summaries();
+
 // Depths for k needles: evenly spread bands with jitter, in random order, so one seed
 // covers the whole range and different seeds move the needles.
 std::vector<double> needle_depths(Rng& rng, size_t k);
@@ -86,5 +89,6 @@ Sample gen_kv(std::string_view task, const TaskOptions& opt);
 Sample gen_fewshot(std::string_view task, const TaskOptions& opt);
 Sample gen_open(std::string_view task, const TaskOptions& opt);
 Sample gen_doc(std::string_view task, const TaskOptions& opt);
+Sample gen_parallel(std::string_view task, const TaskOptions& opt);  // tasks_parallel.cpp
 
 }  // namespace glimpse::eval::detail

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "eval/rng.h"
+#include "eval/metrics.h"
 #include "eval/tasks.h"
 #include "eval/text_corpus.h"
 #include "gguf/gguf_file.h"
@@ -148,7 +149,7 @@ TEST(EvalTasks, LengthsHitTheBudgetWithAFakeCounter) {
     for (int64_t len : {1024, 2048, 4096, 8192})
       for (uint64_t seed : {0, 1}) {
         const TaskOptions o = fake_opts(len, seed);
-        expect_length(generate_sample(t.name, o), o, fake_count);
+        if (!t.fixed_length) expect_length(generate_sample(t.name, o), o, fake_count);
       }
 }
 
@@ -331,10 +332,117 @@ TEST(EvalTasks, LengthsHitTheBudgetWithTheRealTokenizer) {
       o.seed = 11;
       o.count_tokens = count;
       o.corpus = real_corpus() ? real_corpus() : &synthetic_corpus();
+      if (t.fixed_length) continue;  // short prompts of their own size (tasks_parallel.cpp)
       expect_length(generate_sample(t.name, o), o, count);
       ++n;
     }
   std::printf("[ eval     ] %d samples, %lld token counts, %.0f ms\n", n, (long long)calls, sw.ms());
+}
+
+// ParallelBench-style tasks: a correct answer scores 1 under each task's check, a wrong one
+// 0; Sudoku puzzles have one solution; prompts do not depend on the target length.
+TEST(EvalTasks, ParallelTasksScoreTheirOwnAnswers) {
+  auto list = [](const std::vector<std::string>& v) {
+    std::string s = "Final line: [";
+    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", \"" : "\"") + v[i] + "\"";
+    return s + "]";
+  };
+  int n = 0;
+  for (const TaskInfo& t : all_tasks()) {
+    if (!t.fixed_length) continue;
+    for (uint64_t seed : {1, 2, 3}) {
+      const Sample s = generate_sample(t.name, fake_opts(1024, seed));
+      EXPECT_EQ(s.context + s.question, generate_sample(t.name, fake_opts(8192, seed)).context +
+                                            generate_sample(t.name, fake_opts(8192, seed)).question);
+      std::string right, wrong = "Final line: []";
+      if (s.scoring == Scoring::kListExact) {
+        right = list(s.answers);
+        std::vector<std::string> w = s.answers;
+        std::swap(w.front(), w.back());
+        wrong = list(w);
+      } else if (s.scoring == Scoring::kListShuffle) {
+        std::vector<std::string> w = s.answers;
+        std::rotate(w.begin(), w.begin() + 1, w.end());
+        right = list(w);
+        wrong = list(s.answers);  // the same order is not a shuffle
+      } else if (s.scoring == Scoring::kListInsertAny) {
+        std::vector<std::string> w = s.answers;  // input + item: the item at the end
+        right = list(w);
+        w.pop_back();
+        wrong = list(w);
+      } else if (s.scoring == Scoring::kListRemoveAny) {
+        right = list(std::vector<std::string>(s.answers.begin() + 1, s.answers.end()));
+        wrong = list(s.answers);
+      } else if (s.scoring == Scoring::kListReplaceAny) {
+        std::vector<std::string> w(s.answers.begin(), s.answers.end() - 1);
+        w.back() = s.answers.back();
+        right = list(w);
+        w.front() = s.answers.back();  // two positions changed
+        wrong = list(w);
+      } else if (s.scoring == Scoring::kGridExact) {
+        for (const auto& r : s.answers) right += r + "\n";
+        wrong = right;
+        std::swap(wrong[0], wrong[2]);
+        // Exactly one solution: every filling of the 4 blanks (4^4) checked, one is valid.
+        const auto grid = last_grid(s.context);
+        ASSERT_TRUE(grid) << s.id;
+        std::vector<int> blanks;
+        for (int i = 0; i < 16; ++i)
+          if ((*grid)[i / 4][2 * (i % 4)] == '.') blanks.push_back(i);
+        ASSERT_EQ(blanks.size(), 4u) << s.id;
+        int solutions = 0;
+        for (int code = 0; code < 256; ++code) {
+          std::vector<std::string> g = *grid;
+          for (int b = 0; b < 4; ++b) g[blanks[b] / 4][2 * (blanks[b] % 4)] = (char)('1' + (code >> (2 * b)) % 4);
+          bool ok = true;
+          for (int i = 0; i < 4 && ok; ++i) {
+            std::string row, col, box;
+            for (int j = 0; j < 4; ++j) {
+              row += g[i][2 * j];
+              col += g[j][2 * i];
+              box += g[i / 2 * 2 + j / 2][2 * (i % 2 * 2 + j % 2)];
+            }
+            for (std::string* x : {&row, &col, &box}) std::sort(x->begin(), x->end());
+            ok = row == "1234" && col == "1234" && box == "1234";
+          }
+          solutions += ok;
+        }
+        EXPECT_EQ(solutions, 1) << s.id;
+      } else {
+        ASSERT_EQ(s.scoring, Scoring::kLatinSquare);
+        // A Latin square that keeps the givens: complete by brute force over the 4! rows.
+        std::vector<std::string> perms;
+        std::string p = "ABCD";
+        do perms.push_back(p); while (std::next_permutation(p.begin(), p.end()));
+        std::string best;
+        for (const auto& a : perms)
+          for (const auto& b : perms)
+            for (const auto& c : perms)
+              for (const auto& d : perms) {
+                if (!best.empty()) break;
+                const std::string rows[4] = {a, b, c, d};
+                bool ok = true;
+                for (int j = 0; j < 4 && ok; ++j) {
+                  std::string col;
+                  for (int i = 0; i < 4; ++i) col += rows[i][j];
+                  std::sort(col.begin(), col.end());
+                  ok = col == "ABCD";
+                  for (int i = 0; i < 4 && ok; ++i)
+                    ok = s.answers[i][2 * j] == '.' || s.answers[i][2 * j] == rows[i][j];
+                }
+                if (ok)
+                  for (const auto& r : rows) best += std::string{r[0], ',', r[1], ',', r[2], ',', r[3], '\n'};
+              }
+        ASSERT_FALSE(best.empty()) << s.id;
+        right = best;
+        wrong = "A,A,A,A\nB,B,B,B\nC,C,C,C\nD,D,D,D\n";
+      }
+      EXPECT_EQ(score_prediction(s.scoring, right, s.answers), 1.0) << s.id << "\n" << right;
+      EXPECT_EQ(score_prediction(s.scoring, wrong, s.answers), 0.0) << s.id << "\n" << wrong;
+      ++n;
+    }
+  }
+  EXPECT_EQ(n, 12 * 3);
 }
 
 }  // namespace

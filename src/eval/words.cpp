@@ -28,6 +28,23 @@ const std::vector<std::string>& adjectives() {
   return v;
 }
 
+const std::vector<std::string>& customer_given_names() {
+  static const std::vector<std::string> v = split_words(
+      "Beatriz Columba Dariusz Eskil Fenna Gideon Hanne Idris Jorunn Kasimir Liesel Marit "
+      "Nikolai Orla Piet Quirin Rosalind Stellan Thandiwe Ulrike Vesna Wendell Xenia Yorick "
+      "Zofia Anselm Brigid Cosimo Delphine Evander");
+  return v;
+}
+
+const std::vector<std::string>& customer_family_names() {
+  static const std::vector<std::string> v = split_words(
+      "Achterberg Quintero Lindgren Oyelaran Vasquez Whitcombe Ferreira-Lima Tamminen Okonjo "
+      "Halvorsen Bernadotte Castellano Drummond Eriksdottir Fairweather Grunewald Hollister "
+      "Ibsen Jablonski Kettering Lombardi Montague Nakashima Oberlin Pemberton Rautio "
+      "Sandoval Thackeray Underhill Valdivia");
+  return v;
+}
+
 const std::vector<std::string>& nouns() {
   static const std::vector<std::string> v = split_words(
       "anchor apple arrow badge basket beacon bell bicycle blanket bottle bridge brush "

@@ -14,6 +14,11 @@ namespace glimpse::eval {
 const std::vector<std::string>& adjectives();
 const std::vector<std::string>& nouns();
 
+// Given and family names of the waiting-line tasks (tasks_parallel.cpp); none is a
+// training name (train_words.h).
+const std::vector<std::string>& customer_given_names();   // "Beatriz", "Columba", ...
+const std::vector<std::string>& customer_family_names();  // "Achterberg", "Quintero", ...
+
 // "adjective-noun", e.g. "quiet-harbor" (several thousand combinations).
 std::string random_key(Rng& rng);
 // n distinct keys; no two share a word (while n fits the lists).

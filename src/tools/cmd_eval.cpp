@@ -52,7 +52,7 @@ bool parse_eval_args(int argc, char** argv, int first, EvalPlan& plan) {
   plan.engine.context.n_ctx = 0;
   ArgParser ap("eval", "Evaluate KV policies on RULER-style long-context tasks.");
   add_model_args(ap, plan.engine);
-  ap.add({"--preset"}, "NAME", "tiny | quick (about 10 minutes on 2 cores) | heldout | full (default: quick)",
+  ap.add({"--preset"}, "NAME", "tiny | quick (about 10 minutes on 2 cores) | heldout | parallel (short list and grid tasks) | full (default: quick)",
          [&](const std::string& v) {
            plan.preset_name = v;
            preset(v);
