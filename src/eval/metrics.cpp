@@ -126,6 +126,8 @@ double list_score(Scoring kind, std::string_view prediction, const std::vector<s
 double latin_score(std::string_view prediction, const std::vector<std::string>& givens) {
   const auto got = last_grid(prediction);
   if (!got || givens.size() != 4) return 0;
+  for (const std::string& row : givens)
+    if (row.size() != 7) return 0;  // "A,.,.,D"
   const std::vector<std::string>& g = *got;
   for (int i = 0; i < 4; ++i) {
     std::string row, col;

@@ -14,17 +14,11 @@
 #include <sstream>
 
 #include "eval/results.h"
+#include "tokenizer/tokenizer_test_util.h"
 
 namespace glimpse::eval {
 namespace {
 namespace fs = std::filesystem;
-
-std::string read(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // tps: the decode_tps field (nullopt: no such field).
 nlohmann::json row(const std::string& policy, int64_t budget, std::optional<nlohmann::json> tps) {
@@ -46,7 +40,7 @@ TEST(EvalReport, DecodeSpeedAveragesMeasuredRowsOnly) {
         row("tova", 64, std::nullopt)};                         // no field
     write_report(run, rows, {{"command", "glimpse eval"}});
   }
-  const nlohmann::json m = nlohmann::json::parse(read(dir / "metrics.json"));
+  const nlohmann::json m = nlohmann::json::parse(glimpse::testing::read_file((dir / "metrics.json").string()));
   std::map<std::string, nlohmann::json> tps;
   for (const auto& g : m["groups"])
     tps[g["policy"].get<std::string>() + "/" + std::to_string(g["budget"].get<int64_t>())] = g["decode_tps"];
@@ -61,7 +55,7 @@ TEST(EvalReport, DecodeSpeedAveragesMeasuredRowsOnly) {
     for (std::string x; std::getline(in, x, ',');) f.push_back(x);
     return f;
   };
-  std::istringstream csv(read(dir / "metrics.csv"));
+  std::istringstream csv(glimpse::testing::read_file((dir / "metrics.csv").string()));
   std::string line;
   std::getline(csv, line);
   const std::vector<std::string> header = split(line);

@@ -116,7 +116,6 @@ Names example_answer(std::string_view op, const LineCase& c) {
     std::rotate(r.begin(), r.begin() + 1, r.end());
     return r;
   }
-  if (op == "wl_insert_random") return Names(c.answers.begin(), c.answers.end());  // at the end
   if (op == "wl_remove_random") return Names(c.queue.begin() + 1, c.queue.end());
   if (op == "wl_replace_random") {
     Names r = c.queue;

@@ -79,7 +79,6 @@ int cmd_train_lookahead(int argc, char** argv, int first) {
   ap.add({"--patience"}, "N", "stop after N validations without a better loss (default: 0, never)",
          [&](const std::string& v) { o.patience = parse_int("--patience", v, 0, 1 << 20); });
   ap.flag({"-q", "--quiet"}, "no progress bar", [&] { o.progress = false; });
-  o.loss.top_k = 128;
   if (!ap.parse(argc, argv, first)) return 0;
   if (o.prompts_path.empty()) fail("--prompts is required");
   if (!(o.lr > 0)) fail("--lr must be > 0");

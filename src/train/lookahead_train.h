@@ -72,7 +72,7 @@ struct LookaheadTrainOptions {
   int max_prompt = 0;  // skip prompts longer than this (0: the session's context minus answer_len)
   LookaheadHyper hyper;
   bool progress = true;  // progress bar on stderr
-  LookaheadLoss loss;            // plain KL, or KL plus the top-k term (lookahead_backward.h)
+  LookaheadLoss loss{0, 128};    // plain KL, or KL plus the top-k term (lookahead_backward.h)
   bool recompute_kv = false;     // sample files without KV; prefill per step
   bool agnostic = false;         // compress once: rows after the context predict every question's
                                  // and answer's attention ("questions" lists in the prompts)
