@@ -332,6 +332,44 @@ if [ "$(basename "$MODEL")" = "SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
   else echo "FAIL shipped lookahead module"; cat "$tmp/err"; fails=$((fails+1)); fi
 fi
 
+# Speculative decoding (greedy): every --spec mode prints the plain run's text (views under
+# two policies, prompt lookup, the model as its own draft, the ensemble); --timings-json
+# carries the spec object; bad spec strings and misuse give one error line.
+for i in $(seq 1 45); do printf 'Row %d: valve %s opens at %d psi and closes at %d psi.\n' \
+  "$i" "$(printf '%s' ABCDEFGHJK | cut -c$((i % 10 + 1)))$((i * 7 % 13))" $((i * 3 % 50 + 10)) $((i * 5 % 40 + 2)); done >"$tmp/spec.txt"
+specrun() { "$GLIMPSE" run -m "$MODEL" -f "$tmp/spec.txt" --question "Which valves open at 40 psi?" --chat \
+  -n 24 --temp 0 -t 2 -q "$@" 2>"$tmp/spec.err"; }
+plain=$(specrun)
+spec_ok=1
+for args in "--spec views --spec-views snapkv@64,streaming@32" "--spec ngram" "--spec draft -md $MODEL" \
+            "--spec tabed --spec-views snapkv@64,ngram,draft -md $MODEL --spec-weights grid"; do
+  # shellcheck disable=SC2086
+  got=$(specrun $args) || { spec_ok=0; cat "$tmp/spec.err"; }
+  if [ -z "$plain" ] || [ "$got" != "$plain" ]; then spec_ok=0; echo "  $args: '$got' vs '$plain'"; fi
+done
+"$GLIMPSE" run -m "$MODEL" -f "$tmp/spec.txt" --question "Which valves open at 40 psi?" --chat -n 24 --temp 0 -t 2 \
+  --spec tabed --spec-views snapkv@64,ngram --timings-json "$tmp/spec.json" >/dev/null 2>"$tmp/spec.err" || spec_ok=0
+if [ $spec_ok -eq 1 ] && grep -q "speculative = tabed (snapkv@64, ngram), weights kl" "$tmp/spec.err" && python3 -c "
+import json,sys; t=json.load(open(sys.argv[1])); s=t['spec']
+assert s['mode']=='tabed' and [x['name'] for x in s['sources']]==['snapkv@64','ngram'], s
+assert s['generated']==t['n_gen']-1 and s['rounds']>0 and 0<=s['accepted']<=s['drafted'], s
+assert abs(s['tokens_per_forward']-s['generated']/s['rounds'])<1e-9 and abs(sum(x['weight'] for x in s['sources'])-1)<1e-9, s
+assert s['sources'][0]['kv_entries']==64*30*3, s" "$tmp/spec.json"; then
+  echo "ok   --spec views/ngram/draft/tabed print the plain run's text; spec timings"; passes=$((passes+1))
+else echo "FAIL --spec"; cat "$tmp/spec.err"; fails=$((fails+1)); fi
+expect_error "unknown --spec mode" "--spec: 'bogus' is not one of" "$GLIMPSE" run -m "$MODEL" -p hi --temp 0 --spec bogus
+expect_error "view without a budget" "'snapkv': expected POLICY@BUDGET" "$GLIMPSE" run -m "$MODEL" -p hi --temp 0 --spec views --spec-views snapkv
+expect_error "view with a bad budget" "budget 'x' is not an integer" "$GLIMPSE" run -m "$MODEL" -p hi --temp 0 --spec views --spec-views snapkv@x
+expect_error "view of an unknown policy" "draft source 'bogus@8': unknown KV policy 'bogus'" "$GLIMPSE" run -m "$MODEL" -p hi --temp 0 --spec views --spec-views snapkv@64,bogus@8
+expect_error "repeated source" "appears twice" "$GLIMPSE" run -m "$MODEL" -p hi --temp 0 --spec tabed --spec-views ngram,ngram
+expect_error "ngram among views" "'ngram' goes with --spec tabed" "$GLIMPSE" run -m "$MODEL" -p hi --temp 0 --spec views --spec-views snapkv@64,ngram
+expect_error "unknown weight rule" "'median' is not one of kl, tvd, grid, uniform" "$GLIMPSE" run -m "$MODEL" -p hi --temp 0 --spec tabed --spec-weights median
+expect_error "speculative sampling" "sampling verification .* is not in yet" "$GLIMPSE" run -m "$MODEL" -p hi --spec ngram
+expect_error "draft without -md" "needs a draft model (-md FNAME)" "$GLIMPSE" run -m "$MODEL" -p hi --temp 0 --spec draft
+expect_error "-md without --spec" "-md needs --spec" "$GLIMPSE" run -m "$MODEL" -p hi --temp 0 -md "$MODEL"
+expect_error "--spec with eviction" "does not combine" "$GLIMPSE" run -m "$MODEL" -p hi --temp 0 --spec ngram --kv-policy snapkv --kv-budget 8
+expect_error "bad draft lengths" "--draft-min 5 / --draft-max 4" "$GLIMPSE" run -m "$MODEL" -p hi --temp 0 --spec ngram --draft-min 5 --draft-max 4
+
 # tokenize prints a JSON array.
 ids=$("$GLIMPSE" tokenize -m "$MODEL" -p "Hello world")
 if [ "$ids" = "[19556,905]" ]; then echo "ok   tokenize"; passes=$((passes+1));

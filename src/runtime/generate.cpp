@@ -25,6 +25,7 @@ std::string Timings::to_json() const {
                       {"type_v", kv_type_name(type_v)}, {"kv_bytes", kv_bytes},
                       {"kv_entries", kv_entries}};
   if (kv.policy != "none") j["kv"] = nlohmann::json::parse(kv.to_json());
+  if (spec.enabled) j["spec"] = nlohmann::json::parse(spec.to_json());
   return j.dump(2);
 }
 
@@ -40,6 +41,7 @@ std::string Timings::report() const {
                    decode_ms, steps, steps ? decode_ms / steps : 0.0, decode_tps());
   s += fmt::format("glimpse:      sample time = {:10.2f} ms / {:5} runs\n", sample_ms, n_gen);
   s += kv.report();
+  s += spec.report();
   s += fmt::format("glimpse:         kv cache = {:10.2f} MiB / {:5} entries (K {}, V {})\n",
                    kv_bytes / 1048576.0, kv_entries, kv_type_name(type_k), kv_type_name(type_v));
   s += fmt::format("glimpse:       total time = {:10.2f} ms / {:5} tokens\n", total_ms,

@@ -9,6 +9,7 @@
 
 #include "runtime/compress.h"
 #include "runtime/context.h"
+#include "runtime/spec_report.h"
 #include "sampling/sampler.h"
 
 namespace glimpse {
@@ -34,6 +35,10 @@ struct Timings {
   KvType type_k = KvType::F16, type_v = KvType::F16;  // KV cache element types
   size_t kv_bytes = 0;     // KV cache bytes held at the end (after any eviction)
   int64_t kv_entries = 0;  // entries stored then, summed over layers and KV heads
+  // Speculative decoding (generate_speculative): decode_ms is then the wall time of every
+  // round (drafts, target forwards, weights) less sample_ms, and prefill_ms includes the
+  // draft sources' setup.
+  SpecReport spec;
 
   double prefill_tps() const { return prefill_ms > 0 ? n_prompt * 1000.0 / prefill_ms : 0; }
   double decode_tps() const;

@@ -2,11 +2,14 @@
 // model summary, progress and timings go to stderr.
 #include <cstdio>
 #include <fstream>
+#include <optional>
 
 #include "ops/isa.h"
 #include "runtime/context.h"
 #include "runtime/generate.h"
+#include "runtime/speculative.h"
 #include "tools/commands.h"
+#include "tools/spec_args.h"
 #include "util/error.h"
 
 namespace glimpse {
@@ -16,6 +19,7 @@ int cmd_run(int argc, char** argv, int first) {
   GenerateParams gp;
   std::string prompt, question, system, timings_json, dump_kept;
   bool have_prompt = false, chat = false, quiet = false;
+  SpecFlags spec;
   ArgParser ap("run", "Generate text from a prompt with the model.");
   add_model_args(ap, sp);
   ap.add({"-p", "--prompt"}, "PROMPT", "prompt to start generation with", [&](const std::string& v) {
@@ -70,12 +74,16 @@ int cmd_run(int argc, char** argv, int first) {
          "(sorted) as JSON to FNAME",
          [&](const std::string& v) { dump_kept = v; });
   ap.flag({"-q", "--quiet"}, "print only the generated text (no timings)", [&] { quiet = true; });
+  add_spec_args(ap, spec);
   if (!ap.parse(argc, argv, first)) return 0;
   if (!have_prompt) fail("no prompt given (use -p TEXT or -f FILE)");
   validate_policy_settings(gp.kv);
+  const std::optional<SpecParams> spec_params = resolve_spec_flags(spec, gp);
 
   if (gp.kv.query_agnostic && question.empty()) fail("--query-agnostic needs --question TEXT");
   const std::shared_ptr<Engine> engine = Engine::load(sp);
+  std::optional<SpecParams> sparams = spec_params;
+  if (sparams && !spec.draft_model.empty()) sparams->draft.draft_engine = load_draft_engine(sp, spec.draft_model);
   Context s(engine);
   const ModelConfig& c = s.model().config();
   const PromptTokens pt = engine->tokenize_prompt(prompt, question, system, chat);
@@ -87,10 +95,12 @@ int cmd_run(int argc, char** argv, int first) {
                  "glimpse: %s, isa = %s\nglimpse: n_ctx = %d, n_threads = %d, chat template = %s\n",
                  c.summary().c_str(), isa_level_name(isa_level()), s.n_ctx(), engine->n_threads(),
                  std::string(engine->chat_template().name()).c_str());
-  GenerateResult r = generate(s, tokens, gp, [](std::string_view t) {
+  const auto print = [](std::string_view t) {
     std::fwrite(t.data(), 1, t.size(), stdout);
     std::fflush(stdout);
-  });
+  };
+  GenerateResult r = sparams ? generate_speculative(s, tokens, gp, *sparams, print)
+                             : generate(s, tokens, gp, print);
   std::fputc('\n', stdout);
   if (!quiet) {
     std::fprintf(stderr, "\nglimpse: seed = %u, stop reason = %s\n%s", r.seed,

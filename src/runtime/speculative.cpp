@@ -1,0 +1,215 @@
+#include "runtime/speculative.h"
+
+#include <algorithm>
+
+#include "util/error.h"
+#include "util/timer.h"
+
+namespace glimpse {
+
+DraftLength::DraftLength(int draft_min, int draft_max)
+    : min_(draft_min), max_(draft_max), k_(std::min(draft_max, std::max(draft_min, 4))) {}
+
+void DraftLength::update(int drafted, int accepted) {
+  if (k_ == 0) {  // plain decoding; probe again now and then
+    if (++idle_ >= kProbeRounds && max_ > 0) {
+      k_ = 1;
+      idle_ = 0;
+    }
+    return;
+  }
+  if (accepted < drafted)
+    k_ = std::max(min_, k_ - 1);
+  else if (drafted == k_)
+    k_ = std::min(max_, k_ + 2);
+}
+
+void check_speculative(const GenerateParams& p, const SpecParams& sp) {
+  if (p.sampling.temp > 0)
+    fail("--spec: speculative sampling verification (temperature > 0) is not in yet; use --temp 0 "
+         "(greedy, output identical to plain decoding)");
+  if (p.kv.name != "none")
+    fail("--spec verifies with the full cache, so --kv-policy does not combine with it (a "
+         "compressed view is a draft source: --spec-views POLICY@BUDGET)");
+  if (sp.draft_min < 0 || sp.draft_max < sp.draft_min || sp.draft_max > 256)
+    fail("--draft-min {} / --draft-max {}: need 0 <= min <= max <= 256", sp.draft_min, sp.draft_max);
+  if (sp.draft.p_min < 0 || sp.draft.p_min > 1)
+    fail("--draft-p-min {}: expected a probability in [0, 1]", sp.draft.p_min);
+}
+
+namespace {
+
+// One speculative request: the committed sequence, the per-token rule of generate() and the
+// rounds.
+class SpecRun {
+ public:
+  SpecRun(Context& ctx, const GenerateParams& p, const SpecParams& sp, GenerateResult& r,
+          const std::function<void(std::string_view)>& on_text)
+      : s_(ctx), p_(p), sp_(sp), r_(r), on_text_(on_text), len_(sp.draft_min, sp.draft_max),
+        V_(ctx.model().config().n_vocab) {}
+
+  void run(const std::vector<int32_t>& prompt);
+
+ private:
+  bool commit(int32_t id);
+  int32_t pick(const float* logits);
+  bool round(Drafter& dr);
+  void emit(const std::string& text) {
+    if (text.empty()) return;
+    r_.text += text;
+    if (on_text_) on_text_(text);
+  }
+
+  Context& s_;
+  const GenerateParams& p_;
+  const SpecParams& sp_;
+  GenerateResult& r_;
+  const std::function<void(std::string_view)>& on_text_;
+  DraftLength len_;
+  const int32_t V_;
+  std::vector<int32_t> seq_;  // prompt + committed output; the last token not yet in s_
+  std::vector<float> rows_;   // [1 + drafts][V] target logits of a round
+};
+
+// generate()'s rule for one sampled token; false when the run ends with it.
+bool SpecRun::commit(int32_t id) {
+  seq_.push_back(id);
+  ++r_.timings.n_gen;
+  if (!p_.ignore_eos && s_.tokenizer().is_eog(id)) {
+    r_.stop_reason = "eos";
+    return false;
+  }
+  r_.tokens.push_back(id);
+  emit(s_.text_of(id));
+  if (s_.stopped()) {
+    r_.stop_reason = "stop";
+    return false;
+  }
+  return p_.n_predict < 0 || r_.timings.n_gen < p_.n_predict;
+}
+
+// The token plain decoding would take from these logits: the request's sampler (greedy,
+// penalties over the tokens it accepted so far), which then records it.
+int32_t SpecRun::pick(const float* logits) {
+  Stopwatch sw;
+  Sampler& sampler = s_.sampling().sampler;
+  const int32_t id = sampler.sample(logits);
+  sampler.accept(id);
+  r_.timings.sample_ms += sw.ms();
+  return id;
+}
+
+// Draft, verify in one target forward, commit, roll back. False when the run ends.
+bool SpecRun::round(Drafter& dr) {
+  SpecReport& rep = r_.timings.spec;
+  const int32_t p0 = s_.n_past();  // == seq_.size() - 1: the pending token goes here
+  int k = std::min(len_.k(), s_.n_ctx() - p0 - 1);
+  if (p_.n_predict >= 0) k = (int)std::min<int64_t>(k, p_.n_predict - r_.timings.n_gen - 1);
+  if (len_.k() == 0) ++rep.fallback_rounds;
+  std::vector<int32_t> drafts;
+  if (k > 0) {
+    Stopwatch sw;
+    drafts = dr.draft(seq_, k, !p_.ignore_eos);
+    rep.draft_ms += sw.ms();
+  }
+  std::vector<int32_t> feed = {seq_.back()};
+  feed.insert(feed.end(), drafts.begin(), drafts.end());
+  rows_.resize(feed.size() * (size_t)V_);
+  Stopwatch sw;
+  s_.prefill(feed, [&](int64_t b, const float* l, int64_t n) {
+    std::copy(l, l + n * V_, rows_.begin() + b * V_);
+  });
+  rep.verify_ms += sw.ms();
+  ++rep.rounds;
+
+  // Row i holds the target's distribution after feed[0..i]: its pick either confirms
+  // drafts[i] and the next row is valid, or replaces it (or follows the whole draft).
+  const size_t d = drafts.size();
+  std::vector<int32_t> picks;
+  int accepted = 0;
+  bool go = true;
+  for (size_t i = 0; i <= d; ++i) {
+    const int32_t id = pick(rows_.data() + i * V_);
+    picks.push_back(id);
+    ++rep.generated;
+    go = commit(id);
+    const bool match = i < d && id == drafts[i];
+    accepted += match;
+    if (!go || !match) break;
+  }
+  rep.drafted += (int64_t)d;
+  rep.accepted += accepted;
+  if (d > 0) {
+    ++rep.drafting_rounds;
+    std::vector<const float*> verified_rows;
+    for (size_t j = 0; j < std::min(d, picks.size()); ++j) verified_rows.push_back(rows_.data() + j * V_);
+    dr.verified(verified_rows, picks, verified_rows.size());
+  }
+  // Keep the pending token and every committed token but the last (the new pending token,
+  // seq_.back()): the accepted drafts, or fewer when the run ended on one. The target then
+  // holds what plain decoding would hold.
+  const int32_t n_keep = p0 + (int32_t)picks.size();
+  s_.truncate(n_keep);
+  dr.rollback(n_keep);
+  len_.update((int)d, accepted);
+  return go;
+}
+
+void SpecRun::run(const std::vector<int32_t>& prompt) {
+  Timings& tm = r_.timings;
+  SpecReport& rep = tm.spec;
+  rep.enabled = true;
+  rep.mode = sp_.mode;
+  rep.weights = weight_rule_name(sp_.draft.weights);
+  rep.draft_min = sp_.draft_min;
+  rep.draft_max = sp_.draft_max;
+  rep.p_min = sp_.draft.p_min;
+  s_.begin_sampling(p_.sampling, p_.stop, prompt);
+  r_.seed = s_.sampling().sampler.seed();
+  Drafter dr(s_, sp_.draft, (int64_t)prompt.size());
+
+  Stopwatch sw;
+  s_.prefill(prompt, dr.prefill_observer());
+  rep.setup_ms = dr.setup(s_, prompt);
+  tm.prefill_ms = sw.ms();
+
+  seq_ = prompt;
+  r_.stop_reason = "length";
+  sw.reset();
+  if (p_.n_predict != 0 && commit(pick(s_.logits().data()))) {
+    while (true) {
+      if (s_.n_past() + 1 > s_.n_ctx()) {
+        r_.stop_reason = "context";
+        break;
+      }
+      if (!round(dr)) break;
+    }
+  }
+  tm.decode_ms = std::max(0.0, sw.ms() - tm.sample_ms);
+  emit(s_.finish_text());
+  rep.weights_ms = dr.weights_ms();
+  rep.sources = dr.stats();
+}
+
+}  // namespace
+
+GenerateResult generate_speculative(Context& ctx, const std::vector<int32_t>& prompt,
+                                    const GenerateParams& p, const SpecParams& sp,
+                                    const std::function<void(std::string_view)>& on_text) {
+  check_speculative(p, sp);
+  check_prompt_fits(ctx, prompt.size());
+  if (ctx.n_past() != 0) fail("speculative decoding starts from an empty context");
+  GenerateResult r;
+  Stopwatch total;
+  r.timings.load_ms = ctx.engine().load_ms();
+  r.timings.n_prompt = (int64_t)prompt.size();
+  SpecRun(ctx, p, sp, r, on_text).run(prompt);
+  r.timings.total_ms = total.ms() + r.timings.load_ms;
+  r.timings.type_k = ctx.cache().type_k();
+  r.timings.type_v = ctx.cache().type_v();
+  r.timings.kv_bytes = ctx.cache().resident_bytes();
+  r.timings.kv_entries = ctx.cache().total_entries();
+  return r;
+}
+
+}  // namespace glimpse

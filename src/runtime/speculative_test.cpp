@@ -1,0 +1,231 @@
+// Speculative decoding is lossless: for every draft source (compressed views under two
+// policies, prompt lookup, a draft model) and every ensemble weight rule, on a long document
+// with a question and on a copy-like prompt, at 1 and 2 threads, the output is token-identical
+// to plain greedy decoding, and after the run the target's cache is bit-identical to that of a
+// context that never drafted. A draft model with another vocabulary is refused.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fmt/format.h>
+
+#include "model/tiny_model_test_util.h"
+#include "runtime/generate.h"
+#include "runtime/speculative.h"
+#include "util/error.h"
+
+namespace glimpse {
+namespace {
+
+// A shipping ledger of n lines and a question about it (~20 tokens a line).
+std::string ledger(int n) {
+  static const char* names[] = {"Ada", "Bruno", "Chen", "Dalia", "Emeka", "Freya", "Goran", "Hana", "Ivo"};
+  static const char* cities[] = {"Oslo", "Lima", "Hanoi", "Accra", "Quito", "Perth", "Cork", "Riga", "Tunis"};
+  static const char* goods[] = {"copper", "wool", "coffee", "glass", "salt", "timber", "rice", "tin"};
+  std::string s = "Shipping ledger of the northern harbour.\n";
+  for (int i = 0; i < n; ++i)
+    s += fmt::format("Entry {}: {} shipped {} crates of {} from {} to {} on day {}.\n", i + 1,
+                     names[(i * 7) % 9], 3 + (i * 13) % 40, goods[(i * 5) % 8], cities[(i * 4) % 9],
+                     cities[(i * 2 + 3) % 9], 1 + (i * 11) % 28);
+  return s;
+}
+
+// A list written out twice and begun a third time: greedy decoding copies it on.
+std::string copy_prompt(int n) {
+  static const char* w[] = {"amber", "birch", "cobalt", "delta", "ember", "fjord", "garnet", "harbor"};
+  std::string list;
+  for (int i = 0; i < n; ++i) list += fmt::format("{} {} {}\n", w[i % 8], (i * 37) % 101, w[(i * 3 + 1) % 8]);
+  return "Inventory list:\n" + list + "\nInventory list (copy):\n" + list + "\nInventory list (copy):\n" +
+         list.substr(0, list.size() / 5);
+}
+
+struct Prompts {
+  std::vector<int32_t> document, copy;
+};
+
+const Prompts& prompts(const Engine& e) {
+  static const Prompts p = [&] {
+    Prompts out;
+    out.document = e.tokenize_prompt(ledger(58), "Which goods did Freya ship, and from where?", "", true).tokens;
+    out.copy = e.tokenize_prompt(copy_prompt(50), "", "", false).tokens;
+    return out;
+  }();
+  return p;
+}
+
+std::shared_ptr<Engine> load(const std::string& path, int n_threads) {
+  EngineParams p;
+  p.model_path = path;
+  p.n_threads = n_threads;
+  return Engine::load(p);
+}
+
+GenerateParams greedy_params(int n) {
+  GenerateParams g;
+  g.n_predict = n;
+  g.sampling.temp = 0;
+  return g;
+}
+
+ContextParams ctx_params() {
+  ContextParams c;
+  c.n_ctx = 2048;
+  return c;
+}
+
+// A configuration under test: the mode, its sources and weight rule.
+struct SpecCase {
+  std::string name, mode, sources, weights;
+};
+
+SpecParams spec_params(const SpecCase& c, const std::shared_ptr<const Engine>& draft) {
+  SpecParams sp;
+  sp.mode = c.mode;
+  sp.draft.sources = parse_draft_specs(c.sources, KvPolicySettings());
+  sp.draft.weights = parse_weight_rule(c.weights);
+  sp.draft.draft_engine = draft;
+  sp.draft.draft_path = "same model";
+  return sp;
+}
+
+const SpecCase kCases[] = {
+    {"views", "views", "snapkv@64,streaming@48", "kl"},
+    {"ngram", "ngram", "ngram", "kl"},
+    {"draft", "draft", "draft", "kl"},
+    {"tabed_kl", "tabed", "snapkv@96,streaming@64,ngram", "kl"},
+    {"tabed_tvd", "tabed", "snapkv@96,ngram", "tvd"},
+    {"tabed_grid", "tabed", "snapkv@96,streaming@64,ngram", "grid"},
+    {"tabed_uniform", "tabed", "snapkv@96,ngram,draft", "uniform"},
+};
+
+bool same_cache(const KvCache& a, const KvCache& b) {
+  if (a.n_past() != b.n_past() || a.total_entries() != b.total_entries()) return false;
+  for (int l = 0; l < a.n_layer(); ++l)
+    for (int h = 0; h < a.n_kv_head(); ++h)
+      if (a.head(l, h).k != b.head(l, h).k || a.head(l, h).v != b.head(l, h).v ||
+          a.head(l, h).pos != b.head(l, h).pos)
+        return false;
+  return true;
+}
+
+void expect_same_run(const GenerateResult& want, const GenerateResult& got) {
+  EXPECT_EQ(got.tokens, want.tokens);
+  EXPECT_EQ(got.text, want.text);
+  EXPECT_EQ(got.stop_reason, want.stop_reason);
+  EXPECT_EQ(got.timings.n_gen, want.timings.n_gen);
+}
+
+void expect_consistent_report(const SpecReport& rep, const GenerateResult& got) {
+  ASSERT_TRUE(rep.enabled);
+  EXPECT_EQ(rep.generated, got.timings.n_gen - 1);
+  EXPECT_LE(rep.accepted, rep.drafted);
+  // Each round gives its accepted drafts and the target's own token, unless the run ended
+  // on an accepted draft (end of generation, a stop string).
+  EXPECT_LE(rep.generated, rep.rounds + rep.accepted);
+  EXPECT_GE(rep.generated, rep.rounds + rep.accepted - 1);
+  double wsum = 0;
+  for (const SpecSourceStats& s : rep.sources) {
+    wsum += s.weight;
+    EXPECT_LE(s.agreed, s.positions);
+  }
+  EXPECT_NEAR(wsum, 1.0, 1e-9);
+}
+
+// Parameters: the prompt ("document": a 1.5K-token ledger with a question, chat template;
+// "copy": a list written out twice and begun again) and the thread count.
+class SpeculativeTest : public ::testing::TestWithParam<std::tuple<std::string, int>> {
+ protected:
+  void SetUp() override {
+    const std::string path = default_model_path();
+    if (!std::filesystem::exists(path)) GTEST_SKIP() << "default model not found";
+    engine_ = load(path, 1);
+    draft_ = load(path, 1);  // the model as its own draft: a second engine of the same file
+  }
+  std::shared_ptr<Engine> engine_, draft_;
+};
+
+// Every source and weight rule against one plain greedy run: the same tokens, text and stop
+// reason; afterwards the target's cache (every head's K/V bytes and positions) equals the
+// plain context's, and the next token's logits are the same bits, however many drafts were
+// rolled back.
+TEST_P(SpeculativeTest, LosslessAndRollbackExact) {
+  const auto& [which, threads] = GetParam();
+  ThreadPool pool(threads);
+  const std::vector<int32_t>& prompt = which == "document" ? prompts(*engine_).document : prompts(*engine_).copy;
+  const GenerateParams g = greedy_params(32);
+  Context plain(engine_, ctx_params(), &pool);
+  const GenerateResult want = generate(plain, prompt, g, nullptr);
+  ASSERT_FALSE(want.tokens.empty());
+  std::unique_ptr<Context> plain_next = plain.fork();
+  plain_next->decode(want.tokens.back());
+  int64_t rolled_back = 0;
+  for (const SpecCase& c : kCases) {
+    SCOPED_TRACE(c.name);
+    Context target(engine_, ctx_params(), &pool);
+    const GenerateResult got = generate_speculative(target, prompt, g, spec_params(c, draft_), nullptr);
+    expect_same_run(want, got);
+    expect_consistent_report(got.timings.spec, got);
+    EXPECT_TRUE(same_cache(target.cache(), plain.cache()));
+    target.decode(want.tokens.back());
+    EXPECT_EQ(target.logits(), plain_next->logits());
+    rolled_back += got.timings.spec.drafted - got.timings.spec.accepted;
+    if (which == "copy" && c.sources.find("ngram") != std::string::npos) {
+      EXPECT_GT(got.timings.spec.tokens_per_forward(), 1.5) << "prompt lookup should hit on a copy";
+    }
+    std::fprintf(stderr, "%s", got.timings.spec.report().c_str());
+  }
+  EXPECT_GT(rolled_back, 0);  // the rollback path ran
+}
+
+INSTANTIATE_TEST_SUITE_P(Prompts, SpeculativeTest,
+                         ::testing::Combine(::testing::Values("document", "copy"), ::testing::Values(1, 2)),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_t" + std::to_string(std::get<1>(info.param));
+                         });
+
+// Tiny random models: a draft with another vocabulary is refused by name; one with the same
+// vocabulary (other weights) drafts losslessly, alone and beside a view and prompt lookup.
+TEST(SpeculativeDraftModel, VocabularyMustMatch) {
+  const auto tmp = std::filesystem::temp_directory_path();
+  testing::TinyModelSpec ts;
+  ts.n_layer = 2;
+  ts.n_vocab = 64;
+  testing::write_tiny_llama((tmp / "glimpse_spec_target.gguf").string(), ts);
+  ts.seed = 7;
+  testing::write_tiny_llama((tmp / "glimpse_spec_same_vocab.gguf").string(), ts);
+  ts.n_vocab = 80;
+  testing::write_tiny_llama((tmp / "glimpse_spec_other_vocab.gguf").string(), ts);
+  const auto target = load((tmp / "glimpse_spec_target.gguf").string(), 2);
+  const auto same = load((tmp / "glimpse_spec_same_vocab.gguf").string(), 1);
+  const auto other = load((tmp / "glimpse_spec_other_vocab.gguf").string(), 1);
+  const std::vector<int32_t> prompt = testing::tiny_tokens(120, 64, 3);
+  const GenerateParams g = greedy_params(40);
+  ContextParams cp;
+  cp.n_ctx = 256;
+  Context plain(target, cp);
+  const GenerateResult want = generate(plain, prompt, g, nullptr);
+  for (const char* sources : {"draft", "streaming@32,ngram,draft"}) {
+    SCOPED_TRACE(sources);
+    Context ctx(target, cp);
+    SpecParams sp = spec_params({"", "tabed", sources, "grid"}, same);
+    expect_same_run(want, generate_speculative(ctx, prompt, g, sp, nullptr));
+    Context refused(target, cp);
+    sp.draft.draft_engine = other;
+    sp.draft.draft_path = "other.gguf";
+    try {
+      generate_speculative(refused, prompt, g, sp, nullptr);
+      FAIL() << "a draft with another vocabulary was accepted";
+    } catch (const Error& err) {
+      EXPECT_NE(std::string(err.what()).find("vocabulary"), std::string::npos) << err.what();
+      EXPECT_NE(std::string(err.what()).find("other.gguf"), std::string::npos) << err.what();
+    }
+  }
+  if (std::filesystem::exists(default_model_path())) {  // 64 tokens against 49152
+    Context ctx(load(default_model_path(), 1), cp);
+    SpecParams sp = spec_params({"", "draft", "draft", "kl"}, target);
+    EXPECT_THROW(generate_speculative(ctx, {1, 2, 3}, g, sp, nullptr), Error);
+  }
+}
+
+}  // namespace
+}  // namespace glimpse

@@ -1,0 +1,90 @@
+#include "tools/spec_args.h"
+
+#include "util/error.h"
+
+namespace glimpse {
+
+void add_spec_args(ArgParser& ap, SpecFlags& f) {
+  ap.add({"--spec"}, "MODE",
+         "lossless greedy speculative decoding: views (compressed views of the model itself, "
+         "--spec-views), ngram (prompt lookup), draft (-md), tabed (ensemble of every "
+         "--spec-views source) (default: off)",
+         [&f](const std::string& v) {
+           if (v != "views" && v != "ngram" && v != "draft" && v != "tabed")
+             fail("--spec: '{}' is not one of views, ngram, draft, tabed", v);
+           f.mode = v;
+         });
+  ap.add({"--spec-views"}, "LIST",
+         "draft sources, comma-separated: POLICY@BUDGET (a compressed view, e.g. snapkv@128, "
+         "lookahead@256; --kv-* knobs apply), ngram, draft (default: views: snapkv@256; tabed: "
+         "snapkv@256,ngram, plus draft with -md)",
+         [&f](const std::string& v) { f.sources = v; });
+  ap.add({"--spec-weights"}, "RULE",
+         "ensemble weights from the verified history: kl, tvd, grid, uniform (default: kl)",
+         [&f](const std::string& v) {
+           parse_weight_rule(v);
+           f.weights = v;
+         });
+  ap.add({"--draft-max", "--draft", "--draft-n"}, "N", "draft tokens per round at most (default: 16)",
+         [&f](const std::string& v) { f.draft_max = parse_int("--draft-max", v, 0, 256); });
+  ap.add({"--draft-min", "--draft-n-min"}, "N",
+         "floor of the adaptive draft length; at 0 rounds fall back to plain decoding and probe "
+         "again every 8 (default: 0)",
+         [&f](const std::string& v) { f.draft_min = parse_int("--draft-min", v, 0, 256); });
+  ap.add({"--draft-p-min"}, "P",
+         "end a draft after a token whose ensemble probability is below P (default: 0.75)",
+         [&f](const std::string& v) { f.p_min = parse_float("--draft-p-min", v); });
+  ap.add({"-md", "--model-draft"}, "FNAME",
+         "draft model for --spec draft or the 'draft' source (same vocabulary as -m)",
+         [&f](const std::string& v) { f.draft_model = v; });
+}
+
+namespace {
+
+std::string default_sources(const SpecFlags& f) {
+  if (f.mode == "ngram") return "ngram";
+  if (f.mode == "draft") return "draft";
+  if (f.mode == "views") return "snapkv@256";
+  return f.draft_model.empty() ? "snapkv@256,ngram" : "snapkv@256,ngram,draft";
+}
+
+}  // namespace
+
+std::optional<SpecParams> resolve_spec_flags(const SpecFlags& f, const GenerateParams& gp) {
+  if (f.mode.empty()) {
+    if (!f.sources.empty()) fail("--spec-views needs --spec views or --spec tabed");
+    if (!f.draft_model.empty()) fail("-md needs --spec draft or --spec tabed");
+    return std::nullopt;
+  }
+  if (!f.sources.empty() && (f.mode == "ngram" || f.mode == "draft"))
+    fail("--spec-views goes with --spec views or --spec tabed (--spec {} has one source)", f.mode);
+  SpecParams sp;
+  sp.mode = f.mode;
+  sp.draft_max = f.draft_max;
+  sp.draft_min = f.draft_min;
+  sp.draft.p_min = f.p_min;
+  sp.draft.weights = parse_weight_rule(f.weights);
+  sp.draft.draft_path = f.draft_model;
+  const std::string list = f.sources.empty() ? default_sources(f) : f.sources;
+  sp.draft.sources = parse_draft_specs(list, gp.kv);
+  bool wants_draft = false;
+  for (const DraftSpec& d : sp.draft.sources) {
+    if (f.mode == "views" && d.kind != DraftKind::View)
+      fail("--spec views takes POLICY@BUDGET entries only; '{}' goes with --spec tabed", d.name);
+    wants_draft |= d.kind == DraftKind::Model;
+  }
+  if (wants_draft && f.draft_model.empty()) fail("draft source 'draft' needs a draft model (-md FNAME)");
+  if (!wants_draft && !f.draft_model.empty())
+    fail("-md is given but no source uses it (add 'draft' to --spec-views)");
+  check_speculative(gp, sp);
+  return sp;
+}
+
+std::shared_ptr<const Engine> load_draft_engine(const EngineParams& target, const std::string& path) {
+  EngineParams p = target;
+  p.model_path = path;
+  p.n_threads = 1;
+  return Engine::load(p);
+}
+
+}  // namespace glimpse

@@ -1,0 +1,35 @@
+// The speculative decoding flags of `glimpse run` (llama.cpp's names where it has them:
+// --draft-max/--draft/--draft-n, --draft-min/--draft-n-min, --draft-p-min, -md/--model-draft).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "runtime/generate.h"
+#include "runtime/speculative.h"
+#include "tools/args.h"
+
+namespace glimpse {
+
+struct SpecFlags {
+  std::string mode;     // empty: off
+  std::string sources;  // --spec-views (empty: the mode's default)
+  std::string weights = "kl";
+  std::string draft_model;  // -md
+  int draft_max = 16, draft_min = 0;
+  float p_min = 0.75f;
+};
+
+void add_spec_args(ArgParser& ap, SpecFlags& f);
+
+// The SpecParams the flags ask for (nullopt without --spec), checked against the generation
+// settings (greedy, full cache) before any model is loaded. The draft engine is not loaded
+// here. Errors name the flag.
+std::optional<SpecParams> resolve_spec_flags(const SpecFlags& f, const GenerateParams& gp);
+
+// The draft model: its own weights and tokenizer; its contexts run on the target's pool, so
+// it gets a pool of one thread (no extra workers).
+std::shared_ptr<const Engine> load_draft_engine(const EngineParams& target, const std::string& path);
+
+}  // namespace glimpse
