@@ -114,6 +114,20 @@ TEST(SpecWeights, RulesFavourTheSourceThatMatchesTheTarget) {
       EXPECT_GT(x[0], 5 * x[1]);
       EXPECT_GT(x[0], x[2]);
       EXPECT_GT(w.mean_kl(0) + w.mean_tvd(0), 0.0);
+      // The prompt-lookup source's one position against the sums written out.
+      double z = 0, kl = 0, tv = 0;
+      for (float t : target) z += std::exp((double)t);
+      for (int x = 0; x < V; ++x) {
+        const double p = std::exp((double)target[x]) / z;
+        const double q = (x == 1 ? 1 - kNgramEpsilon : 0.0) + kNgramEpsilon / V;
+        kl += p * std::log(p / q);
+        tv += 0.5 * std::fabs(p - q);
+      }
+      if (rule == WeightRule::Kl) {
+        EXPECT_NEAR(w.mean_kl(2), kl, 1e-5);
+      } else {
+        EXPECT_NEAR(w.mean_tvd(2), tv, 1e-5);
+      }
     }
   }
 }

@@ -139,6 +139,10 @@ EnsembleWeights::EnsembleWeights(size_t n_sources, WeightRule rule, int32_t n_vo
       kl_(n_sources, 0.0), tvd_(n_sources, 0.0), n_(n_sources, 0) {
   if (rule_ == WeightRule::Grid && K_ > kMaxGridSources)
     fail("--spec-weights grid: at most {} sources (the grid has too many points beyond)", kMaxGridSources);
+  if (rule_ == WeightRule::Grid) {
+    std::vector<int> cur;
+    compositions((int)K_, 10, cur, grid_points_);
+  }
 }
 
 void EnsembleWeights::record(const float* t, int32_t target_token, const std::vector<Opinion>& ops) {
@@ -153,11 +157,14 @@ void EnsembleWeights::record(const float* t, int32_t target_token, const std::ve
     if (o.kind == Opinion::None) continue;
     ++n_[k];
     if (rule_ == WeightRule::Kl) {
+      // KL = sum_x p (log p - log q); a one-hot's log q is one constant off its token.
       double kl = 0;
-      for (int32_t x = 0; x < V_; ++x) {
-        if (p[x] <= 0) continue;
-        const double lq = o.kind == Opinion::Dense ? o.logits[x] - o.lse : std::log(onehot_q(o, x, V_));
-        kl += p[x] * ((t[x] - P.lse) - lq);
+      if (o.kind == Opinion::Dense) {
+        for (int32_t x = 0; x < V_; ++x) kl += p[x] * ((t[x] - P.lse) - (o.logits[x] - o.lse));
+      } else {
+        for (int32_t x = 0; x < V_; ++x) kl += p[x] * (t[x] - P.lse);
+        const double off = std::log(kNgramEpsilon / V_), on = std::log(onehot_q(o, o.token, V_));
+        kl -= (1.0 - p[o.token]) * off + p[o.token] * on;
       }
       kl_[k] += std::max(0.0, kl);
     } else if (rule_ == WeightRule::Tvd) {
@@ -165,8 +172,10 @@ void EnsembleWeights::record(const float* t, int32_t target_token, const std::ve
       if (o.kind == Opinion::Dense) {
         const float lse = (float)o.lse;
         for (int32_t x = 0; x < V_; ++x) tv += std::fabs(p[x] - std::exp(o.logits[x] - lse));
-      } else {
-        for (int32_t x = 0; x < V_; ++x) tv += std::fabs(p[x] - onehot_q(o, x, V_));
+      } else {  // |p - eps/V| everywhere but the token
+        const double off = kNgramEpsilon / V_;
+        for (int32_t x = 0; x < V_; ++x) tv += std::fabs(p[x] - off);
+        tv += std::fabs(p[o.token] - onehot_q(o, o.token, V_)) - std::fabs(p[o.token] - off);
       }
       tvd_[k] += 0.5 * tv;
     }
@@ -210,6 +219,36 @@ EnsembleWeights::Record EnsembleWeights::make_record(const std::vector<float>& p
   return r;
 }
 
+// The renormalised mixture of grid weights w at record r on its candidates (into m, with the
+// bound of the other tokens as its last element); false when no source had an opinion there.
+bool EnsembleWeights::grid_mixture(const Record& r, const std::vector<double>& w, std::vector<double>& m) const {
+  double sum = 0;
+  size_t n = 0;
+  for (size_t k = 0; k < K_; ++k)
+    if (!r.q[k].empty()) sum += w[k], ++n;
+  if (n == 0) return false;
+  const size_t S = r.tokens.size();
+  m.assign(S + 1, 0.0);
+  for (size_t k = 0; k < K_; ++k) {
+    if (r.q[k].empty()) continue;
+    const double wk = sum > 0 ? w[k] / sum : 1.0 / n;
+    for (size_t i = 0; i < S; ++i) m[i] += wk * r.q[k][i];
+    m[S] += wk * r.bound[k];
+  }
+  return true;
+}
+
+// Whether the mixture's argmax is surely the target's token: above the bound of the tokens
+// outside the candidates and above every other candidate (ties go to the lower id).
+bool EnsembleWeights::grid_top1(const Record& r, const std::vector<double>& m) {
+  const size_t S = r.tokens.size();
+  const double mt = m[r.target];
+  if (!(mt > m[S])) return false;
+  for (size_t i = 0; i < S; ++i)
+    if ((int32_t)i != r.target && (m[i] > mt || (m[i] == mt && (int32_t)i < r.target))) return false;
+  return true;
+}
+
 void EnsembleWeights::update() {
   if (rule_ == WeightRule::Kl) update_inverse(kl_);
   if (rule_ == WeightRule::Tvd) update_inverse(tvd_);
@@ -239,41 +278,20 @@ void EnsembleWeights::update_inverse(const std::vector<double>& sums) {
 // candidates and the bound of the rest), then the KL of P to the mixture on the candidates.
 // Cost: points * positions * |S|; 6 sources give 3003 points.
 void EnsembleWeights::update_grid() {
-  std::vector<std::vector<int>> points;
-  std::vector<int> cur;
-  compositions((int)K_, 10, cur, points);
   int64_t best_agree = -1;
   double best_kl = std::numeric_limits<double>::infinity();
   std::vector<double> w(K_), m;
-  for (const std::vector<int>& pt : points) {
+  for (const std::vector<int>& pt : grid_points_) {
     for (size_t k = 0; k < K_; ++k) w[k] = pt[k] / 10.0;
     int64_t agree = 0;
-    double kl = 0;
-    for (const Record& r : history_) {
-      // Renormalise over the sources with an opinion here (as the drafting step does).
-      double sum = 0;
-      size_t n = 0;
-      for (size_t k = 0; k < K_; ++k)
-        if (!r.q[k].empty()) sum += w[k], ++n;
-      if (n == 0) continue;
-      const size_t S = r.tokens.size();
-      m.assign(S, 0.0);
-      double bound = 0;
-      for (size_t k = 0; k < K_; ++k) {
-        if (r.q[k].empty()) continue;
-        const double wk = sum > 0 ? w[k] / sum : 1.0 / n;
-        for (size_t i = 0; i < S; ++i) m[i] += wk * r.q[k][i];
-        bound += wk * r.bound[k];
-      }
-      bool top = m[r.target] > bound;
-      for (size_t i = 0; i < S && top; ++i)
-        if ((int32_t)i != r.target && (m[i] > m[r.target] || (m[i] == m[r.target] && (int32_t)i < r.target)))
-          top = false;
-      agree += top;
-      for (size_t i = 0; i < S; ++i)
-        if (r.p[i] > 0) kl += r.p[i] * std::log(r.p[i] / std::max(m[i], 1e-30));
-    }
-    if (agree > best_agree || (agree == best_agree && kl < best_kl)) {
+    for (const Record& r : history_) agree += grid_mixture(r, w, m) && grid_top1(r, m);
+    if (agree < best_agree) continue;
+    double kl = 0;  // only for points that may win: the tie-break
+    for (const Record& r : history_)
+      if (grid_mixture(r, w, m))
+        for (size_t i = 0; i < r.tokens.size(); ++i)
+          if (r.p[i] > 0) kl += r.p[i] * std::log(r.p[i] / std::max(m[i], 1e-30));
+    if (agree > best_agree || kl < best_kl) {
       best_agree = agree;
       best_kl = kl;
       w_ = w;

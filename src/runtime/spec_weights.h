@@ -84,6 +84,8 @@ class EnsembleWeights {
   };
   Record make_record(const std::vector<float>& p, int32_t target_token,
                      const std::vector<Opinion>& ops) const;
+  bool grid_mixture(const Record& r, const std::vector<double>& w, std::vector<double>& m) const;
+  static bool grid_top1(const Record& r, const std::vector<double>& m);
   void update_inverse(const std::vector<double>& sums);
   void update_grid();
 
@@ -93,6 +95,7 @@ class EnsembleWeights {
   std::vector<double> w_, kl_, tvd_;
   std::vector<int64_t> n_;
   std::deque<Record> history_;
+  std::vector<std::vector<int>> grid_points_;  // grid: weights in tenths, summing to 10
 };
 
 }  // namespace glimpse
