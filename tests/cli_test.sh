@@ -352,7 +352,7 @@ done
 if [ $spec_ok -eq 1 ] && grep -q "speculative = tabed (snapkv@64, ngram), weights kl" "$tmp/spec.err" && python3 -c "
 import json,sys; t=json.load(open(sys.argv[1])); s=t['spec']
 assert s['mode']=='tabed' and [x['name'] for x in s['sources']]==['snapkv@64','ngram'], s
-assert s['generated']==t['n_gen']-1 and s['rounds']>0 and 0<=s['accepted']<=s['drafted'], s
+assert s['generated']==t['n_gen']-1 and s['rounds']>0 and 0<=s['accepted']<=s['drafted'] and t['decode_cpu_ms']>0, s
 assert abs(s['tokens_per_forward']-s['generated']/s['rounds'])<1e-9 and abs(sum(x['weight'] for x in s['sources'])-1)<1e-9, s
 assert s['sources'][0]['kv_entries']==64*30*3, s" "$tmp/spec.json"; then
   echo "ok   --spec views/ngram/draft/tabed print the plain run's text; spec timings"; passes=$((passes+1))

@@ -19,7 +19,8 @@ double Timings::decode_tps() const {
 std::string Timings::to_json() const {
   nlohmann::json j = {{"n_prompt", n_prompt},     {"n_gen", n_gen},
                       {"load_ms", load_ms},       {"prefill_ms", prefill_ms},
-                      {"decode_ms", decode_ms},   {"sample_ms", sample_ms},
+                      {"decode_ms", decode_ms},   {"decode_cpu_ms", decode_cpu_ms},
+                      {"sample_ms", sample_ms},
                       {"total_ms", total_ms},     {"prefill_tps", prefill_tps()},
                       {"decode_tps", decode_tps()}, {"type_k", kv_type_name(type_k)},
                       {"type_v", kv_type_name(type_v)}, {"kv_bytes", kv_bytes},
@@ -78,6 +79,7 @@ GenerateResult generate(Context& s, const std::vector<int32_t>& prompt, const Ge
   r.timings.prefill_ms = sw.ms();
 
   r.stop_reason = "length";
+  const double cpu0 = process_cpu_ms();
   while (p.n_predict < 0 || r.timings.n_gen < p.n_predict) {
     sw.reset();
     const int32_t id = s.sample_next();
@@ -102,6 +104,7 @@ GenerateResult generate(Context& s, const std::vector<int32_t>& prompt, const Ge
     s.decode(id);
     r.timings.decode_ms += sw.ms();
   }
+  r.timings.decode_cpu_ms = process_cpu_ms() - cpu0;
   emit(s.finish_text());
   r.timings.total_ms = total.ms() + r.timings.load_ms;
   r.timings.type_k = s.cache().type_k();

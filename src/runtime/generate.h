@@ -29,6 +29,7 @@ struct Timings {
   double load_ms = 0;
   double prefill_ms = 0;
   double decode_ms = 0;  // forward passes for generated tokens
+  double decode_cpu_ms = 0;  // process CPU time (all threads) of the decode loop
   double sample_ms = 0;
   double total_ms = 0;
   KvCompressReport kv;  // prefill_ms above includes kv.score_ms and kv.evict_ms (time to first token)

@@ -176,6 +176,7 @@ void SpecRun::run(const std::vector<int32_t>& prompt) {
   seq_ = prompt;
   r_.stop_reason = "length";
   sw.reset();
+  const double cpu0 = process_cpu_ms();
   if (p_.n_predict != 0 && commit(pick(s_.logits().data()))) {
     while (true) {
       if (s_.n_past() + 1 > s_.n_ctx()) {
@@ -186,6 +187,7 @@ void SpecRun::run(const std::vector<int32_t>& prompt) {
     }
   }
   tm.decode_ms = std::max(0.0, sw.ms() - tm.sample_ms);
+  tm.decode_cpu_ms = process_cpu_ms() - cpu0;
   emit(s_.finish_text());
   rep.weights_ms = dr.weights_ms();
   rep.sources = dr.stats();

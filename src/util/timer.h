@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <ctime>
 
 namespace glimpse {
 
@@ -17,5 +18,14 @@ class Stopwatch {
  private:
   std::chrono::steady_clock::time_point t0_;
 };
+
+// CPU time of the whole process (every thread, user + system) in milliseconds. On a machine
+// other jobs share, wall time depends on their load; the CPU time a piece of work takes
+// depends on it much less.
+inline double process_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
 
 }  // namespace glimpse
