@@ -335,7 +335,7 @@ fi
 # Speculative decoding (greedy): every --spec mode prints the plain run's text (views under
 # two policies, prompt lookup, the model as its own draft, the ensemble); --timings-json
 # carries the spec object; bad spec strings and misuse give one error line.
-for i in $(seq 1 45); do printf 'Row %d: valve %s opens at %d psi and closes at %d psi.\n' \
+for i in $(seq 1 30); do printf 'Row %d: valve %s opens at %d psi and closes at %d psi.\n' \
   "$i" "$(printf '%s' ABCDEFGHJK | cut -c$((i % 10 + 1)))$((i * 7 % 13))" $((i * 3 % 50 + 10)) $((i * 5 % 40 + 2)); done >"$tmp/spec.txt"
 specrun() { "$GLIMPSE" run -m "$MODEL" -f "$tmp/spec.txt" --question "Which valves open at 40 psi?" --chat \
   -n 24 --temp 0 -t 2 -q "$@" 2>"$tmp/spec.err"; }
