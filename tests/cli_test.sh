@@ -351,12 +351,19 @@ done
   --spec tabed --spec-views snapkv@64,ngram --timings-json "$tmp/spec.json" >/dev/null 2>"$tmp/spec.err" || spec_ok=0
 if [ $spec_ok -eq 1 ] && grep -q "speculative = tabed (snapkv@64, ngram), weights kl" "$tmp/spec.err" && python3 -c "
 import json,sys; t=json.load(open(sys.argv[1])); s=t['spec']
-assert s['mode']=='tabed' and [x['name'] for x in s['sources']]==['snapkv@64','ngram'], s
+assert s['mode']=='tabed' and s['verify']=='greedy' and [x['name'] for x in s['sources']]==['snapkv@64','ngram'], s
 assert s['generated']==t['n_gen']-1 and s['rounds']>0 and 0<=s['accepted']<=s['drafted'] and t['decode_cpu_ms']>0, s
 assert abs(s['tokens_per_forward']-s['generated']/s['rounds'])<1e-9 and abs(sum(x['weight'] for x in s['sources'])-1)<1e-9, s
 assert s['sources'][0]['kv_entries']==64*30*3, s" "$tmp/spec.json"; then
   echo "ok   --spec views/ngram/draft/tabed print the plain run's text; spec timings"; passes=$((passes+1))
 else echo "FAIL --spec"; cat "$tmp/spec.err"; fails=$((fails+1)); fi
+# Speculative sampling: the same --seed gives the same text; --top-k 1 gives the greedy text.
+s1=$(specrun --temp 0.8 --seed 7 --spec tabed --spec-views snapkv@64,ngram) || cat "$tmp/spec.err"
+s2=$(specrun --temp 0.8 --seed 7 --spec tabed --spec-views snapkv@64,ngram)
+s3=$(specrun --temp 0.8 --top-k 1 --seed 7 --spec tabed --spec-views snapkv@64,ngram)
+if [ -n "$s1" ] && [ "$s1" = "$s2" ] && [ "$s3" = "$plain" ]; then
+  echo "ok   --spec with --temp > 0: seeded, top-k 1 is greedy"; passes=$((passes+1))
+else echo "FAIL --spec sampling: '$s1' / '$s2' / '$s3' vs '$plain'"; cat "$tmp/spec.err"; fails=$((fails+1)); fi
 expect_error "unknown --spec mode" "--spec: 'bogus' is not one of" "$GLIMPSE" run -m "$MODEL" -p hi --temp 0 --spec bogus
 expect_error "view without a budget" "'snapkv': expected POLICY@BUDGET" "$GLIMPSE" run -m "$MODEL" -p hi --temp 0 --spec views --spec-views snapkv
 expect_error "view with a bad budget" "budget 'x' is not an integer" "$GLIMPSE" run -m "$MODEL" -p hi --temp 0 --spec views --spec-views snapkv@x
@@ -364,7 +371,6 @@ expect_error "view of an unknown policy" "draft source 'bogus@8': unknown KV pol
 expect_error "repeated source" "appears twice" "$GLIMPSE" run -m "$MODEL" -p hi --temp 0 --spec tabed --spec-views ngram,ngram
 expect_error "ngram among views" "'ngram' goes with --spec tabed" "$GLIMPSE" run -m "$MODEL" -p hi --temp 0 --spec views --spec-views snapkv@64,ngram
 expect_error "unknown weight rule" "'median' is not one of kl, tvd, grid, uniform" "$GLIMPSE" run -m "$MODEL" -p hi --temp 0 --spec tabed --spec-weights median
-expect_error "speculative sampling" "sampling verification .* is not in yet" "$GLIMPSE" run -m "$MODEL" -p hi --spec ngram
 expect_error "draft without -md" "needs a draft model (-md FNAME)" "$GLIMPSE" run -m "$MODEL" -p hi --temp 0 --spec draft
 expect_error "-md without --spec" "-md needs --spec" "$GLIMPSE" run -m "$MODEL" -p hi --temp 0 -md "$MODEL"
 expect_error "--spec with eviction" "does not combine" "$GLIMPSE" run -m "$MODEL" -p hi --temp 0 --spec ngram --kv-policy snapkv --kv-budget 8

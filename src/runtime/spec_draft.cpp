@@ -96,15 +96,64 @@ std::vector<Opinion> Drafter::opinions_at(size_t pos) {
   return ops;
 }
 
+void Drafter::sample_with(const SamplerParams& sp, uint64_t seed) {
+  SamplerParams q = sp;
+  q.repeat_penalty = 1.0f;
+  q.presence_penalty = q.frequency_penalty = 0.0f;
+  q.repeat_last_n = 0;
+  q.seed = 0;  // never draws: only distribution() is used
+  q_sampler_ = std::make_unique<Sampler>(q, n_vocab_);
+  rng_.seed(seed);
+}
+
+// q = sum_k w_k q_k over the sources with an opinion: q_k is the sampler's distribution of a
+// dense source's logits, all mass on the token of a prompt-lookup source. Empty when no
+// source has an opinion.
+SparseDist Drafter::mixture_dist(const std::vector<Opinion>& ops) {
+  const std::vector<double> w = renormalised(ops, ensemble_.weights());
+  if (mix_.size() < (size_t)n_vocab_) mix_.assign(n_vocab_, 0.0);
+  touched_.clear();
+  auto add = [&](int32_t id, double mass) {
+    if (mass <= 0) return;
+    if (mix_[id] == 0) touched_.push_back(id);
+    mix_[id] += mass;
+  };
+  for (size_t k = 0; k < ops.size(); ++k) {
+    if (ops[k].kind == Opinion::None || w[k] <= 0) continue;
+    if (ops[k].kind == Opinion::OneHot) {
+      add(ops[k].token, w[k]);
+      continue;
+    }
+    for (const auto& [id, pr] : q_sampler_->distribution(ops[k].logits)) add(id, w[k] * pr);
+  }
+  SparseDist q;
+  q.reserve(touched_.size());
+  for (int32_t id : touched_) {
+    q.push_back({id, (float)mix_[id]});
+    mix_[id] = 0;
+  }
+  return q;
+}
+
 std::vector<int32_t> Drafter::draft(const std::vector<int32_t>& seq, int k, bool stop_at_eog) {
   std::vector<int32_t> drafts;
   round_.clear();
+  round_q_.clear();
   history_ = seq;
   for (int i = 0; i < k; ++i) {
     feed_step(seq, drafts);
     std::vector<Opinion> ops = opinions_at((size_t)i);
     double p_top = 0;
-    const int32_t t = mixture_argmax(ops, ensemble_.weights(), n_vocab_, &p_top, scratch_);
+    int32_t t = -1;
+    if (q_sampler_) {
+      SparseDist q = mixture_dist(ops);
+      if (q.empty()) break;  // no source has an opinion
+      t = draw_from(q, rng_);
+      p_top = prob_of(q, t);
+      round_q_.push_back(std::move(q));
+    } else {
+      t = mixture_argmax(ops, ensemble_.weights(), n_vocab_, &p_top, scratch_);
+    }
     if (t < 0) break;  // no source has an opinion
     round_.push_back(std::move(ops));
     drafts.push_back(t);

@@ -21,7 +21,9 @@
 #include "runtime/context.h"
 #include "runtime/spec_report.h"
 #include "runtime/spec_sources.h"
+#include "runtime/spec_verify.h"
 #include "runtime/spec_weights.h"
+#include "sampling/sampler.h"
 
 namespace glimpse {
 
@@ -47,6 +49,13 @@ class Drafter {
   // After the target's prefill of prompt: each view forks the target and evicts its prompt
   // entries, a draft model prefills the prompt in its own context. Returns the time taken.
   double setup(const Context& target, const std::vector<int32_t>& prompt);
+  // Speculative sampling: from now on draft() draws each token from the mixture of the
+  // sources' distributions under sp (the request's chain without its penalties, which only
+  // the target applies) instead of taking the mixture's argmax, with an RNG seeded by seed.
+  void sample_with(const SamplerParams& sp, uint64_t seed);
+  bool sampling() const { return q_sampler_ != nullptr; }
+  // Sampling: the mixture each token of the last draft was drawn from, [draft position].
+  const std::vector<SparseDist>& draft_dists() const { return round_q_; }
 
   // Up to k tokens proposed after seq (k >= 1); fewer when no source has an opinion, after a
   // token below p_min, or after an end-of-generation token when stop_at_eog. What each source
@@ -69,6 +78,7 @@ class Drafter {
   struct Source;
   void feed_step(const std::vector<int32_t>& seq, const std::vector<int32_t>& drafts);
   std::vector<Opinion> opinions_at(size_t pos);
+  SparseDist mixture_dist(const std::vector<Opinion>& ops);
 
   DraftParams p_;
   const Tokenizer* tok_;
@@ -81,6 +91,12 @@ class Drafter {
   std::vector<double> scratch_;
   std::vector<int32_t> history_;  // seq + drafts (prompt lookup)
   double weights_ms_ = 0;
+  // Sampling mode (sample_with): the sources' chain, the draws, this round's mixtures.
+  std::unique_ptr<Sampler> q_sampler_;
+  std::mt19937_64 rng_;
+  std::vector<SparseDist> round_q_;
+  std::vector<double> mix_;        // [n_vocab] mixture mass, zero between calls
+  std::vector<int32_t> touched_;   // its nonzero entries
 };
 
 }  // namespace glimpse

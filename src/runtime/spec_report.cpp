@@ -11,8 +11,8 @@ std::string SpecReport::report() const {
   std::string names;
   for (const SpecSourceStats& s : sources) names += (names.empty() ? "" : ", ") + s.name;
   std::string out = fmt::format(
-      "glimpse: speculative = {} ({}), weights {}, draft length {}..{}, p-min {:.2f}\n", mode,
-      names, weights, draft_min, draft_max, p_min);
+      "glimpse: speculative = {} ({}), weights {}, verify {}, draft length {}..{}, p-min {:.2f}\n",
+      mode, names, weights, verify, draft_min, draft_max, p_min);
   out += fmt::format("glimpse:   target forwards = {} for {} tokens ({:.2f} tokens per forward, "
                      "{:.3f} forwards per token); {} rounds without drafting\n",
                      rounds, generated, tokens_per_forward(), forwards_per_token(), fallback_rounds);
@@ -43,6 +43,7 @@ std::string SpecReport::to_json() const {
                    {"setup_ms", s.setup_ms}});
   nlohmann::json j = {{"mode", mode},
                       {"weights", weights},
+                      {"verify", verify},
                       {"draft_min", draft_min},
                       {"draft_max", draft_max},
                       {"p_min", p_min},

@@ -24,6 +24,7 @@ struct SpecReport {
   bool enabled = false;
   std::string mode;     // views, ngram, draft, tabed
   std::string weights;  // kl, tvd, grid, uniform
+  std::string verify;   // greedy (token-identical) or sampling (speculative sampling)
   int draft_min = 0, draft_max = 0;
   double p_min = 0;
   int64_t rounds = 0;           // target forwards after the prompt (one per round)

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "runtime/spec_verify.h"
+
 #include "util/error.h"
 #include "util/timer.h"
 
@@ -25,9 +27,6 @@ void DraftLength::update(int drafted, int accepted) {
 }
 
 void check_speculative(const GenerateParams& p, const SpecParams& sp) {
-  if (p.sampling.temp > 0)
-    fail("--spec: speculative sampling verification (temperature > 0) is not in yet; use --temp 0 "
-         "(greedy, output identical to plain decoding)");
   if (p.kv.name != "none")
     fail("--spec verifies with the full cache, so --kv-policy does not combine with it (a "
          "compressed view is a draft source: --spec-views POLICY@BUDGET)");
@@ -54,6 +53,9 @@ class SpecRun {
   bool commit(int32_t id);
   int32_t pick(const float* logits);
   bool round(Drafter& dr);
+  std::vector<int32_t> verify_greedy(const std::vector<int32_t>& drafts, int& accepted, bool& go);
+  std::vector<int32_t> verify_sampled(const Drafter& dr, const std::vector<int32_t>& drafts,
+                                      int& accepted, bool& go);
   void emit(const std::string& text) {
     if (text.empty()) return;
     r_.text += text;
@@ -69,6 +71,9 @@ class SpecRun {
   const int32_t V_;
   std::vector<int32_t> seq_;  // prompt + committed output; the last token not yet in s_
   std::vector<float> rows_;   // [1 + drafts][V] target logits of a round
+  // Sampling (temperature > 0): the accept / residual draws, and a zeroed [V] scratch.
+  std::mt19937_64 rng_;
+  std::vector<float> dense_;
 };
 
 // generate()'s rule for one sampled token; false when the run ends with it.
@@ -99,6 +104,45 @@ int32_t SpecRun::pick(const float* logits) {
   return id;
 }
 
+// Greedy: row i holds the target's logits after feed[0..i]; its pick either confirms
+// drafts[i] and the next row is valid, or replaces it (or follows the whole draft).
+std::vector<int32_t> SpecRun::verify_greedy(const std::vector<int32_t>& drafts, int& accepted,
+                                            bool& go) {
+  std::vector<int32_t> picks;
+  for (size_t i = 0; i <= drafts.size(); ++i) {
+    const int32_t id = pick(rows_.data() + i * V_);
+    picks.push_back(id);
+    ++r_.timings.spec.generated;
+    go = commit(id);
+    const bool match = i < drafts.size() && id == drafts[i];
+    accepted += match;
+    if (!go || !match) break;
+  }
+  return picks;
+}
+
+// Sampling: spec_verify.h's rule with the request sampler's distribution of each row (its
+// penalty window sees each token as it is committed, as in plain sampling).
+std::vector<int32_t> SpecRun::verify_sampled(const Drafter& dr, const std::vector<int32_t>& drafts,
+                                             int& accepted, bool& go) {
+  Sampler& sampler = s_.sampling().sampler;
+  auto target = [&](size_t i) {
+    Stopwatch sw;
+    SparseDist p = sampler.distribution(rows_.data() + i * V_);
+    r_.timings.sample_ms += sw.ms();
+    return p;
+  };
+  auto on_commit = [&](int32_t id) {
+    sampler.accept(id);
+    ++r_.timings.spec.generated;
+    return go = commit(id);
+  };
+  const std::vector<int32_t> picks =
+      verify_round_sampled(drafts, dr.draft_dists(), target, on_commit, rng_, dense_);
+  for (size_t i = 0; i < picks.size() && i < drafts.size() && picks[i] == drafts[i]; ++i) ++accepted;
+  return picks;
+}
+
 // Draft, verify in one target forward, commit, roll back. False when the run ends.
 bool SpecRun::round(Drafter& dr) {
   SpecReport& rep = r_.timings.spec;
@@ -122,21 +166,11 @@ bool SpecRun::round(Drafter& dr) {
   rep.verify_ms += sw.ms();
   ++rep.rounds;
 
-  // Row i holds the target's distribution after feed[0..i]: its pick either confirms
-  // drafts[i] and the next row is valid, or replaces it (or follows the whole draft).
   const size_t d = drafts.size();
-  std::vector<int32_t> picks;
   int accepted = 0;
   bool go = true;
-  for (size_t i = 0; i <= d; ++i) {
-    const int32_t id = pick(rows_.data() + i * V_);
-    picks.push_back(id);
-    ++rep.generated;
-    go = commit(id);
-    const bool match = i < d && id == drafts[i];
-    accepted += match;
-    if (!go || !match) break;
-  }
+  const std::vector<int32_t> picks = dr.sampling() ? verify_sampled(dr, drafts, accepted, go)
+                                                   : verify_greedy(drafts, accepted, go);
   rep.drafted += (int64_t)d;
   rep.accepted += accepted;
   if (d > 0) {
@@ -161,12 +195,18 @@ void SpecRun::run(const std::vector<int32_t>& prompt) {
   rep.enabled = true;
   rep.mode = sp_.mode;
   rep.weights = weight_rule_name(sp_.draft.weights);
+  rep.verify = p_.sampling.temp > 0 ? "sampling" : "greedy";
   rep.draft_min = sp_.draft_min;
   rep.draft_max = sp_.draft_max;
   rep.p_min = sp_.draft.p_min;
   s_.begin_sampling(p_.sampling, p_.stop, prompt);
   r_.seed = s_.sampling().sampler.seed();
   Drafter dr(s_, sp_.draft, (int64_t)prompt.size());
+  if (p_.sampling.temp > 0) {  // draws seeded from the request's seed, apart from the sampler's
+    dr.sample_with(p_.sampling, (uint64_t)r_.seed * 0x9E3779B97F4A7C15ull + 1);
+    rng_.seed((uint64_t)r_.seed * 0xD1B54A32D192ED03ull + 2);
+    dense_.assign(V_, 0.0f);
+  }
 
   Stopwatch sw;
   s_.prefill(prompt, dr.prefill_observer());

@@ -1,4 +1,4 @@
-// Lossless greedy speculative decoding. Each round, the drafter (spec_draft.h) proposes up
+// Lossless speculative decoding. Each round, the drafter (spec_draft.h) proposes up
 // to k tokens after the committed sequence; the target (full cache) runs [pending token,
 // drafts] in ONE forward with every row's logits and picks its own token at each row with
 // the request's sampler (greedy, penalties included), exactly as plain decoding would: the
@@ -13,7 +13,10 @@
 // At 0 (only with draft_min 0) a round is a plain decode step; after kProbeRounds such rounds
 // one probe drafts 1 token. k is also capped by the context left and by -n.
 //
-// Sampling verification (temperature > 0) is not in yet: generate_speculative refuses it.
+// Sampling (temperature > 0): the drafter draws each token from its mixture distribution and
+// the target accepts or corrects it by speculative sampling (spec_verify.h), so the output is
+// distributed exactly as plain sampling with the same settings (not token-identical to plain
+// sampling with the same seed: the draws differ). Tested with a chi-square test.
 #pragma once
 
 #include <functional>
@@ -47,8 +50,8 @@ class DraftLength {
   int idle_ = 0;  // rounds at k = 0
 };
 
-// Error unless p suits speculative decoding: greedy (temperature <= 0) and the full cache
-// (no --kv-policy); the lengths in range.
+// Error unless p suits speculative decoding: the full cache (no --kv-policy); the lengths in
+// range.
 void check_speculative(const GenerateParams& p, const SpecParams& sp);
 
 // generate() with speculative decoding: prefill (the views' observers watch it), sources set

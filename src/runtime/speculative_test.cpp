@@ -5,8 +5,10 @@
 // context that never drafted. A draft model with another vocabulary is refused.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <fmt/format.h>
 
 #include "model/tiny_model_test_util.h"
@@ -232,6 +234,133 @@ TEST(SpeculativeDraftModel, VocabularyMustMatch) {
     Context ctx(load(default_model_path(), 1), cp);
     SpecParams sp = spec_params({"", "draft", "draft", "kl"}, target);
     EXPECT_THROW(generate_speculative(ctx, {1, 2, 3}, g, sp, nullptr), Error);
+  }
+}
+
+// Sampling with top-k 1 is greedy decoding by another road: through the speculative-sampling
+// path (drafts drawn from the mixture, accept/residual draws) the output and the final cache
+// must still equal plain greedy decoding's, token for token and bit for bit.
+TEST_P(SpeculativeTest, SamplingWithTopK1IsGreedy) {
+  const auto& [which, threads] = GetParam();
+  if (which != "document") GTEST_SKIP() << "one prompt is enough";
+  ThreadPool pool(threads);
+  const std::vector<int32_t>& prompt = prompts(*engine_).document;
+  Context plain(engine_, ctx_params(), &pool);
+  const GenerateResult want = generate(plain, prompt, greedy_params(24), nullptr);
+  GenerateParams g = greedy_params(24);
+  g.sampling.temp = 0.7f;
+  g.sampling.top_k = 1;
+  g.sampling.seed = 5;
+  Context target(engine_, ctx_params(), &pool);
+  const GenerateResult got =
+      generate_speculative(target, prompt, g, spec_params(kCases[3], draft_), nullptr);
+  expect_same_run(want, got);
+  expect_consistent_report(got.timings.spec, got);
+  EXPECT_TRUE(same_cache(target.cache(), plain.cache()));
+  EXPECT_GT(got.timings.spec.accepted, 0);
+}
+
+// The exact distribution of the next `left` tokens under plain sampling from c with sampler s:
+// every sequence's probability, enumerated with forks.
+void enumerate_plain(const Context& c, const Sampler& s, int left, double prob,
+                     std::vector<int32_t>& seq, std::map<std::vector<int32_t>, double>& out) {
+  Sampler here = s;
+  for (const auto& [t, p] : here.distribution(c.logits().data())) {
+    seq.push_back(t);
+    if (left == 1) {
+      out[seq] += prob * p;
+    } else {
+      std::unique_ptr<Context> next = c.fork();
+      next->decode(t);
+      Sampler after = here;
+      after.accept(t);
+      enumerate_plain(*next, after, left - 1, prob * p, seq, out);
+    }
+    seq.pop_back();
+  }
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr int kSamplingDraws = 1500;
+#else
+constexpr int kSamplingDraws = 12000;
+#endif
+
+// Speculative sampling end to end on a tiny model (64 tokens): 4 tokens at temperature 1 with
+// top-k 3 and a repeat penalty, drafted by a view, prompt lookup and a draft model with other
+// weights (so drafts are often rejected). Over kSamplingDraws seeds the 81 possible sequences
+// occur as often as plain sampling's exact distribution says: chi-square, p = 1e-4 (cells
+// expected < 5 pooled). Negative control: the same runs at temperature 1.5 fail the test.
+TEST(SpeculativeSampling, MatchesPlainSamplingOnATinyModel) {
+  const auto tmp = std::filesystem::temp_directory_path();
+  testing::TinyModelSpec ts;
+  ts.n_vocab = 64;
+  ts.weight_scale = 3.0f;  // peakier distributions than uniform noise
+  testing::write_tiny_llama((tmp / "glimpse_specs_target.gguf").string(), ts);
+  ts.seed = 9;
+  testing::write_tiny_llama((tmp / "glimpse_specs_draft.gguf").string(), ts);
+  const auto target = load((tmp / "glimpse_specs_target.gguf").string(), 1);
+  const auto draft = load((tmp / "glimpse_specs_draft.gguf").string(), 1);
+  const std::vector<int32_t> prompt = testing::tiny_tokens(40, 64, 5);
+  ContextParams cp;
+  cp.n_ctx = 64;
+  GenerateParams g;
+  g.n_predict = 4;
+  g.ignore_eos = true;
+  g.sampling.temp = 1.0f;
+  g.sampling.top_k = 3;
+  g.sampling.top_p = 1.0f;
+  g.sampling.min_p = 0.0f;
+  g.sampling.repeat_penalty = 1.3f;
+
+  std::map<std::vector<int32_t>, double> probs;
+  {
+    Context c(target, cp);
+    c.prefill(prompt, nullptr);
+    Sampler s(g.sampling, 64);
+    for (int32_t t : prompt) s.accept(t);
+    std::vector<int32_t> seq;
+    enumerate_plain(c, s, g.n_predict, 1.0, seq, probs);
+  }
+  ASSERT_EQ(probs.size(), 81u);
+  SpecParams sp = spec_params({"", "tabed", "streaming@32,ngram,draft", "kl"}, draft);
+  sp.draft.p_min = 0;
+  sp.draft_min = 1;
+  for (float temp : {1.0f, 1.5f}) {
+    g.sampling.temp = temp;
+    std::map<std::vector<int32_t>, int> counts;
+    int64_t drafted = 0, accepted = 0;
+    for (int i = 0; i < kSamplingDraws; ++i) {
+      g.sampling.seed = 1000 + i;
+      Context c(target, cp);
+      const GenerateResult r = generate_speculative(c, prompt, g, sp, nullptr);
+      ++counts[r.tokens];
+      drafted += r.timings.spec.drafted;
+      accepted += r.timings.spec.accepted;
+    }
+    double stat = 0, pooled_e = 0, pooled_o = 0;
+    int cells = 0;
+    for (const auto& [seq, p] : probs) {
+      const double e = p * kSamplingDraws, o = counts.count(seq) ? counts[seq] : 0;
+      if (e < 5) {
+        pooled_e += e;
+        pooled_o += o;
+      } else {
+        stat += (o - e) * (o - e) / e;
+        ++cells;
+      }
+    }
+    if (pooled_e > 0) stat += (pooled_o - pooled_e) * (pooled_o - pooled_e) / pooled_e, ++cells;
+    const int df = cells - 1;
+    const double a = 2.0 / (9.0 * df), crit = df * std::pow(1 - a + 3.719 * std::sqrt(a), 3);
+    std::fprintf(stderr, "temp %.1f: chi2 %.1f, df %d, p=1e-4 critical %.1f; accepted %lld of %lld drafts\n",
+                 temp, stat, df, crit, (long long)accepted, (long long)drafted);
+    EXPECT_GT(drafted, accepted);  // drafts were rejected: the residual path ran
+    EXPECT_GT(accepted, 0);
+    if (temp == 1.0f)
+      EXPECT_LT(stat, crit);
+    else
+      EXPECT_GT(stat, crit) << "the negative control passed: the test has no power";
   }
 }
 

@@ -6,7 +6,7 @@ namespace glimpse {
 
 void add_spec_args(ArgParser& ap, SpecFlags& f) {
   ap.add({"--spec"}, "MODE",
-         "lossless greedy speculative decoding: views (compressed views of the model itself, "
+         "lossless speculative decoding (greedy with --temp 0, speculative sampling otherwise): views (compressed views of the model itself, "
          "--spec-views), ngram (prompt lookup), draft (-md), tabed (ensemble of every "
          "--spec-views source) (default: off)",
          [&f](const std::string& v) {
