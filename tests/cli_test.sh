@@ -109,6 +109,16 @@ assert r["bytes_per_token"] > 0 and "stream_read_gbs" not in r, r
    && ! echo "$table" | grep -q "^roofline pp8"; then
   echo "ok   bench roofline fields and lines"; passes=$((passes+1))
 else echo "FAIL bench roofline: $json $json_np $table"; fails=$((fails+1)); fi
+# bench --spec: speculative rows beside plain decoding on real text at depth (outputs must match).
+expect_error "bad bench spec row" "mode 'bogus' is not one of" "$GLIMPSE" bench -m "$MODEL" --spec "views:snapkv@64;bogus"
+json=$("$GLIMPSE" bench -m "$MODEL" -d 200 -n 8 -r 1 -t 2 -o json --spec "views:snapkv@64;tabed:snapkv@64,ngram" 2>/dev/null)
+if python3 -c '
+import json,sys; rows=json.loads(sys.stdin.read())
+assert [r["spec"] for r in rows]==["plain","spec=views(snapkv@64)","spec=tabed(snapkv@64,ngram)"], rows
+assert all(r["avg_ts"]>0 and r["n_gen"]==8 and 150<=r["n_depth"]<=260 for r in rows), rows
+assert rows[0]["spec_report"] is None and rows[2]["spec_report"]["mode"]=="tabed", rows
+' <<<"$json"; then echo "ok   bench --spec rows"; passes=$((passes+1))
+else echo "FAIL bench --spec: $json"; fails=$((fails+1)); fi
 # bench -npl: parallel sequences in batched-bench form; each JSON row carries n_parallel and the
 # aggregate avg_ts, and N contexts hold N times one context's KV bytes.
 expect_error "bad -npl" "-npl: expected 1..256" "$GLIMPSE" bench -m "$MODEL" -npl 0

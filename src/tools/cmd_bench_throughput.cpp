@@ -17,6 +17,7 @@
 #include "ops/isa.h"
 #include "runtime/compress.h"
 #include "runtime/context.h"
+#include "tools/bench_spec.h"
 #include "tools/commands.h"
 #include "util/malloc_trim.h"
 #include "util/proc_memory.h"
@@ -100,6 +101,7 @@ struct BenchPlan {
   KvTypeLists types;
   KvPolicySettings kv;
   std::vector<std::string> policies;
+  SpecBenchPlan spec;  // rows non-empty: speculative rows (bench_spec.h) instead
 };
 
 // pp / tg on one context, the cache truncated back to the depth before each repetition.
@@ -203,7 +205,16 @@ bool parse_bench_args(int argc, char** argv, int first, EngineParams& sp, BenchP
           "roofline lines compare with",
           [&] { plan.probe = false; });
   add_kv_args(ap, plan.kv, /*allow_list=*/true);
+  ap.add({"--spec"}, "ROWS",
+         "speculative rows beside plain decoding at each -d and -n, ';'-separated "
+         "MODE[:SOURCES] (e.g. 'views:snapkv@256;ngram;tabed:lookahead@256,snapkv@128,ngram'); "
+         "the depth is real text (-f or the evaluation corpus) and outputs must match plain",
+         [&](const std::string& v) { plan.spec.rows = v; });
+  ap.add({"-f", "--file"}, "FNAME", "--spec: the depth text (paragraphs split at blank lines)",
+         [&](const std::string& v) { plan.spec.text_file = v; });
+  add_spec_args(ap, plan.spec.flags, /*with_mode=*/false);
   if (!ap.parse(argc, argv, first)) return false;
+  plan.spec.kv = plan.kv;
   plan.policies = split_list(plan.kv.name);
   for (const std::string& name : plan.policies) {
     KvPolicySettings one = plan.kv;
@@ -459,6 +470,15 @@ int cmd_bench(int argc, char** argv, int first) {
   if (sp.context.n_ctx == 4096) sp.context.n_ctx = 0;  // default: the model's limit
   sp.context.type_k = plan.types.k.front();
   sp.context.type_v = plan.types.v.front();
+  if (!plan.spec.rows.empty()) {  // speculative rows: their own tests and table
+    plan.spec.depths = plan.depths;
+    plan.spec.n_gen = plan.n_gen;
+    plan.spec.reps = plan.reps;
+    plan.spec.output = plan.output;
+    parse_spec_rows(plan.spec);  // errors before the model loads
+    run_spec_bench(Engine::load(sp), sp, plan.spec);
+    return 0;
+  }
   const std::shared_ptr<Engine> engine = Engine::load(sp);
   Context s(engine);
   if (need > s.n_ctx())

@@ -4,8 +4,9 @@
 
 namespace glimpse {
 
-void add_spec_args(ArgParser& ap, SpecFlags& f) {
-  ap.add({"--spec"}, "MODE",
+void add_spec_args(ArgParser& ap, SpecFlags& f, bool with_mode) {
+  if (with_mode)
+    ap.add({"--spec"}, "MODE",
          "lossless speculative decoding (greedy with --temp 0, speculative sampling otherwise): views (compressed views of the model itself, "
          "--spec-views), ngram (prompt lookup), draft (-md), tabed (ensemble of every "
          "--spec-views source) (default: off)",
@@ -14,7 +15,8 @@ void add_spec_args(ArgParser& ap, SpecFlags& f) {
              fail("--spec: '{}' is not one of views, ngram, draft, tabed", v);
            f.mode = v;
          });
-  ap.add({"--spec-views"}, "LIST",
+  if (with_mode)
+    ap.add({"--spec-views"}, "LIST",
          "draft sources, comma-separated: POLICY@BUDGET (a compressed view, e.g. snapkv@128, "
          "lookahead@256; --kv-* knobs apply), ngram, draft (default: views: snapkv@256; tabed: "
          "snapkv@256,ngram, plus draft with -md)",

@@ -21,7 +21,8 @@ struct SpecFlags {
   float p_min = 0.75f;
 };
 
-void add_spec_args(ArgParser& ap, SpecFlags& f);
+// with_mode: also --spec MODE (bench defines its own --spec ROWS).
+void add_spec_args(ArgParser& ap, SpecFlags& f, bool with_mode = true);
 
 // The SpecParams the flags ask for (nullopt without --spec), checked against the generation
 // settings (greedy, full cache) before any model is loaded. The draft engine is not loaded

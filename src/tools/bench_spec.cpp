@@ -1,0 +1,179 @@
+#include "tools/bench_spec.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <optional>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "eval/text_corpus.h"
+#include "ops/isa.h"
+#include "runtime/context.h"
+#include "runtime/generate.h"
+#include "runtime/speculative.h"
+#include "tools/commands.h"
+#include "util/error.h"
+
+namespace glimpse {
+
+namespace {
+
+constexpr const char* kQuestion = "Summarize the text above.";
+
+struct SpecRow {
+  std::string label;               // "plain" or "spec=tabed(lookahead@256,ngram)"
+  std::optional<SpecParams> spec;  // none: plain decoding
+  std::vector<double> tps;
+  SpecReport last;  // the last repetition's report
+};
+
+// Paragraphs of the depth text: the file's blocks between blank lines, or the evaluation
+// side of the corpus.
+std::vector<std::string> depth_paragraphs(const std::string& file) {
+  if (file.empty()) return eval::TextCorpus::load_side(eval::CorpusSide::kEval).paragraphs();
+  const std::string text = read_text_file(file);
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t end = text.find("\n\n", at);
+    if (end == std::string::npos) end = text.size();
+    if (end > at) out.push_back(text.substr(at, end - at));
+    at = end + 2;
+  }
+  if (out.empty()) fail("-f {}: no text", file);
+  return out;
+}
+
+// Paragraphs (cycling) until the prompt holds about `depth` tokens with the question.
+std::vector<int32_t> depth_prompt(const Engine& e, const std::vector<std::string>& paras, int depth) {
+  std::string doc;
+  int64_t n = 0;
+  for (size_t i = 0; n < depth; ++i) {
+    const std::string& p = paras[i % paras.size()];
+    const int64_t add = (int64_t)e.tokenize_prompt(p, "", false).size() + 1;
+    if (n + add > depth && !doc.empty()) break;
+    doc += (doc.empty() ? "" : "\n\n") + p;
+    n += add;
+    if (i > paras.size() * 64) fail("bench --spec: the depth text is too short");
+  }
+  return e.tokenize_prompt(doc, kQuestion, "", true).tokens;
+}
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0 : s / v.size();
+}
+
+double sd(const std::vector<double>& v) {
+  if (v.size() < 2) return 0;
+  const double m = mean(v);
+  double s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return std::sqrt(s / (v.size() - 1));
+}
+
+// One test (depth, n): every row, reps times interleaved; each spec row checked against the
+// plain row's tokens.
+void run_test(const std::shared_ptr<Engine>& engine, const std::vector<int32_t>& prompt, int n,
+              int reps, std::vector<SpecRow>& rows) {
+  GenerateParams g;
+  g.n_predict = n;
+  g.ignore_eos = true;  // n tokens in every row
+  g.sampling.temp = 0;
+  ContextParams cp = engine->context_defaults();
+  cp.n_ctx = (int)prompt.size() + n + 8;
+  std::vector<int32_t> want;
+  for (int r = 0; r < reps; ++r)
+    for (SpecRow& row : rows) {
+      Context ctx(engine, cp);
+      const GenerateResult got = row.spec ? generate_speculative(ctx, prompt, g, *row.spec, nullptr)
+                                          : generate(ctx, prompt, g, nullptr);
+      if (!row.spec && want.empty()) want = got.tokens;
+      if (got.tokens != want)
+        fail("bench --spec: {} gave other tokens than plain decoding at depth {}", row.label,
+             prompt.size());
+      row.tps.push_back(got.timings.decode_tps());
+      row.last = got.timings.spec;
+      std::fprintf(stderr, "glimpse bench: tg%d @ d%zu %s: %.2f t/s\n", n, prompt.size(),
+                   row.label.c_str(), row.tps.back());
+    }
+}
+
+}  // namespace
+
+std::vector<SpecFlags> parse_spec_rows(const SpecBenchPlan& plan) {
+  std::vector<SpecFlags> out;
+  size_t at = 0;
+  while (at <= plan.rows.size()) {
+    size_t end = plan.rows.find(';', at);
+    if (end == std::string::npos) end = plan.rows.size();
+    const std::string item = plan.rows.substr(at, end - at);
+    at = end + 1;
+    if (item.empty()) continue;
+    SpecFlags f = plan.flags;
+    const size_t colon = item.find(':');
+    f.mode = item.substr(0, colon);
+    f.sources = colon == std::string::npos ? "" : item.substr(colon + 1);
+    if (f.mode != "views" && f.mode != "ngram" && f.mode != "draft" && f.mode != "tabed")
+      fail("bench --spec: '{}': mode '{}' is not one of views, ngram, draft, tabed", item, f.mode);
+    out.push_back(f);
+  }
+  if (out.empty()) fail("bench --spec: no rows in '{}'", plan.rows);
+  return out;
+}
+
+void run_spec_bench(const std::shared_ptr<Engine>& engine, const EngineParams& ep,
+                    const SpecBenchPlan& plan) {
+  GenerateParams g;
+  g.sampling.temp = 0;
+  g.kv = plan.kv;
+  g.kv.name = "none";
+  std::vector<SpecRow> proto(1);
+  proto[0].label = "plain";
+  std::shared_ptr<const Engine> draft;
+  for (const SpecFlags& f : parse_spec_rows(plan)) {
+    SpecRow row;
+    row.spec = resolve_spec_flags(f, g);
+    std::string names;
+    for (const DraftSpec& d : row.spec->draft.sources) names += (names.empty() ? "" : ",") + d.name;
+    row.label = fmt::format("spec={}({})", f.mode, names);
+    if (!f.draft_model.empty()) {
+      if (!draft) draft = load_draft_engine(ep, f.draft_model);
+      row.spec->draft.draft_engine = draft;
+    }
+    proto.push_back(std::move(row));
+  }
+  const std::vector<std::string> paras = depth_paragraphs(plan.text_file);
+  const ModelConfig& c = engine->model().config();
+  nlohmann::json js = nlohmann::json::array();
+  std::string md = "| model | threads | isa | test | spec | t/s | vs plain | tokens per target forward | accepted / drafted |\n"
+                   "| --- | ---: | --- | --- | --- | ---: | ---: | ---: | ---: |\n";
+  for (int d : plan.depths)
+    for (int n : plan.n_gen) {
+      const std::vector<int32_t> prompt = depth_prompt(*engine, paras, std::max(d, 1));
+      std::vector<SpecRow> rows = proto;
+      run_test(engine, prompt, n, plan.reps, rows);
+      const std::string test = fmt::format("tg{} @ d{}", n, prompt.size());
+      const double base = mean(rows[0].tps);
+      for (const SpecRow& row : rows) {
+        const SpecReport& s = row.last;
+        md += fmt::format("| {} {} | {} | {} | {} | {} | {:.2f} ± {:.2f} | {:.2f}× | {} | {} |\n", c.arch,
+                          c.name, engine->n_threads(), isa_level_name(isa_level()), test, row.label,
+                          mean(row.tps), sd(row.tps), base > 0 ? mean(row.tps) / base : 0.0,
+                          row.spec ? fmt::format("{:.2f}", s.tokens_per_forward()) : "1.00",
+                          row.spec ? fmt::format("{} / {}", s.accepted, s.drafted) : "");
+        js.push_back({{"model", fmt::format("{} {}", c.arch, c.name)}, {"threads", engine->n_threads()},
+                      {"isa", isa_level_name(isa_level())}, {"test", test}, {"n_depth", prompt.size()},
+                      {"n_gen", n}, {"spec", row.label}, {"avg_ts", mean(row.tps)},
+                      {"stddev_ts", sd(row.tps)}, {"samples_ts", row.tps},
+                      {"speedup", base > 0 ? mean(row.tps) / base : 0.0},
+                      {"spec_report", row.spec ? nlohmann::json::parse(s.to_json()) : nlohmann::json()}});
+      }
+    }
+  std::puts(plan.output == "json" ? js.dump(2).c_str() : md.c_str());
+}
+
+}  // namespace glimpse
