@@ -217,6 +217,18 @@ PY
 then echo "ok   eval --serial-decode: same rows as the batched decode"; passes=$((passes+1))
 else echo "FAIL eval --serial-decode"; cat "$tmp/evs.err"; fails=$((fails+1)); fi
 
+# eval --spec: speculative configurations per task family; every output equals plain decoding;
+# a second run reads every row back from the cache.
+evs() { "$GLIMPSE" eval -m "$MODEL" --preset parallel --tasks wl_copy,wl_sort --seeds 1 -t 2 \
+  --spec "views:snapkv@64;ngram;tabed:snapkv@64,ngram" -o "$tmp/evspec" "$@"; }
+expect_error "eval --spec bad row" "mode 'fast' is not one of" "$GLIMPSE" eval -m "$MODEL" --spec "fast" -o "$tmp/evspecbad"
+if evs >"$tmp/evspec.md" 2>"$tmp/evspec.err" && evs >"$tmp/evspec2.md" 2>/dev/null \
+   && cmp -s "$tmp/evspec.md" "$tmp/evspec2.md" && [ "$(wc -l <"$tmp/evspec/spec-cache.jsonl")" -eq 8 ] \
+   && [ "$(grep -c '1/1 | [0-9.]* / [0-9.]*× / 1/1 | [0-9.]* / [0-9.]*× / 1/1 |$' "$tmp/evspec.md")" -eq 2 ] \
+   && grep -q "^| wl_copy | 1 | " "$tmp/evspec.md" && grep -q "best single source" "$tmp/evspec.md"; then
+  echo "ok   eval --spec: per-family table, outputs identical to plain, resume"; passes=$((passes+1))
+else echo "FAIL eval --spec"; cat "$tmp/evspec.err" "$tmp/evspec.md"; fails=$((fails+1)); fi
+
 # eval --data: the user's cases, a metrics row per case and policy, evidence recall where the
 # case names evidence, resume from the cache; a changed shared setting re-runs every branch.
 DATA=$(dirname "$0")/fixtures/eval_data_small.jsonl

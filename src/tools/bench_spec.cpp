@@ -22,7 +22,7 @@ namespace {
 
 constexpr const char* kQuestion = "Summarize the text above.";
 
-struct SpecRow {
+struct BenchRow {
   std::string label;               // "plain" or "spec=tabed(lookahead@256,ngram)"
   std::optional<SpecParams> spec;  // none: plain decoding
   std::vector<double> tps;
@@ -78,7 +78,7 @@ double sd(const std::vector<double>& v) {
 // One test (depth, n): every row, reps times interleaved; each spec row checked against the
 // plain row's tokens.
 void run_test(const std::shared_ptr<Engine>& engine, const std::vector<int32_t>& prompt, int n,
-              int reps, std::vector<SpecRow>& rows) {
+              int reps, std::vector<BenchRow>& rows) {
   GenerateParams g;
   g.n_predict = n;
   g.ignore_eos = true;  // n tokens in every row
@@ -87,7 +87,7 @@ void run_test(const std::shared_ptr<Engine>& engine, const std::vector<int32_t>&
   cp.n_ctx = (int)prompt.size() + n + 8;
   std::vector<int32_t> want;
   for (int r = 0; r < reps; ++r)
-    for (SpecRow& row : rows) {
+    for (BenchRow& row : rows) {
       Context ctx(engine, cp);
       const GenerateResult got = row.spec ? generate_speculative(ctx, prompt, g, *row.spec, nullptr)
                                           : generate(ctx, prompt, g, nullptr);
@@ -104,47 +104,30 @@ void run_test(const std::shared_ptr<Engine>& engine, const std::vector<int32_t>&
 
 }  // namespace
 
-std::vector<SpecFlags> parse_spec_rows(const SpecBenchPlan& plan) {
-  std::vector<SpecFlags> out;
-  size_t at = 0;
-  while (at <= plan.rows.size()) {
-    size_t end = plan.rows.find(';', at);
-    if (end == std::string::npos) end = plan.rows.size();
-    const std::string item = plan.rows.substr(at, end - at);
-    at = end + 1;
-    if (item.empty()) continue;
-    SpecFlags f = plan.flags;
-    const size_t colon = item.find(':');
-    f.mode = item.substr(0, colon);
-    f.sources = colon == std::string::npos ? "" : item.substr(colon + 1);
-    if (f.mode != "views" && f.mode != "ngram" && f.mode != "draft" && f.mode != "tabed")
-      fail("bench --spec: '{}': mode '{}' is not one of views, ngram, draft, tabed", item, f.mode);
-    out.push_back(f);
-  }
-  if (out.empty()) fail("bench --spec: no rows in '{}'", plan.rows);
-  return out;
-}
+namespace {
 
-void run_spec_bench(const std::shared_ptr<Engine>& engine, const EngineParams& ep,
-                    const SpecBenchPlan& plan) {
+GenerateParams bench_generate_params(const SpecBenchPlan& plan) {
   GenerateParams g;
   g.sampling.temp = 0;
   g.kv = plan.kv;
   g.kv.name = "none";
-  std::vector<SpecRow> proto(1);
+  return g;
+}
+
+}  // namespace
+
+void check_spec_bench(const SpecBenchPlan& plan) {
+  parse_spec_rows(plan.rows, plan.flags, bench_generate_params(plan));
+}
+
+void run_spec_bench(const std::shared_ptr<Engine>& engine, const EngineParams& ep,
+                    const SpecBenchPlan& plan) {
+  std::vector<BenchRow> proto(1);
   proto[0].label = "plain";
-  std::shared_ptr<const Engine> draft;
-  for (const SpecFlags& f : parse_spec_rows(plan)) {
-    SpecRow row;
-    row.spec = resolve_spec_flags(f, g);
-    std::string names;
-    for (const DraftSpec& d : row.spec->draft.sources) names += (names.empty() ? "" : ",") + d.name;
-    row.label = fmt::format("spec={}({})", f.mode, names);
-    if (!f.draft_model.empty()) {
-      if (!draft) draft = load_draft_engine(ep, f.draft_model);
-      row.spec->draft.draft_engine = draft;
-    }
-    proto.push_back(std::move(row));
+  for (SpecRow& r : resolve_spec_rows(plan.rows, plan.flags, bench_generate_params(plan), ep)) {
+    proto.emplace_back();
+    proto.back().label = "spec=" + r.label;
+    proto.back().spec = std::move(r.spec);
   }
   const std::vector<std::string> paras = depth_paragraphs(plan.text_file);
   const ModelConfig& c = engine->model().config();
@@ -154,11 +137,11 @@ void run_spec_bench(const std::shared_ptr<Engine>& engine, const EngineParams& e
   for (int d : plan.depths)
     for (int n : plan.n_gen) {
       const std::vector<int32_t> prompt = depth_prompt(*engine, paras, std::max(d, 1));
-      std::vector<SpecRow> rows = proto;
+      std::vector<BenchRow> rows = proto;
       run_test(engine, prompt, n, plan.reps, rows);
       const std::string test = fmt::format("tg{} @ d{}", n, prompt.size());
       const double base = mean(rows[0].tps);
-      for (const SpecRow& row : rows) {
+      for (const BenchRow& row : rows) {
         const SpecReport& s = row.last;
         md += fmt::format("| {} {} | {} | {} | {} | {} | {:.2f} ± {:.2f} | {:.2f}× | {} | {} |\n", c.arch,
                           c.name, engine->n_threads(), isa_level_name(isa_level()), test, row.label,

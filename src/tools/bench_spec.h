@@ -23,15 +23,16 @@ struct SpecBenchPlan {
   std::vector<int> depths, n_gen;
   int reps = 3;
   std::string output = "md";
-  // ';'-separated rows MODE[:SOURCES], e.g. "views:snapkv@256;ngram;tabed:lookahead@256,ngram".
+  // ';'-separated rows MODE[/WEIGHTS][:SOURCES] (spec_args.h), e.g.
+  // "views:snapkv@256;ngram;tabed:lookahead@256,ngram".
   std::string rows;
   SpecFlags flags;        // weights, draft lengths, p-min, -md (mode and sources per row)
   std::string text_file;  // -f: depth text (empty: the evaluation corpus)
   KvPolicySettings kv;    // knobs of the views' policies
 };
 
-// The rows' SpecFlags (mode and sources filled in); checked, Error naming the row otherwise.
-std::vector<SpecFlags> parse_spec_rows(const SpecBenchPlan& plan);
+// The rows, checked (Error naming the row) before any model loads.
+void check_spec_bench(const SpecBenchPlan& plan);
 
 void run_spec_bench(const std::shared_ptr<Engine>& engine, const EngineParams& ep,
                     const SpecBenchPlan& plan);

@@ -475,7 +475,7 @@ int cmd_bench(int argc, char** argv, int first) {
     plan.spec.n_gen = plan.n_gen;
     plan.spec.reps = plan.reps;
     plan.spec.output = plan.output;
-    parse_spec_rows(plan.spec);  // errors before the model loads
+    check_spec_bench(plan.spec);  // errors before the model loads
     run_spec_bench(Engine::load(sp), sp, plan.spec);
     return 0;
   }

@@ -16,11 +16,13 @@
 #include "eval/report.h"
 #include "eval/results.h"
 #include "eval/runner.h"
+#include "eval/spec_eval.h"
 #include "eval/tasks.h"
 #include "eval/text_corpus.h"
 #include "lookahead/policy_lookahead.h"
 #include "runtime/context.h"
 #include "tools/commands.h"
+#include "tools/spec_args.h"
 #include "util/error.h"
 #include "util/progress.h"
 #include "util/timer.h"
@@ -45,6 +47,8 @@ struct EvalPlan {
   bool report_only = false;
   KvPolicySettings kv;
   eval::EvalSettings es;
+  std::string spec_rows;  // --spec: speculative configurations instead of KV policies
+  SpecFlags spec_flags;
 };
 
 // Flags into plan; false after --help.
@@ -101,8 +105,20 @@ bool parse_eval_args(int argc, char** argv, int first, EvalPlan& plan) {
           "speed (default: all branches of a sample decode together; same answers, no decode_tps)",
           [&] { plan.es.serial_decode = true; });
   add_kv_args(ap, plan.kv);
+  ap.add({"--spec"}, "ROWS",
+         "evaluate speculative decoding instead of KV policies: ';'-separated "
+         "MODE[/WEIGHTS][:SOURCES] rows (e.g. 'views:snapkv@256;ngram;tabed:snapkv@256,ngram'); "
+         "per task family: accuracy, tokens per target forward, speedup over plain decoding",
+         [&](const std::string& v) { plan.spec_rows = v; });
+  add_spec_args(ap, plan.spec_flags, /*with_mode=*/false);
   if (!ap.parse(argc, argv, first)) return false;
   validate_policy_settings(plan.kv);
+  if (!plan.spec_rows.empty()) {  // checked before the model loads
+    GenerateParams g;
+    g.sampling.temp = 0;
+    g.kv = plan.kv;
+    parse_spec_rows(plan.spec_rows, plan.spec_flags, g);
+  }
   if (!plan.data_path.empty() && !plan.grid_flags.empty())
     fail("--data replaces the generated tasks: drop {}", plan.grid_flags.front());
 
@@ -117,7 +133,8 @@ bool parse_eval_args(int argc, char** argv, int first, EvalPlan& plan) {
   }
   plan.es.query_agnostic = plan.kv.query_agnostic;
   if (plan.out_dir.empty())
-    plan.out_dir = "runs/eval-" + plan.preset_name + (plan.es.query_agnostic ? "-agnostic" : "");
+    plan.out_dir = "runs/eval-" + plan.preset_name + (plan.es.query_agnostic ? "-agnostic" : "") +
+                   (plan.spec_rows.empty() ? "" : "-spec");
   plan.es.policies = plan.policies;
   for (int b : plan.budgets) plan.es.budgets.push_back(b);
   plan.es.base = plan.kv;
@@ -175,6 +192,56 @@ void run_jobs(Context& ctx, const EvalPlan& plan, const std::vector<Job>& jobs,
     bar.add(1);
   }
   bar.finish();
+}
+
+// --spec: every configuration on every sample (eval/spec_eval.h); rows cached in
+// OUT/spec-cache.jsonl by (sample, configuration, draft settings, model), so a rerun resumes.
+void run_spec_eval(const EvalPlan& plan, const std::shared_ptr<Engine>& engine, const Context& ctx,
+                   const std::vector<Job>& jobs, const eval::TextCorpus* corpus,
+                   eval::RunDir& dir, const std::string& model_fp) {
+  GenerateParams g;
+  g.sampling.temp = 0;
+  g.kv = plan.kv;
+  std::vector<eval::SpecConfig> configs;
+  for (SpecRow& r : resolve_spec_rows(plan.spec_rows, plan.spec_flags, g, plan.engine))
+    configs.push_back({r.label, std::move(r.spec)});
+  std::vector<std::string> labels = {"plain"};
+  for (const eval::SpecConfig& c : configs) labels.push_back(c.label);
+  const SpecFlags& f = plan.spec_flags;
+  const std::string tag = fmt::format("draft {}..{} p-min {} model {}", f.draft_min, f.draft_max,
+                                      f.p_min, model_fp);
+  eval::ResultCache cache(dir.path("spec-cache.jsonl"));
+  auto key = [&](const Job& j, const std::string& label) {
+    return eval::CacheKey{j.task, j.length, j.seed, "spec:" + label, 0, model_fp, tag};
+  };
+  std::vector<nlohmann::json> rows;
+  const int64_t reserve = (int64_t)engine->tokenize_prompt("", "", true).size() + 2;
+  auto count = [&](std::string_view text) { return (int64_t)ctx.tokenizer().encode(text, false, false).size(); };
+  ProgressBar bar((int64_t)jobs.size(), "eval --spec");
+  for (const Job& j : jobs) {
+    eval::TaskOptions opt;
+    opt.target_tokens = j.length;
+    opt.seed = j.seed;
+    opt.reserve_tokens = reserve;
+    opt.count_tokens = count;
+    opt.corpus = corpus;
+    const eval::Sample sample = j.given ? *j.given : eval::generate_sample(j.task, opt);
+    bar.set_status(sample.id);
+    auto done = [&](const std::string&, const std::string& label) { return cache.contains(key(j, label)); };
+    bool all = done(sample.id, "plain");
+    for (const eval::SpecConfig& c : configs) all = all && done(sample.id, c.label);
+    if (!all)
+      for (const nlohmann::json& r : eval::run_spec_sample(engine, sample, configs, done))
+        cache.put(key(j, r.at("label").get<std::string>()), r);
+    for (const std::string& label : labels)
+      if (auto r = cache.find(key(j, label))) rows.push_back(*r);
+    bar.add(1);
+  }
+  bar.finish();
+  const std::string md = eval::spec_report(rows, configs);
+  dir.write_text("spec.md", md);
+  std::fputs(md.c_str(), stdout);
+  std::fprintf(stderr, "glimpse eval: %zu speculative rows in %s\n", rows.size(), dir.dir().c_str());
 }
 
 // The --data cases, each checked to fit the context with its answer (errors name the line).
@@ -259,6 +326,12 @@ int cmd_eval(int argc, char** argv, int first) {
                           (pol == "lookahead" ? lookahead_fp : fp) + (text_task ? corpus_tag : ""),
                           settings_fp};
   };
+  if (!plan.spec_rows.empty()) {
+    config["spec"] = plan.spec_rows;
+    dir.write_config(config);
+    run_spec_eval(plan, engine, ctx, jobs, corpus ? &*corpus : nullptr, dir, fp);
+    return 0;
+  }
   dir.write_config(config);
   if (!plan.report_only) run_jobs(ctx, plan, jobs, corpus ? &*corpus : nullptr, cache, key);
 

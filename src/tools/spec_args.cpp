@@ -1,5 +1,7 @@
 #include "tools/spec_args.h"
 
+#include <fmt/format.h>
+
 #include "util/error.h"
 
 namespace glimpse {
@@ -80,6 +82,59 @@ std::optional<SpecParams> resolve_spec_flags(const SpecFlags& f, const GenerateP
     fail("-md is given but no source uses it (add 'draft' to --spec-views)");
   check_speculative(gp, sp);
   return sp;
+}
+
+std::vector<SpecRow> parse_spec_rows(const std::string& rows, const SpecFlags& base,
+                                     const GenerateParams& gp) {
+  std::vector<SpecRow> out;
+  size_t at = 0;
+  while (at <= rows.size()) {
+    size_t end = rows.find(';', at);
+    if (end == std::string::npos) end = rows.size();
+    const std::string item = rows.substr(at, end - at);
+    at = end + 1;
+    if (item.empty()) continue;
+    SpecRow row;
+    row.flags = base;
+    const size_t colon = item.find(':');
+    std::string mode = item.substr(0, colon);
+    row.flags.sources = colon == std::string::npos ? "" : item.substr(colon + 1);
+    if (const size_t slash = mode.find('/'); slash != std::string::npos) {
+      row.flags.weights = mode.substr(slash + 1);
+      mode.resize(slash);
+      parse_weight_rule(row.flags.weights);
+    }
+    if (mode != "views" && mode != "ngram" && mode != "draft" && mode != "tabed")
+      fail("--spec row '{}': mode '{}' is not one of views, ngram, draft, tabed", item, mode);
+    row.flags.mode = mode;
+    const std::string& src = row.flags.sources;
+    const bool uses_draft = mode == "draft" || ("," + src + ",").find(",draft,") != std::string::npos ||
+                            (mode == "tabed" && src.empty());
+    if (!uses_draft) row.flags.draft_model.clear();  // -md serves the rows that name it
+    row.spec = *resolve_spec_flags(row.flags, gp);
+    std::string names;
+    for (const DraftSpec& d : row.spec.draft.sources) names += (names.empty() ? "" : ",") + d.name;
+    const bool several = row.spec.draft.sources.size() > 1;
+    row.label = fmt::format("{}{}({})", mode, several ? "/" + row.flags.weights : "", names);
+    out.push_back(std::move(row));
+  }
+  if (out.empty()) fail("--spec: no rows in '{}'", rows);
+  return out;
+}
+
+std::vector<SpecRow> resolve_spec_rows(const std::string& rows, const SpecFlags& base,
+                                       const GenerateParams& gp, const EngineParams& target) {
+  std::vector<SpecRow> out = parse_spec_rows(rows, base, gp);
+  std::shared_ptr<const Engine> draft;
+  for (SpecRow& r : out)
+    if (!r.flags.draft_model.empty()) {
+      bool uses = false;
+      for (const DraftSpec& d : r.spec.draft.sources) uses |= d.kind == DraftKind::Model;
+      if (!uses) continue;
+      if (!draft) draft = load_draft_engine(target, r.flags.draft_model);
+      r.spec.draft.draft_engine = draft;
+    }
+  return out;
 }
 
 std::shared_ptr<const Engine> load_draft_engine(const EngineParams& target, const std::string& path) {
