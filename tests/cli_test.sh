@@ -114,7 +114,7 @@ expect_error "bad bench spec row" "mode 'bogus' is not one of" "$GLIMPSE" bench 
 json=$("$GLIMPSE" bench -m "$MODEL" -d 200 -n 8 -r 1 -t 2 -o json --spec "views:snapkv@64;tabed:snapkv@64,ngram" 2>/dev/null)
 if python3 -c '
 import json,sys; rows=json.loads(sys.stdin.read())
-assert [r["spec"] for r in rows]==["plain","spec=views(snapkv@64)","spec=tabed(snapkv@64,ngram)"], rows
+assert [r["spec"] for r in rows]==["plain","spec=views(snapkv@64)","spec=tabed/kl(snapkv@64,ngram)"], rows
 assert all(r["avg_ts"]>0 and r["n_gen"]==8 and 150<=r["n_depth"]<=260 for r in rows), rows
 assert rows[0]["spec_report"] is None and rows[2]["spec_report"]["mode"]=="tabed", rows
 ' <<<"$json"; then echo "ok   bench --spec rows"; passes=$((passes+1))

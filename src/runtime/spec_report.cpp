@@ -14,8 +14,9 @@ std::string SpecReport::report() const {
       "glimpse: speculative = {} ({}), weights {}, verify {}, draft length {}..{}, p-min {:.2f}\n",
       mode, names, weights, verify, draft_min, draft_max, p_min);
   out += fmt::format("glimpse:   target forwards = {} for {} tokens ({:.2f} tokens per forward, "
-                     "{:.3f} forwards per token); {} rounds without drafting\n",
-                     rounds, generated, tokens_per_forward(), forwards_per_token(), fallback_rounds);
+                     "{:.3f} forwards per token); {} rounds without drafting, {} fallbacks on cost\n",
+                     rounds, generated, tokens_per_forward(), forwards_per_token(), fallback_rounds,
+                     cost_fallbacks);
   out += fmt::format("glimpse:   drafted = {}, accepted = {} ({:.1f}%), mean accepted length = {:.2f} "
                      "({} drafting rounds)\n",
                      drafted, accepted, 100.0 * acceptance(), mean_accepted(), drafting_rounds);
@@ -50,6 +51,7 @@ std::string SpecReport::to_json() const {
                       {"rounds", rounds},
                       {"drafting_rounds", drafting_rounds},
                       {"fallback_rounds", fallback_rounds},
+                      {"cost_fallbacks", cost_fallbacks},
                       {"generated", generated},
                       {"drafted", drafted},
                       {"accepted", accepted},

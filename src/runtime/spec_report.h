@@ -32,6 +32,7 @@ struct SpecReport {
   int64_t generated = 0;        // tokens the rounds produced (all but the first token)
   int64_t drafted = 0, accepted = 0;
   int64_t fallback_rounds = 0;  // rounds the draft length was 0 (plain decode)
+  int64_t cost_fallbacks = 0;   // times drafting ran slower than plain decoding and stopped
   double setup_ms = 0;          // all sources' setup (part of the prefill time)
   double draft_ms = 0;          // draft forwards, ensembles and n-gram lookups
   double verify_ms = 0;         // target forwards over [pending token, drafts]

@@ -162,6 +162,43 @@ TEST(SpecDraftLength, GrowsShrinksFallsBackAndProbes) {
   EXPECT_EQ(DraftLength(0, 0).k(), 0);
 }
 
+// The cost rule: two drafting rounds, then one plain round is measured; drafting that
+// commits tokens more slowly than plain decoding falls back to k = 0 and probes later;
+// drafting that is faster keeps going, with the plain rate refreshed every kPlainRefresh rounds.
+TEST(SpecDraftLength, FallsBackWhenDraftingCostsMoreThanItSaves) {
+  DraftLength slow(0, 16);
+  slow.update(4, 1, 2, 10.0);  // 0.2 tokens per ms while drafting
+  slow.update(3, 1, 2, 10.0);
+  EXPECT_EQ(slow.k(), 0);      // plain measurement round next
+  slow.update(0, 0, 1, 2.0);   // plain: 0.5 tokens per ms
+  EXPECT_NEAR(slow.plain_rate(), 0.5, 1e-12);
+  EXPECT_EQ(slow.cost_fallbacks(), 0);
+  slow.update(slow.k(), 1, 2, 10.0);
+  EXPECT_EQ(slow.k(), 0);  // fell back on cost
+  EXPECT_EQ(slow.cost_fallbacks(), 1);
+  for (int i = 0; i < kProbeRounds; ++i) slow.update(0, 0, 1, 2.0);
+  EXPECT_EQ(slow.k(), 1);  // probes again
+
+  DraftLength fast(0, 16);
+  for (int i = 0; i < 2; ++i) fast.update(fast.k(), fast.k(), fast.k() + 1, 4.0);
+  EXPECT_EQ(fast.k(), 0);  // the plain measurement
+  fast.update(0, 0, 1, 2.0);
+  const int k = fast.k();
+  EXPECT_GT(k, 4);
+  for (int i = 0; i < kPlainRefresh; ++i) {
+    ASSERT_GT(fast.k(), 0) << i;
+    fast.update(fast.k(), fast.k(), fast.k() + 1, 4.0);
+  }
+  EXPECT_EQ(fast.k(), 0);  // refresh of the plain rate
+  fast.update(0, 0, 1, 2.0);
+  EXPECT_EQ(fast.k(), 16);
+  EXPECT_EQ(fast.cost_fallbacks(), 0);
+
+  DraftLength floor(1, 8);  // a draft-length floor turns the cost rule off
+  for (int i = 0; i < 5; ++i) floor.update(floor.k(), 0, 1, 100.0);
+  EXPECT_EQ(floor.k(), 1);
+}
+
 TEST(SpecChecks, RefusesEvictedTargetsAndBadLengths) {
   GenerateParams p;
   SpecParams sp;

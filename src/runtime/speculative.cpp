@@ -12,7 +12,36 @@ namespace glimpse {
 DraftLength::DraftLength(int draft_min, int draft_max)
     : min_(draft_min), max_(draft_max), k_(std::min(draft_max, std::max(draft_min, 4))) {}
 
-void DraftLength::update(int drafted, int accepted) {
+bool DraftLength::update_cost(int drafted, int committed, double round_ms) {
+  auto ema = [](double& avg, int& n, double x) {
+    avg = n == 0 ? x : 0.75 * avg + 0.25 * x;
+    ++n;
+  };
+  if (drafted == 0) {
+    ema(plain_rate_, plain_n_, committed / round_ms);
+    since_plain_ = 0;
+    measure_plain_ = false;
+    return false;
+  }
+  ema(spec_rate_, spec_n_, committed / round_ms);
+  ++since_plain_;
+  if (plain_n_ == 0 ? since_plain_ >= kCostWarmup : since_plain_ >= kPlainRefresh) measure_plain_ = true;
+  if (plain_n_ > 0 && spec_n_ >= kCostWarmup && spec_rate_ < kFallbackMargin * plain_rate_ &&
+      min_ == 0) {
+    k_ = 0;  // drafting costs more than it saves: plain decoding, probing now and then
+    idle_ = 0;
+    spec_n_ = 0;  // the probes judge afresh
+    ++cost_fallbacks_;
+    return true;
+  }
+  return false;
+}
+
+void DraftLength::update(int drafted, int accepted, int committed, double round_ms) {
+  const bool measuring = measure_plain_;
+  if (round_ms > 0 && committed > 0 && min_ == 0 && update_cost(drafted, committed, round_ms))
+    return;  // fell back on cost
+  if (measuring) return;  // a plain measurement round says nothing about k
   if (k_ == 0) {  // plain decoding; probe again now and then
     if (++idle_ >= kProbeRounds && max_ > 0) {
       k_ = 1;
@@ -147,6 +176,7 @@ std::vector<int32_t> SpecRun::verify_sampled(const Drafter& dr, const std::vecto
 bool SpecRun::round(Drafter& dr) {
   SpecReport& rep = r_.timings.spec;
   const int32_t p0 = s_.n_past();  // == seq_.size() - 1: the pending token goes here
+  Stopwatch round_sw;
   int k = std::min(len_.k(), s_.n_ctx() - p0 - 1);
   if (p_.n_predict >= 0) k = (int)std::min<int64_t>(k, p_.n_predict - r_.timings.n_gen - 1);
   if (len_.k() == 0) ++rep.fallback_rounds;
@@ -185,7 +215,10 @@ bool SpecRun::round(Drafter& dr) {
   const int32_t n_keep = p0 + (int32_t)picks.size();
   s_.truncate(n_keep);
   dr.rollback(n_keep);
-  len_.update((int)d, accepted);
+  // Greedy only: with sampling, timing-dependent lengths would change which tokens a --seed
+  // gives (the draws depend on the rounds), though not their distribution.
+  const bool cost = sp_.cost_aware && !dr.sampling();
+  len_.update((int)d, accepted, (int)picks.size(), cost ? round_sw.ms() : 0.0);
   return go;
 }
 
@@ -230,6 +263,7 @@ void SpecRun::run(const std::vector<int32_t>& prompt) {
   tm.decode_cpu_ms = process_cpu_ms() - cpu0;
   emit(s_.finish_text());
   rep.weights_ms = dr.weights_ms();
+  rep.cost_fallbacks = len_.cost_fallbacks();
   rep.sources = dr.stats();
 }
 

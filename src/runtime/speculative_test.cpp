@@ -179,7 +179,9 @@ TEST_P(SpeculativeTest, LosslessAndRollbackExact) {
     target.decode(want.tokens.back());
     EXPECT_EQ(target.logits(), plain_next->logits());
     rolled_back += got.timings.spec.drafted - got.timings.spec.accepted;
-    if (which == "copy" && c.sources.find("ngram") != std::string::npos) {
+    // Prompt lookup drafts for free; ensembles with views may fall back on cost on this
+    // short prompt (a view's step reads all the weights), so only pure lookup is held to it.
+    if (which == "copy" && c.name == "ngram") {
       EXPECT_GT(got.timings.spec.tokens_per_forward(), 1.5) << "prompt lookup should hit on a copy";
     }
     std::fprintf(stderr, "%s", got.timings.spec.report().c_str());

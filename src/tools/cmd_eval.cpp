@@ -208,8 +208,8 @@ void run_spec_eval(const EvalPlan& plan, const std::shared_ptr<Engine>& engine, 
   std::vector<std::string> labels = {"plain"};
   for (const eval::SpecConfig& c : configs) labels.push_back(c.label);
   const SpecFlags& f = plan.spec_flags;
-  const std::string tag = fmt::format("draft {}..{} p-min {} model {}", f.draft_min, f.draft_max,
-                                      f.p_min, model_fp);
+  const std::string tag = fmt::format("draft {}..{} p-min {}{} model {}", f.draft_min, f.draft_max,
+                                      f.p_min, f.cost_aware ? "" : " no-cost", model_fp);
   eval::ResultCache cache(dir.path("spec-cache.jsonl"));
   auto key = [&](const Job& j, const std::string& label) {
     return eval::CacheKey{j.task, j.length, j.seed, "spec:" + label, 0, model_fp, tag};

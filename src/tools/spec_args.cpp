@@ -32,9 +32,14 @@ void add_spec_args(ArgParser& ap, SpecFlags& f, bool with_mode) {
   ap.add({"--draft-max", "--draft", "--draft-n"}, "N", "draft tokens per round at most (default: 16)",
          [&f](const std::string& v) { f.draft_max = parse_int("--draft-max", v, 0, 256); });
   ap.add({"--draft-min", "--draft-n-min"}, "N",
-         "floor of the adaptive draft length; at 0 rounds fall back to plain decoding and probe "
-         "again every 8 (default: 0)",
+         "floor of the adaptive draft length; 0 lets rounds fall back to plain decoding where "
+         "drafts keep failing or (greedy) drafting is slower than plain decoding, probing again "
+         "every 8 (default: 0)",
          [&f](const std::string& v) { f.draft_min = parse_int("--draft-min", v, 0, 256); });
+  ap.flag({"--no-draft-cost"},
+          "keep drafting where it is slower than plain decoding (measures draft quality: "
+          "tokens per target forward without cost fallbacks)",
+          [&f] { f.cost_aware = false; });
   ap.add({"--draft-p-min"}, "P",
          "end a draft after a token whose ensemble probability is below P (default: 0.75)",
          [&f](const std::string& v) { f.p_min = parse_float("--draft-p-min", v); });
@@ -66,6 +71,7 @@ std::optional<SpecParams> resolve_spec_flags(const SpecFlags& f, const GenerateP
   sp.mode = f.mode;
   sp.draft_max = f.draft_max;
   sp.draft_min = f.draft_min;
+  sp.cost_aware = f.cost_aware;
   sp.draft.p_min = f.p_min;
   sp.draft.weights = parse_weight_rule(f.weights);
   sp.draft.draft_path = f.draft_model;

@@ -19,6 +19,7 @@ struct SpecFlags {
   std::string draft_model;  // -md
   int draft_max = 16, draft_min = 0;
   float p_min = 0.75f;
+  bool cost_aware = true;  // --no-draft-cost clears it
 };
 
 // with_mode: also --spec MODE (bench defines its own --spec ROWS).
