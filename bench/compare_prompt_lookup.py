@@ -48,6 +48,9 @@ def make_llama(lookup):
               n_threads_batch=a.t, verbose=False)
     if lookup:
         kw["draft_model"] = LlamaPromptLookupDecoding(max_ngram_size=a.ngram, num_pred_tokens=a.num_pred)
+        # A draft model needs every row's logits; said explicitly, the score buffer is sized
+        # for the context (llama-cpp-python 0.3.36 sizes it for one batch otherwise).
+        kw["logits_all"] = True
     return llama_cpp.Llama(**kw)
 
 
