@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "kv/kv_cache_test_util.h"
 #include "model/tiny_model_test_util.h"
 #include "runtime/compress.h"
 #include "runtime/context.h"
@@ -102,16 +103,6 @@ TEST_P(ContextTest, BatchedForwardIsBitIdenticalToEachAlone) {
   }
 }
 
-bool same_cache(const KvCache& a, const KvCache& b) {
-  if (a.n_past() != b.n_past() || a.total_entries() != b.total_entries()) return false;
-  for (int l = 0; l < a.n_layer(); ++l)
-    for (int h = 0; h < a.n_kv_head(); ++h)
-      if (a.head(l, h).k != b.head(l, h).k || a.head(l, h).v != b.head(l, h).v ||
-          a.head(l, h).pos != b.head(l, h).pos)
-        return false;
-  return true;
-}
-
 TEST_P(ContextTest, ForkAndTruncateRestoreExactly) {
   for (const char* policy : {"none", "snapkv"}) {
     SCOPED_TRACE(policy);
@@ -123,9 +114,9 @@ TEST_P(ContextTest, ForkAndTruncateRestoreExactly) {
     g.stop_at_eog = false;
     ctx->greedy(g, nullptr);  // speculative tokens...
     ASSERT_EQ(ctx->n_past(), end + 6);
-    EXPECT_TRUE(same_cache(snapshot->cache(), snapshot->fork()->cache()));
+    EXPECT_TRUE(testing::same_kv_cache(snapshot->cache(), snapshot->fork()->cache()));
     ctx->truncate(end);  // ...rolled back
-    EXPECT_TRUE(same_cache(ctx->cache(), snapshot->cache()));
+    EXPECT_TRUE(testing::same_kv_cache(ctx->cache(), snapshot->cache()));
     ctx->decode(42);
     snapshot->decode(42);
     EXPECT_EQ(ctx->logits(), snapshot->logits());
@@ -200,7 +191,7 @@ TEST_P(ContextTest, GreedyContextsEqualEachGreedyAlone) {
       EXPECT_EQ(runs[k].steps, want.steps);
       EXPECT_EQ(runs[k].decode_ms, runs[0].decode_ms);
       EXPECT_EQ(batched[k]->n_past(), alone[k]->n_past());
-      EXPECT_TRUE(same_cache(batched[k]->cache(), alone[k]->cache()));
+      EXPECT_TRUE(testing::same_kv_cache(batched[k]->cache(), alone[k]->cache()));
       EXPECT_EQ(batched[k]->logits(), alone[k]->logits());
       steps_seen.insert(want.steps);
     }

@@ -10,6 +10,13 @@
 
 namespace glimpse {
 
+void Timings::record_cache(const KvCache& cache) {
+  type_k = cache.type_k();
+  type_v = cache.type_v();
+  kv_bytes = cache.resident_bytes();
+  kv_entries = cache.total_entries();
+}
+
 double Timings::decode_tps() const {
   // The first generated token comes from the prefill; each later one costs a decode step.
   const int64_t steps = n_gen > 0 ? n_gen - 1 : 0;
@@ -107,10 +114,7 @@ GenerateResult generate(Context& s, const std::vector<int32_t>& prompt, const Ge
   r.timings.decode_cpu_ms = process_cpu_ms() - cpu0;
   emit(s.finish_text());
   r.timings.total_ms = total.ms() + r.timings.load_ms;
-  r.timings.type_k = s.cache().type_k();
-  r.timings.type_v = s.cache().type_v();
-  r.timings.kv_bytes = s.cache().resident_bytes();
-  r.timings.kv_entries = s.cache().total_entries();
+  r.timings.record_cache(s.cache());
   return r;
 }
 

@@ -41,6 +41,8 @@ struct Timings {
   // draft sources' setup.
   SpecReport spec;
 
+  // type_k, type_v, kv_bytes and kv_entries from the cache as it is at the end of a run.
+  void record_cache(const KvCache& cache);
   double prefill_tps() const { return prefill_ms > 0 ? n_prompt * 1000.0 / prefill_ms : 0; }
   double decode_tps() const;
   std::string to_json() const;

@@ -281,10 +281,7 @@ GenerateResult generate_speculative(Context& ctx, const std::vector<int32_t>& pr
   r.timings.n_prompt = (int64_t)prompt.size();
   SpecRun(ctx, p, sp, r, on_text).run(prompt);
   r.timings.total_ms = total.ms() + r.timings.load_ms;
-  r.timings.type_k = ctx.cache().type_k();
-  r.timings.type_v = ctx.cache().type_v();
-  r.timings.kv_bytes = ctx.cache().resident_bytes();
-  r.timings.kv_entries = ctx.cache().total_entries();
+  r.timings.record_cache(ctx.cache());
   return r;
 }
 

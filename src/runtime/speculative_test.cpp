@@ -12,6 +12,7 @@
 #include <map>
 #include <fmt/format.h>
 
+#include "kv/kv_cache_test_util.h"
 #include "model/tiny_model_test_util.h"
 #include "runtime/generate.h"
 #include "runtime/speculative.h"
@@ -111,16 +112,6 @@ const SpecCase kCases[] = {
     {"tabed_uniform", "tabed", "snapkv@96,ngram,draft", "uniform"},
 };
 
-bool same_cache(const KvCache& a, const KvCache& b) {
-  if (a.n_past() != b.n_past() || a.total_entries() != b.total_entries()) return false;
-  for (int l = 0; l < a.n_layer(); ++l)
-    for (int h = 0; h < a.n_kv_head(); ++h)
-      if (a.head(l, h).k != b.head(l, h).k || a.head(l, h).v != b.head(l, h).v ||
-          a.head(l, h).pos != b.head(l, h).pos)
-        return false;
-  return true;
-}
-
 void expect_same_run(const GenerateResult& want, const GenerateResult& got) {
   EXPECT_EQ(got.tokens, want.tokens);
   EXPECT_EQ(got.text, want.text);
@@ -186,7 +177,7 @@ TEST_P(SpeculativeTest, LosslessAndRollbackExact) {
     const GenerateResult got = generate_speculative(target, prompt, g, sp, nullptr);
     expect_same_run(want, got);
     expect_consistent_report(got.timings.spec, got);
-    EXPECT_TRUE(same_cache(target.cache(), plain.cache()));
+    EXPECT_TRUE(testing::same_kv_cache(target.cache(), plain.cache()));
     target.decode(want.tokens.back());
     EXPECT_EQ(target.logits(), plain_next->logits());
     rolled_back += got.timings.spec.drafted - got.timings.spec.accepted;
@@ -267,7 +258,7 @@ TEST_P(SpeculativeTest, SamplingWithTopK1IsGreedy) {
       generate_speculative(target, prompt, g, spec_params(kCases[3], draft_), nullptr);
   expect_same_run(want, got);
   expect_consistent_report(got.timings.spec, got);
-  EXPECT_TRUE(same_cache(target.cache(), plain.cache()));
+  EXPECT_TRUE(testing::same_kv_cache(target.cache(), plain.cache()));
   EXPECT_GT(got.timings.spec.accepted, 0);
 }
 

@@ -154,6 +154,33 @@ struct Job {
   const eval::Sample* given = nullptr;
 };
 
+// Makes a job's sample: the --data case, or the generated task filled to the job's length
+// with the chat template's overhead reserved.
+class SampleMaker {
+ public:
+  SampleMaker(const Context& ctx, const eval::TextCorpus* corpus)
+      : ctx_(ctx), corpus_(corpus),
+        // Template overhead: tokens the chat template adds around an empty user turn.
+        reserve_((int64_t)ctx.engine().tokenize_prompt("", "", true).size() + 2) {}
+  eval::Sample operator()(const Job& j) const {
+    if (j.given) return *j.given;
+    eval::TaskOptions opt;
+    opt.target_tokens = j.length;
+    opt.seed = j.seed;
+    opt.reserve_tokens = reserve_;
+    opt.count_tokens = [this](std::string_view text) {
+      return (int64_t)ctx_.tokenizer().encode(text, false, false).size();
+    };
+    opt.corpus = corpus_;
+    return eval::generate_sample(j.task, opt);
+  }
+
+ private:
+  const Context& ctx_;
+  const eval::TextCorpus* corpus_;
+  int64_t reserve_;
+};
+
 // The (policy, budget) branches of one sample, the full cache first.
 std::vector<std::pair<std::string, int64_t>> branches_of(const EvalPlan& plan) {
   std::vector<std::pair<std::string, int64_t>> b = {{"none", 0}};
@@ -167,25 +194,15 @@ std::vector<std::pair<std::string, int64_t>> branches_of(const EvalPlan& plan) {
 void run_jobs(Context& ctx, const EvalPlan& plan, const std::vector<Job>& jobs,
               const eval::TextCorpus* corpus, eval::ResultCache& cache,
               const std::function<eval::CacheKey(const Job&, const std::string&, int64_t)>& key) {
-  // Template overhead: tokens the chat template adds around an empty user turn.
-  const int64_t reserve = (int64_t)ctx.engine().tokenize_prompt("", "", true).size() + 2;
-  auto count = [&](std::string_view text) {
-    return (int64_t)ctx.tokenizer().encode(text, false, false).size();
-  };
+  const SampleMaker make_sample(ctx, corpus);
   ProgressBar bar((int64_t)jobs.size(), "eval");
   for (const Job& j : jobs) {
     bar.set_status(j.given ? j.given->id : fmt::format("{} {} #{}", j.task, j.length, j.seed));
     auto done = [&](const std::string& pol, int64_t b) { return cache.contains(key(j, pol, b)); };
-    eval::TaskOptions opt;
-    opt.target_tokens = j.length;
-    opt.seed = j.seed;
-    opt.reserve_tokens = reserve;
-    opt.count_tokens = count;
-    opt.corpus = corpus;
     bool all_done = true;
     for (const auto& [p, b] : branches_of(plan)) all_done = all_done && done(p, b);
     if (!all_done) {
-      const eval::Sample sample = j.given ? *j.given : eval::generate_sample(j.task, opt);
+      const eval::Sample sample = make_sample(j);
       for (const auto& r : eval::run_sample(ctx, sample, plan.es, done))
         cache.put(key(j, r.policy, r.budget), r.row);
     }
@@ -215,17 +232,10 @@ void run_spec_eval(const EvalPlan& plan, const std::shared_ptr<Engine>& engine, 
     return eval::CacheKey{j.task, j.length, j.seed, "spec:" + label, 0, model_fp, tag};
   };
   std::vector<nlohmann::json> rows;
-  const int64_t reserve = (int64_t)engine->tokenize_prompt("", "", true).size() + 2;
-  auto count = [&](std::string_view text) { return (int64_t)ctx.tokenizer().encode(text, false, false).size(); };
+  const SampleMaker make_sample(ctx, corpus);
   ProgressBar bar((int64_t)jobs.size(), "eval --spec");
   for (const Job& j : jobs) {
-    eval::TaskOptions opt;
-    opt.target_tokens = j.length;
-    opt.seed = j.seed;
-    opt.reserve_tokens = reserve;
-    opt.count_tokens = count;
-    opt.corpus = corpus;
-    const eval::Sample sample = j.given ? *j.given : eval::generate_sample(j.task, opt);
+    const eval::Sample sample = make_sample(j);
     bar.set_status(sample.id);
     auto done = [&](const std::string&, const std::string& label) { return cache.contains(key(j, label)); };
     bool all = done(sample.id, "plain");
