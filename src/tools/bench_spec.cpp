@@ -84,7 +84,11 @@ void run_test(const std::shared_ptr<Engine>& engine, const std::vector<int32_t>&
   g.ignore_eos = true;  // n tokens in every row
   g.sampling.temp = 0;
   ContextParams cp = engine->context_defaults();
+  const int limit = engine->resolve(cp).n_ctx;  // -c, or the model's context
   cp.n_ctx = (int)prompt.size() + n + 8;
+  if (cp.n_ctx > limit)
+    fail("bench --spec: a depth of {} tokens and {} new need {} positions but the context size "
+         "is {} (raise -c, up to the model's)", prompt.size(), n, cp.n_ctx, limit);
   std::vector<int32_t> want;
   for (int r = 0; r < reps; ++r)
     for (BenchRow& row : rows) {
