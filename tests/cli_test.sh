@@ -110,7 +110,7 @@ assert r["bytes_per_token"] > 0 and "stream_read_gbs" not in r, r
   echo "ok   bench roofline fields and lines"; passes=$((passes+1))
 else echo "FAIL bench roofline: $json $json_np $table"; fails=$((fails+1)); fi
 # bench --spec: speculative rows beside plain decoding on real text at depth (outputs must match).
-expect_error "bench spec over the context" "need 4[0-9]* positions but the context size is 4096" "$GLIMPSE" bench -m "$MODEL" -c 4096 -d 4100 -n 8 --spec ngram
+expect_error "bench spec over the context" "positions but the context size is 2048" "$GLIMPSE" bench -m "$MODEL" -c 2048 -d 2100 -n 8 --spec ngram
 expect_error "bad bench spec row" "mode 'bogus' is not one of" "$GLIMPSE" bench -m "$MODEL" --spec "views:snapkv@64;bogus"
 json=$("$GLIMPSE" bench -m "$MODEL" -d 200 -n 8 -r 1 -t 2 -o json --spec "views:snapkv@64;tabed:snapkv@64,ngram" 2>/dev/null)
 if python3 -c '
