@@ -32,7 +32,6 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 #include <hwy/aligned_allocator.h>
-#include <hwy/cache_control.h>
 #include <hwy/contrib/math/math-inl.h>
 
 #include <algorithm>
@@ -58,7 +57,18 @@ using VF = hn::Vec<DF>;
 constexpr int64_t kQueryBlock = 16;  // tokens per work unit
 constexpr int64_t kKeyTile = 64;     // keys per online-softmax step (a multiple of 4 lanes)
 constexpr int64_t kChunk = 256;      // keys per split-K partial (a multiple of kKeyTile)
-constexpr int kRowBlock = 6;         // rows per register block: 6 x 4 accumulators
+// Register blocks, sized to the register file (32 vectors with AVX-512, 16 below): P.V
+// takes kRowBlock rows x kPvVecs vectors of the head dimension, scores take kScoreRows rows
+// x kScoreKeys keys; larger blocks spill an accumulator and serialise the loop on it.
+constexpr int kRowBlock = 6;
+constexpr int kScoreRows = 3;
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+constexpr int kPvVecs = 4;
+constexpr int kScoreKeys = 4;
+#else
+constexpr int kPvVecs = 2;
+constexpr int kScoreKeys = 3;
+#endif
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Growable 64-byte aligned float buffer (whole-vector loads never split a cache line).
@@ -143,198 +153,6 @@ void RowToF32(const uint8_t* row, int64_t d, float* dst, int64_t dp) {
   for (; i < dp; ++i) dst[i] = 0.0f;
 }
 
-// kt[c][j] = f32(k[j][c]) for c < d rounded up to lanes, j < kKeyTile; zero where j >= nk or
-// c >= d. k: [nk] stored rows of type T, ldk bytes apart; kt: [*][kKeyTile]. Scores then
-// vectorize over keys with no horizontal sums.
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-// One 16 x 16 block: rows of src (stride ls) become columns of dst (stride ld).
-HWY_INLINE void Transpose16(__m512 r[16], float* dst, int64_t ld) {
-  __m512 t[16];
-  HWY_UNROLL(16)
-  for (int i = 0; i < 16; i += 2) {  // 32-bit interleave of row pairs
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  HWY_UNROLL(16)
-  for (int i = 0; i < 16; i += 4) {  // r[i + k] lane block L: column 4L + k of rows i..i+3
-    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-    r[i + 1] =
-        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-    r[i + 2] = _mm512_castpd_ps(
-        _mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-    r[i + 3] = _mm512_castpd_ps(
-        _mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-  }
-  HWY_UNROLL(16)
-  for (int k = 0; k < 4; ++k) {  // 128-bit blocks: columns k, k+8 / k+4, k+12 of 8 rows
-    t[k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88);
-    t[4 + k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xdd);
-    t[8 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88);
-    t[12 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xdd);
-  }
-  HWY_UNROLL(16)
-  for (int k = 0; k < 4; ++k) {
-    _mm512_store_ps(dst + k * ld, _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88));
-    _mm512_store_ps(dst + (k + 8) * ld, _mm512_shuffle_f32x4(t[k], t[8 + k], 0xdd));
-    _mm512_store_ps(dst + (k + 4) * ld, _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0x88));
-    _mm512_store_ps(dst + (k + 12) * ld, _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0xdd));
-  }
-}
-
-// 16 values c..c+15 of a stored row (c a multiple of 16, so a q8_0 run sits in one block).
-template <KvType T>
-HWY_INLINE __m512 Load16(const uint8_t* row, int64_t c) {
-  if constexpr (T == KvType::F32) {
-    return _mm512_loadu_ps(row + 4 * c);
-  } else if constexpr (T == KvType::F16) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * c)));
-  } else if constexpr (T == KvType::BF16) {  // bf16 -> f32: the bits move up 16
-    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * c));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-  } else {
-    const uint8_t* blk = row + c / kKvQ8Block * kKvQ8BlockBytes;
-    uint16_t h;
-    std::memcpy(&h, blk, 2);
-    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2 + c % kKvQ8Block));
-    const __m512 scale = _mm512_set1_ps(ScaleToF32(h));
-    return _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
-  }
-}
-
-// The AVX-512 key block: 16 keys x 16 dimensions.
-struct KeyBlock {
-  using Vec = __m512;
-  static constexpr int kWidth = 16;
-  template <KvType T>
-  static Vec Load(const uint8_t* row, int64_t c) { return Load16<T>(row, c); }
-  static Vec LoadAligned(const float* p) { return _mm512_load_ps(p); }
-  static void Transpose(Vec* r, float* dst, int64_t ld) { Transpose16(r, dst, ld); }
-};
-#elif HWY_TARGET == HWY_AVX2
-// One 8 x 8 block: r[i] holds 8 columns of row i; column k goes to dst + k * ld.
-HWY_INLINE void Transpose8(__m256 r[8], float* dst, int64_t ld) {
-  __m256 t[8], u[8];
-  HWY_UNROLL(8)
-  for (int i = 0; i < 8; i += 2) {  // 32-bit interleave of row pairs
-    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-  }
-  HWY_UNROLL(8)
-  for (int i = 0; i < 8; i += 4) {  // 64-bit pairs: within each 128-bit lane, columns of 4 rows
-    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
-    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
-  }
-  HWY_UNROLL(8)
-  for (int k = 0; k < 4; ++k) {  // 128-bit halves: rows 0-3 with rows 4-7
-    _mm256_store_ps(dst + k * ld, _mm256_permute2f128_ps(u[k], u[4 + k], 0x20));
-    _mm256_store_ps(dst + (k + 4) * ld, _mm256_permute2f128_ps(u[k], u[4 + k], 0x31));
-  }
-}
-
-// 8 values c..c+7 of a stored row (c a multiple of 8, so a q8_0 run sits in one block),
-// converted in registers: F16C for f16, a 16-bit shift for bf16.
-template <KvType T>
-HWY_INLINE __m256 Load8(const uint8_t* row, int64_t c) {
-  if constexpr (T == KvType::F32) {
-    return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + c);
-  } else if constexpr (T == KvType::F16) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * c)));
-  } else if constexpr (T == KvType::BF16) {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * c));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  } else {
-    const uint8_t* blk = row + c / kKvQ8Block * kKvQ8BlockBytes;
-    uint16_t h;
-    std::memcpy(&h, blk, 2);
-    const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 2 + c % kKvQ8Block));
-    return _mm256_mul_ps(_mm256_set1_ps(ScaleToF32(h)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
-  }
-}
-
-// The AVX2 key block: 8 keys x 8 dimensions.
-struct KeyBlock {
-  using Vec = __m256;
-  static constexpr int kWidth = 8;
-  template <KvType T>
-  static Vec Load(const uint8_t* row, int64_t c) { return Load8<T>(row, c); }
-  static Vec LoadAligned(const float* p) { return _mm256_load_ps(p); }
-  static void Transpose(Vec* r, float* dst, int64_t ld) { Transpose8(r, dst, ld); }
-};
-#endif
-
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
-// Blocks of W keys x W dimensions in registers: full blocks loaded straight from the stored
-// rows (converted in registers), edge blocks through a zero-padded copy, then transposed.
-template <KvType T>
-void LoadKeysTransposed(const uint8_t* k, int64_t ldk, int64_t nk, int64_t d, float* kt) {
-  constexpr int W = KeyBlock::kWidth;
-  alignas(64) float stage[W * W];
-  for (int64_t jb = 0; jb < kKeyTile; jb += W)
-    for (int64_t cb = 0; cb < d; cb += W) {
-      KeyBlock::Vec r[W];
-      if (jb + W <= nk && cb + W <= d) {
-        HWY_UNROLL(16)
-        for (int i = 0; i < W; ++i) r[i] = KeyBlock::Load<T>(k + (jb + i) * ldk, cb);
-      } else {
-        for (int i = 0; i < W; ++i)
-          for (int c = 0; c < W; ++c)
-            stage[i * W + c] =
-                (jb + i < nk && cb + c < d) ? ElemAt<T>(k + (jb + i) * ldk, cb + c) : 0.0f;
-        for (int i = 0; i < W; ++i) r[i] = KeyBlock::LoadAligned(stage + i * W);
-      }
-      KeyBlock::Transpose(r, kt + cb * kKeyTile + jb, kKeyTile);
-    }
-}
-#else
-// Other targets: each key row converted to f32 with the target's vectors (RowToF32), then
-// moved into columns; no element conversion in the transposing loop.
-template <KvType T>
-void LoadKeysTransposed(const uint8_t* k, int64_t ldk, int64_t nk, int64_t d, float* kt) {
-  const int64_t dp = PaddedDim(d);
-  thread_local Buf stage_buf;
-  float* stage = stage_buf.get(kKeyTile * dp);
-  for (int64_t j = 0; j < nk; ++j) RowToF32<T>(k + j * ldk, d, stage + j * dp, dp);
-  for (int64_t c = 0; c < d; ++c) {
-    float* col = kt + c * kKeyTile;
-    for (int64_t j = 0; j < nk; ++j) col[j] = stage[j * dp + c];
-    for (int64_t j = nk; j < kKeyTile; ++j) col[j] = 0.0f;
-  }
-}
-#endif
-
-// s[r][0..kKeyTile) = sum_c q[r][c] * kt[c][.] for r < kRows: one FMA chain per score, in
-// order of c, whatever kRows is. q: [kRows][ldq], kt: [d][kKeyTile], s: [kRows][kKeyTile].
-template <int kRows>
-HWY_INLINE void ScoreRows(const float* HWY_RESTRICT q, int64_t ldq, const float* HWY_RESTRICT kt,
-                          int64_t d, float* HWY_RESTRICT s) {
-  const DF df;
-  const int64_t N = (int64_t)hn::Lanes(df);
-  for (int64_t j = 0; j < kKeyTile; j += 4 * N) {
-    VF a[kRows][4];
-    HWY_UNROLL(6)
-    for (int r = 0; r < kRows; ++r)
-      for (int i = 0; i < 4; ++i) a[r][i] = hn::Zero(df);
-    for (int64_t c = 0; c < d; ++c) {
-      const float* kr = kt + c * kKeyTile + j;
-      const VF k0 = hn::Load(df, kr), k1 = hn::Load(df, kr + N);
-      const VF k2 = hn::Load(df, kr + 2 * N), k3 = hn::Load(df, kr + 3 * N);
-      HWY_UNROLL(6)
-      for (int r = 0; r < kRows; ++r) {
-        const VF qc = hn::Set(df, q[r * ldq + c]);
-        a[r][0] = hn::MulAdd(qc, k0, a[r][0]);
-        a[r][1] = hn::MulAdd(qc, k1, a[r][1]);
-        a[r][2] = hn::MulAdd(qc, k2, a[r][2]);
-        a[r][3] = hn::MulAdd(qc, k3, a[r][3]);
-      }
-    }
-    HWY_UNROLL(6)
-    for (int r = 0; r < kRows; ++r)
-      for (int i = 0; i < 4; ++i) hn::Store(a[r][i], df, s + r * kKeyTile + j + i * N);
-  }
-}
-
 // A q8_0 value row read in place: rows are addressed in bytes (sizeof 1).
 struct Q8Byte {
   uint8_t b;
@@ -362,9 +180,65 @@ HWY_INLINE VF LoadValues(const Src* HWY_RESTRICT row, int64_t e) {
   }
 }
 
+// s[0..4) = the lane sums of a0..a3, each by one fixed tree per target, so a score never
+// depends on which keys share its group (a batch and a single decode token agree bit for
+// bit). x86: 512-bit halves added, then pairwise horizontal adds, then the 128-bit halves.
+HWY_INLINE void Reduce4(VF a0, VF a1, VF a2, VF a3, float* HWY_RESTRICT s) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
+#if HWY_TARGET == HWY_AVX2
+  const __m256 b0 = a0.raw, b1 = a1.raw, b2 = a2.raw, b3 = a3.raw;
+#else
+  auto fold = [](__m512 x) {
+    return _mm256_add_ps(_mm512_castps512_ps256(x), _mm512_extractf32x8_ps(x, 1));
+  };
+  const __m256 b0 = fold(a0.raw), b1 = fold(a1.raw), b2 = fold(a2.raw), b3 = fold(a3.raw);
+#endif
+  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(b0, b1), _mm256_hadd_ps(b2, b3));
+  _mm_storeu_ps(s, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+#else
+  const DF df;
+  s[0] = hn::GetLane(hn::SumOfLanes(df, a0));
+  s[1] = hn::GetLane(hn::SumOfLanes(df, a1));
+  s[2] = hn::GetLane(hn::SumOfLanes(df, a2));
+  s[3] = hn::GetLane(hn::SumOfLanes(df, a3));
+#endif
+}
+
+// Scores of kRows query rows against kKeys <= 4 keys: s[r][i] = sum_c q[r][c] * k_i[c] for
+// i < n, as lane-wise FMA chains over c in order, then Reduce4 (a missing key's sums are 0).
+// q: [kRows][ldq] (zero past d), k_i: stored rows of Src (the f32 tile, or the cache itself,
+// converted in registers), read over [0, dp); s: [kRows][lds].
+template <int kRows, int kKeys, class Src>
+HWY_INLINE void ScoreKeys(const float* HWY_RESTRICT q, int64_t ldq, const Src* const k[kKeys],
+                          int64_t dp, int64_t n, float* HWY_RESTRICT s, int64_t lds) {
+  const DF df;
+  const int64_t N = (int64_t)hn::Lanes(df);
+  VF a[kRows][4];
+  HWY_UNROLL(4)
+  for (int r = 0; r < kRows; ++r)
+    for (int i = 0; i < 4; ++i) a[r][i] = hn::Zero(df);
+  for (int64_t c = 0; c < dp; c += N) {
+    VF kc[kKeys];
+    HWY_UNROLL(4)
+    for (int i = 0; i < kKeys; ++i) kc[i] = LoadValues(k[i], c);
+    HWY_UNROLL(4)
+    for (int r = 0; r < kRows; ++r) {
+      const VF qc = hn::Load(df, q + r * ldq + c);
+      HWY_UNROLL(4)
+      for (int i = 0; i < kKeys; ++i) a[r][i] = hn::MulAdd(qc, kc[i], a[r][i]);
+    }
+  }
+  HWY_UNROLL(4)
+  for (int r = 0; r < kRows; ++r) {
+    alignas(16) float sums[4];
+    Reduce4(a[r][0], a[r][1], a[r][2], a[r][3], sums);
+    for (int64_t i = 0; i < n; ++i) s[r * lds + i] = sums[i];
+  }
+}
+
 // acc[r] = acc[r] * corr[r] (if corr) then += p[r][j] * v[j] for j in [j0, j1), in order of j.
 // p: [kRows][kKeyTile], v: [kKeyTile][ldv] of Src (the f32 value tile, or the stored rows
-// straight from the cache when d is a multiple of 4 lanes: one row block (decode) then reads
+// straight from the cache when d is a multiple of 4 lanes, kPvVecs at a time: one row block (decode) then reads
 // V once and saves a store and reload of the tile; the conversion is exact, so the results
 // are the same), acc: [kRows][dp].
 template <int kRows, class Src>
@@ -373,44 +247,43 @@ HWY_INLINE void PvRows(const float* HWY_RESTRICT p, const Src* HWY_RESTRICT v, i
                        float* HWY_RESTRICT acc) {
   const DF df;
   const int64_t N = (int64_t)hn::Lanes(df);
-  for (int64_t c = 0; c < dp; c += 4 * N) {
-    VF a[kRows][4];
+  for (int64_t c = 0; c < dp; c += kPvVecs * N) {
+    VF a[kRows][kPvVecs];
     HWY_UNROLL(6)
     for (int r = 0; r < kRows; ++r)
-      for (int i = 0; i < 4; ++i) {
+      for (int i = 0; i < kPvVecs; ++i) {
         a[r][i] = hn::Load(df, acc + r * dp + c + i * N);
         if (corr) a[r][i] = hn::Mul(a[r][i], hn::Set(df, corr[r]));
       }
     for (int64_t j = j0; j < j1; ++j) {
       const Src* vr = v + j * ldv;
-      const VF v0 = LoadValues(vr, c), v1 = LoadValues(vr, c + N);
-      const VF v2 = LoadValues(vr, c + 2 * N), v3 = LoadValues(vr, c + 3 * N);
+      VF vc[kPvVecs];
+      HWY_UNROLL(4)
+      for (int i = 0; i < kPvVecs; ++i) vc[i] = LoadValues(vr, c + i * N);
       HWY_UNROLL(6)
       for (int r = 0; r < kRows; ++r) {
         const VF pj = hn::Set(df, p[r * kKeyTile + j]);
-        a[r][0] = hn::MulAdd(pj, v0, a[r][0]);
-        a[r][1] = hn::MulAdd(pj, v1, a[r][1]);
-        a[r][2] = hn::MulAdd(pj, v2, a[r][2]);
-        a[r][3] = hn::MulAdd(pj, v3, a[r][3]);
+        HWY_UNROLL(4)
+        for (int i = 0; i < kPvVecs; ++i) a[r][i] = hn::MulAdd(pj, vc[i], a[r][i]);
       }
     }
     HWY_UNROLL(6)
     for (int r = 0; r < kRows; ++r)
-      for (int i = 0; i < 4; ++i) hn::Store(a[r][i], df, acc + r * dp + c + i * N);
+      for (int i = 0; i < kPvVecs; ++i) hn::Store(a[r][i], df, acc + r * dp + c + i * N);
   }
 }
 
-// Row blocks of kRowBlock, then the remainder, through the fixed-size kernels.
-template <class F>
+// Row blocks of kBlock (<= 6), then the remainder, through the fixed-size kernels.
+template <int kBlock, class F>
 HWY_INLINE void ForRowBlocks(int64_t r0, int64_t r1, const F& f) {
   int64_t r = r0;
-  for (; r + kRowBlock <= r1; r += kRowBlock) f(r, std::integral_constant<int, kRowBlock>());
+  for (; r + kBlock <= r1; r += kBlock) f(r, std::integral_constant<int, kBlock>());
   switch (r1 - r) {
-    case 5: f(r, std::integral_constant<int, 5>()); break;
-    case 4: f(r, std::integral_constant<int, 4>()); break;
-    case 3: f(r, std::integral_constant<int, 3>()); break;
-    case 2: f(r, std::integral_constant<int, 2>()); break;
-    case 1: f(r, std::integral_constant<int, 1>()); break;
+    case 5: if constexpr (kBlock > 5) f(r, std::integral_constant<int, 5>()); break;
+    case 4: if constexpr (kBlock > 4) f(r, std::integral_constant<int, 4>()); break;
+    case 3: if constexpr (kBlock > 3) f(r, std::integral_constant<int, 3>()); break;
+    case 2: if constexpr (kBlock > 2) f(r, std::integral_constant<int, 2>()); break;
+    case 1: if constexpr (kBlock > 1) f(r, std::integral_constant<int, 1>()); break;
     default: break;
   }
 }
@@ -477,13 +350,22 @@ void ClearState(State st, int64_t R, int64_t dp) {
 }
 
 struct TileScratch {
-  Buf kt, vf, s, corr;
+  Buf kf, vf, s, corr;
 };
 
-// Scores of rows [r0, R) against one transposed key tile: s[r][0..kKeyTile).
-HWY_NOINLINE void ScoreTile(const Unit& u, int64_t r0, const float* kt, float* s) {
-  ForRowBlocks(r0, u.R, [&](int64_t r, auto rows) {
-    ScoreRows<decltype(rows)::value>(u.q + r * u.dp, u.dp, kt, u.d, s + r * kKeyTile);
+// Scores of rows [r0, R) against the keys [0, nk) of a tile: s[r][0..nk), in groups of
+// kScoreKeys keys (the last group repeats its last key). k: [nk][ldk] of Src.
+template <class Src>
+HWY_NOINLINE void ScoreTile(const Unit& u, int64_t r0, const Src* k, int64_t ldk, int64_t nk,
+                            float* s) {
+  ForRowBlocks<kScoreRows>(r0, u.R, [&](int64_t r, auto rows) {
+    for (int64_t j = 0; j < nk; j += kScoreKeys) {
+      const Src* kr[kScoreKeys];
+      for (int64_t i = 0; i < kScoreKeys; ++i) kr[i] = k + std::min(j + i, nk - 1) * ldk;
+      ScoreKeys<decltype(rows)::value, kScoreKeys>(u.q + r * u.dp, u.dp, kr, u.dp,
+                                                   std::min<int64_t>(kScoreKeys, nk - j),
+                                                   s + r * kKeyTile + j, kKeyTile);
+    }
   });
 }
 
@@ -495,7 +377,7 @@ HWY_NOINLINE void PvTile(const Unit& u, int64_t kb, int64_t nk, int64_t r0, cons
                          const Src* v, int64_t ldv, const float* corr, float* acc) {
   const int64_t G = u.G, dp = u.dp;
   auto visible = [&](int64_t r) { return std::min(nk, u.lim0 + r / G - kb); };
-  ForRowBlocks(r0, u.R, [&](int64_t r, auto rows) {
+  ForRowBlocks<kRowBlock>(r0, u.R, [&](int64_t r, auto rows) {
     constexpr int kRows = decltype(rows)::value;
     const int64_t j_common = visible(r);
     PvRows<kRows>(s + r * kKeyTile, v, ldv, dp, 0, j_common, corr + r, acc + r * dp);
@@ -513,17 +395,13 @@ using DirectValue = std::conditional_t<
     std::conditional_t<T == KvType::F16, hwy::float16_t,
                        std::conditional_t<T == KvType::BF16, hwy::bfloat16_t, Q8Byte>>>;
 
-void PrefetchBytes(const uint8_t* p, int64_t b0, int64_t b1) {
-  for (int64_t b = b0; b < b1; b += 64) hwy::Prefetch(p + b);
-}
-
 // Online softmax over the keys [c0, c0 + kChunk) of u (clipped to what each row sees),
 // starting from an empty state. Rows that see none of these keys keep m = -inf.
 template <KvType KT, KvType VT>
 HWY_NOINLINE void ChunkPartial(const Unit& u, int64_t c0, State st, TileScratch& sc) {
   const int64_t R = u.R, G = u.G, d = u.d, dp = u.dp;
   const int64_t c1 = std::min(c0 + kChunk, u.n_keys());
-  float* kt = sc.kt.get(PaddedDim(d) * kKeyTile);
+  float* kf = sc.kf.get(kKeyTile * dp);
   float* vf = sc.vf.get(kKeyTile * dp);
   float* s = sc.s.get(R * kKeyTile);
   float* corr = sc.corr.get(R);
@@ -532,23 +410,17 @@ HWY_NOINLINE void ChunkPartial(const Unit& u, int64_t c0, State st, TileScratch&
     const int64_t nk = std::min(kKeyTile, c1 - kb);
     // Rows that see key kb: row r sees lim0 + r / G keys, rows are sorted by token.
     const int64_t r0 = std::max<int64_t>(0, kb - u.lim0 + 1) * G;
-    // Prefetch this tile's and the next tile's K and V lines (the next one is prefetched
-    // again as the current one): measured on Zen 5 with the cache in DRAM, issuing the
-    // tile's misses at once nearly halves decode time against demand loads and hardware
-    // streams alone (which restart at every 4 KiB page); prefetching further ahead did not
-    // help, and the extra prefetches cost ~15% when K/V sit in L3.
-    const int64_t pe = std::min(kb + 2 * kKeyTile, u.n_keys());
-    if (u.ldk == u.ldv) {  // same row size: K and V lines interleaved
-      for (int64_t b = kb * u.ldk; b < pe * u.ldk; b += 64) {
-        hwy::Prefetch(u.k + b);
-        hwy::Prefetch(u.v + b);
-      }
-    } else {
-      PrefetchBytes(u.k, kb * u.ldk, pe * u.ldk);
-      PrefetchBytes(u.v, kb * u.ldv, pe * u.ldv);
+    // No software prefetch: K and V are read in address order and the hardware streams
+    // keep up. Prefetching the current and next tile (into L1 or L2) made decode at 8000
+    // keys from DRAM 1.2-1.6x slower (docs/results/isa-levels/README.md, "Decode attention").
+    const uint8_t* ktile = u.k + kb * u.ldk;
+    if (R - r0 <= kScoreRows && d == dp) {  // one row block: K straight from the cache
+      const auto* k = reinterpret_cast<const DirectValue<KT>*>(ktile);
+      ScoreTile(u, r0, k, u.ldk / (int64_t)sizeof(*k), nk, s);
+    } else {  // K converted to f32 once for all row blocks (the same values)
+      for (int64_t j = 0; j < nk; ++j) RowToF32<KT>(ktile + j * u.ldk, d, kf + j * dp, dp);
+      ScoreTile(u, r0, static_cast<const float*>(kf), dp, nk, s);
     }
-    LoadKeysTransposed<KT>(u.k + kb * u.ldk, u.ldk, nk, d, kt);
-    ScoreTile(u, r0, kt, s);
     for (int64_t r = r0; r < R; ++r)
       corr[r] = SoftmaxStep<VT == KvType::F16>(
           s + r * kKeyTile, std::min(nk, u.lim0 + r / G - kb), u.scale, st.m[r], st.l[r]);
