@@ -61,12 +61,13 @@ constexpr int64_t kChunk = 256;      // keys per split-K partial (a multiple of 
 // takes kRowBlock rows x kPvVecs vectors of the head dimension, scores take kScoreRows rows
 // x kScoreKeys keys; larger blocks spill an accumulator and serialise the loop on it.
 constexpr int kRowBlock = 6;
-constexpr int kScoreRows = 3;
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 constexpr int kPvVecs = 4;
+constexpr int kScoreRows = 6;
 constexpr int kScoreKeys = 4;
 #else
 constexpr int kPvVecs = 2;
+constexpr int kScoreRows = 3;
 constexpr int kScoreKeys = 3;
 #endif
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
@@ -161,9 +162,8 @@ struct Q8Byte {
 // Values e..e+lanes of a value row: f32 as is, f16 / bf16 widened, q8_0 scale * q (e a
 // multiple of the lanes, so a vector sits in one 32-value block); all exact and equal to
 // what RowToF32 writes into the tile.
-template <class Src>
-HWY_INLINE VF LoadValues(const Src* HWY_RESTRICT row, int64_t e) {
-  const DF df;
+template <class Src, class D = DF>
+HWY_INLINE hn::Vec<D> LoadValues(const Src* HWY_RESTRICT row, int64_t e, D df = D()) {
   if constexpr (std::is_same_v<Src, float>) {
     return hn::LoadU(df, row + e);
   } else if constexpr (std::is_same_v<Src, Q8Byte>) {
@@ -171,36 +171,35 @@ HWY_INLINE VF LoadValues(const Src* HWY_RESTRICT row, int64_t e) {
     uint16_t h;
     std::memcpy(&h, blk, 2);
     const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2 + e % kKvQ8Block);
-    const hn::Rebind<int8_t, DF> di8;
-    const hn::Rebind<int32_t, DF> di32;
-    const VF x = hn::ConvertTo(df, hn::PromoteTo(di32, hn::LoadU(di8, q)));
+    const hn::Rebind<int8_t, D> di8;
+    const hn::Rebind<int32_t, D> di32;
+    const auto x = hn::ConvertTo(df, hn::PromoteTo(di32, hn::LoadU(di8, q)));
     return hn::Mul(x, hn::Set(df, ScaleToF32(h)));
   } else {
-    return hn::PromoteTo(df, hn::LoadU(hn::Rebind<Src, DF>(), row + e));
+    return hn::PromoteTo(df, hn::LoadU(hn::Rebind<Src, D>(), row + e));
   }
 }
 
+// Scores use vectors of at most 8 floats: with d = 64 a 16-lane score would need only 4 FMAs
+// but a 16-lane reduction; 8 lanes halve the reduction per score, and the 32 registers of
+// AVX-512 hold a 6 x 4 block. (Zen 4 runs 512-bit FMAs at half rate, so 8 lanes lose no
+// FLOPs there.)
+using DS = hn::CappedTag<float, 8>;
+using VS = hn::Vec<DS>;
+
 // s[0..4) = the lane sums of a0..a3, each by one fixed tree per target, so a score never
 // depends on which keys share its group (a batch and a single decode token agree bit for
-// bit). x86: 512-bit halves added, then pairwise horizontal adds, then the 128-bit halves.
-HWY_INLINE void Reduce4(VF a0, VF a1, VF a2, VF a3, float* HWY_RESTRICT s) {
+// bit). x86 (8 lanes): pairwise horizontal adds, then the 128-bit halves.
+HWY_INLINE void Reduce4(VS a0, VS a1, VS a2, VS a3, float* HWY_RESTRICT s) {
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
-#if HWY_TARGET == HWY_AVX2
-  const __m256 b0 = a0.raw, b1 = a1.raw, b2 = a2.raw, b3 = a3.raw;
-#else
-  auto fold = [](__m512 x) {
-    return _mm256_add_ps(_mm512_castps512_ps256(x), _mm512_extractf32x8_ps(x, 1));
-  };
-  const __m256 b0 = fold(a0.raw), b1 = fold(a1.raw), b2 = fold(a2.raw), b3 = fold(a3.raw);
-#endif
-  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(b0, b1), _mm256_hadd_ps(b2, b3));
+  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0.raw, a1.raw), _mm256_hadd_ps(a2.raw, a3.raw));
   _mm_storeu_ps(s, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
 #else
-  const DF df;
-  s[0] = hn::GetLane(hn::SumOfLanes(df, a0));
-  s[1] = hn::GetLane(hn::SumOfLanes(df, a1));
-  s[2] = hn::GetLane(hn::SumOfLanes(df, a2));
-  s[3] = hn::GetLane(hn::SumOfLanes(df, a3));
+  const DS ds;
+  s[0] = hn::GetLane(hn::SumOfLanes(ds, a0));
+  s[1] = hn::GetLane(hn::SumOfLanes(ds, a1));
+  s[2] = hn::GetLane(hn::SumOfLanes(ds, a2));
+  s[3] = hn::GetLane(hn::SumOfLanes(ds, a3));
 #endif
 }
 
@@ -211,24 +210,24 @@ HWY_INLINE void Reduce4(VF a0, VF a1, VF a2, VF a3, float* HWY_RESTRICT s) {
 template <int kRows, int kKeys, class Src>
 HWY_INLINE void ScoreKeys(const float* HWY_RESTRICT q, int64_t ldq, const Src* const k[kKeys],
                           int64_t dp, int64_t n, float* HWY_RESTRICT s, int64_t lds) {
-  const DF df;
-  const int64_t N = (int64_t)hn::Lanes(df);
-  VF a[kRows][4];
-  HWY_UNROLL(4)
+  const DS ds;
+  const int64_t N = (int64_t)hn::Lanes(ds);
+  VS a[kRows][4];
+  HWY_UNROLL(6)
   for (int r = 0; r < kRows; ++r)
-    for (int i = 0; i < 4; ++i) a[r][i] = hn::Zero(df);
+    for (int i = 0; i < 4; ++i) a[r][i] = hn::Zero(ds);
   for (int64_t c = 0; c < dp; c += N) {
-    VF kc[kKeys];
+    VS kc[kKeys];
     HWY_UNROLL(4)
-    for (int i = 0; i < kKeys; ++i) kc[i] = LoadValues(k[i], c);
-    HWY_UNROLL(4)
+    for (int i = 0; i < kKeys; ++i) kc[i] = LoadValues(k[i], c, ds);
+    HWY_UNROLL(6)
     for (int r = 0; r < kRows; ++r) {
-      const VF qc = hn::Load(df, q + r * ldq + c);
+      const VS qc = hn::Load(ds, q + r * ldq + c);
       HWY_UNROLL(4)
       for (int i = 0; i < kKeys; ++i) a[r][i] = hn::MulAdd(qc, kc[i], a[r][i]);
     }
   }
-  HWY_UNROLL(4)
+  HWY_UNROLL(6)
   for (int r = 0; r < kRows; ++r) {
     alignas(16) float sums[4];
     Reduce4(a[r][0], a[r][1], a[r][2], a[r][3], sums);
@@ -395,6 +394,121 @@ using DirectValue = std::conditional_t<
     std::conditional_t<T == KvType::F16, hwy::float16_t,
                        std::conditional_t<T == KvType::BF16, hwy::bfloat16_t, Q8Byte>>>;
 
+// dst[j][0..dp) = f32(rows[j]) for j < nk: the rows of a tile (ld bytes apart) converted
+// once for all row blocks; whole vectors straight through LoadValues when d == dp, else row
+// by row with zero padding. Same values either way.
+template <KvType T>
+HWY_INLINE void TileToF32(const uint8_t* rows, int64_t ld, int64_t nk, int64_t d, float* dst,
+                          int64_t dp) {
+  if (d != dp) {
+    for (int64_t j = 0; j < nk; ++j) RowToF32<T>(rows + j * ld, d, dst + j * dp, dp);
+    return;
+  }
+  const DF df;
+  const int64_t N = (int64_t)hn::Lanes(df);
+  using Src = DirectValue<T>;
+  for (int64_t j = 0; j < nk; ++j) {
+    const Src* row = reinterpret_cast<const Src*>(rows + j * ld);
+    for (int64_t c = 0; c < dp; c += N) hn::Store(LoadValues(row, c), df, dst + j * dp + c);
+  }
+}
+
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+// Prefill scores on AVX-512: two keys per 512-bit vector, each half an 8-lane score vector
+// of ScoreKeys, so the products, the FMA chains and the reduction tree are those of the
+// 8-lane kernel lane for lane (a batch and a decode token still agree bit for bit) while
+// every FMA does 16 lanes of work.
+//
+// kp: the tile's keys in pairs, pair p at kp + p * 2 * dp, its 8-dimension block b at
+// + 16 * b: key 2p in the low half, key 2p + 1 in the high half; keys past nk repeat the
+// last one up to a multiple of 8. Needs d == dp.
+template <KvType T>
+HWY_INLINE void TileToPairs(const uint8_t* rows, int64_t ld, int64_t nk, int64_t dp, float* kp) {
+  const DS ds;
+  using Src = DirectValue<T>;
+  for (int64_t j = 0; j < (nk + 7) / 8 * 8; ++j) {
+    const Src* row = reinterpret_cast<const Src*>(rows + std::min(j, nk - 1) * ld);
+    float* dst = kp + j / 2 * 2 * dp + j % 2 * 8;
+    for (int64_t c = 0; c < dp; c += 8) hn::Store(LoadValues(row, c, ds), ds, dst + 2 * c);
+  }
+}
+
+// The 8 scores of keys 0..7 held in pairs by a0..a3 (keys 2i, 2i+1 in a_i), with the tree of
+// Reduce4: s = ((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7)) per key. hadd of each 128-bit
+// lane is spelled as two shuffles and an add (512-bit hadd does not exist).
+HWY_INLINE void ReducePairs(__m512 a0, __m512 a1, __m512 a2, __m512 a3, float* HWY_RESTRICT s) {
+  auto hadd = [](__m512 x, __m512 y) {
+    return _mm512_add_ps(_mm512_shuffle_ps(x, y, 0x88), _mm512_shuffle_ps(x, y, 0xdd));
+  };
+  // 128-bit lanes of h: lows of keys 0,2,4,6 | their highs | lows of 1,3,5,7 | their highs.
+  const __m512 h = hadd(hadd(a0, a1), hadd(a2, a3));
+  const __m512 sum = _mm512_add_ps(_mm512_shuffle_f32x4(h, h, _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm512_shuffle_f32x4(h, h, _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // 0,2,4,6,1,3,5,7 -> 0..7
+  _mm256_storeu_ps(s, _mm256_permutexvar_ps(order, _mm512_castps512_ps256(sum)));
+}
+
+// Scores of kRows rows against 8 keys in pairs (kp at their first pair): s[r][0..n).
+template <int kRows>
+HWY_INLINE void ScorePairs(const float* HWY_RESTRICT q, int64_t ldq, const float* HWY_RESTRICT kp,
+                           int64_t dp, int64_t n, float* HWY_RESTRICT s, int64_t lds) {
+  __m512 a[kRows][4];
+  HWY_UNROLL(6)
+  for (int r = 0; r < kRows; ++r)
+    for (int i = 0; i < 4; ++i) a[r][i] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < dp; c += 8) {
+    __m512 k[4];
+    HWY_UNROLL(4)
+    for (int i = 0; i < 4; ++i) k[i] = _mm512_load_ps(kp + i * 2 * dp + 2 * c);
+    HWY_UNROLL(6)
+    for (int r = 0; r < kRows; ++r) {
+      const __m512 qc = _mm512_broadcast_f32x8(_mm256_load_ps(q + r * ldq + c));
+      HWY_UNROLL(4)
+      for (int i = 0; i < 4; ++i) a[r][i] = _mm512_fmadd_ps(qc, k[i], a[r][i]);
+    }
+  }
+  HWY_UNROLL(6)
+  for (int r = 0; r < kRows; ++r) {
+    alignas(32) float sums[8];
+    ReducePairs(a[r][0], a[r][1], a[r][2], a[r][3], sums);
+    for (int64_t i = 0; i < n; ++i) s[r * lds + i] = sums[i];
+  }
+}
+
+HWY_NOINLINE void ScoreTilePairs(const Unit& u, int64_t r0, const float* kp, int64_t nk,
+                                 float* s) {
+  ForRowBlocks<kScoreRows>(r0, u.R, [&](int64_t r, auto rows) {
+    for (int64_t j = 0; j < nk; j += 8)
+      ScorePairs<decltype(rows)::value>(u.q + r * u.dp, u.dp, kp + j * u.dp, u.dp,
+                                        std::min<int64_t>(8, nk - j), s + r * kKeyTile + j,
+                                        kKeyTile);
+  });
+}
+#endif
+
+// Scores of rows [r0, R) against the keys [0, nk) of a tile of stored rows: straight from
+// the cache for one row block (decode), else through an f32 copy of the tile shared by the
+// row blocks (key pairs on AVX-512). kf: scratch of kKeyTile x dp floats.
+template <KvType KT>
+HWY_INLINE void ScoreKeyTile(const Unit& u, int64_t r0, const uint8_t* ktile, int64_t nk,
+                             float* kf, float* s) {
+  const int64_t d = u.d, dp = u.dp;
+  if (u.R - r0 <= kScoreRows && d == dp) {
+    const auto* k = reinterpret_cast<const DirectValue<KT>*>(ktile);
+    ScoreTile(u, r0, k, u.ldk / (int64_t)sizeof(*k), nk, s);
+    return;
+  }
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  if (d == dp) {
+    TileToPairs<KT>(ktile, u.ldk, nk, dp, kf);
+    ScoreTilePairs(u, r0, kf, nk, s);
+    return;
+  }
+#endif
+  TileToF32<KT>(ktile, u.ldk, nk, d, kf, dp);
+  ScoreTile(u, r0, static_cast<const float*>(kf), dp, nk, s);
+}
+
 // Online softmax over the keys [c0, c0 + kChunk) of u (clipped to what each row sees),
 // starting from an empty state. Rows that see none of these keys keep m = -inf.
 template <KvType KT, KvType VT>
@@ -414,13 +528,7 @@ HWY_NOINLINE void ChunkPartial(const Unit& u, int64_t c0, State st, TileScratch&
     // keep up. Prefetching the current and next tile (into L1 or L2) made decode at 8000
     // keys from DRAM 1.2-1.6x slower (docs/results/isa-levels/README.md, "Decode attention").
     const uint8_t* ktile = u.k + kb * u.ldk;
-    if (R - r0 <= kScoreRows && d == dp) {  // one row block: K straight from the cache
-      const auto* k = reinterpret_cast<const DirectValue<KT>*>(ktile);
-      ScoreTile(u, r0, k, u.ldk / (int64_t)sizeof(*k), nk, s);
-    } else {  // K converted to f32 once for all row blocks (the same values)
-      for (int64_t j = 0; j < nk; ++j) RowToF32<KT>(ktile + j * u.ldk, d, kf + j * dp, dp);
-      ScoreTile(u, r0, static_cast<const float*>(kf), dp, nk, s);
-    }
+    ScoreKeyTile<KT>(u, r0, ktile, nk, kf, s);
     for (int64_t r = r0; r < R; ++r)
       corr[r] = SoftmaxStep<VT == KvType::F16>(
           s + r * kKeyTile, std::min(nk, u.lim0 + r / G - kb), u.scale, st.m[r], st.l[r]);
@@ -430,7 +538,7 @@ HWY_NOINLINE void ChunkPartial(const Unit& u, int64_t c0, State st, TileScratch&
       PvTile(u, kb, nk, r0, s, v, u.ldv / (int64_t)sizeof(*v), corr, st.acc);
       continue;
     }
-    for (int64_t j = 0; j < nk; ++j) RowToF32<VT>(vtile + j * u.ldv, d, vf + j * dp, dp);
+    TileToF32<VT>(vtile, u.ldv, nk, d, vf, dp);
     PvTile(u, kb, nk, r0, s, static_cast<const float*>(vf), dp, corr, st.acc);
   }
 }
