@@ -3,7 +3,7 @@
 # layers listed, and check_layers.cmake fails the build when a library source includes a
 # header of a layer it may not use. Tests (*_test.cpp) and fuzz targets link the whole
 # stack and may include anything.
-set(GLIMPSE_LAYERS util gguf tokenizer sampling ops model kv lookahead runtime train eval tools)
+set(GLIMPSE_LAYERS util gguf tokenizer sampling ops model kv lookahead runtime train eval server tools)
 set(GLIMPSE_LAYER_DEPS_util "")
 set(GLIMPSE_LAYER_DEPS_gguf util)
 set(GLIMPSE_LAYER_DEPS_tokenizer gguf util)
@@ -15,4 +15,5 @@ set(GLIMPSE_LAYER_DEPS_lookahead kv model ops gguf util)
 set(GLIMPSE_LAYER_DEPS_runtime lookahead kv model ops tokenizer sampling gguf util)
 set(GLIMPSE_LAYER_DEPS_train runtime lookahead kv model ops tokenizer sampling gguf util)
 set(GLIMPSE_LAYER_DEPS_eval runtime lookahead kv model ops tokenizer sampling gguf util)
-set(GLIMPSE_LAYER_DEPS_tools eval train runtime lookahead kv model ops tokenizer sampling gguf util)
+set(GLIMPSE_LAYER_DEPS_server runtime lookahead kv model ops tokenizer sampling gguf util)
+set(GLIMPSE_LAYER_DEPS_tools server eval train runtime lookahead kv model ops tokenizer sampling gguf util)

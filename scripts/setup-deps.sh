@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 # fortunes, debian-handbook, debian-reference-en: offline natural text for the training prompts
 # and the eval tasks, split between the two sides (src/eval/text_corpus.h).
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config git python3 python3-venv python3-pip
-  libhwy-dev nlohmann-json3-dev libfmt-dev libicu-dev libgtest-dev libgmock-dev
+  libhwy-dev nlohmann-json3-dev libcpp-httplib-dev libfmt-dev libicu-dev libgtest-dev libgmock-dev
   libbenchmark-dev clang libclang-rt-14-dev fortunes debian-handbook debian-reference-en)
 LLAMA_CPP_PYTHON_VERSION=0.3.36
+OPENAI_VERSION=3.57.0
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -33,6 +34,10 @@ if [ "${1:-}" = "--python" ]; then
     .venv/bin/pip install -q numpy jinja2 gguf
     CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF" \
       .venv/bin/pip install -q "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION"
+  fi
+  # The official OpenAI client, for the server tests (tests/server/openai_client_test.py).
+  if ! .venv/bin/python -c "import openai; assert openai.__version__ == '$OPENAI_VERSION'" 2>/dev/null; then
+    .venv/bin/pip install -q "openai==$OPENAI_VERSION"
   fi
 fi
 

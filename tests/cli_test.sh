@@ -40,6 +40,9 @@ PY
 expect_error "unsupported architecture" "unsupported model architecture 'mamba'" "$GLIMPSE" run -m "$tmp/arch.gguf" -p hi
 head -c 20000 /usr/share/common-licenses/GPL-3 >"$tmp/long.txt"
 expect_error "prompt over the context" "does not fit the context size 256" "$GLIMPSE" run -m "$MODEL" -c 256 -f "$tmp/long.txt"
+expect_error "serve: port out of range" "out of range" "$GLIMPSE" serve -m "$MODEL" --port 99999
+expect_error "serve: address it cannot bind" "cannot listen on 256.1.1.1" "$GLIMPSE" serve -m "$MODEL" --host 256.1.1.1 --port 8080
+expect_error "serve: unknown default policy" "unknown KV policy 'magic'" "$GLIMPSE" serve -m "$MODEL" --kv-policy magic
 expect_error "unknown flag" "unknown argument '--bogus'" "$GLIMPSE" run -m "$MODEL" --bogus -p hi
 expect_error "bad number" "is not an integer" "$GLIMPSE" run -m "$MODEL" -n abc -p hi
 expect_error "missing value" "needs a value" "$GLIMPSE" run -m "$MODEL" -p

@@ -28,3 +28,9 @@ add_test(NAME unit_models_isa_avx2
           --gtest_filter=KvTypesModel.*:EvictionTest.*:PolicyScores.*:Models/ContextTest.*:Lookahead.*:LookaheadPolicyTest.*:ContextMemory.*)
 set_tests_properties(unit_models_isa_avx2 PROPERTIES LABELS unit TIMEOUT 600
   ENVIRONMENT "GLIMPSE_ISA=avx2;GLIMPSE_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+
+# glimpse serve driven by the official OpenAI Python client (pinned in .venv).
+add_test(NAME server_openai_client
+  COMMAND ${GLIMPSE_VENV_PYTHON} ${CMAKE_SOURCE_DIR}/tests/server/openai_client_test.py
+          --glimpse $<TARGET_FILE:glimpse>)
+set_tests_properties(server_openai_client PROPERTIES LABELS e2e TIMEOUT 600)

@@ -424,8 +424,9 @@ TEST(Matmul, BatchRowsMatchSingleRowsAtEveryIsaLevel) {
         for (int64_t r = 0; r < rows; ++r) {
           const float got = y[i * rows + r];
           ASSERT_EQ(std::memcmp(&got, &y1[r], 4), 0) << "token " << i << " row " << r;
-          if (t != GgmlType::Q4_1)
+          if (t != GgmlType::Q4_1) {
             EXPECT_NEAR(got, yref[i * rows + r], 1e-4f * (1 + std::fabs(got)));
+          }
         }
       }
     }

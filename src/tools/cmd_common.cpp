@@ -104,6 +104,32 @@ void add_kv_args(ArgParser& ap, KvPolicySettings& kv, bool allow_list) {
           [&] { kv.query_agnostic = true; });
 }
 
+void add_sampling_args(ArgParser& ap, SamplerParams& sp) {
+  ap.add({"--temp"}, "N", "temperature (default: 0.8, <= 0 = greedy)",
+         [&](const std::string& v) { sp.temp = parse_float("--temp", v); });
+  ap.add({"--top-k"}, "N", "top-k sampling (default: 40, 0 = disabled)",
+         [&](const std::string& v) { sp.top_k = parse_int("--top-k", v, 0, 1 << 30); });
+  ap.add({"--top-p"}, "N", "top-p sampling (default: 0.95, 1.0 = disabled)",
+         [&](const std::string& v) { sp.top_p = parse_float("--top-p", v); });
+  ap.add({"--min-p"}, "N", "min-p sampling (default: 0.05, 0.0 = disabled)",
+         [&](const std::string& v) { sp.min_p = parse_float("--min-p", v); });
+  ap.add({"--typical"}, "N", "locally typical sampling (default: 1.0, 1.0 = disabled)",
+         [&](const std::string& v) { sp.typical_p = parse_float("--typical", v); });
+  ap.add({"--repeat-penalty"}, "N", "penalize repeated tokens (default: 1.0, 1.0 = disabled)",
+         [&](const std::string& v) { sp.repeat_penalty = parse_float("--repeat-penalty", v); });
+  ap.add({"--repeat-last-n"}, "N", "tokens considered for penalties (default: 64, -1 = ctx)",
+         [&](const std::string& v) { sp.repeat_last_n = parse_int("--repeat-last-n", v, -1, 1 << 30); });
+  ap.add({"--presence-penalty"}, "N", "presence penalty (default: 0.0)",
+         [&](const std::string& v) { sp.presence_penalty = parse_float("--presence-penalty", v); });
+  ap.add({"--frequency-penalty"}, "N", "frequency penalty (default: 0.0)",
+         [&](const std::string& v) { sp.frequency_penalty = parse_float("--frequency-penalty", v); });
+  ap.add({"-s", "--seed"}, "SEED", "RNG seed (default: -1, use random seed for -1)",
+         [&](const std::string& v) {
+           const long long x = parse_int("-s", v, -1, 0xFFFFFFFFll);
+           sp.seed = x < 0 ? kDefaultSeed : (uint32_t)x;
+         });
+}
+
 std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("cannot read '{}': {}", path, std::strerror(errno));

@@ -40,29 +40,7 @@ int cmd_run(int argc, char** argv, int first) {
           [&] { chat = true; });
   ap.add({"-n", "--n-predict"}, "N", "number of tokens to predict (default: -1, -1 = infinity)",
          [&](const std::string& v) { gp.n_predict = parse_int("-n", v, -1, 1 << 30); });
-  ap.add({"--temp"}, "N", "temperature (default: 0.8, <= 0 = greedy)",
-         [&](const std::string& v) { gp.sampling.temp = parse_float("--temp", v); });
-  ap.add({"--top-k"}, "N", "top-k sampling (default: 40, 0 = disabled)",
-         [&](const std::string& v) { gp.sampling.top_k = parse_int("--top-k", v, 0, 1 << 30); });
-  ap.add({"--top-p"}, "N", "top-p sampling (default: 0.95, 1.0 = disabled)",
-         [&](const std::string& v) { gp.sampling.top_p = parse_float("--top-p", v); });
-  ap.add({"--min-p"}, "N", "min-p sampling (default: 0.05, 0.0 = disabled)",
-         [&](const std::string& v) { gp.sampling.min_p = parse_float("--min-p", v); });
-  ap.add({"--typical"}, "N", "locally typical sampling (default: 1.0, 1.0 = disabled)",
-         [&](const std::string& v) { gp.sampling.typical_p = parse_float("--typical", v); });
-  ap.add({"--repeat-penalty"}, "N", "penalize repeated tokens (default: 1.0, 1.0 = disabled)",
-         [&](const std::string& v) { gp.sampling.repeat_penalty = parse_float("--repeat-penalty", v); });
-  ap.add({"--repeat-last-n"}, "N", "tokens considered for penalties (default: 64, -1 = ctx)",
-         [&](const std::string& v) { gp.sampling.repeat_last_n = parse_int("--repeat-last-n", v, -1, 1 << 30); });
-  ap.add({"--presence-penalty"}, "N", "presence penalty (default: 0.0)",
-         [&](const std::string& v) { gp.sampling.presence_penalty = parse_float("--presence-penalty", v); });
-  ap.add({"--frequency-penalty"}, "N", "frequency penalty (default: 0.0)",
-         [&](const std::string& v) { gp.sampling.frequency_penalty = parse_float("--frequency-penalty", v); });
-  ap.add({"-s", "--seed"}, "SEED", "RNG seed (default: -1, use random seed for -1)",
-         [&](const std::string& v) {
-           const long long x = parse_int("-s", v, -1, 0xFFFFFFFFll);
-           gp.sampling.seed = x < 0 ? kDefaultSeed : (uint32_t)x;
-         });
+  add_sampling_args(ap, gp.sampling);
   ap.add({"-r", "--reverse-prompt", "--stop"}, "TEXT", "stop generating at TEXT (repeatable)",
          [&](const std::string& v) { gp.stop.push_back(v); });
   ap.flag({"--ignore-eos"}, "keep generating after the end-of-generation token",

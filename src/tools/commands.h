@@ -3,6 +3,7 @@
 
 #include "kv/policy.h"
 #include "runtime/engine.h"
+#include "sampling/sampler.h"
 #include "tools/args.h"
 
 namespace glimpse {
@@ -22,6 +23,11 @@ void add_model_args(ArgParser& ap, EngineParams& sp, KvTypeLists* lists = nullpt
 // calls after parsing.
 void add_kv_args(ArgParser& ap, KvPolicySettings& kv, bool allow_list = false);
 
+// --temp --top-k --top-p --min-p --typical --repeat-penalty --repeat-last-n
+// --presence-penalty --frequency-penalty -s, shared by run and serve (llama.cpp's names and
+// defaults).
+void add_sampling_args(ArgParser& ap, SamplerParams& sp);
+
 std::string read_text_file(const std::string& path);
 std::vector<std::string> split_list(const std::string& v);  // "a,b" -> {"a", "b"}
 
@@ -32,5 +38,6 @@ int cmd_bench(int argc, char** argv, int first);
 int cmd_eval(int argc, char** argv, int first);
 int cmd_prompts(int argc, char** argv, int first);
 int cmd_train_lookahead(int argc, char** argv, int first);
+int cmd_serve(int argc, char** argv, int first);
 
 }  // namespace glimpse

@@ -15,6 +15,7 @@ const char* kUsage =
     "commands:\n"
     "  run        generate text from a prompt (default when the first argument is a flag)\n"
     "  tokenize   print the token ids of a text as a JSON array\n"
+    "  serve      OpenAI-compatible HTTP server (per-request KV policies)\n"
     "  bench      llama-bench-style throughput tests (pp, tg, at depth)\n"
     "  eval       RULER-style evaluation of KV eviction policies (quality and cost)\n"
     "  prompts    write LookaheadKV training prompts (JSONL), disjoint from the evaluation\n"
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
     if (cmd == "eval") return glimpse::cmd_eval(argc, argv, 2);
     if (cmd == "prompts") return glimpse::cmd_prompts(argc, argv, 2);
     if (cmd == "train-lookahead") return glimpse::cmd_train_lookahead(argc, argv, 2);
+    if (cmd == "serve") return glimpse::cmd_serve(argc, argv, 2);
     std::fprintf(stderr, "error: unknown command '%s' (see glimpse --help)\n", cmd.c_str());
     return 1;
   } catch (const glimpse::Error& e) {

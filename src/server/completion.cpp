@@ -1,0 +1,96 @@
+#include "server/completion.h"
+
+#include <fmt/format.h>
+
+#include "ops/kv_types.h"
+#include "runtime/context.h"
+#include "runtime/generate.h"
+#include "util/error.h"
+
+namespace glimpse {
+
+namespace {
+
+// Thrown out of the text callback when the client has gone; caught below.
+struct Cancelled {};
+
+std::vector<int32_t> encode_chat(const Engine& engine, const std::vector<ChatMessage>& msgs,
+                                 bool add_generation_prompt) {
+  const std::string text = engine.chat_template().render(msgs, add_generation_prompt);
+  return engine.tokenizer().encode(text, engine.tokenizer().add_bos(), /*parse_special=*/true);
+}
+
+}  // namespace
+
+std::vector<int32_t> completion_prompt(const Engine& engine, const CompletionRequest& r,
+                                       int64_t* n_compress) {
+  std::vector<int32_t> tokens;
+  if (!r.chat) {
+    tokens = engine.tokenizer().encode(r.prompt, engine.tokenizer().add_bos(),
+                                       /*parse_special=*/false);
+    *n_compress = (int64_t)tokens.size();
+    return tokens;
+  }
+  tokens = encode_chat(engine, r.messages, true);
+  *n_compress = (int64_t)tokens.size();
+  if (r.kv.query_agnostic) {
+    // The document is the conversation before the last message: compress what the tokens
+    // of the whole prompt share with it, before the question is read.
+    const std::vector<ChatMessage> head(r.messages.begin(), r.messages.end() - 1);
+    const std::vector<int32_t> prefix = encode_chat(engine, head, false);
+    size_t k = 0;
+    while (k < prefix.size() && k < tokens.size() && prefix[k] == tokens[k]) ++k;
+    *n_compress = (int64_t)k;
+  }
+  return tokens;
+}
+
+CompletionOutput run_completion(const std::shared_ptr<const Engine>& engine,
+                                const CompletionRequest& r, ThreadPool* pool,
+                                const std::function<bool(std::string_view)>& on_text) {
+  int64_t n_compress = 0;
+  const std::vector<int32_t> tokens = completion_prompt(*engine, r, &n_compress);
+  Context ctx(engine, engine->context_defaults(), pool);
+  if (tokens.empty()) bad_request(r.chat ? "messages" : "prompt", "the prompt is empty");
+  if ((int64_t)tokens.size() >= ctx.n_ctx())
+    throw ApiError(400, "invalid_request_error",
+                   fmt::format("the prompt is {} tokens, which does not fit the context size {}",
+                               tokens.size(), ctx.n_ctx()),
+                   "context_length_exceeded");
+  GenerateParams gp;
+  gp.n_predict = r.n_predict;
+  gp.sampling = r.sampling;
+  gp.stop = r.stop;
+  gp.kv = r.kv;
+  gp.n_compress = r.kv.query_agnostic ? n_compress : -1;
+  CompletionOutput out;
+  GenerateResult g;
+  try {
+    g = generate(ctx, tokens, gp, [&](std::string_view t) {
+      if (!on_text(t)) throw Cancelled{};
+    });
+  } catch (const Cancelled&) {
+    out.stop_reason = "cancelled";
+    return out;
+  } catch (const Error& e) {
+    bad_request("", e.what());
+  }
+  out.text = std::move(g.text);
+  out.stop_reason = g.stop_reason;
+  CompletionStats& s = out.stats;
+  s.n_prompt = g.timings.n_prompt;
+  s.n_gen = g.timings.n_gen;
+  s.prompt_ms = g.timings.prefill_ms;
+  s.predicted_ms = g.timings.decode_ms + g.timings.sample_ms;
+  s.kv_policy = r.kv.name;
+  s.kv_budget = g.timings.kv.evicted ? g.timings.kv.budget : 0;
+  s.kv_entries = g.timings.kv_entries;
+  s.kv_bytes = g.timings.kv_bytes;
+  const ModelConfig& c = engine->model().config();
+  const int64_t heads = (int64_t)c.n_layer * c.n_kv_head;
+  s.kv_full_entries = heads * ctx.n_past();
+  s.kv_full_bytes = (size_t)s.kv_full_entries * (ctx.cache().k_row_bytes() + ctx.cache().v_row_bytes());
+  return out;
+}
+
+}  // namespace glimpse

@@ -1,0 +1,258 @@
+// glimpse serve end to end on loopback: the default model behind HttpServer, driven by an
+// HTTP client. Answers are checked against generate() run directly on the same tokens.
+#include "server/http_server.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "runtime/context.h"
+#include "runtime/generate.h"
+#include "server/completion.h"
+#include "server/web_page.h"
+
+namespace glimpse {
+namespace {
+
+using json = nlohmann::json;
+
+std::shared_ptr<const Engine> default_engine() {
+  static std::shared_ptr<const Engine> e = [] {
+    std::shared_ptr<const Engine> out;
+    if (!std::filesystem::exists(default_model_path())) return out;
+    EngineParams p;
+    p.model_path = default_model_path();
+    p.n_threads = 2;
+    p.context.n_ctx = 2048;
+    out = Engine::load(p);
+    return out;
+  }();
+  return e;
+}
+
+// A server on a free loopback port, serving on its own thread for the test's life.
+struct Running {
+  HttpServer server;
+  int port = 0;
+  std::thread thread;
+  explicit Running(ServeParams p, std::shared_ptr<const Engine> e) : server([&] {
+    p.host = "127.0.0.1";
+    p.port = 0;
+    return p;
+  }()) {
+    port = server.bind();
+    if (e) server.set_engine(std::move(e));
+    thread = std::thread([this] { server.serve(); });
+  }
+  ~Running() {
+    server.stop();
+    thread.join();
+  }
+  httplib::Client client(const std::string& key = "") const {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(120, 0);
+    if (!key.empty()) c.set_bearer_token_auth(key);
+    return c;
+  }
+};
+
+class ServeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    engine_ = default_engine();
+    if (!engine_) GTEST_SKIP() << "default model not found";
+  }
+  std::shared_ptr<const Engine> engine_;
+};
+
+// What generate() writes for a chat request, greedy, on its own context.
+std::string direct_answer(const std::shared_ptr<const Engine>& e, const std::string& body) {
+  const CompletionRequest r = parse_completion_request(body, true, ApiLimits{}, ApiDefaults{});
+  int64_t n_compress = 0;
+  const std::vector<int32_t> tokens = completion_prompt(*e, r, &n_compress);
+  Context ctx(e);
+  GenerateParams gp;
+  gp.n_predict = r.n_predict;
+  gp.sampling = r.sampling;
+  gp.kv = r.kv;
+  return generate(ctx, tokens, gp, [](std::string_view) {}).text;
+}
+
+const char* kGreedy =
+    R"({"messages": [{"role": "user", "content": "Name three colours."}], "temperature": 0, "max_tokens": 24})";
+
+TEST_F(ServeTest, HealthModelsAndGreedyChatMatchGenerate) {
+  Running s({}, engine_);
+  httplib::Client c = s.client();
+  auto h = c.Get("/health");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  auto m = c.Get("/v1/models");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(json::parse(m->body)["data"][0]["id"],
+            std::filesystem::path(default_model_path()).filename().string());
+  auto r = c.Post("/v1/chat/completions", kGreedy, "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json j = json::parse(r->body);
+  const std::string text = j["choices"][0]["message"]["content"];
+  EXPECT_EQ(text, direct_answer(engine_, kGreedy));
+  EXPECT_FALSE(text.empty());
+  EXPECT_EQ(j["usage"]["completion_tokens"].get<int64_t>() + j["usage"]["prompt_tokens"].get<int64_t>(),
+            j["usage"]["total_tokens"].get<int64_t>());
+  EXPECT_GT(j["timings"]["predicted_per_second"].get<double>(), 0.0);
+}
+
+TEST_F(ServeTest, StreamedDeltasAddUpToTheWholeAnswer) {
+  Running s({}, engine_);
+  httplib::Client c = s.client();
+  json body = json::parse(kGreedy);
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  auto r = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200);
+  EXPECT_NE(r->get_header_value("Content-Type").find("text/event-stream"), std::string::npos);
+  std::string text, finish;
+  int n_events = 0;
+  bool done = false, usage = false;
+  size_t at = 0;
+  while ((at = r->body.find("data: ", at)) != std::string::npos) {
+    const size_t end = r->body.find("\n\n", at);
+    ASSERT_NE(end, std::string::npos);
+    const std::string data = r->body.substr(at + 6, end - at - 6);
+    at = end;
+    ++n_events;
+    if (data == "[DONE]") {
+      done = true;
+      continue;
+    }
+    const json ev = json::parse(data);
+    if (ev["choices"].empty()) {
+      usage = ev.contains("usage");
+      continue;
+    }
+    const json& ch = ev["choices"][0];
+    if (n_events == 1) {
+      EXPECT_EQ(ch["delta"]["role"], "assistant");
+    }
+    if (ch["delta"].contains("content")) text += ch["delta"]["content"].get<std::string>();
+    if (!ch["finish_reason"].is_null()) finish = ch["finish_reason"];
+  }
+  EXPECT_TRUE(done);
+  EXPECT_TRUE(usage);
+  EXPECT_FALSE(finish.empty());
+  EXPECT_EQ(text, direct_answer(engine_, kGreedy));
+}
+
+TEST_F(ServeTest, PerRequestKvPolicyHoldsFewerEntries) {
+  Running s({}, engine_);
+  httplib::Client c = s.client();
+  std::string doc;
+  for (int i = 0; i < 60; ++i) doc += "Line " + std::to_string(i) + " of a long note about the harbour. ";
+  json body = {{"messages", {{{"role", "user"}, {"content", doc + "\nWhat is this about?"}}}},
+               {"temperature", 0}, {"max_tokens", 8}};
+  auto full = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  body["kv_policy"] = "snapkv";
+  body["kv_budget"] = 64;
+  auto kept = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(full && kept);
+  ASSERT_EQ(kept->status, 200) << kept->body;
+  const json jf = json::parse(full->body)["kv"], jk = json::parse(kept->body)["kv"];
+  EXPECT_EQ(jf["entries"], jf["full_entries"]);
+  EXPECT_EQ(jk["policy"], "snapkv");
+  EXPECT_EQ(jk["budget"], 64);
+  EXPECT_LT(jk["entries"].get<int64_t>() * 3, jk["full_entries"].get<int64_t>());
+  EXPECT_LT(jk["bytes"].get<int64_t>() * 3, jk["full_bytes"].get<int64_t>());
+}
+
+TEST_F(ServeTest, BadRequestsGet4xxAndTheServerKeepsServing) {
+  ServeParams p;
+  p.max_body_bytes = 4096;
+  Running s(p, engine_);
+  httplib::Client c = s.client();
+  const std::pair<const char*, int> cases[] = {
+      {"not json", 400},
+      {R"({"messages": "x"})", 400},
+      {R"({"messages": [{"role": "user", "content": "x"}], "kv_policy": "magic"})", 400},
+      {R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": 1e99})", 400},
+  };
+  for (const auto& [body, status] : cases) {
+    auto r = c.Post("/v1/chat/completions", body, "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, status) << body;
+    EXPECT_TRUE(json::parse(r->body)["error"].contains("message")) << r->body;
+  }
+  auto big = c.Post("/v1/completions", std::string(8192, 'x'), "application/json");
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->status, 413);
+  // A prompt over the context: 400 naming context_length_exceeded.
+  std::string huge;
+  for (int i = 0; i < 700; ++i) huge += "word ";
+  ServeParams p2;
+  Running s2(p2, engine_);
+  httplib::Client c2 = s2.client();
+  auto over = c2.Post("/v1/completions", json{{"prompt", huge + huge + huge}}.dump(), "application/json");
+  ASSERT_TRUE(over);
+  EXPECT_EQ(over->status, 400);
+  EXPECT_EQ(json::parse(over->body)["error"]["param"], "context_length_exceeded");
+  auto nf = c.Get("/nope");
+  ASSERT_TRUE(nf);
+  EXPECT_EQ(nf->status, 404);
+  EXPECT_TRUE(json::parse(nf->body).contains("error"));
+  auto ok = c.Post("/v1/chat/completions", kGreedy, "application/json");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+}
+
+TEST_F(ServeTest, ApiKeyTokenizeAndLoading) {
+  ServeParams p;
+  p.api_key = "sekret";
+  Running s(p, engine_);
+  auto no = s.client().Get("/v1/models");
+  ASSERT_TRUE(no);
+  EXPECT_EQ(no->status, 401);
+  EXPECT_EQ(json::parse(no->body)["error"]["type"], "authentication_error");
+  EXPECT_EQ(s.client().Get("/health")->status, 200);
+  httplib::Client c = s.client("sekret");
+  auto t = c.Post("/tokenize", R"({"content": "Hello world"})", "application/json");
+  ASSERT_TRUE(t);
+  ASSERT_EQ(t->status, 200);
+  const json ids = json::parse(t->body)["tokens"];
+  EXPECT_FALSE(ids.empty());
+  auto d = c.Post("/detokenize", json{{"tokens", ids}}.dump(), "application/json");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(json::parse(d->body)["content"], "Hello world");
+  auto bad = c.Post("/detokenize", R"({"tokens": [-1]})", "application/json");
+  EXPECT_EQ(bad->status, 400);
+
+  Running loading({}, nullptr);  // no model yet
+  auto h = loading.client().Get("/health");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 503);
+  EXPECT_EQ(loading.client().Post("/v1/completions", R"({"prompt": "x"})", "application/json")->status, 503);
+}
+
+TEST(ServeWebPage, FillsThePolicyMenuAndEscapesScriptText) {
+  const std::string page = web_page({"none", "snapkv"}, "snapkv", "m</script><b>");
+  EXPECT_NE(page.find("const POLICIES = [\"none\",\"snapkv\"], PRESELECT = \"snapkv\";"),
+            std::string::npos);
+  EXPECT_EQ(page.find("m</script><b>"), std::string::npos);
+  EXPECT_NE(page.find("m<\\/script><b>"), std::string::npos);
+  for (const char* placeholder : {"@POLICIES@", "@PRESELECT@", "@MODEL@"})
+    EXPECT_EQ(page.find(placeholder), std::string::npos) << placeholder;
+}
+
+TEST_F(ServeTest, ServesThePageAtRoot) {
+  Running s({}, engine_);
+  auto r = s.client().Get("/");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->get_header_value("Content-Type").find("text/html"), std::string::npos);
+  EXPECT_NE(r->body.find("/v1/chat/completions"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace glimpse
