@@ -65,57 +65,73 @@ void check_prompt_fits(const Context& s, size_t n_prompt) {
          n_prompt, s.n_ctx(), s.model().config().n_ctx_train);
 }
 
+Generation::Generation(Context& ctx, const std::vector<int32_t>& prompt, const GenerateParams& p,
+                       std::function<void(std::string_view)> on_text)
+    : s_(ctx), p_(p), on_text_(std::move(on_text)) {
+  check_prompt_fits(s_, prompt.size());
+  r_.timings.load_ms = s_.engine().load_ms();
+  r_.timings.n_prompt = (int64_t)prompt.size();
+  s_.begin_sampling(p_.sampling, p_.stop, prompt);
+  r_.seed = s_.sampling().sampler.seed();
+  Stopwatch sw;
+  r_.timings.kv = prefill_with_eviction(s_, prompt, p_.n_compress, p_.kv);
+  r_.timings.prefill_ms = sw.ms();
+  r_.stop_reason = "length";
+  cpu0_ = process_cpu_ms();
+}
+
+void Generation::emit(const std::string& text) {
+  if (text.empty()) return;
+  r_.text += text;
+  if (on_text_) on_text_(text);
+}
+
+int32_t Generation::step() {
+  if (over_ || (p_.n_predict >= 0 && r_.timings.n_gen >= p_.n_predict)) {
+    over_ = true;
+    return -1;
+  }
+  Stopwatch sw;
+  const int32_t id = s_.sample_next();
+  r_.timings.sample_ms += sw.ms();
+  ++r_.timings.n_gen;
+  over_ = true;
+  if (!p_.ignore_eos && s_.tokenizer().is_eog(id)) {
+    r_.stop_reason = "eos";
+    return -1;
+  }
+  r_.tokens.push_back(id);
+  emit(s_.text_of(id));
+  if (s_.stopped()) {
+    r_.stop_reason = "stop";
+    return -1;
+  }
+  if (p_.n_predict >= 0 && r_.timings.n_gen >= p_.n_predict) return -1;
+  if (s_.cache().n_past() + 1 > s_.n_ctx()) {
+    r_.stop_reason = "context";
+    return -1;
+  }
+  over_ = false;
+  return id;
+}
+
+GenerateResult Generation::finish() {
+  r_.timings.decode_cpu_ms = process_cpu_ms() - cpu0_;
+  emit(s_.finish_text());
+  r_.timings.total_ms = total_.ms() + r_.timings.load_ms;
+  r_.timings.record_cache(s_.cache());
+  return std::move(r_);
+}
+
 GenerateResult generate(Context& s, const std::vector<int32_t>& prompt, const GenerateParams& p,
                         const std::function<void(std::string_view)>& on_text) {
-  check_prompt_fits(s, prompt.size());
-  GenerateResult r;
-  Stopwatch total;
-  r.timings.load_ms = s.engine().load_ms();
-  r.timings.n_prompt = (int64_t)prompt.size();
-  const Tokenizer& tok = s.tokenizer();
-  s.begin_sampling(p.sampling, p.stop, prompt);
-  r.seed = s.sampling().sampler.seed();
-  auto emit = [&](const std::string& text) {
-    if (text.empty()) return;
-    r.text += text;
-    if (on_text) on_text(text);
-  };
-
-  Stopwatch sw;
-  r.timings.kv = prefill_with_eviction(s, prompt, p.n_compress, p.kv);
-  r.timings.prefill_ms = sw.ms();
-
-  r.stop_reason = "length";
-  const double cpu0 = process_cpu_ms();
-  while (p.n_predict < 0 || r.timings.n_gen < p.n_predict) {
-    sw.reset();
-    const int32_t id = s.sample_next();
-    r.timings.sample_ms += sw.ms();
-    ++r.timings.n_gen;
-    if (!p.ignore_eos && tok.is_eog(id)) {
-      r.stop_reason = "eos";
-      break;
-    }
-    r.tokens.push_back(id);
-    emit(s.text_of(id));
-    if (s.stopped()) {
-      r.stop_reason = "stop";
-      break;
-    }
-    if (p.n_predict >= 0 && r.timings.n_gen >= p.n_predict) break;
-    if (s.cache().n_past() + 1 > s.n_ctx()) {
-      r.stop_reason = "context";
-      break;
-    }
-    sw.reset();
+  Generation g(s, prompt, p, on_text);
+  for (int32_t id; (id = g.step()) >= 0;) {
+    Stopwatch sw;
     s.decode(id);
-    r.timings.decode_ms += sw.ms();
+    g.add_decode_ms(sw.ms());
   }
-  r.timings.decode_cpu_ms = process_cpu_ms() - cpu0;
-  emit(s.finish_text());
-  r.timings.total_ms = total.ms() + r.timings.load_ms;
-  r.timings.record_cache(s.cache());
-  return r;
+  return g.finish();
 }
 
 }  // namespace glimpse

@@ -11,6 +11,7 @@
 #include "runtime/context.h"
 #include "runtime/spec_report.h"
 #include "sampling/sampler.h"
+#include "util/timer.h"
 
 namespace glimpse {
 
@@ -60,6 +61,35 @@ struct GenerateResult {
 
 // Error unless a prompt of n_prompt tokens leaves room for at least one generated token.
 void check_prompt_fits(const Context& ctx, size_t n_prompt);
+
+// generate() one step at a time, for callers that batch the forwards of many requests (the
+// server's scheduler). The constructor prefills through the eviction path and arms the
+// sampler; step() samples the next token from the context's logits and emits its text, and
+// returns the token the caller must decode next (alone: ctx.decode(id); batched with other
+// contexts: forward_contexts, bit-identical) before calling step() again, or -1 once the
+// generation is over (end of generation, a stop string, -n tokens, a full context);
+// finish() then emits the held-back text and returns the result. generate() is exactly this
+// loop with ctx.decode, so every frontend produces the same tokens.
+class Generation {
+ public:
+  Generation(Context& ctx, const std::vector<int32_t>& prompt, const GenerateParams& p,
+             std::function<void(std::string_view)> on_text);
+  int32_t step();
+  void add_decode_ms(double ms) { r_.timings.decode_ms += ms; }
+  GenerateResult finish();
+  Context& context() { return s_; }
+  const Timings& timings() const { return r_.timings; }
+
+ private:
+  void emit(const std::string& text);
+  Context& s_;
+  GenerateParams p_;
+  std::function<void(std::string_view)> on_text_;
+  GenerateResult r_;
+  Stopwatch total_;
+  double cpu0_ = 0;
+  bool over_ = false;
+};
 
 // Prefill (through the eviction path) and sampling on one context, which must be empty.
 GenerateResult generate(Context& ctx, const std::vector<int32_t>& prompt, const GenerateParams& p,

@@ -2,17 +2,9 @@
 
 #include <fmt/format.h>
 
-#include "ops/kv_types.h"
-#include "runtime/context.h"
-#include "runtime/generate.h"
-#include "util/error.h"
-
 namespace glimpse {
 
 namespace {
-
-// Thrown out of the text callback when the client has gone; caught below.
-struct Cancelled {};
 
 std::vector<int32_t> encode_chat(const Engine& engine, const std::vector<ChatMessage>& msgs,
                                  bool add_generation_prompt) {
@@ -45,39 +37,29 @@ std::vector<int32_t> completion_prompt(const Engine& engine, const CompletionReq
   return tokens;
 }
 
-CompletionOutput run_completion(const std::shared_ptr<const Engine>& engine,
-                                const CompletionRequest& r, ThreadPool* pool,
-                                const std::function<bool(std::string_view)>& on_text) {
-  int64_t n_compress = 0;
-  const std::vector<int32_t> tokens = completion_prompt(*engine, r, &n_compress);
-  Context ctx(engine, engine->context_defaults(), pool);
-  if (tokens.empty()) bad_request(r.chat ? "messages" : "prompt", "the prompt is empty");
-  if ((int64_t)tokens.size() >= ctx.n_ctx())
+void check_completion_fits(const Engine& engine, size_t n_prompt) {
+  const int n_ctx = engine.context_defaults().n_ctx;
+  if (n_prompt == 0) bad_request("prompt", "the prompt is empty");
+  if ((int64_t)n_prompt >= n_ctx)
     throw ApiError(400, "invalid_request_error",
                    fmt::format("the prompt is {} tokens, which does not fit the context size {}",
-                               tokens.size(), ctx.n_ctx()),
+                               n_prompt, n_ctx),
                    "context_length_exceeded");
+}
+
+GenerateParams completion_params(const CompletionRequest& r, int64_t n_compress) {
   GenerateParams gp;
   gp.n_predict = r.n_predict;
   gp.sampling = r.sampling;
   gp.stop = r.stop;
   gp.kv = r.kv;
   gp.n_compress = r.kv.query_agnostic ? n_compress : -1;
-  CompletionOutput out;
-  GenerateResult g;
-  try {
-    g = generate(ctx, tokens, gp, [&](std::string_view t) {
-      if (!on_text(t)) throw Cancelled{};
-    });
-  } catch (const Cancelled&) {
-    out.stop_reason = "cancelled";
-    return out;
-  } catch (const Error& e) {
-    bad_request("", e.what());
-  }
-  out.text = std::move(g.text);
-  out.stop_reason = g.stop_reason;
-  CompletionStats& s = out.stats;
+  return gp;
+}
+
+CompletionStats completion_stats(const CompletionRequest& r, const GenerateResult& g,
+                                 const Context& ctx) {
+  CompletionStats s;
   s.n_prompt = g.timings.n_prompt;
   s.n_gen = g.timings.n_gen;
   s.prompt_ms = g.timings.prefill_ms;
@@ -86,11 +68,11 @@ CompletionOutput run_completion(const std::shared_ptr<const Engine>& engine,
   s.kv_budget = g.timings.kv.evicted ? g.timings.kv.budget : 0;
   s.kv_entries = g.timings.kv_entries;
   s.kv_bytes = g.timings.kv_bytes;
-  const ModelConfig& c = engine->model().config();
-  const int64_t heads = (int64_t)c.n_layer * c.n_kv_head;
-  s.kv_full_entries = heads * ctx.n_past();
-  s.kv_full_bytes = (size_t)s.kv_full_entries * (ctx.cache().k_row_bytes() + ctx.cache().v_row_bytes());
-  return out;
+  const ModelConfig& c = ctx.model().config();
+  s.kv_full_entries = (int64_t)c.n_layer * c.n_kv_head * ctx.n_past();
+  s.kv_full_bytes =
+      (size_t)s.kv_full_entries * (ctx.cache().k_row_bytes() + ctx.cache().v_row_bytes());
+  return s;
 }
 
 }  // namespace glimpse

@@ -1,17 +1,15 @@
-// One completion request run on the engine: the prompt's tokens (chat template for chat
-// requests), then generate() -- the request path every frontend uses -- with the request's
-// sampling, stop strings and KV policy, on a context of its own that is freed on return.
+// What one completion request turns into for the request path: the prompt's tokens (chat
+// template for chat requests), the GenerateParams of runtime/generate.h, and the statistics
+// the response reports.
 #pragma once
 
 #include <cstdint>
-#include <functional>
-#include <string>
-#include <string_view>
 #include <vector>
 
+#include "runtime/context.h"
 #include "runtime/engine.h"
+#include "runtime/generate.h"
 #include "server/api.h"
-#include "util/thread_pool.h"
 
 namespace glimpse {
 
@@ -20,18 +18,13 @@ namespace glimpse {
 std::vector<int32_t> completion_prompt(const Engine& engine, const CompletionRequest& r,
                                        int64_t* n_compress);
 
-struct CompletionOutput {
-  std::string text;
-  std::string stop_reason;  // generate()'s: "eos", "stop", "length", "context"; "cancelled"
-  CompletionStats stats;
-};
+// ApiError 400 (param context_length_exceeded) unless the prompt leaves room to generate.
+void check_completion_fits(const Engine& engine, size_t n_prompt);
 
-// Runs the request. on_text receives the text as it completes; returning false cancels the
-// generation (the client went away): the output then has stop_reason "cancelled". A prompt
-// that leaves no room to generate throws ApiError 400 (context_length_exceeded); an Error of
-// the request (e.g. a policy it cannot use) is a 400 as well.
-CompletionOutput run_completion(const std::shared_ptr<const Engine>& engine,
-                                const CompletionRequest& r, ThreadPool* pool,
-                                const std::function<bool(std::string_view)>& on_text);
+GenerateParams completion_params(const CompletionRequest& r, int64_t n_compress);
+
+// Tokens, times and the KV held (vs the full cache) of a finished generation on ctx.
+CompletionStats completion_stats(const CompletionRequest& r, const GenerateResult& g,
+                                 const Context& ctx);
 
 }  // namespace glimpse

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "server/completion.h"
+#include "server/scheduler.h"
 #include "server/web_page.h"
 #include "util/error.h"
 
@@ -38,48 +39,10 @@ int64_t unix_time() {
       .count();
 }
 
-// Slots for generating requests and the bounded queue in front of them.
-class SlotGate {
- public:
-  SlotGate(int n_slots, int max_queue) : free_(n_slots), max_queue_(max_queue) {
-    for (int i = n_slots - 1; i >= 0; --i) ids_.push_back(i);
-  }
-  // A slot id, or -1 when the queue is full (the caller answers 503).
-  int acquire() {
-    std::unique_lock<std::mutex> lock(m_);
-    if (free_ == 0 && waiting_ >= max_queue_) return -1;
-    ++waiting_;
-    cv_.wait(lock, [&] { return free_ > 0; });
-    --waiting_;
-    --free_;
-    const int id = ids_.back();
-    ids_.pop_back();
-    return id;
-  }
-  void release(int id) {
-    {
-      const std::lock_guard<std::mutex> lock(m_);
-      ++free_;
-      ids_.push_back(id);
-    }
-    cv_.notify_one();
-  }
-  int waiting() {
-    const std::lock_guard<std::mutex> lock(m_);
-    return waiting_;
-  }
-
- private:
-  std::mutex m_;
-  std::condition_variable cv_;
-  int free_, waiting_ = 0, max_queue_;
-  std::vector<int> ids_;
-};
-
 // Counters for /metrics and /slots.
 struct Metrics {
   std::atomic<int64_t> prompt_tokens{0}, predicted_tokens{0}, requests{0}, cancelled{0};
-  std::atomic<int64_t> errors_4xx{0}, processing{0};
+  std::atomic<int64_t> errors_4xx{0};
   std::atomic<int64_t> prompt_us{0}, predicted_us{0};
   std::atomic<int64_t> kv_entries{0}, kv_full_entries{0}, kv_bytes{0}, kv_full_bytes{0};
   void add(const CompletionStats& s) {
@@ -100,20 +63,21 @@ struct HttpServer::Impl {
   ServeParams p;
   httplib::Server http;
   std::shared_ptr<const Engine> engine;  // set once loaded (guarded by engine_mutex)
+  std::unique_ptr<Scheduler> scheduler;  // made with the engine
   std::mutex engine_mutex;
-  std::unique_ptr<SlotGate> gate;
-  std::vector<std::unique_ptr<ThreadPool>> pools;  // slot 0 uses the engine's pool
   Metrics metrics;
   std::atomic<int64_t> next_id{1};
 
-  explicit Impl(ServeParams params) : p(std::move(params)) {
-    gate = std::make_unique<SlotGate>(p.n_parallel, p.max_queue);
-  }
+  explicit Impl(ServeParams params) : p(std::move(params)) {}
 
   std::shared_ptr<const Engine> loaded() {
     const std::lock_guard<std::mutex> lock(engine_mutex);
     if (!engine) throw ApiError(503, "unavailable_error", "Loading model");
     return engine;
+  }
+  Scheduler& sched() {
+    (void)loaded();
+    return *scheduler;
   }
 
   std::string model_id() const {
@@ -121,22 +85,20 @@ struct HttpServer::Impl {
     return engine ? std::filesystem::path(engine->model_path()).filename().string() : "";
   }
 
-  ThreadPool* pool_for(int slot) {
-    if (slot == 0) return nullptr;  // the engine's
-    return pools[slot - 1].get();
-  }
-
   void routes();
   void completions(const httplib::Request& req, httplib::Response& res, bool chat);
-  void stream(httplib::Response& res, std::shared_ptr<const Engine> e, CompletionRequest r,
-              int slot);
+  std::shared_ptr<Job> submit(const CompletionRequest& r);
+  void stream(httplib::Response& res, std::shared_ptr<Job> job);
   std::string metrics_text();
 };
 
 HttpServer::HttpServer(ServeParams p) : impl_(std::make_unique<Impl>(std::move(p))) {
   impl_->routes();
 }
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+  stop();
+  impl_->scheduler.reset();  // finishes what is left as cancelled
+}
 
 int HttpServer::bind() {
   Impl& s = *impl_;
@@ -154,9 +116,9 @@ void HttpServer::serve() { impl_->http.listen_after_bind(); }
 
 void HttpServer::set_engine(std::shared_ptr<const Engine> engine) {
   Impl& s = *impl_;
-  for (int i = 1; i < s.p.n_parallel; ++i)
-    s.pools.push_back(std::make_unique<ThreadPool>(engine->n_threads()));
+  auto sched = std::make_unique<Scheduler>(engine, s.p.n_parallel, s.p.max_queue);
   const std::lock_guard<std::mutex> lock(s.engine_mutex);
+  s.scheduler = std::move(sched);
   s.engine = std::move(engine);
 }
 
@@ -165,6 +127,10 @@ void HttpServer::stop() {
 }
 
 void HttpServer::Impl::routes() {
+  // A connection thread per request being served or queued (each waits on its job), plus
+  // a few for the cheap endpoints.
+  const size_t n_threads = (size_t)(p.n_parallel + p.max_queue + 8);
+  http.new_task_queue = [n_threads] { return new httplib::ThreadPool(n_threads); };
   http.set_payload_max_length(p.max_body_bytes);
   http.set_read_timeout(p.timeout_s, 0);
   http.set_write_timeout(p.timeout_s, 0);
@@ -252,10 +218,11 @@ void HttpServer::Impl::routes() {
   http.Get("/slots", [this](const httplib::Request&, httplib::Response& res) {
     const std::shared_ptr<const Engine> e = loaded();
     json slots = json::array();
-    const int64_t busy = metrics.processing;
+    const int busy = sched().n_active();
     for (int i = 0; i < p.n_parallel; ++i)
-      slots.push_back({{"id", i}, {"n_ctx", e->context_defaults().n_ctx}});
-    send_json(res, 200, {{"slots", slots}, {"processing", busy}, {"deferred", gate->waiting()}});
+      slots.push_back({{"id", i}, {"n_ctx", e->context_defaults().n_ctx}, {"is_processing", i < busy}});
+    send_json(res, 200, {{"slots", slots}, {"processing", busy}, {"deferred", sched().n_waiting()},
+                         {"batched_steps", sched().n_steps()}, {"batched_rows", sched().n_rows()}});
   });
   if (p.metrics)
     http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
@@ -264,79 +231,75 @@ void HttpServer::Impl::routes() {
     });
 }
 
-void HttpServer::Impl::completions(const httplib::Request& req, httplib::Response& res,
-                                   bool chat) {
+// Parses, checks the prompt against the context (so that a prompt over it is a 400 before
+// any stream starts) and queues the request (503 when the queue is full).
+std::shared_ptr<Job> HttpServer::Impl::submit(const CompletionRequest& r) {
   const std::shared_ptr<const Engine> e = loaded();
-  CompletionRequest r = parse_completion_request(req.body, chat, p.limits, p.defaults);
-  if (r.model.empty()) r.model = model_id();
-  const int slot = gate->acquire();
-  if (slot < 0) throw ApiError(503, "unavailable_error", "the server is busy: too many queued requests");
+  int64_t n_compress = 0;
+  check_completion_fits(*e, completion_prompt(*e, r, &n_compress).size());
+  auto job = std::make_shared<Job>(r);
+  if (!sched().submit(job))
+    throw ApiError(503, "unavailable_error", "the server is busy: too many queued requests");
   ++metrics.requests;
-  if (r.stream) {
-    stream(res, e, std::move(r), slot);  // releases the slot when the stream ends
-    return;
-  }
-  struct Release {
-    Impl* s;
-    int slot;
-    ~Release() {
-      --s->metrics.processing;
-      s->gate->release(slot);
-    }
-  } release{this, slot};
-  ++metrics.processing;
-  const CompletionOutput out =
-      run_completion(e, r, pool_for(slot), [](std::string_view) { return true; });
-  metrics.add(out.stats);
-  const std::string id = fmt::format("{}-{}", chat ? "chatcmpl" : "cmpl", next_id++);
-  send_json(res, 200, completion_response(r, id, unix_time(), out.text, out.stop_reason, out.stats));
+  return job;
 }
 
-// SSE: the generation runs inside the content provider, on the connection's thread, writing
-// each piece of text as it completes; a failed write cancels it.
-void HttpServer::Impl::stream(httplib::Response& res, std::shared_ptr<const Engine> e,
-                              CompletionRequest r, int slot) {
+void HttpServer::Impl::completions(const httplib::Request& req, httplib::Response& res,
+                                   bool chat) {
+  (void)loaded();
+  CompletionRequest r = parse_completion_request(req.body, chat, p.limits, p.defaults);
+  if (r.model.empty()) r.model = model_id();
+  const std::shared_ptr<Job> job = submit(r);
+  if (r.stream) {
+    stream(res, job);
+    return;
+  }
+  std::string text;
+  while (std::optional<std::string> piece = job->next_piece()) text += *piece;
+  const Job::Outcome& out = job->outcome();
+  if (out.error) throw *out.error;
+  metrics.add(out.stats);
+  const std::string id = fmt::format("{}-{}", chat ? "chatcmpl" : "cmpl", next_id++);
+  send_json(res, 200, completion_response(r, id, unix_time(), text, out.stop_reason, out.stats));
+}
+
+// SSE: the connection's thread forwards the job's pieces as they come; a failed write
+// cancels the job (the scheduler drops it and frees its context at its next step).
+void HttpServer::Impl::stream(httplib::Response& res, std::shared_ptr<Job> job) {
+  const CompletionRequest& r = job->request;
   const std::string id = fmt::format("{}-{}", r.chat ? "chatcmpl" : "cmpl", next_id++);
   const int64_t created = unix_time();
-  auto done = std::make_shared<bool>(false);
-  ++metrics.processing;
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [this, e, r, slot, id, created, done](size_t, httplib::DataSink& sink) {
-        if (*done) return false;
-        *done = true;
-        bool first = true;
+      [this, job, id, created](size_t, httplib::DataSink& sink) {
+        const CompletionRequest& r = job->request;
         auto write = [&](const std::string& event) {
           return sink.is_writable() && sink.write(event.data(), event.size());
         };
-        try {
-          const CompletionOutput out = run_completion(e, r, pool_for(slot), [&](std::string_view t) {
-            const bool ok = write(sse_event(stream_chunk(r, id, created, std::string(t), first)));
-            first = false;
-            return ok;
-          });
-          if (out.stop_reason == "cancelled") {
+        bool first = true;
+        while (std::optional<std::string> piece = job->next_piece()) {
+          if (!write(sse_event(stream_chunk(r, id, created, *piece, first)))) {
+            job->cancel();
             ++metrics.cancelled;
             return false;
           }
+          first = false;
+        }
+        const Job::Outcome& out = job->outcome();
+        if (out.error) {
+          ++metrics.errors_4xx;
+          write(sse_event(out.error->body()));
+        } else if (out.stop_reason != "cancelled") {
           metrics.add(out.stats);
           write(sse_event(stream_final_chunk(r, id, created, out.stop_reason, out.stats)));
           if (r.include_usage) write(sse_event(stream_usage_chunk(r, id, created, out.stats)));
-        } catch (const ApiError& err) {
-          ++metrics.errors_4xx;
-          write(sse_event(err.body()));
-        } catch (const std::exception& err) {
-          write(sse_event(ApiError(500, "server_error", err.what()).body()));
         }
         write("data: [DONE]\n\n");
         sink.done();
         return true;
       },
-      [this, slot](bool) {
-        --metrics.processing;
-        gate->release(slot);
-      });
+      [job](bool) { job->cancel(); });  // a no-op once the job has finished
 }
 
 std::string HttpServer::Impl::metrics_text() {
@@ -357,8 +320,10 @@ std::string HttpServer::Impl::metrics_text() {
   metric("requests_total", "counter", "Completion requests admitted.", (double)metrics.requests);
   metric("requests_cancelled_total", "counter", "Streams cancelled by their client.", (double)metrics.cancelled);
   metric("requests_rejected_total", "counter", "Requests answered with a 4xx error.", (double)metrics.errors_4xx);
-  metric("requests_processing", "gauge", "Requests generating now.", (double)metrics.processing);
-  metric("requests_deferred", "gauge", "Requests waiting for a slot.", (double)gate->waiting());
+  metric("requests_processing", "gauge", "Requests generating now.", (double)scheduler->n_active());
+  metric("requests_deferred", "gauge", "Requests waiting for a slot.", (double)scheduler->n_waiting());
+  metric("batched_decode_steps_total", "counter", "Batched decode forwards.", (double)scheduler->n_steps());
+  metric("batched_decode_rows_total", "counter", "Tokens decoded in batched forwards.", (double)scheduler->n_rows());
   metric("kv_entries_last", "gauge", "KV entries the last request held after eviction.", (double)metrics.kv_entries);
   metric("kv_full_entries_last", "gauge", "KV entries the last request would hold with the full cache.", (double)metrics.kv_full_entries);
   metric("kv_bytes_last", "gauge", "KV bytes the last request held after eviction.", (double)metrics.kv_bytes);

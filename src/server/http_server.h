@@ -2,12 +2,13 @@
 //
 // Endpoints: GET /health (503 until the model is loaded), GET /v1/models,
 // POST /v1/chat/completions and /v1/completions (whole or SSE-streamed), POST /tokenize,
-// POST /detokenize, GET /metrics (Prometheus text, with --metrics), GET /slots. Every
-// generation goes through the one request path (runtime/generate.h) with the request's own
-// sampling and KV policy. Requests beyond the slots wait in a bounded queue; past it they get
-// 503 with Retry-After. A streaming client that disconnects is cancelled at its next token
-// and its context freed. Errors are OpenAI error objects with a 4xx status (5xx only for
-// a fault of the server itself).
+// POST /detokenize, GET /metrics (Prometheus text, with --metrics), GET /slots, and a page at
+// "/". Generation runs in the Scheduler (server/scheduler.h): up to -np requests decode
+// together, one batched forward per step, each through runtime/generate.h's Generation with
+// its own sampling and KV policy. Requests beyond the slots wait in a bounded queue; past it
+// they get 503 with Retry-After. A streaming client that disconnects is cancelled at the
+// next step and its context freed. Errors are OpenAI error objects with a 4xx status (5xx
+// only for a fault of the server itself).
 #pragma once
 
 #include <memory>
@@ -21,7 +22,7 @@ namespace glimpse {
 struct ServeParams {
   std::string host = "127.0.0.1";
   int port = 8080;                // 0: any free port (tests)
-  int n_parallel = 1;             // -np: requests generating at once
+  int n_parallel = 1;             // -np: requests decoding together (batched)
   int max_queue = 64;             // requests waiting for a slot before 503
   std::string api_key;            // non-empty: Authorization: Bearer KEY on every endpoint but /health
   bool metrics = false;           // expose /metrics

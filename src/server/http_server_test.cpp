@@ -73,11 +73,7 @@ std::string direct_answer(const std::shared_ptr<const Engine>& e, const std::str
   int64_t n_compress = 0;
   const std::vector<int32_t> tokens = completion_prompt(*e, r, &n_compress);
   Context ctx(e);
-  GenerateParams gp;
-  gp.n_predict = r.n_predict;
-  gp.sampling = r.sampling;
-  gp.kv = r.kv;
-  return generate(ctx, tokens, gp, [](std::string_view) {}).text;
+  return generate(ctx, tokens, completion_params(r, n_compress), [](std::string_view) {}).text;
 }
 
 const char* kGreedy =
@@ -145,6 +141,47 @@ TEST_F(ServeTest, StreamedDeltasAddUpToTheWholeAnswer) {
   EXPECT_TRUE(usage);
   EXPECT_FALSE(finish.empty());
   EXPECT_EQ(text, direct_answer(engine_, kGreedy));
+}
+
+TEST_F(ServeTest, ConcurrentRequestsAreBatchedAndEachGetsItsOwnAnswer) {
+  ServeParams p;
+  p.n_parallel = 4;
+  Running s(p, engine_);
+  const std::vector<std::string> questions = {"Name three colours.", "What is 2 + 2?",
+                                              "Say hello in French.", "Name a large animal."};
+  std::vector<std::string> bodies, got(questions.size());
+  for (size_t i = 0; i < questions.size(); ++i) {
+    json b = {{"messages", {{{"role", "user"}, {"content", questions[i]}}}},
+              {"temperature", 0}, {"max_tokens", 20}};
+    if (i == 1) b["kv_policy"] = "streaming", b["kv_budget"] = 16;
+    if (i == 2) b["stream"] = true;
+    bodies.push_back(b.dump());
+  }
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < bodies.size(); ++i)
+    clients.emplace_back([&, i] {
+      auto r = s.client().Post("/v1/chat/completions", bodies[i], "application/json");
+      if (!r || r->status != 200) return;
+      if (i != 2) {
+        got[i] = json::parse(r->body)["choices"][0]["message"]["content"];
+        return;
+      }
+      for (size_t at = 0; (at = r->body.find("data: {", at)) != std::string::npos; ++at) {
+        const json ev = json::parse(r->body.substr(at + 6, r->body.find("\n\n", at) - at - 6));
+        if (!ev["choices"].empty() && ev["choices"][0]["delta"].contains("content"))
+          got[i] += ev["choices"][0]["delta"]["content"].get<std::string>();
+      }
+    });
+  for (auto& t : clients) t.join();
+  for (size_t i = 0; i < bodies.size(); ++i) {
+    json b = json::parse(bodies[i]);
+    b.erase("stream");
+    EXPECT_EQ(got[i], direct_answer(engine_, b.dump())) << questions[i];
+  }
+  const json slots = json::parse(s.client().Get("/slots")->body);
+  // Rows decoded per batched forward: more than one when the requests overlapped.
+  EXPECT_GT(slots["batched_rows"].get<double>() / slots["batched_steps"].get<double>(), 1.5)
+      << slots.dump();
 }
 
 TEST_F(ServeTest, PerRequestKvPolicyHoldsFewerEntries) {

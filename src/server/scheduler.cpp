@@ -1,0 +1,179 @@
+#include "server/scheduler.h"
+
+#include "runtime/context.h"
+#include "runtime/generate.h"
+#include "server/completion.h"
+#include "util/error.h"
+#include "util/timer.h"
+
+namespace glimpse {
+
+std::optional<std::string> Job::next_piece() {
+  std::unique_lock<std::mutex> lock(m_);
+  cv_.wait(lock, [&] { return !pieces_.empty() || finished_; });
+  if (pieces_.empty()) return std::nullopt;
+  std::string p = std::move(pieces_.front());
+  pieces_.pop_front();
+  return p;
+}
+
+void Job::push(std::string piece) {
+  {
+    const std::lock_guard<std::mutex> lock(m_);
+    pieces_.push_back(std::move(piece));
+  }
+  cv_.notify_all();
+}
+
+void Job::finish(Outcome o) {
+  {
+    const std::lock_guard<std::mutex> lock(m_);
+    outcome_ = std::move(o);
+    finished_ = true;
+  }
+  cv_.notify_all();
+}
+
+// An admitted request: its context, its generation and the token to decode next.
+struct Scheduler::Active {
+  std::shared_ptr<Job> job;
+  std::unique_ptr<Context> ctx;
+  std::unique_ptr<Generation> gen;
+  int32_t next = -1;
+};
+
+namespace {
+
+Job::Outcome cancelled_outcome() {
+  Job::Outcome o;
+  o.stop_reason = "cancelled";
+  return o;
+}
+
+}  // namespace
+
+Scheduler::Scheduler(std::shared_ptr<const Engine> engine, int n_slots, int max_queue)
+    : engine_(std::move(engine)), n_slots_(n_slots), max_queue_(max_queue) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+Scheduler::~Scheduler() {
+  {
+    const std::lock_guard<std::mutex> lock(m_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+bool Scheduler::submit(std::shared_ptr<Job> job) {
+  {
+    const std::lock_guard<std::mutex> lock(m_);
+    if (stop_ || (int)waiting_.size() >= max_queue_ + std::max(0, n_slots_ - n_active_))
+      return false;
+    waiting_.push_back(std::move(job));
+  }
+  cv_.notify_all();
+  return true;
+}
+
+int Scheduler::n_waiting() {
+  const std::lock_guard<std::mutex> lock(m_);
+  return (int)waiting_.size();
+}
+
+void Scheduler::loop() {
+  std::vector<std::unique_ptr<Active>> active;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(m_);
+      cv_.wait(lock, [&] { return stop_ || !waiting_.empty() || !active.empty(); });
+      if (stop_) break;
+    }
+    admit(active);
+    if (!active.empty()) decode_step(active);
+  }
+  for (auto& a : active) a->job->finish(cancelled_outcome());
+  const std::lock_guard<std::mutex> lock(m_);
+  for (auto& j : waiting_) j->finish(cancelled_outcome());
+  waiting_.clear();
+  n_active_ = 0;
+}
+
+// Moves waiting jobs into free slots: each gets a context, its prompt prefilled (with its
+// KV policy) and its first token sampled. A job that ends there (or fails) finishes at once.
+void Scheduler::admit(std::vector<std::unique_ptr<Active>>& active) {
+  while ((int)active.size() < n_slots_) {
+    std::shared_ptr<Job> job;
+    {
+      const std::lock_guard<std::mutex> lock(m_);
+      if (waiting_.empty()) return;
+      job = std::move(waiting_.front());
+      waiting_.pop_front();
+    }
+    if (job->cancelled()) {
+      job->finish(cancelled_outcome());
+      continue;
+    }
+    auto a = std::make_unique<Active>();
+    a->job = job;
+    try {
+      const CompletionRequest& r = job->request;
+      int64_t n_compress = 0;
+      const std::vector<int32_t> tokens = completion_prompt(*engine_, r, &n_compress);
+      check_completion_fits(*engine_, tokens.size());
+      a->ctx = std::make_unique<Context>(engine_, engine_->context_defaults());
+      a->gen = std::make_unique<Generation>(
+          *a->ctx, tokens, completion_params(r, n_compress),
+          [j = job.get()](std::string_view t) { j->push(std::string(t)); });
+      a->next = a->gen->step();
+    } catch (const ApiError& e) {
+      Job::Outcome o;
+      o.error = e;
+      job->finish(std::move(o));
+      continue;
+    } catch (const Error& e) {
+      Job::Outcome o;
+      o.error = ApiError(400, "invalid_request_error", e.what());
+      job->finish(std::move(o));
+      continue;
+    }
+    if (a->next < 0) {
+      const GenerateResult g = a->gen->finish();
+      job->finish({g.stop_reason, completion_stats(job->request, g, *a->ctx), std::nullopt});
+      continue;
+    }
+    active.push_back(std::move(a));
+    n_active_ = (int)active.size();
+  }
+}
+
+// One batched forward over every active request's next token, then each samples its next.
+void Scheduler::decode_step(std::vector<std::unique_ptr<Active>>& active) {
+  std::erase_if(active, [](const std::unique_ptr<Active>& a) {
+    if (!a->job->cancelled()) return false;
+    a->job->finish(cancelled_outcome());
+    return true;  // the context is freed here
+  });
+  n_active_ = (int)active.size();
+  if (active.empty()) return;
+  std::vector<ContextStep> steps;
+  steps.reserve(active.size());
+  for (auto& a : active) steps.push_back(ContextStep{a->ctx.get(), {a->next}, nullptr});
+  Stopwatch sw;
+  forward_contexts(steps);
+  const double ms = sw.ms();
+  ++n_steps_;
+  n_rows_ += (int64_t)active.size();
+  std::erase_if(active, [&](const std::unique_ptr<Active>& a) {
+    a->gen->add_decode_ms(ms);  // the step's wall time: a per-request share is not measured
+    a->next = a->gen->step();
+    if (a->next >= 0) return false;
+    const GenerateResult g = a->gen->finish();
+    a->job->finish({g.stop_reason, completion_stats(a->job->request, g, *a->ctx), std::nullopt});
+    return true;
+  });
+  n_active_ = (int)active.size();
+}
+
+}  // namespace glimpse

@@ -1,0 +1,92 @@
+// Continuous batching for glimpse serve: one thread owns every generating request. Each step
+// it admits waiting requests into free slots (prefill through the eviction path, on the
+// request's own context), then decodes every admitted request's next token in one
+// forward_contexts call, so the weights are read once per step for all of them. Requests
+// are runtime/generate.h's Generation driven step by step, and forward_contexts is
+// bit-identical to decoding alone, so an answer does not depend on what else is running.
+//
+// HTTP threads submit a Job and wait on it: text pieces arrive as they complete; a job whose
+// client went away is cancelled at the next step and its context freed at once. Beyond the
+// slots, jobs wait in a bounded queue (submit() refuses past it: 503).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/engine.h"
+#include "server/api.h"
+
+namespace glimpse {
+
+// One request between an HTTP thread and the scheduler.
+class Job {
+ public:
+  explicit Job(CompletionRequest r) : request(std::move(r)) {}
+  const CompletionRequest request;
+
+  // HTTP side: the next text piece, or nothing once finished (then outcome() holds the
+  // result). Blocks until either.
+  std::optional<std::string> next_piece();
+  // HTTP side: the client went away; the scheduler drops the job at its next step.
+  void cancel() { cancelled_ = true; }
+  bool cancelled() const { return cancelled_; }
+
+  struct Outcome {
+    std::string stop_reason;  // "eos", "stop", "length", "context", or "cancelled"
+    CompletionStats stats;
+    std::optional<ApiError> error;  // set when the request failed (no text then)
+  };
+  const Outcome& outcome() const { return outcome_; }
+
+  // Scheduler side.
+  void push(std::string piece);
+  void finish(Outcome o);
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<std::string> pieces_;
+  bool finished_ = false;
+  Outcome outcome_;
+  std::atomic<bool> cancelled_{false};
+};
+
+class Scheduler {
+ public:
+  Scheduler(std::shared_ptr<const Engine> engine, int n_slots, int max_queue);
+  ~Scheduler();  // stops the thread; unfinished jobs end as cancelled
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Queues a job; false when the queue is full.
+  bool submit(std::shared_ptr<Job> job);
+  int n_active() const { return n_active_; }
+  int n_waiting();
+  int64_t n_steps() const { return n_steps_; }  // batched decode forwards so far
+  int64_t n_rows() const { return n_rows_; }    // tokens decoded in them
+
+ private:
+  struct Active;
+  void loop();
+  void admit(std::vector<std::unique_ptr<Active>>& active);
+  void decode_step(std::vector<std::unique_ptr<Active>>& active);
+
+  std::shared_ptr<const Engine> engine_;
+  const int n_slots_, max_queue_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Job>> waiting_;
+  bool stop_ = false;
+  std::atomic<int> n_active_{0};
+  std::atomic<int64_t> n_steps_{0}, n_rows_{0};
+  std::thread thread_;
+};
+
+}  // namespace glimpse
