@@ -188,7 +188,7 @@ TEST_F(ServeTest, PerRequestKvPolicyHoldsFewerEntries) {
   Running s({}, engine_);
   httplib::Client c = s.client();
   std::string doc;
-  for (int i = 0; i < 60; ++i) doc += "Line " + std::to_string(i) + " of a long note about the harbour. ";
+  for (int i = 0; i < 30; ++i) doc += "Line " + std::to_string(i) + " of a long note about the harbour. ";
   json body = {{"messages", {{{"role", "user"}, {"content", doc + "\nWhat is this about?"}}}},
                {"temperature", 0}, {"max_tokens", 8}};
   auto full = c.Post("/v1/chat/completions", body.dump(), "application/json");
