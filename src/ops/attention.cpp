@@ -19,9 +19,14 @@
 // Element types. K and V are read in their stored type (ops/kv_types.h): f32, f16, bf16 or
 // q8_0 rows, converted to f32 exactly as kv_rows_to_f32 does (q8_0: f32(scale) * q). The
 // tile kernels are templates over the stored type (ChunkPartial<K, V>); the f32 work (scores,
-// softmax, P.V on an f32 value tile) is shared. Decode reads the values straight from the
-// cache, converting them in registers; prefill converts a tile of them to f32 once for all
-// its row blocks.
+// softmax, P.V on an f32 value tile) is shared. Decode reads keys and values straight from
+// the cache, converting them in registers; prefill converts a tile of each to f32 once for
+// all its row blocks (keys in pairs on AVX-512).
+//
+// Scores. s = q . k is computed as 8-lane FMA chains over the head dimension, then one fixed
+// reduction tree per target (ScoreKeys, Reduce4; ScorePairs on AVX-512 prefill runs the same
+// chains two keys per vector), so a score has the same bits whichever rows and keys share its
+// register block.
 //
 // Numerics (as the reference engine): with f16 keys q is rounded to f16 before the dot
 // products, and with f16 values each probability p = exp(s - m_running) is rounded to f16
