@@ -26,7 +26,8 @@ json parse_json_object(std::string_view body) {
   if (j.is_discarded()) {
     // Parse again for the reason (invalid JSON or ill-formed UTF-8 in a string).
     try {
-      (void)json::parse(body);
+      const json again = json::parse(body);
+      (void)again;
     } catch (const json::exception& e) {
       bad_request("", fmt::format("the body is not valid JSON: {}", e.what()));
     }

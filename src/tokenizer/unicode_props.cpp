@@ -44,7 +44,7 @@ const uint8_t* table() {
 
 }  // namespace
 
-uint8_t props(uint32_t cp) { return cp < kMaxCp ? table()[cp] : kOther; }
+uint8_t props(uint32_t cp) { return cp < kMaxCp ? table()[cp] : (uint8_t)kOther; }
 
 void decode(std::string_view text, std::vector<Unit>& out) {
   out.clear();
