@@ -28,7 +28,7 @@ int cmd_serve(int argc, char** argv, int first) {
          [&](const std::string& v) { sp.host = v; });
   ap.add({"--port"}, "PORT", "port to listen on (default: 8080)",
          [&](const std::string& v) { sp.port = parse_int("--port", v, 1, 65535); });
-  ap.add({"-np", "--parallel"}, "N", "requests generating at once (default: 1)",
+  ap.add({"-np", "--parallel"}, "N", "requests decoding together, one batched forward per step (default: 1)",
          [&](const std::string& v) { sp.n_parallel = parse_int("-np", v, 1, 256); });
   ap.add({"--max-queue"}, "N", "requests waiting for a slot before 503 (default: 64)",
          [&](const std::string& v) { sp.max_queue = parse_int("--max-queue", v, 0, 1 << 20); });
