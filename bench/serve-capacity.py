@@ -10,11 +10,10 @@ head_dim, so an 8K conversation holds 8K cells whatever it asks). A program, not
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
+
+from serve_launch import start_server
 
 
 def post(url, body):
@@ -35,20 +34,8 @@ def main():
     ap.add_argument("--gib", type=float, default=4.0)
     ap.add_argument("-t", type=int, default=2)
     a = ap.parse_args()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([a.glimpse, "serve", "-m", a.model, "--port", str(port), "-c", "8192",
-                             "-t", str(a.t)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_server(a.glimpse, a.model, ["-c", 8192, "-t", a.t])
     try:
-        for _ in range(600):
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except Exception:
-                time.sleep(0.2)
         # A document of about --tokens tokens (numbered records of ~21 tokens).
         facts = " ".join(f"Record {i}: the shipment to dock {i % 97} left at {i % 24}:00."
                          for i in range(a.tokens // 21))

@@ -15,13 +15,12 @@ import argparse
 import json
 import os
 import random
-import socket
-import statistics
-import subprocess
 import sys
 import threading
 import time
 import urllib.request
+
+from serve_launch import start_server
 
 WORDS = ("harbour ledger lantern orchard granite meadow copper violet thunder canal "
          "falcon marble willow ember quartz saffron beacon glacier").split()
@@ -112,20 +111,8 @@ def main():
     proc = None
     url = a.url
     if not url:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        proc = subprocess.Popen([a.glimpse, "serve", "-m", a.model, "--port", str(port), "-np", str(a.np),
-                                 "-t", str(a.t), "-c", str(a.c), "--max-queue", str(a.clients * 2)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(600):
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except Exception:
-                time.sleep(0.2)
+        proc, url = start_server(a.glimpse, a.model, ["-np", a.np, "-t", a.t, "-c", a.c,
+                                                      "--max-queue", a.clients * 2])
     try:
         mix = make_mix(a.seed)
         expected = [stream_request(url, b)[0] for b in mix]  # each alone, before the load

@@ -299,7 +299,6 @@ json completion_response(const CompletionRequest& r, const std::string& id, int6
     choice["message"] = {{"role", "assistant"}, {"content", text}};
   } else {
     choice["text"] = text;
-    choice["logprobs"] = nullptr;
   }
   choice["logprobs"] = nullptr;
   j["choices"] = json::array({choice});

@@ -236,8 +236,9 @@ void HttpServer::Impl::routes() {
 std::shared_ptr<Job> HttpServer::Impl::submit(const CompletionRequest& r) {
   const std::shared_ptr<const Engine> e = loaded();
   int64_t n_compress = 0;
-  check_completion_fits(*e, completion_prompt(*e, r, &n_compress).size());
-  auto job = std::make_shared<Job>(r);
+  std::vector<int32_t> tokens = completion_prompt(*e, r, &n_compress);
+  check_completion_fits(*e, tokens.size());
+  auto job = std::make_shared<Job>(r, std::move(tokens), n_compress);
   if (!sched().submit(job))
     throw ApiError(503, "unavailable_error", "the server is busy: too many queued requests");
   ++metrics.requests;

@@ -100,8 +100,8 @@ void Scheduler::loop() {
   n_active_ = 0;
 }
 
-// Moves waiting jobs into free slots: each gets a context, its prompt prefilled (with its
-// KV policy) and its first token sampled. A job that ends there (or fails) finishes at once.
+// Moves waiting jobs into free slots: each gets a context, its prompt (tokenized and checked
+// by the submitter) prefilled with its KV policy, and its first token sampled. A job that ends there (or fails) finishes at once.
 void Scheduler::admit(std::vector<std::unique_ptr<Active>>& active) {
   while ((int)active.size() < n_slots_) {
     std::shared_ptr<Job> job;
@@ -118,21 +118,12 @@ void Scheduler::admit(std::vector<std::unique_ptr<Active>>& active) {
     auto a = std::make_unique<Active>();
     a->job = job;
     try {
-      const CompletionRequest& r = job->request;
-      int64_t n_compress = 0;
-      const std::vector<int32_t> tokens = completion_prompt(*engine_, r, &n_compress);
-      check_completion_fits(*engine_, tokens.size());
       a->ctx = std::make_unique<Context>(engine_, engine_->context_defaults());
       a->gen = std::make_unique<Generation>(
-          *a->ctx, tokens, completion_params(r, n_compress),
+          *a->ctx, job->tokens, completion_params(job->request, job->n_compress),
           [j = job.get()](std::string_view t) { j->push(std::string(t)); });
       a->next = a->gen->step();
-    } catch (const ApiError& e) {
-      Job::Outcome o;
-      o.error = e;
-      job->finish(std::move(o));
-      continue;
-    } catch (const Error& e) {
+    } catch (const Error& e) {  // e.g. a policy this model cannot use
       Job::Outcome o;
       o.error = ApiError(400, "invalid_request_error", e.what());
       job->finish(std::move(o));

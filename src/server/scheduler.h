@@ -28,8 +28,13 @@ namespace glimpse {
 // One request between an HTTP thread and the scheduler.
 class Job {
  public:
-  explicit Job(CompletionRequest r) : request(std::move(r)) {}
+  // The request and its prompt tokens (server/completion.h's completion_prompt, checked
+  // against the context by the submitter).
+  Job(CompletionRequest r, std::vector<int32_t> prompt, int64_t n_compress_tokens)
+      : request(std::move(r)), tokens(std::move(prompt)), n_compress(n_compress_tokens) {}
   const CompletionRequest request;
+  const std::vector<int32_t> tokens;
+  const int64_t n_compress;
 
   // HTTP side: the next text piece, or nothing once finished (then outcome() holds the
   // result). Blocks until either.
