@@ -96,52 +96,70 @@ EvictionStats PromptCompressor::evict(Context& ctx, const KvScores& scores) cons
   return st;
 }
 
-KvCompressReport prefill_with_eviction(Context& ctx, const std::vector<int32_t>& tokens,
-                                       int64_t n_compress, const KvPolicySettings& settings) {
-  KvCompressReport rep;
-  rep.policy = settings.name;
-  rep.query_agnostic = settings.query_agnostic;
-  const int64_t n = (int64_t)tokens.size();
+StagedPrefill::StagedPrefill(Context& ctx, std::vector<int32_t> tokens, int64_t n_compress,
+                             const KvPolicySettings& settings)
+    : ctx_(ctx), tokens_(std::move(tokens)) {
+  const int64_t n = (int64_t)tokens_.size();
+  if (n == 0) fail("empty prompt");
+  rep_.policy = settings.name;
+  rep_.query_agnostic = settings.query_agnostic;
   if (!settings.query_agnostic || n_compress < 0 || n_compress > n) n_compress = n;
-  Stopwatch sw;
-  if (!kv_policy_info(settings.name).make) {  // "none": the plain path
-    ctx.prefill(tokens, nullptr);
-    rep.prefill_ms = sw.ms();
-    return rep;
-  }
+  n_compress_ = n;
+  if (!kv_policy_info(settings.name).make) return;  // "none": the plain path
   if (ctx.cache().total_entries() != 0)
     fail("KV eviction compresses a fresh prompt; the cache already holds {} entries",
          ctx.cache().total_entries());
-  PromptCompressor pc(settings, ctx.model().config(), n_compress);
-  const ResolvedPolicy& r = pc.resolved();
-  rep.n_compressed = n_compress;
-  rep.budget = r.budget;
-  rep.window = r.window;
-  rep.sinks = r.sinks;
-  if (!pc.evicts()) {  // nothing to drop: exactly the plain path
-    ctx.prefill(tokens, nullptr);
-    rep.prefill_ms = sw.ms();
-    return rep;
-  }
-  const std::vector<int32_t> context(tokens.begin(), tokens.begin() + n_compress);
-  const std::vector<int32_t> suffix(tokens.begin() + n_compress, tokens.end());
-  ctx.prefill(context, pc.observer());
-  rep.prefill_ms = sw.ms() - pc.observer_ms();
+  auto pc = std::make_unique<PromptCompressor>(settings, ctx.model().config(), n_compress);
+  rep_.n_compressed = n_compress;
+  rep_.budget = pc->resolved().budget;
+  rep_.window = pc->resolved().window;
+  rep_.sinks = pc->resolved().sinks;
+  if (!pc->evicts()) return;  // nothing to drop: exactly the plain path
+  n_compress_ = n_compress;
+  pc_ = std::move(pc);
+}
 
-  const KvScores& scores = pc.score(ctx, context, suffix);
-  rep.score_ms = pc.score_ms();
-  rep.rss_before = current_rss_bytes();
-  rep.stats = pc.evict(ctx, scores);
-  rep.evict_ms = rep.stats.evict_ms;
-  rep.rss_after = current_rss_bytes();
-  rep.evicted = true;
+ContextStep StagedPrefill::next(int64_t max_tokens) {
+  if (done()) fail("StagedPrefill::next: the prompt is already in");
+  const bool compressing = pc_ && next_ < n_compress_;
+  const int64_t end = compressing ? n_compress_ : (int64_t)tokens_.size();
+  const int64_t n = std::min<int64_t>(std::max<int64_t>(max_tokens, 1), end - next_);
+  return ContextStep{&ctx_, std::vector<int32_t>(tokens_.begin() + next_, tokens_.begin() + next_ + n),
+                     compressing ? pc_->observer() : nullptr};
+}
 
-  if (!suffix.empty()) {
-    sw.reset();
-    ctx.prefill(suffix, nullptr);
-    rep.prefill_ms += sw.ms();
+void StagedPrefill::ran(const ContextStep& chunk, double forward_ms) {
+  const bool compressing = pc_ && next_ < n_compress_;
+  next_ += (int64_t)chunk.tokens.size();
+  rep_.prefill_ms += forward_ms;
+  if (!compressing || next_ < n_compress_) return;
+  // The compressed part is in: the observer's time moves from prefill to scoring.
+  rep_.prefill_ms -= pc_->observer_ms();
+  const std::vector<int32_t> context(tokens_.begin(), tokens_.begin() + n_compress_);
+  const std::vector<int32_t> suffix(tokens_.begin() + n_compress_, tokens_.end());
+  const KvScores& scores = pc_->score(ctx_, context, suffix);
+  rep_.score_ms = pc_->score_ms();
+  rep_.rss_before = current_rss_bytes();
+  rep_.stats = pc_->evict(ctx_, scores);
+  rep_.evict_ms = rep_.stats.evict_ms;
+  rep_.rss_after = current_rss_bytes();
+  rep_.evicted = true;
+}
+
+void StagedPrefill::run_all() {
+  while (!done()) {
+    const ContextStep chunk = next(ctx_.n_batch());
+    Stopwatch sw;
+    ctx_.prefill(chunk.tokens, chunk.observer);
+    ran(chunk, sw.ms());
   }
-  return rep;
+}
+
+KvCompressReport prefill_with_eviction(Context& ctx, const std::vector<int32_t>& tokens,
+                                       int64_t n_compress, const KvPolicySettings& settings) {
+  StagedPrefill sp(ctx, tokens, n_compress, settings);
+  sp.run_all();
+  return sp.report();
 }
 
 std::string kept_positions_json(const KvCache& cache, const std::vector<int32_t>& prompt,

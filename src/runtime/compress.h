@@ -69,6 +69,40 @@ class PromptCompressor {
   double score_ms_ = 0;
 };
 
+// prefill_with_eviction in chunks that the caller runs, alone or inside a batched forward
+// with other contexts (the server interleaves a long prompt with other requests' decode
+// steps). Stages: the compressed part (tokens[0, n_compress), with the policy's observer) ->
+// score and evict (inside ran(), when that part is complete) -> the suffix (no observer).
+// The model's forward gives a token the same bits whatever the batch split, so any chunking
+// leaves exactly the cache and logits of one prefill_with_eviction call.
+class StagedPrefill {
+ public:
+  // ctx must be empty when the policy evicts; nothing runs yet.
+  StagedPrefill(Context& ctx, std::vector<int32_t> tokens, int64_t n_compress,
+                const KvPolicySettings& settings);
+  StagedPrefill(const StagedPrefill&) = delete;
+  StagedPrefill& operator=(const StagedPrefill&) = delete;
+  bool done() const { return next_ == (int64_t)tokens_.size(); }
+  int64_t remaining() const { return (int64_t)tokens_.size() - next_; }
+  // The next chunk (1..max_tokens tokens, never across the end of the compressed part) and
+  // the observer to run it with. Run it on this context, then call ran().
+  ContextStep next(int64_t max_tokens);
+  // The chunk of next() ran (forward_ms: its share of the forward's wall time, observer
+  // included); scores and evicts once the compressed part is in.
+  void ran(const ContextStep& chunk, double forward_ms);
+  // Runs every remaining chunk on the context alone, n_batch tokens at a time.
+  void run_all();
+  const KvCompressReport& report() const { return rep_; }
+
+ private:
+  Context& ctx_;
+  const std::vector<int32_t> tokens_;
+  int64_t n_compress_ = 0;  // end of the compressed part (tokens_.size() when query-aware)
+  int64_t next_ = 0;        // first token not yet run
+  std::unique_ptr<PromptCompressor> pc_;  // null: nothing is evicted (the plain path)
+  KvCompressReport rep_;
+};
+
 // Prefills tokens into ctx (which must be empty when a policy evicts), compressing the
 // first n_compress of them (query-agnostic) or all of them. ctx.logits() afterwards are
 // the last prompt token's.

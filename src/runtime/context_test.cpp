@@ -103,6 +103,44 @@ TEST_P(ContextTest, BatchedForwardIsBitIdenticalToEachAlone) {
   }
 }
 
+// A prompt taken in chunks (StagedPrefill, as the server's scheduler runs it), each chunk
+// inside a batched forward with another context decoding, leaves exactly the cache and
+// logits of one prefill_with_eviction call: plain, query-aware eviction and query-agnostic
+// eviction (the question prefilled after the compression).
+TEST_P(ContextTest, StagedPrefillInBatchedStepsEqualsOneCall) {
+  const std::vector<int32_t> prompt = tokens(150, V_, 21);
+  struct Case {
+    const char* policy;
+    bool agnostic;
+  };
+  for (const Case& c : {Case{"none", false}, Case{"snapkv", false}, Case{"snapkv", true},
+                        Case{"streaming", true}}) {
+    SCOPED_TRACE(std::string(c.policy) + (c.agnostic ? " agnostic" : " aware"));
+    KvPolicySettings s;
+    s.name = c.policy;
+    s.budget = 40;
+    s.query_agnostic = c.agnostic;
+    auto whole = std::make_unique<Context>(engine_, params());
+    const KvCompressReport want = prefill_with_eviction(*whole, prompt, 120, s);
+    auto staged = std::make_unique<Context>(engine_, params());
+    std::unique_ptr<Context> other = prompted(tokens(20, V_, 22), "none", 0);
+    StagedPrefill sp(*staged, prompt, 120, s);
+    for (int i = 0; !sp.done(); ++i) {
+      std::vector<ContextStep> steps = {sp.next(i % 2 ? 13 : 7),
+                                        ContextStep{other.get(), {(int32_t)(5 + i)}, nullptr}};
+      forward_contexts(steps);
+      sp.ran(steps[0], 1.0);
+    }
+    EXPECT_EQ(sp.report().evicted, want.evicted);
+    EXPECT_EQ(sp.report().stats.entries_after, want.stats.entries_after);
+    EXPECT_EQ(staged->logits(), whole->logits());
+    EXPECT_TRUE(testing::same_kv_cache(staged->cache(), whole->cache()));
+    if (std::string(c.policy) != "none") {
+      EXPECT_TRUE(want.evicted);
+    }
+  }
+}
+
 TEST_P(ContextTest, ForkAndTruncateRestoreExactly) {
   for (const char* policy : {"none", "snapkv"}) {
     SCOPED_TRACE(policy);

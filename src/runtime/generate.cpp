@@ -73,11 +73,26 @@ Generation::Generation(Context& ctx, const std::vector<int32_t>& prompt, const G
   r_.timings.n_prompt = (int64_t)prompt.size();
   s_.begin_sampling(p_.sampling, p_.stop, prompt);
   r_.seed = s_.sampling().sampler.seed();
-  Stopwatch sw;
-  r_.timings.kv = prefill_with_eviction(s_, prompt, p_.n_compress, p_.kv);
-  r_.timings.prefill_ms = sw.ms();
+  prefill_ = std::make_unique<StagedPrefill>(s_, prompt, p_.n_compress, p_.kv);
   r_.stop_reason = "length";
+}
+
+void Generation::prefill_ran(const ContextStep& chunk, double forward_ms) {
+  Stopwatch sw;
+  prefill_->ran(chunk, forward_ms);
+  r_.timings.prefill_ms += forward_ms + sw.ms();
+  if (!prefill_->done()) return;
+  r_.timings.kv = prefill_->report();
   cpu0_ = process_cpu_ms();
+}
+
+void Generation::prefill() {
+  while (prefilling()) {
+    const ContextStep chunk = prefill_chunk(s_.n_batch());
+    Stopwatch sw;
+    s_.prefill(chunk.tokens, chunk.observer);
+    prefill_ran(chunk, sw.ms());
+  }
 }
 
 void Generation::emit(const std::string& text) {
@@ -87,6 +102,7 @@ void Generation::emit(const std::string& text) {
 }
 
 int32_t Generation::step() {
+  if (prefilling()) fail("Generation::step: the prompt is not in yet");
   if (over_ || (p_.n_predict >= 0 && r_.timings.n_gen >= p_.n_predict)) {
     over_ = true;
     return -1;
@@ -126,6 +142,7 @@ GenerateResult Generation::finish() {
 GenerateResult generate(Context& s, const std::vector<int32_t>& prompt, const GenerateParams& p,
                         const std::function<void(std::string_view)>& on_text) {
   Generation g(s, prompt, p, on_text);
+  g.prefill();
   for (int32_t id; (id = g.step()) >= 0;) {
     Stopwatch sw;
     s.decode(id);

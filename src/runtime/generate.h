@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -63,17 +64,26 @@ struct GenerateResult {
 void check_prompt_fits(const Context& ctx, size_t n_prompt);
 
 // generate() one step at a time, for callers that batch the forwards of many requests (the
-// server's scheduler). The constructor prefills through the eviction path and arms the
-// sampler; step() samples the next token from the context's logits and emits its text, and
-// returns the token the caller must decode next (alone: ctx.decode(id); batched with other
-// contexts: forward_contexts, bit-identical) before calling step() again, or -1 once the
-// generation is over (end of generation, a stop string, -n tokens, a full context);
+// server's scheduler). The constructor arms the sampler; the prompt then goes in through the
+// eviction path, either at once (prefill()) or chunk by chunk (prefill_chunk() gives the
+// tokens and observer to run on the context, alone or inside forward_contexts with other
+// contexts' rows; prefill_ran() afterwards) so a long prompt can share steps with other
+// requests' decoding. step() samples the next token from the context's logits and emits its
+// text, and returns the token the caller must decode next (alone: ctx.decode(id); batched
+// with other contexts: forward_contexts, bit-identical) before calling step() again, or -1
+// once the generation is over (end of generation, a stop string, -n tokens, a full context);
 // finish() then emits the held-back text and returns the result. generate() is exactly this
 // loop with ctx.decode, so every frontend produces the same tokens.
 class Generation {
  public:
   Generation(Context& ctx, const std::vector<int32_t>& prompt, const GenerateParams& p,
              std::function<void(std::string_view)> on_text);
+  bool prefilling() const { return !prefill_->done(); }
+  int64_t prefill_remaining() const { return prefill_->remaining(); }
+  ContextStep prefill_chunk(int64_t max_tokens) { return prefill_->next(max_tokens); }
+  // forward_ms: the chunk's forward wall time (scoring and eviction are timed here).
+  void prefill_ran(const ContextStep& chunk, double forward_ms);
+  void prefill();  // every remaining chunk, on the context alone
   int32_t step();
   void add_decode_ms(double ms) { r_.timings.decode_ms += ms; }
   GenerateResult finish();
@@ -85,6 +95,7 @@ class Generation {
   Context& s_;
   GenerateParams p_;
   std::function<void(std::string_view)> on_text_;
+  std::unique_ptr<StagedPrefill> prefill_;
   GenerateResult r_;
   Stopwatch total_;
   double cpu0_ = 0;

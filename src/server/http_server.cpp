@@ -116,7 +116,7 @@ void HttpServer::serve() { impl_->http.listen_after_bind(); }
 
 void HttpServer::set_engine(std::shared_ptr<const Engine> engine) {
   Impl& s = *impl_;
-  auto sched = std::make_unique<Scheduler>(engine, s.p.n_parallel, s.p.max_queue);
+  auto sched = std::make_unique<Scheduler>(engine, s.p.n_parallel, s.p.max_queue, s.p.prefill_chunk);
   const std::lock_guard<std::mutex> lock(s.engine_mutex);
   s.scheduler = std::move(sched);
   s.engine = std::move(engine);
@@ -222,7 +222,8 @@ void HttpServer::Impl::routes() {
     for (int i = 0; i < p.n_parallel; ++i)
       slots.push_back({{"id", i}, {"n_ctx", e->context_defaults().n_ctx}, {"is_processing", i < busy}});
     send_json(res, 200, {{"slots", slots}, {"processing", busy}, {"deferred", sched().n_waiting()},
-                         {"batched_steps", sched().n_steps()}, {"batched_rows", sched().n_rows()}});
+                         {"batched_steps", sched().n_steps()}, {"batched_rows", sched().n_rows()},
+                         {"batched_prompt_tokens", sched().n_prefill_tokens()}});
   });
   if (p.metrics)
     http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
@@ -323,8 +324,9 @@ std::string HttpServer::Impl::metrics_text() {
   metric("requests_rejected_total", "counter", "Requests answered with a 4xx error.", (double)metrics.errors_4xx);
   metric("requests_processing", "gauge", "Requests generating now.", (double)scheduler->n_active());
   metric("requests_deferred", "gauge", "Requests waiting for a slot.", (double)scheduler->n_waiting());
-  metric("batched_decode_steps_total", "counter", "Batched decode forwards.", (double)scheduler->n_steps());
+  metric("batched_steps_total", "counter", "Batched forwards (decode rows and prompt chunks).", (double)scheduler->n_steps());
   metric("batched_decode_rows_total", "counter", "Tokens decoded in batched forwards.", (double)scheduler->n_rows());
+  metric("batched_prompt_tokens_total", "counter", "Prompt tokens prefilled in batched forwards.", (double)scheduler->n_prefill_tokens());
   metric("kv_entries_last", "gauge", "KV entries the last request held after eviction.", (double)metrics.kv_entries);
   metric("kv_full_entries_last", "gauge", "KV entries the last request would hold with the full cache.", (double)metrics.kv_full_entries);
   metric("kv_bytes_last", "gauge", "KV bytes the last request held after eviction.", (double)metrics.kv_bytes);

@@ -184,6 +184,48 @@ TEST_F(ServeTest, ConcurrentRequestsAreBatchedAndEachGetsItsOwnAnswer) {
       << slots.dump();
 }
 
+// A long prompt goes in 32 tokens per step while another request streams: both answers are
+// those of each request alone (the long one compressed by SnapKV after its last chunk).
+TEST_F(ServeTest, LongPromptsGoInChunksBesideOtherStreams) {
+  ServeParams p;
+  p.n_parallel = 2;
+  p.prefill_chunk = 32;
+  Running s(p, engine_);
+  std::string doc;
+  for (int i = 0; i < 40; ++i) doc += "Entry " + std::to_string(i) + ": the ferry left pier " + std::to_string(i % 7) + ". ";
+  const json streamed = {{"messages", {{{"role", "user"}, {"content", "Count from one to twenty."}}}},
+                         {"temperature", 0}, {"max_tokens", 48}, {"stream", true}};
+  const json long_one = {{"messages", {{{"role", "user"}, {"content", doc + "\nWhich pier did entry 12 use?"}}}},
+                         {"temperature", 0}, {"max_tokens", 12}, {"kv_policy", "snapkv"}, {"kv_budget", 64}};
+  std::string got_stream, got_long;
+  std::thread a([&] {
+    auto r = s.client().Post("/v1/chat/completions", streamed.dump(), "application/json");
+    if (!r || r->status != 200) return;
+    for (size_t at = 0; (at = r->body.find("data: {", at)) != std::string::npos; ++at) {
+      const json ev = json::parse(r->body.substr(at + 6, r->body.find("\n\n", at) - at - 6));
+      if (!ev["choices"].empty() && ev["choices"][0]["delta"].contains("content"))
+        got_stream += ev["choices"][0]["delta"]["content"].get<std::string>();
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  auto r = s.client().Post("/v1/chat/completions", long_one.dump(), "application/json");
+  a.join();
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json body = json::parse(r->body);
+  got_long = body["choices"][0]["message"]["content"];
+  json plain = streamed;
+  plain.erase("stream");
+  EXPECT_EQ(got_stream, direct_answer(engine_, plain.dump()));
+  EXPECT_EQ(got_long, direct_answer(engine_, long_one.dump()));
+  const int64_t n_prompt = body["usage"]["prompt_tokens"];
+  EXPECT_GT(n_prompt, 400);
+  const json slots = json::parse(s.client().Get("/slots")->body);
+  EXPECT_GE(slots["batched_prompt_tokens"].get<int64_t>(), n_prompt) << slots.dump();
+  // At most 32 prompt tokens per step: the long prompt alone took this many steps.
+  EXPECT_GE(slots["batched_steps"].get<int64_t>(), n_prompt / 32) << slots.dump();
+}
+
 TEST_F(ServeTest, PerRequestKvPolicyHoldsFewerEntries) {
   Running s({}, engine_);
   httplib::Client c = s.client();

@@ -34,12 +34,14 @@ void Job::finish(Outcome o) {
   cv_.notify_all();
 }
 
-// An admitted request: its context, its generation and the token to decode next.
+// An admitted request: its context, its generation, and either the chunk of its prompt in
+// the current step (while prefilling) or the token to decode next.
 struct Scheduler::Active {
   std::shared_ptr<Job> job;
   std::unique_ptr<Context> ctx;
   std::unique_ptr<Generation> gen;
   int32_t next = -1;
+  std::optional<ContextStep> chunk;
 };
 
 namespace {
@@ -52,8 +54,12 @@ Job::Outcome cancelled_outcome() {
 
 }  // namespace
 
-Scheduler::Scheduler(std::shared_ptr<const Engine> engine, int n_slots, int max_queue)
-    : engine_(std::move(engine)), n_slots_(n_slots), max_queue_(max_queue) {
+Scheduler::Scheduler(std::shared_ptr<const Engine> engine, int n_slots, int max_queue,
+                     int64_t prefill_budget)
+    : engine_(std::move(engine)),
+      n_slots_(n_slots),
+      max_queue_(max_queue),
+      prefill_budget_(prefill_budget > 0 ? prefill_budget : engine_->context_defaults().n_batch) {
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -91,7 +97,7 @@ void Scheduler::loop() {
       if (stop_) break;
     }
     admit(active);
-    if (!active.empty()) decode_step(active);
+    if (!active.empty()) step(active);
   }
   for (auto& a : active) a->job->finish(cancelled_outcome());
   const std::lock_guard<std::mutex> lock(m_);
@@ -100,8 +106,18 @@ void Scheduler::loop() {
   n_active_ = 0;
 }
 
-// Moves waiting jobs into free slots: each gets a context, its prompt (tokenized and checked
-// by the submitter) prefilled with its KV policy, and its first token sampled. A job that ends there (or fails) finishes at once.
+namespace {
+
+Job::Outcome error_outcome(const Error& e) {
+  Job::Outcome o;
+  o.error = ApiError(400, "invalid_request_error", e.what());
+  return o;
+}
+
+}  // namespace
+
+// Moves waiting jobs into free slots: each gets a context and a generation whose prompt
+// (tokenized and checked by the submitter) goes in over the next steps.
 void Scheduler::admit(std::vector<std::unique_ptr<Active>>& active) {
   while ((int)active.size() < n_slots_) {
     std::shared_ptr<Job> job;
@@ -122,16 +138,8 @@ void Scheduler::admit(std::vector<std::unique_ptr<Active>>& active) {
       a->gen = std::make_unique<Generation>(
           *a->ctx, job->tokens, completion_params(job->request, job->n_compress),
           [j = job.get()](std::string_view t) { j->push(std::string(t)); });
-      a->next = a->gen->step();
     } catch (const Error& e) {  // e.g. a policy this model cannot use
-      Job::Outcome o;
-      o.error = ApiError(400, "invalid_request_error", e.what());
-      job->finish(std::move(o));
-      continue;
-    }
-    if (a->next < 0) {
-      const GenerateResult g = a->gen->finish();
-      job->finish({g.stop_reason, completion_stats(job->request, g, *a->ctx), std::nullopt});
+      job->finish(error_outcome(e));
       continue;
     }
     active.push_back(std::move(a));
@@ -139,8 +147,20 @@ void Scheduler::admit(std::vector<std::unique_ptr<Active>>& active) {
   }
 }
 
-// One batched forward over every active request's next token, then each samples its next.
-void Scheduler::decode_step(std::vector<std::unique_ptr<Active>>& active) {
+// Samples a's next token (its prompt is in); false once its generation is over (the job is
+// finished then).
+bool Scheduler::advance(Active& a) {
+  a.next = a.gen->step();
+  if (a.next >= 0) return true;
+  const GenerateResult g = a.gen->finish();
+  a.job->finish({g.stop_reason, completion_stats(a.job->request, g, *a.ctx), std::nullopt});
+  return false;
+}
+
+// One batched forward: every decoding request's next token, and prompt chunks of the
+// prefilling ones, oldest first, up to prefill_budget_ tokens in all. Then each decoding
+// request samples its next token, and a request whose prompt is complete samples its first.
+void Scheduler::step(std::vector<std::unique_ptr<Active>>& active) {
   std::erase_if(active, [](const std::unique_ptr<Active>& a) {
     if (!a->job->cancelled()) return false;
     a->job->finish(cancelled_outcome());
@@ -150,19 +170,38 @@ void Scheduler::decode_step(std::vector<std::unique_ptr<Active>>& active) {
   if (active.empty()) return;
   std::vector<ContextStep> steps;
   steps.reserve(active.size());
-  for (auto& a : active) steps.push_back(ContextStep{a->ctx.get(), {a->next}, nullptr});
+  int64_t budget = prefill_budget_, n_decode = 0;
+  for (auto& a : active) {
+    if (!a->gen->prefilling()) {
+      steps.push_back(ContextStep{a->ctx.get(), {a->next}, nullptr});
+      ++n_decode;
+    } else if (budget > 0) {
+      a->chunk = a->gen->prefill_chunk(budget);
+      budget -= (int64_t)a->chunk->tokens.size();
+      steps.push_back(*a->chunk);
+    }
+  }
   Stopwatch sw;
   forward_contexts(steps);
   const double ms = sw.ms();
   ++n_steps_;
-  n_rows_ += (int64_t)active.size();
+  n_rows_ += n_decode;
+  n_prefill_tokens_ += prefill_budget_ - budget;
+  // Each request is charged the step's wall time: a per-request share is not measured.
   std::erase_if(active, [&](const std::unique_ptr<Active>& a) {
-    a->gen->add_decode_ms(ms);  // the step's wall time: a per-request share is not measured
-    a->next = a->gen->step();
-    if (a->next >= 0) return false;
-    const GenerateResult g = a->gen->finish();
-    a->job->finish({g.stop_reason, completion_stats(a->job->request, g, *a->ctx), std::nullopt});
-    return true;
+    try {
+      if (a->chunk) {
+        a->gen->prefill_ran(*a->chunk, ms);  // scores and evicts when the prompt is in
+        a->chunk.reset();
+        return a->gen->prefilling() ? false : !advance(*a);
+      }
+      if (a->gen->prefilling()) return false;  // no budget left for it this step
+      a->gen->add_decode_ms(ms);
+      return !advance(*a);
+    } catch (const Error& e) {
+      a->job->finish(error_outcome(e));
+      return true;
+    }
   });
   n_active_ = (int)active.size();
 }

@@ -1,9 +1,11 @@
 // Continuous batching for glimpse serve: one thread owns every generating request. Each step
-// it admits waiting requests into free slots (prefill through the eviction path, on the
-// request's own context), then decodes every admitted request's next token in one
-// forward_contexts call, so the weights are read once per step for all of them. Requests
-// are runtime/generate.h's Generation driven step by step, and forward_contexts is
-// bit-identical to decoding alone, so an answer does not depend on what else is running.
+// it admits waiting requests into free slots (each on its own context), then runs one
+// forward_contexts call over every decoding request's next token and chunks of the prompts
+// still going in (through the eviction path, at most prefill_budget tokens per step), so the
+// weights are read once per step for all of them and a long prompt does not stall the
+// other streams for longer than one chunk. Requests are runtime/generate.h's Generation
+// driven step by step, and the forward is bit-identical to running each context alone
+// whatever the batch split, so an answer does not depend on what else is running.
 //
 // HTTP threads submit a Job and wait on it: text pieces arrive as they complete; a job whose
 // client went away is cancelled at the next step and its context freed at once. Beyond the
@@ -65,7 +67,10 @@ class Job {
 
 class Scheduler {
  public:
-  Scheduler(std::shared_ptr<const Engine> engine, int n_slots, int max_queue);
+  // prefill_budget: prompt tokens per step over all prefilling requests (0: the context's
+  // n_batch).
+  Scheduler(std::shared_ptr<const Engine> engine, int n_slots, int max_queue,
+            int64_t prefill_budget = 0);
   ~Scheduler();  // stops the thread; unfinished jobs end as cancelled
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -76,21 +81,24 @@ class Scheduler {
   int n_waiting();
   int64_t n_steps() const { return n_steps_; }  // batched decode forwards so far
   int64_t n_rows() const { return n_rows_; }    // tokens decoded in them
+  int64_t n_prefill_tokens() const { return n_prefill_tokens_; }  // prompt tokens in them
 
  private:
   struct Active;
   void loop();
   void admit(std::vector<std::unique_ptr<Active>>& active);
-  void decode_step(std::vector<std::unique_ptr<Active>>& active);
+  void step(std::vector<std::unique_ptr<Active>>& active);
+  bool advance(Active& a);
 
   std::shared_ptr<const Engine> engine_;
   const int n_slots_, max_queue_;
+  const int64_t prefill_budget_;
   std::mutex m_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Job>> waiting_;
   bool stop_ = false;
   std::atomic<int> n_active_{0};
-  std::atomic<int64_t> n_steps_{0}, n_rows_{0};
+  std::atomic<int64_t> n_steps_{0}, n_rows_{0}, n_prefill_tokens_{0};
   std::thread thread_;
 };
 
