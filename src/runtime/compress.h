@@ -93,6 +93,10 @@ class StagedPrefill {
   // Runs every remaining chunk on the context alone, n_batch tokens at a time.
   void run_all();
   const KvCompressReport& report() const { return rep_; }
+  // The compressed part was just evicted and nothing after it has run: the context holds
+  // exactly the compressed document (what a document cache keeps).
+  bool at_compressed_boundary() const { return pc_ && rep_.evicted && next_ == n_compress_; }
+  int64_t n_compress() const { return n_compress_; }
 
  private:
   Context& ctx_;

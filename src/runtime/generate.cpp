@@ -24,7 +24,7 @@ double Timings::decode_tps() const {
 }
 
 std::string Timings::to_json() const {
-  nlohmann::json j = {{"n_prompt", n_prompt},     {"n_gen", n_gen},
+  nlohmann::json j = {{"n_prompt", n_prompt},     {"n_cached", n_cached}, {"n_gen", n_gen},
                       {"load_ms", load_ms},       {"prefill_ms", prefill_ms},
                       {"decode_ms", decode_ms},   {"decode_cpu_ms", decode_cpu_ms},
                       {"sample_ms", sample_ms},
@@ -66,14 +66,23 @@ void check_prompt_fits(const Context& s, size_t n_prompt) {
 }
 
 Generation::Generation(Context& ctx, const std::vector<int32_t>& prompt, const GenerateParams& p,
-                       std::function<void(std::string_view)> on_text)
-    : s_(ctx), p_(p), on_text_(std::move(on_text)) {
+                       std::function<void(std::string_view)> on_text, const CachedPrefix& cached)
+    : s_(ctx), p_(p), on_text_(std::move(on_text)), cached_kv_(cached.compressed) {
   check_prompt_fits(s_, prompt.size());
+  if (cached.n_tokens != s_.n_past() || cached.n_tokens >= (int64_t)prompt.size())
+    fail("Generation: the context holds {} tokens, the cached prefix {} of a {}-token prompt",
+         s_.n_past(), cached.n_tokens, prompt.size());
   r_.timings.load_ms = s_.engine().load_ms();
   r_.timings.n_prompt = (int64_t)prompt.size();
+  r_.timings.n_cached = cached.n_tokens;
   s_.begin_sampling(p_.sampling, p_.stop, prompt);
   r_.seed = s_.sampling().sampler.seed();
-  prefill_ = std::make_unique<StagedPrefill>(s_, prompt, p_.n_compress, p_.kv);
+  if (cached.n_tokens > 0)  // the rest of the prompt, plain
+    prefill_ = std::make_unique<StagedPrefill>(
+        s_, std::vector<int32_t>(prompt.begin() + cached.n_tokens, prompt.end()), -1,
+        KvPolicySettings{});
+  else
+    prefill_ = std::make_unique<StagedPrefill>(s_, prompt, p_.n_compress, p_.kv);
   r_.stop_reason = "length";
 }
 
@@ -83,6 +92,12 @@ void Generation::prefill_ran(const ContextStep& chunk, double forward_ms) {
   r_.timings.prefill_ms += forward_ms + sw.ms();
   if (!prefill_->done()) return;
   r_.timings.kv = prefill_->report();
+  if (cached_kv_) {  // compressed when it was cached: its report, none of its costs
+    const double ms = r_.timings.kv.prefill_ms;
+    r_.timings.kv = *cached_kv_;
+    r_.timings.kv.prefill_ms = ms;
+    r_.timings.kv.score_ms = r_.timings.kv.evict_ms = 0;
+  }
   cpu0_ = process_cpu_ms();
 }
 

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,6 +28,7 @@ struct GenerateParams {
 
 struct Timings {
   int64_t n_prompt = 0;
+  int64_t n_cached = 0;  // of them, tokens whose KV came with the context (a prefix cache hit)
   int64_t n_gen = 0;  // tokens sampled (the first comes from the prefill logits)
   double load_ms = 0;
   double prefill_ms = 0;
@@ -63,6 +65,13 @@ struct GenerateResult {
 // Error unless a prompt of n_prompt tokens leaves room for at least one generated token.
 void check_prompt_fits(const Context& ctx, size_t n_prompt);
 
+// A prompt prefix the context already holds (runtime/prefix_cache.h): its length, and for a
+// document compressed query-agnostically, the report of that compression.
+struct CachedPrefix {
+  int64_t n_tokens = 0;
+  std::optional<KvCompressReport> compressed;
+};
+
 // generate() one step at a time, for callers that batch the forwards of many requests (the
 // server's scheduler). The constructor arms the sampler; the prompt then goes in through the
 // eviction path, either at once (prefill()) or chunk by chunk (prefill_chunk() gives the
@@ -76,14 +85,20 @@ void check_prompt_fits(const Context& ctx, size_t n_prompt);
 // loop with ctx.decode, so every frontend produces the same tokens.
 class Generation {
  public:
+  // cached: the context holds prompt[0, cached.n_tokens) already (n_past equal to it, and
+  // shorter than the prompt); only the rest goes in, without eviction (a compressed prefix
+  // was evicted when it was cached).
   Generation(Context& ctx, const std::vector<int32_t>& prompt, const GenerateParams& p,
-             std::function<void(std::string_view)> on_text);
+             std::function<void(std::string_view)> on_text, const CachedPrefix& cached = {});
   bool prefilling() const { return !prefill_->done(); }
   int64_t prefill_remaining() const { return prefill_->remaining(); }
   ContextStep prefill_chunk(int64_t max_tokens) { return prefill_->next(max_tokens); }
   // forward_ms: the chunk's forward wall time (scoring and eviction are timed here).
   void prefill_ran(const ContextStep& chunk, double forward_ms);
   void prefill();  // every remaining chunk, on the context alone
+  // See StagedPrefill::at_compressed_boundary; prefill_report() is the eviction's report.
+  bool at_compressed_boundary() const { return prefill_->at_compressed_boundary(); }
+  const KvCompressReport& prefill_report() const { return prefill_->report(); }
   int32_t step();
   void add_decode_ms(double ms) { r_.timings.decode_ms += ms; }
   GenerateResult finish();
@@ -96,6 +111,7 @@ class Generation {
   GenerateParams p_;
   std::function<void(std::string_view)> on_text_;
   std::unique_ptr<StagedPrefill> prefill_;
+  std::optional<KvCompressReport> cached_kv_;
   GenerateResult r_;
   Stopwatch total_;
   double cpu0_ = 0;

@@ -256,16 +256,20 @@ std::string finish_reason(const std::string& stop_reason) {
 json usage_json(const CompletionStats& s) {
   return {{"prompt_tokens", s.n_prompt},
           {"completion_tokens", s.n_gen},
-          {"total_tokens", s.n_prompt + s.n_gen}};
+          {"total_tokens", s.n_prompt + s.n_gen},
+          {"prompt_tokens_details", {{"cached_tokens", s.n_cached}}}};
 }
 
 json timings_json(const CompletionStats& s) {
   auto per_token = [](double ms, int64_t n) { return n > 0 ? ms / (double)n : 0.0; };
   auto per_second = [](double ms, int64_t n) { return ms > 0 ? 1e3 * (double)n / ms : 0.0; };
-  return {{"prompt_n", s.n_prompt},
+  // As llama-server: prompt_n counts the tokens processed, cache_n those reused.
+  const int64_t n_run = s.n_prompt - s.n_cached;
+  return {{"cache_n", s.n_cached},
+          {"prompt_n", n_run},
           {"prompt_ms", s.prompt_ms},
-          {"prompt_per_token_ms", per_token(s.prompt_ms, s.n_prompt)},
-          {"prompt_per_second", per_second(s.prompt_ms, s.n_prompt)},
+          {"prompt_per_token_ms", per_token(s.prompt_ms, n_run)},
+          {"prompt_per_second", per_second(s.prompt_ms, n_run)},
           {"predicted_n", s.n_gen},
           {"predicted_ms", s.predicted_ms},
           {"predicted_per_token_ms", per_token(s.predicted_ms, s.n_gen)},

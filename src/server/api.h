@@ -84,6 +84,7 @@ std::string finish_reason(const std::string& stop_reason);
 
 struct CompletionStats {
   int64_t n_prompt = 0, n_gen = 0;
+  int64_t n_cached = 0;  // prompt tokens whose KV came from the document cache
   double prompt_ms = 0, predicted_ms = 0;
   // KV held after prefill (and eviction) vs what the full cache would hold.
   std::string kv_policy = "none";

@@ -61,6 +61,7 @@ CompletionStats completion_stats(const CompletionRequest& r, const GenerateResul
                                  const Context& ctx) {
   CompletionStats s;
   s.n_prompt = g.timings.n_prompt;
+  s.n_cached = g.timings.n_cached;
   s.n_gen = g.timings.n_gen;
   s.prompt_ms = g.timings.prefill_ms;
   s.predicted_ms = g.timings.decode_ms + g.timings.sample_ms;

@@ -28,6 +28,15 @@ void send_json(httplib::Response& res, int status, const json& j) {
   res.set_content(j.dump(-1, ' ', false, json::error_handler_t::replace), kJson);
 }
 
+// The document cache's counters for /slots (null when the cache is off).
+json cache_json(const PrefixCache* pc) {
+  if (!pc) return nullptr;
+  const PrefixCache::Stats cs = pc->stats();
+  return {{"lookups", cs.lookups}, {"hits", cs.hits},         {"tokens_reused", cs.tokens_reused},
+          {"entries", cs.entries}, {"bytes", cs.bytes},       {"max_bytes", cs.max_bytes},
+          {"evictions", cs.evictions}};
+}
+
 void send_error(httplib::Response& res, const ApiError& e) {
   send_json(res, e.status(), e.body());
   if (e.status() == 503) res.set_header("Retry-After", "1");
@@ -116,7 +125,8 @@ void HttpServer::serve() { impl_->http.listen_after_bind(); }
 
 void HttpServer::set_engine(std::shared_ptr<const Engine> engine) {
   Impl& s = *impl_;
-  auto sched = std::make_unique<Scheduler>(engine, s.p.n_parallel, s.p.max_queue, s.p.prefill_chunk);
+  auto sched = std::make_unique<Scheduler>(engine, s.p.n_parallel, s.p.max_queue, s.p.prefill_chunk,
+                                           s.p.cache_ram_mib << 20);
   const std::lock_guard<std::mutex> lock(s.engine_mutex);
   s.scheduler = std::move(sched);
   s.engine = std::move(engine);
@@ -223,7 +233,8 @@ void HttpServer::Impl::routes() {
       slots.push_back({{"id", i}, {"n_ctx", e->context_defaults().n_ctx}, {"is_processing", i < busy}});
     send_json(res, 200, {{"slots", slots}, {"processing", busy}, {"deferred", sched().n_waiting()},
                          {"batched_steps", sched().n_steps()}, {"batched_rows", sched().n_rows()},
-                         {"batched_prompt_tokens", sched().n_prefill_tokens()}});
+                         {"batched_prompt_tokens", sched().n_prefill_tokens()},
+                         {"document_cache", cache_json(sched().prefix_cache())}});
   });
   if (p.metrics)
     http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
@@ -327,6 +338,17 @@ std::string HttpServer::Impl::metrics_text() {
   metric("batched_steps_total", "counter", "Batched forwards (decode rows and prompt chunks).", (double)scheduler->n_steps());
   metric("batched_decode_rows_total", "counter", "Tokens decoded in batched forwards.", (double)scheduler->n_rows());
   metric("batched_prompt_tokens_total", "counter", "Prompt tokens prefilled in batched forwards.", (double)scheduler->n_prefill_tokens());
+  if (const PrefixCache* pc = scheduler->prefix_cache()) {
+    const PrefixCache::Stats cs = pc->stats();
+    metric("document_cache_lookups_total", "counter", "Document cache lookups.", (double)cs.lookups);
+    metric("document_cache_hits_total", "counter", "Document cache hits.", (double)cs.hits);
+    metric("document_cache_hit_ratio", "gauge", "Hits per lookup so far.",
+           cs.lookups ? (double)cs.hits / (double)cs.lookups : 0.0);
+    metric("document_cache_tokens_reused_total", "counter", "Prompt tokens not prefilled thanks to the cache.", (double)cs.tokens_reused);
+    metric("document_cache_entries", "gauge", "Contexts held by the document cache.", (double)cs.entries);
+    metric("document_cache_bytes", "gauge", "Bytes held by the document cache.", (double)cs.bytes);
+    metric("document_cache_evictions_total", "counter", "Entries dropped to stay within --cache-ram.", (double)cs.evictions);
+  }
   metric("kv_entries_last", "gauge", "KV entries the last request held after eviction.", (double)metrics.kv_entries);
   metric("kv_full_entries_last", "gauge", "KV entries the last request would hold with the full cache.", (double)metrics.kv_full_entries);
   metric("kv_bytes_last", "gauge", "KV bytes the last request held after eviction.", (double)metrics.kv_bytes);

@@ -226,6 +226,55 @@ TEST_F(ServeTest, LongPromptsGoInChunksBesideOtherStreams) {
   EXPECT_GE(slots["batched_steps"].get<int64_t>(), n_prompt / 32) << slots.dump();
 }
 
+// The document cache: a second question on a document compressed query-agnostically
+// prefills only the question; a conversation's next turn prefills only the new messages.
+// Both answers equal those of a cold request; /metrics counts the hits.
+TEST_F(ServeTest, DocumentCacheServesLaterQuestionsAndTurns) {
+  ServeParams p;
+  p.metrics = true;
+  Running s(p, engine_);
+  httplib::Client c = s.client();
+  std::string doc;
+  for (int i = 0; i < 25; ++i) doc += "Crate " + std::to_string(i) + " holds " + std::to_string(3 * i + 1) + " lamps. ";
+  auto ask = [&](const std::string& q, bool agnostic) {
+    json b = {{"messages", {{{"role", "system"}, {"content", doc}}, {{"role", "user"}, {"content", q}}}},
+              {"temperature", 0}, {"max_tokens", 10}};
+    if (agnostic) b["kv_policy"] = "snapkv", b["kv_budget"] = 48, b["query_aware"] = false;
+    return b;
+  };
+  for (bool agnostic : {true, false}) {
+    SCOPED_TRACE(agnostic ? "compressed document" : "full cache");
+    const json q1 = ask("How many lamps are in crate 4?", agnostic);
+    auto r1 = c.Post("/v1/chat/completions", q1.dump(), "application/json");
+    ASSERT_TRUE(r1 && r1->status == 200);
+    const json a1 = json::parse(r1->body);
+    json q2 = ask("Which crate holds 31 lamps?", agnostic);
+    if (!agnostic) {  // the next turn of the same conversation
+      q2 = q1;
+      q2["messages"].push_back({{"role", "assistant"}, {"content", a1["choices"][0]["message"]["content"]}});
+      q2["messages"].push_back({{"role", "user"}, {"content", "And crate 5?"}});
+    }
+    auto r2 = c.Post("/v1/chat/completions", q2.dump(), "application/json");
+    ASSERT_TRUE(r2 && r2->status == 200) << (r2 ? r2->body : "");
+    const json a2 = json::parse(r2->body);
+    const int64_t cached = a2["usage"]["prompt_tokens_details"]["cached_tokens"];
+    EXPECT_EQ(a2["timings"]["cache_n"], cached);
+    EXPECT_EQ(a2["timings"]["prompt_n"].get<int64_t>() + cached, a2["usage"]["prompt_tokens"].get<int64_t>());
+    if (agnostic) {
+      EXPECT_GT(cached, 200);  // the system message: the document
+      EXPECT_EQ(a2["kv"]["policy"], "snapkv");
+      EXPECT_LT(a2["kv"]["entries"].get<int64_t>() * 3, a2["kv"]["full_entries"].get<int64_t>());
+    } else {
+      EXPECT_GT(cached, a1["usage"]["prompt_tokens"].get<int64_t>());  // prompt and answer
+    }
+    EXPECT_EQ(a2["choices"][0]["message"]["content"], direct_answer(engine_, q2.dump()));
+  }
+  const std::string m = c.Get("/metrics")->body;
+  EXPECT_NE(m.find("glimpse:document_cache_hits_total 2"), std::string::npos) << m;
+  const json slots = json::parse(c.Get("/slots")->body);
+  EXPECT_GE(slots["document_cache"]["entries"].get<int64_t>(), 2) << slots.dump();
+}
+
 TEST_F(ServeTest, PerRequestKvPolicyHoldsFewerEntries) {
   Running s({}, engine_);
   httplib::Client c = s.client();

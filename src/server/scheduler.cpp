@@ -42,6 +42,8 @@ struct Scheduler::Active {
   std::unique_ptr<Generation> gen;
   int32_t next = -1;
   std::optional<ContextStep> chunk;
+  std::string doc_key;  // set: keep the compressed document in the cache once evicted
+  bool plain = false;   // no eviction: the finished context goes into the cache
 };
 
 namespace {
@@ -55,11 +57,12 @@ Job::Outcome cancelled_outcome() {
 }  // namespace
 
 Scheduler::Scheduler(std::shared_ptr<const Engine> engine, int n_slots, int max_queue,
-                     int64_t prefill_budget)
+                     int64_t prefill_budget, size_t cache_bytes)
     : engine_(std::move(engine)),
       n_slots_(n_slots),
       max_queue_(max_queue),
-      prefill_budget_(prefill_budget > 0 ? prefill_budget : engine_->context_defaults().n_batch) {
+      prefill_budget_(prefill_budget > 0 ? prefill_budget : engine_->context_defaults().n_batch),
+      cache_(cache_bytes > 0 ? std::make_unique<PrefixCache>(cache_bytes) : nullptr) {
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -131,20 +134,47 @@ void Scheduler::admit(std::vector<std::unique_ptr<Active>>& active) {
       job->finish(cancelled_outcome());
       continue;
     }
-    auto a = std::make_unique<Active>();
-    a->job = job;
     try {
-      a->ctx = std::make_unique<Context>(engine_, engine_->context_defaults());
-      a->gen = std::make_unique<Generation>(
-          *a->ctx, job->tokens, completion_params(job->request, job->n_compress),
-          [j = job.get()](std::string_view t) { j->push(std::string(t)); });
+      active.push_back(start(job));
     } catch (const Error& e) {  // e.g. a policy this model cannot use
       job->finish(error_outcome(e));
       continue;
     }
-    active.push_back(std::move(a));
     n_active_ = (int)active.size();
   }
+}
+
+// A job's context (a fork of a cached one on a document-cache hit) and its generation; no
+// forward runs here.
+std::unique_ptr<Scheduler::Active> Scheduler::start(std::shared_ptr<Job> job) {
+  auto a = std::make_unique<Active>();
+  a->job = job;
+  const GenerateParams gp = completion_params(job->request, job->n_compress);
+  const std::vector<int32_t>& tokens = job->tokens;
+  CachedPrefix cached;
+  if (cache_ && !kv_policy_info(gp.kv.name).make) {
+    a->plain = true;
+    if (auto hit = cache_->find_prefix(tokens)) {
+      a->ctx = std::move(hit->ctx);
+      cached.n_tokens = hit->n_tokens;
+    }
+  } else if (cache_ && gp.kv.query_agnostic && gp.n_compress > 0 &&
+             gp.n_compress < (int64_t)tokens.size()) {
+    const std::vector<int32_t> doc(tokens.begin(), tokens.begin() + gp.n_compress);
+    const std::string key = policy_key(gp.kv);
+    if (auto hit = cache_->find_compressed(doc, key)) {
+      a->ctx = std::move(hit->ctx);
+      cached.n_tokens = hit->n_tokens;
+      cached.compressed = std::move(hit->compressed);
+    } else {
+      a->doc_key = key;
+    }
+  }
+  if (!a->ctx) a->ctx = std::make_unique<Context>(engine_, engine_->context_defaults());
+  a->gen = std::make_unique<Generation>(
+      *a->ctx, tokens, gp, [j = job.get()](std::string_view t) { j->push(std::string(t)); },
+      cached);
+  return a;
 }
 
 // Samples a's next token (its prompt is in); false once its generation is over (the job is
@@ -154,6 +184,13 @@ bool Scheduler::advance(Active& a) {
   if (a.next >= 0) return true;
   const GenerateResult g = a.gen->finish();
   a.job->finish({g.stop_reason, completion_stats(a.job->request, g, *a.ctx), std::nullopt});
+  if (a.plain && !g.timings.kv.evicted) {
+    // The tokens whose KV the context holds: the prompt and the decoded part of the answer.
+    std::vector<int32_t> held = a.job->tokens;
+    held.insert(held.end(), g.tokens.begin(), g.tokens.end());
+    held.resize(std::min<size_t>(held.size(), (size_t)a.ctx->n_past()));
+    cache_->put_full(std::move(held), std::move(a.ctx));
+  }
   return false;
 }
 
@@ -193,6 +230,12 @@ void Scheduler::step(std::vector<std::unique_ptr<Active>>& active) {
       if (a->chunk) {
         a->gen->prefill_ran(*a->chunk, ms);  // scores and evicts when the prompt is in
         a->chunk.reset();
+        if (!a->doc_key.empty() && a->gen->at_compressed_boundary()) {
+          const std::vector<int32_t>& t = a->job->tokens;
+          cache_->put_compressed(std::vector<int32_t>(t.begin(), t.begin() + a->gen->prefill_report().n_compressed),
+                                 std::move(a->doc_key), a->ctx->fork(), a->gen->prefill_report());
+          a->doc_key.clear();
+        }
         return a->gen->prefilling() ? false : !advance(*a);
       }
       if (a->gen->prefilling()) return false;  // no budget left for it this step

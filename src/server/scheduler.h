@@ -7,6 +7,11 @@
 // driven step by step, and the forward is bit-identical to running each context alone
 // whatever the batch split, so an answer does not depend on what else is running.
 //
+// With a document cache, a request without eviction starts from the cached context that
+// shares the longest prefix with its prompt, and a query-agnostic request from its document
+// compressed by an earlier one under the same settings; finished plain requests and freshly
+// compressed documents go into the cache.
+//
 // HTTP threads submit a Job and wait on it: text pieces arrive as they complete; a job whose
 // client went away is cancelled at the next step and its context freed at once. Beyond the
 // slots, jobs wait in a bounded queue (submit() refuses past it: 503).
@@ -23,6 +28,7 @@
 #include <vector>
 
 #include "runtime/engine.h"
+#include "runtime/prefix_cache.h"
 #include "server/api.h"
 
 namespace glimpse {
@@ -69,8 +75,9 @@ class Scheduler {
  public:
   // prefill_budget: prompt tokens per step over all prefilling requests (0: the context's
   // n_batch).
+  // cache_bytes: the document cache's bound (runtime/prefix_cache.h; 0: no cache).
   Scheduler(std::shared_ptr<const Engine> engine, int n_slots, int max_queue,
-            int64_t prefill_budget = 0);
+            int64_t prefill_budget = 0, size_t cache_bytes = 0);
   ~Scheduler();  // stops the thread; unfinished jobs end as cancelled
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -82,6 +89,7 @@ class Scheduler {
   int64_t n_steps() const { return n_steps_; }  // batched decode forwards so far
   int64_t n_rows() const { return n_rows_; }    // tokens decoded in them
   int64_t n_prefill_tokens() const { return n_prefill_tokens_; }  // prompt tokens in them
+  const PrefixCache* prefix_cache() const { return cache_.get(); }  // null: no cache
 
  private:
   struct Active;
@@ -89,10 +97,12 @@ class Scheduler {
   void admit(std::vector<std::unique_ptr<Active>>& active);
   void step(std::vector<std::unique_ptr<Active>>& active);
   bool advance(Active& a);
+  std::unique_ptr<Active> start(std::shared_ptr<Job> job);
 
   std::shared_ptr<const Engine> engine_;
   const int n_slots_, max_queue_;
   const int64_t prefill_budget_;
+  const std::unique_ptr<PrefixCache> cache_;
   std::mutex m_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Job>> waiting_;

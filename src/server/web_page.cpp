@@ -78,7 +78,8 @@ function showStats(t, kv) {
     ['KV policy', kv.policy + (kv.budget ? ' @ ' + kv.budget : '')],
     ['KV entries', kv.entries + ' of ' + kv.full_entries + ' (full cache)'],
     ['KV memory', mib(kv.bytes) + ' of ' + mib(kv.full_bytes)],
-    ['prompt', t.prompt_n + ' tokens, ' + t.prompt_ms.toFixed(0) + ' ms (' + t.prompt_per_second.toFixed(1) + ' t/s)'],
+    ['prompt', t.prompt_n + ' tokens, ' + t.prompt_ms.toFixed(0) + ' ms (' + t.prompt_per_second.toFixed(1) + ' t/s)' +
+               (t.cache_n ? ', ' + t.cache_n + ' more from the document cache' : '')],
     ['answer', t.predicted_n + ' tokens, ' + t.predicted_ms.toFixed(0) + ' ms (' + t.predicted_per_second.toFixed(1) + ' t/s)'],
   ];
   document.getElementById('stats').innerHTML = '<table>' + rows.map(

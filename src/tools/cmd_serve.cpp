@@ -32,6 +32,10 @@ int cmd_serve(int argc, char** argv, int first) {
          [&](const std::string& v) { sp.n_parallel = parse_int("-np", v, 1, 256); });
   ap.add({"--max-queue"}, "N", "requests waiting for a slot before 503 (default: 64)",
          [&](const std::string& v) { sp.max_queue = parse_int("--max-queue", v, 0, 1 << 20); });
+  ap.add({"-cram", "--cache-ram"}, "MiB",
+         "document cache: prompt KV kept for later requests sharing a prefix, LRU within MiB "
+         "(default: 8192, 0 = off)",
+         [&](const std::string& v) { sp.cache_ram_mib = (size_t)parse_int("--cache-ram", v, 0, 1 << 24); });
   ap.add({"--api-key"}, "KEY", "require 'Authorization: Bearer KEY' (all endpoints but /health)",
          [&](const std::string& v) { sp.api_key = v; });
   ap.flag({"--metrics"}, "enable the Prometheus /metrics endpoint", [&] { sp.metrics = true; });
