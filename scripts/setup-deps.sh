@@ -9,9 +9,11 @@ cd "$(dirname "$0")/.."
 
 # fortunes, debian-handbook, debian-reference-en: offline natural text for the training prompts
 # and the eval tasks, split between the two sides (src/eval/text_corpus.h).
+# chromium-headless-shell: the server's web page test (tests/server/web_page_test.py).
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config git python3 python3-venv python3-pip
   libhwy-dev nlohmann-json3-dev libcpp-httplib-dev libfmt-dev libicu-dev libgtest-dev libgmock-dev
-  libbenchmark-dev clang libclang-rt-14-dev fortunes debian-handbook debian-reference-en)
+  libbenchmark-dev clang libclang-rt-14-dev fortunes debian-handbook debian-reference-en
+  chromium-headless-shell)
 LLAMA_CPP_PYTHON_VERSION=0.3.36
 OPENAI_VERSION=3.57.0
 

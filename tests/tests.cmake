@@ -34,3 +34,18 @@ add_test(NAME server_openai_client
   COMMAND ${GLIMPSE_VENV_PYTHON} ${CMAKE_SOURCE_DIR}/tests/server/openai_client_test.py
           --glimpse $<TARGET_FILE:glimpse>)
 set_tests_properties(server_openai_client PROPERTIES LABELS e2e TIMEOUT 600)
+
+# The page at / in headless Chromium (chromium-headless-shell, from setup-deps): a document,
+# a question, the streamed answer equal to the API's, then a second question served from the
+# document cache. Screenshots go to build/web-page/. Exit 77 (skipped) without Chromium.
+add_test(NAME server_web_page
+  COMMAND ${GLIMPSE_VENV_PYTHON} ${CMAKE_SOURCE_DIR}/tests/server/web_page_test.py
+          --glimpse $<TARGET_FILE:glimpse> --out ${CMAKE_BINARY_DIR}/web-page)
+set_tests_properties(server_web_page PROPERTIES LABELS e2e TIMEOUT 600 SKIP_RETURN_CODE 77)
+
+# 1,000 malformed requests from 4 threads against a live server: every one a 4xx with an
+# OpenAI error object, the server still up and answering the same greedy text afterwards.
+add_test(NAME server_malformed_requests
+  COMMAND ${GLIMPSE_VENV_PYTHON} ${CMAKE_SOURCE_DIR}/tests/server/malformed_requests_test.py
+          --glimpse $<TARGET_FILE:glimpse>)
+set_tests_properties(server_malformed_requests PROPERTIES LABELS e2e TIMEOUT 300)
