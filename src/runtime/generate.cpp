@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sampling/logprobs.h"
 #include "sampling/stop_strings.h"
 #include "util/error.h"
 #include "util/timer.h"
@@ -110,6 +111,16 @@ void Generation::prefill() {
   }
 }
 
+void Generation::record_logprob(int32_t id) {
+  const Tokenizer& tok = s_.tokenizer();
+  const LogprobsAt at = logprobs_at(s_.logits().data(), (int32_t)s_.logits().size(), id, p_.n_probs);
+  TokenLogprob lp;
+  lp.token = {id, tok.token_to_piece(id), at.chosen};
+  for (const auto& [t, l] : at.top) lp.top.push_back({t, tok.token_to_piece(t), l});
+  if (on_logprob_) on_logprob_(lp);
+  r_.logprobs.push_back(std::move(lp));
+}
+
 void Generation::emit(const std::string& text) {
   if (text.empty()) return;
   r_.text += text;
@@ -132,6 +143,7 @@ int32_t Generation::step() {
     return -1;
   }
   r_.tokens.push_back(id);
+  if (p_.n_probs >= 0) record_logprob(id);
   emit(s_.text_of(id));
   if (s_.stopped()) {
     r_.stop_reason = "stop";

@@ -19,6 +19,9 @@ namespace glimpse {
 
 struct GenerateParams {
   int n_predict = -1;  // -1: until end of generation or a full context
+  // >= 0: the log-probability of each generated token and of the n_probs most likely tokens
+  // at its step (sampling/logprobs.h: the model's distribution, before sampling transforms).
+  int n_probs = -1;
   SamplerParams sampling;
   std::vector<std::string> stop;  // stop strings (not emitted)
   bool ignore_eos = false;
@@ -54,9 +57,22 @@ struct Timings {
   std::string report() const;
 };
 
+// A generated token's log-probability and the most likely alternatives at its step, with
+// their pieces (the token's bytes, which may be part of a UTF-8 character).
+struct TokenLogprob {
+  struct Entry {
+    int32_t id = -1;
+    std::string piece;
+    float logprob = 0;
+  };
+  Entry token;
+  std::vector<Entry> top;
+};
+
 struct GenerateResult {
   std::string text;
   std::vector<int32_t> tokens;
+  std::vector<TokenLogprob> logprobs;  // one per token of `tokens` when n_probs >= 0
   std::string stop_reason;  // "eos", "stop", "length", "context"
   uint32_t seed = 0;
   Timings timings;
@@ -101,15 +117,19 @@ class Generation {
   const KvCompressReport& prefill_report() const { return prefill_->report(); }
   int32_t step();
   void add_decode_ms(double ms) { r_.timings.decode_ms += ms; }
+  // With n_probs >= 0, called with each token's log-probabilities before its text.
+  void set_on_logprob(std::function<void(const TokenLogprob&)> f) { on_logprob_ = std::move(f); }
   GenerateResult finish();
   Context& context() { return s_; }
   const Timings& timings() const { return r_.timings; }
 
  private:
   void emit(const std::string& text);
+  void record_logprob(int32_t id);
   Context& s_;
   GenerateParams p_;
   std::function<void(std::string_view)> on_text_;
+  std::function<void(const TokenLogprob&)> on_logprob_;
   std::unique_ptr<StagedPrefill> prefill_;
   std::optional<KvCompressReport> cached_kv_;
   GenerateResult r_;

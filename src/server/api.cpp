@@ -177,6 +177,25 @@ void read_sampling(const json& j, SamplerParams* s) {
   }
 }
 
+// Chat: "logprobs": true with "top_logprobs": 0..20; completions: "logprobs": 0..20 (the
+// legacy integer); either: llama-server's "n_probs". *n_probs = alternatives per token, -1 off.
+void read_logprobs(const json& j, bool chat, int* n_probs) {
+  if (chat) {
+    bool on = false;
+    read_bool(j, "logprobs", &on);
+    if (present(j, "top_logprobs")) {
+      const int top = (int)read_integer(j, "top_logprobs", 0, kMaxLogprobs);
+      if (!on) bad_request("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+      *n_probs = top;
+    } else if (on) {
+      *n_probs = 0;
+    }
+  } else if (present(j, "logprobs")) {
+    *n_probs = (int)read_integer(j, "logprobs", 0, kMaxLogprobs);
+  }
+  if (present(j, "n_probs")) *n_probs = (int)read_integer(j, "n_probs", 0, kMaxLogprobs);
+}
+
 void read_kv(const json& j, KvPolicySettings* kv) {
   if (present(j, "kv_policy")) {
     const std::string name = read_string(j, "kv_policy");
@@ -226,13 +245,7 @@ CompletionRequest parse_completion_request(std::string_view body, bool chat,
     if (present(j, key)) r.n_predict = (int)read_integer(j, key, -1, limits.max_tokens);
   if (r.n_predict == 0) bad_request("max_tokens", "'max_tokens' must be at least 1");
   if (present(j, "n") && read_integer(j, "n", 1, 1) != 1) bad_request("n", "only n = 1 is supported");
-  for (const char* key : {"logprobs", "n_probs", "top_logprobs"}) {
-    if (!present(j, key)) continue;
-    const json& v = j[key];
-    const bool asked = (v.is_boolean() && v.get<bool>()) || (v.is_number() && v != 0);
-    if (!v.is_boolean() && !v.is_number()) bad_request(key, fmt::format("'{}' must be a boolean or a number", key));
-    if (asked) bad_request(key, "log probabilities are not supported yet");
-  }
+  read_logprobs(j, chat, &r.n_probs);
   read_sampling(j, &r.sampling);
   r.stop = read_stop(j, limits);
   read_bool(j, "stream", &r.stream);
@@ -294,9 +307,42 @@ json response_head(const CompletionRequest& r, const std::string& id, int64_t cr
 }
 }  // namespace
 
+json logprobs_json(const CompletionRequest& r, const std::vector<TokenLogprob>& lps,
+                   int64_t text_offset) {
+  auto bytes = [](const std::string& piece) {
+    json b = json::array();
+    for (unsigned char c : piece) b.push_back((int)c);
+    return b;
+  };
+  if (r.chat) {
+    json content = json::array();
+    for (const TokenLogprob& lp : lps) {
+      json top = json::array();
+      for (const TokenLogprob::Entry& e : lp.top)
+        top.push_back({{"token", e.piece}, {"logprob", e.logprob}, {"bytes", bytes(e.piece)}});
+      content.push_back({{"token", lp.token.piece}, {"logprob", lp.token.logprob},
+                         {"bytes", bytes(lp.token.piece)}, {"top_logprobs", top}});
+    }
+    return {{"content", content}};
+  }
+  json tokens = json::array(), token_logprobs = json::array(), top = json::array(),
+       offsets = json::array();
+  for (const TokenLogprob& lp : lps) {
+    tokens.push_back(lp.token.piece);
+    token_logprobs.push_back(lp.token.logprob);
+    json alts = json::object();
+    for (const TokenLogprob::Entry& e : lp.top) alts[e.piece] = e.logprob;
+    top.push_back(alts);
+    offsets.push_back(text_offset);
+    text_offset += (int64_t)lp.token.piece.size();
+  }
+  return {{"tokens", tokens}, {"token_logprobs", token_logprobs}, {"top_logprobs", top},
+          {"text_offset", offsets}};
+}
+
 json completion_response(const CompletionRequest& r, const std::string& id, int64_t created,
                          const std::string& text, const std::string& stop_reason,
-                         const CompletionStats& s) {
+                         const CompletionStats& s, const std::vector<TokenLogprob>& lps) {
   json j = response_head(r, id, created, false);
   json choice = {{"index", 0}, {"finish_reason", finish_reason(stop_reason)}};
   if (r.chat) {
@@ -304,7 +350,7 @@ json completion_response(const CompletionRequest& r, const std::string& id, int6
   } else {
     choice["text"] = text;
   }
-  choice["logprobs"] = nullptr;
+  choice["logprobs"] = r.n_probs >= 0 ? logprobs_json(r, lps, 0) : json(nullptr);
   j["choices"] = json::array({choice});
   j["usage"] = usage_json(s);
   j["timings"] = timings_json(s);
@@ -313,7 +359,8 @@ json completion_response(const CompletionRequest& r, const std::string& id, int6
 }
 
 json stream_chunk(const CompletionRequest& r, const std::string& id, int64_t created,
-                  const std::string& text, bool first) {
+                  const std::string& text, bool first, const std::vector<TokenLogprob>& lps,
+                  int64_t text_offset) {
   json j = response_head(r, id, created, true);
   json choice = {{"index", 0}, {"finish_reason", nullptr}};
   if (r.chat) {
@@ -322,8 +369,11 @@ json stream_chunk(const CompletionRequest& r, const std::string& id, int64_t cre
     choice["delta"] = delta;
   } else {
     choice["text"] = text;
-    choice["logprobs"] = nullptr;
   }
+  if (r.n_probs >= 0)
+    choice["logprobs"] = logprobs_json(r, lps, text_offset);
+  else if (!r.chat)
+    choice["logprobs"] = nullptr;
   j["choices"] = json::array({choice});
   return j;
 }

@@ -4,7 +4,7 @@
 // Requests: POST /v1/chat/completions and /v1/completions bodies as OpenAI and llama-server
 // name their fields (model, messages | prompt, max_tokens, temperature, top_p, top_k, min_p,
 // seed, stop, stream, stream_options.include_usage, presence_penalty, frequency_penalty,
-// repeat_penalty) plus glimpse's KV fields (kv_policy, kv_budget, kv_ratio, query_aware).
+// repeat_penalty, logprobs / top_logprobs / n_probs) plus glimpse's KV fields (kv_policy, kv_budget, kv_ratio, query_aware).
 // Anything malformed -- invalid JSON or UTF-8, a wrong type, a number out of range, an
 // unknown policy -- throws ApiError with a 4xx status and an OpenAI-style error object.
 #pragma once
@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kv/policy.h"
+#include "runtime/generate.h"
 #include "sampling/sampler.h"
 #include "tokenizer/chat_template.h"
 
@@ -68,8 +69,11 @@ struct CompletionRequest {
   std::vector<std::string> stop;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
+  int n_probs = -1;  // log-probabilities: alternatives per token (0..kMaxLogprobs), -1 off
   KvPolicySettings kv;
 };
+
+inline constexpr int kMaxLogprobs = 20;
 
 // Parses and validates a request body. Throws ApiError (400) on anything malformed.
 CompletionRequest parse_completion_request(std::string_view body, bool chat,
@@ -102,13 +106,22 @@ nlohmann::json timings_json(const CompletionStats& s);
 nlohmann::json kv_json(const CompletionStats& s);
 
 // A whole (non-streamed) response.
+// The "logprobs" object of a choice for these tokens: chat {"content": [{token, logprob,
+// bytes, top_logprobs}]}, completions {tokens, token_logprobs, top_logprobs, text_offset}
+// (offsets in bytes of the completion text, the first at text_offset).
+nlohmann::json logprobs_json(const CompletionRequest& r, const std::vector<TokenLogprob>& lps,
+                             int64_t text_offset);
+// lps: every generated token's log-probabilities when r.n_probs >= 0.
 nlohmann::json completion_response(const CompletionRequest& r, const std::string& id,
                                    int64_t created, const std::string& text,
-                                   const std::string& stop_reason, const CompletionStats& s);
+                                   const std::string& stop_reason, const CompletionStats& s,
+                                   const std::vector<TokenLogprob>& lps = {});
 // One streamed chunk: text (delta) or, with finish set, the closing chunk (empty delta,
 // finish_reason, timings and kv). first adds the role to a chat delta.
+// lps: the chunk's tokens (r.n_probs >= 0), the first at byte text_offset of the completion.
 nlohmann::json stream_chunk(const CompletionRequest& r, const std::string& id, int64_t created,
-                            const std::string& text, bool first);
+                            const std::string& text, bool first,
+                            const std::vector<TokenLogprob>& lps = {}, int64_t text_offset = 0);
 nlohmann::json stream_final_chunk(const CompletionRequest& r, const std::string& id,
                                   int64_t created, const std::string& stop_reason,
                                   const CompletionStats& s);

@@ -124,7 +124,10 @@ TEST(ServerApi, WrongTypesAndRangesName400Params) {
       {R"({"messages": [{"role": "user", "content": "x"}], "stream": "yes"})", "stream"},
       {R"({"messages": [{"role": "user", "content": "x"}], "stream_options": 1})", "stream_options"},
       {R"({"messages": [{"role": "user", "content": "x"}], "n": 2})", "n"},
-      {R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true})", "logprobs"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "logprobs": 5})", "logprobs"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 3})", "top_logprobs"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 21})", "top_logprobs"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "n_probs": -1})", "n_probs"},
       {R"({"messages": [{"role": "user", "content": "x"}], "kv_policy": "magic"})", "kv_policy"},
       {R"({"messages": [{"role": "user", "content": "x"}], "kv_policy": 3})", "kv_policy"},
       {R"({"messages": [{"role": "user", "content": "x"}], "kv_budget": 0})", "kv_budget"},
@@ -160,6 +163,42 @@ TEST(ServerApi, ErrorBodyIsOpenAiShaped) {
   EXPECT_EQ(b["error"]["param"], "temperature");
   EXPECT_EQ(b["error"]["code"], 400);
   EXPECT_TRUE(ApiError(401, "authentication_error", "no").body()["error"]["param"].is_null());
+}
+
+// logprobs as OpenAI's chat (logprobs + top_logprobs) and legacy completions (an integer)
+// name them, or llama-server's n_probs; and the shapes of the objects in responses.
+TEST(ServerApi, LogprobsRequestsAndShapes) {
+  EXPECT_EQ(chat(R"({"messages": [{"role": "user", "content": "q"}]})").n_probs, -1);
+  EXPECT_EQ(chat(R"({"messages": [{"role": "user", "content": "q"}], "logprobs": true})").n_probs, 0);
+  EXPECT_EQ(chat(R"({"messages": [{"role": "user", "content": "q"}], "logprobs": false})").n_probs, -1);
+  EXPECT_EQ(chat(R"({"messages": [{"role": "user", "content": "q"}], "logprobs": true, "top_logprobs": 4})").n_probs, 4);
+  EXPECT_EQ(chat(R"({"messages": [{"role": "user", "content": "q"}], "n_probs": 2})").n_probs, 2);
+  EXPECT_EQ(plain(R"({"prompt": "q", "logprobs": 3})").n_probs, 3);
+  EXPECT_EQ(plain(R"({"prompt": "q", "logprobs": null})").n_probs, -1);
+  std::vector<TokenLogprob> lps(2);
+  lps[0].token = {5, "He", -0.25f};
+  lps[0].top = {{5, "He", -0.25f}, {9, "Hi", -1.5f}};
+  lps[1].token = {7, "\xC3", -2.0f};  // part of a character: the bytes tell
+  lps[1].top = {{8, "llo", -0.5f}, {7, "\xC3", -2.0f}};
+  const CompletionRequest c = chat(R"({"messages": [{"role": "user", "content": "q"}], "logprobs": true, "top_logprobs": 2})");
+  const json full = completion_response(c, "chatcmpl-1", 7, "He", "eos", CompletionStats{}, lps);
+  const json& content = full["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(content.size(), 2u);
+  EXPECT_EQ(content[0]["token"], "He");
+  EXPECT_FLOAT_EQ(content[0]["logprob"].get<float>(), -0.25f);
+  EXPECT_EQ(content[0]["bytes"], json({72, 101}));
+  EXPECT_EQ(content[0]["top_logprobs"][1]["token"], "Hi");
+  EXPECT_EQ(content[1]["bytes"], json({0xC3}));
+  EXPECT_NO_THROW(sse_event(full));  // the lone byte is replaced in the JSON text
+  EXPECT_EQ(stream_chunk(c, "chatcmpl-1", 7, "He", true, {lps[0]})["choices"][0]["logprobs"]["content"].size(), 1u);
+  const CompletionRequest p = plain(R"({"prompt": "q", "logprobs": 2})");
+  const json legacy = completion_response(p, "cmpl-1", 7, "He", "eos", CompletionStats{}, lps)["choices"][0]["logprobs"];
+  EXPECT_EQ(legacy["tokens"], json({"He", "\xC3"}));
+  EXPECT_EQ(legacy["text_offset"], json({0, 2}));
+  EXPECT_FLOAT_EQ(legacy["top_logprobs"][0]["Hi"].get<float>(), -1.5f);
+  EXPECT_EQ(stream_chunk(p, "cmpl-1", 7, "x", false, {lps[1]}, 2)["choices"][0]["logprobs"]["text_offset"], json({2}));
+  EXPECT_TRUE(completion_response(plain(R"({"prompt": "q"})"), "cmpl-1", 7, "He", "eos",
+                                  CompletionStats{})["choices"][0]["logprobs"].is_null());
 }
 
 TEST(ServerApi, ResponsesAndChunks) {

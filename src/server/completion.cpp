@@ -50,6 +50,7 @@ void check_completion_fits(const Engine& engine, size_t n_prompt) {
 GenerateParams completion_params(const CompletionRequest& r, int64_t n_compress) {
   GenerateParams gp;
   gp.n_predict = r.n_predict;
+  gp.n_probs = r.n_probs;
   gp.sampling = r.sampling;
   gp.stop = r.stop;
   gp.kv = r.kv;

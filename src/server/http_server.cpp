@@ -268,12 +268,16 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
     return;
   }
   std::string text;
-  while (std::optional<std::string> piece = job->next_piece()) text += *piece;
+  std::vector<TokenLogprob> lps;
+  while (std::optional<Job::Piece> piece = job->next_piece()) {
+    text += piece->text;
+    std::move(piece->logprobs.begin(), piece->logprobs.end(), std::back_inserter(lps));
+  }
   const Job::Outcome& out = job->outcome();
   if (out.error) throw *out.error;
   metrics.add(out.stats);
   const std::string id = fmt::format("{}-{}", chat ? "chatcmpl" : "cmpl", next_id++);
-  send_json(res, 200, completion_response(r, id, unix_time(), text, out.stop_reason, out.stats));
+  send_json(res, 200, completion_response(r, id, unix_time(), text, out.stop_reason, out.stats, lps));
 }
 
 // SSE: the connection's thread forwards the job's pieces as they come; a failed write
@@ -291,12 +295,14 @@ void HttpServer::Impl::stream(httplib::Response& res, std::shared_ptr<Job> job) 
           return sink.is_writable() && sink.write(event.data(), event.size());
         };
         bool first = true;
-        while (std::optional<std::string> piece = job->next_piece()) {
-          if (!write(sse_event(stream_chunk(r, id, created, *piece, first)))) {
+        int64_t offset = 0;  // bytes of the completion's tokens so far (logprobs text_offset)
+        while (std::optional<Job::Piece> piece = job->next_piece()) {
+          if (!write(sse_event(stream_chunk(r, id, created, piece->text, first, piece->logprobs, offset)))) {
             job->cancel();
             ++metrics.cancelled;
             return false;
           }
+          for (const TokenLogprob& lp : piece->logprobs) offset += (int64_t)lp.token.piece.size();
           first = false;
         }
         const Job::Outcome& out = job->outcome();

@@ -275,6 +275,41 @@ TEST_F(ServeTest, DocumentCacheServesLaterQuestionsAndTurns) {
   EXPECT_GE(slots["document_cache"]["entries"].get<int64_t>(), 2) << slots.dump();
 }
 
+// Greedy decoding with logprobs: one entry per generated token, each the most likely token
+// of its step, the same whole or streamed.
+TEST_F(ServeTest, LogprobsOfGreedyTokensAreTheTopOnes) {
+  Running s({}, engine_);
+  httplib::Client c = s.client();
+  json body = json::parse(kGreedy);
+  body["logprobs"] = true;
+  body["top_logprobs"] = 3;
+  auto r = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(r && r->status == 200) << (r ? r->body : "");
+  const json j = json::parse(r->body);
+  const json& content = j["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ((int64_t)content.size(), j["usage"]["completion_tokens"].get<int64_t>());
+  std::string joined;
+  for (const json& t : content) {
+    ASSERT_EQ(t["top_logprobs"].size(), 3u);
+    EXPECT_EQ(t["token"], t["top_logprobs"][0]["token"]);
+    EXPECT_FLOAT_EQ(t["logprob"].get<float>(), t["top_logprobs"][0]["logprob"].get<float>());
+    EXPECT_LE(t["logprob"].get<double>(), 0.0);
+    EXPECT_GE(t["top_logprobs"][0]["logprob"].get<double>(), t["top_logprobs"][1]["logprob"].get<double>());
+    for (const json& b : t["bytes"]) joined += (char)b.get<int>();
+  }
+  EXPECT_EQ(joined, j["choices"][0]["message"]["content"]);  // the tokens spell the answer
+  body["stream"] = true;
+  auto st = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(st && st->status == 200);
+  json streamed = json::array();
+  for (size_t at = 0; (at = st->body.find("data: {", at)) != std::string::npos; ++at) {
+    const json ev = json::parse(st->body.substr(at + 6, st->body.find("\n\n", at) - at - 6));
+    if (!ev["choices"].empty() && ev["choices"][0].contains("logprobs") && ev["choices"][0]["logprobs"].is_object())
+      for (const json& t : ev["choices"][0]["logprobs"]["content"]) streamed.push_back(t);
+  }
+  EXPECT_EQ(streamed, content);
+}
+
 TEST_F(ServeTest, PerRequestKvPolicyHoldsFewerEntries) {
   Running s({}, engine_);
   httplib::Client c = s.client();

@@ -8,26 +8,36 @@
 
 namespace glimpse {
 
-std::optional<std::string> Job::next_piece() {
+std::optional<Job::Piece> Job::next_piece() {
   std::unique_lock<std::mutex> lock(m_);
   cv_.wait(lock, [&] { return !pieces_.empty() || finished_; });
   if (pieces_.empty()) return std::nullopt;
-  std::string p = std::move(pieces_.front());
+  Piece p = std::move(pieces_.front());
   pieces_.pop_front();
   return p;
 }
 
-void Job::push(std::string piece) {
+void Job::push(std::string text) {
   {
     const std::lock_guard<std::mutex> lock(m_);
-    pieces_.push_back(std::move(piece));
+    pieces_.push_back({std::move(text), std::move(pending_logprobs_)});
+    pending_logprobs_.clear();
   }
   cv_.notify_all();
+}
+
+void Job::push_logprob(TokenLogprob lp) {
+  const std::lock_guard<std::mutex> lock(m_);
+  pending_logprobs_.push_back(std::move(lp));
 }
 
 void Job::finish(Outcome o) {
   {
     const std::lock_guard<std::mutex> lock(m_);
+    if (!pending_logprobs_.empty()) {  // tokens whose text was held back (a stop string)
+      pieces_.push_back({"", std::move(pending_logprobs_)});
+      pending_logprobs_.clear();
+    }
     outcome_ = std::move(o);
     finished_ = true;
   }
@@ -174,6 +184,8 @@ std::unique_ptr<Scheduler::Active> Scheduler::start(std::shared_ptr<Job> job) {
   a->gen = std::make_unique<Generation>(
       *a->ctx, tokens, gp, [j = job.get()](std::string_view t) { j->push(std::string(t)); },
       cached);
+  if (gp.n_probs >= 0)
+    a->gen->set_on_logprob([j = job.get()](const TokenLogprob& lp) { j->push_logprob(lp); });
   return a;
 }
 

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "runtime/engine.h"
+#include "runtime/generate.h"
 #include "runtime/prefix_cache.h"
 #include "server/api.h"
 
@@ -44,9 +45,15 @@ class Job {
   const std::vector<int32_t> tokens;
   const int64_t n_compress;
 
-  // HTTP side: the next text piece, or nothing once finished (then outcome() holds the
-  // result). Blocks until either.
-  std::optional<std::string> next_piece();
+  // Text as it completes, with the log-probabilities of the tokens generated since the last
+  // piece (when the request asked for them; a piece may carry tokens but no text yet).
+  struct Piece {
+    std::string text;
+    std::vector<TokenLogprob> logprobs;
+  };
+  // HTTP side: the next piece, or nothing once finished (then outcome() holds the result).
+  // Blocks until either.
+  std::optional<Piece> next_piece();
   // HTTP side: the client went away; the scheduler drops the job at its next step.
   void cancel() { cancelled_ = true; }
   bool cancelled() const { return cancelled_; }
@@ -59,13 +66,15 @@ class Job {
   const Outcome& outcome() const { return outcome_; }
 
   // Scheduler side.
-  void push(std::string piece);
+  void push(std::string text);  // carries the log-probabilities pushed before it
+  void push_logprob(TokenLogprob lp);
   void finish(Outcome o);
 
  private:
   std::mutex m_;
   std::condition_variable cv_;
-  std::deque<std::string> pieces_;
+  std::deque<Piece> pieces_;
+  std::vector<TokenLogprob> pending_logprobs_;
   bool finished_ = false;
   Outcome outcome_;
   std::atomic<bool> cancelled_{false};

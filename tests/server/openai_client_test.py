@@ -107,6 +107,18 @@ def main():
             stream=True) if c.choices)
         check(streamed == comp.choices[0].text, "streamed completion equals the whole one")
 
+        lp = client.chat.completions.create(model="default", messages=[{"role": "user", "content": prompt}],
+                                            temperature=0, max_tokens=8, logprobs=True, top_logprobs=2)
+        content = lp.choices[0].logprobs.content
+        check(len(content) == lp.usage.completion_tokens and
+              all(t.token == t.top_logprobs[0].token and t.logprob <= 0 for t in content),
+              "chat logprobs: one per token, the greedy token on top")
+        legacy = client.completions.create(model="default", prompt="The capital of France is",
+                                           temperature=0, max_tokens=8, logprobs=2)
+        check(len(legacy.choices[0].logprobs.tokens) == legacy.usage.completion_tokens and
+              len(legacy.choices[0].logprobs.top_logprobs[0]) == 2,
+              "completions logprobs (the legacy integer)")
+
         doc = " ".join(f"Entry {i}: the harbour log notes calm water." for i in range(80))
         msgs = [{"role": "user", "content": doc + "\nWhat does the log note?"}]
         full = client.chat.completions.create(model="default", messages=msgs, temperature=0,
