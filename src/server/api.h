@@ -95,6 +95,8 @@ struct CompletionStats {
   int64_t kv_budget = 0;
   int64_t kv_entries = 0, kv_full_entries = 0;
   size_t kv_bytes = 0, kv_full_bytes = 0;
+  bool kv_compressed = false;  // the policy scored and evicted in this request (not a cache hit)
+  double kv_score_ms = 0, kv_evict_ms = 0;
 };
 
 // {"prompt_tokens", "completion_tokens", "total_tokens"}.

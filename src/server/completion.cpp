@@ -68,6 +68,9 @@ CompletionStats completion_stats(const CompletionRequest& r, const GenerateResul
   s.predicted_ms = g.timings.decode_ms + g.timings.sample_ms;
   s.kv_policy = r.kv.name;
   s.kv_budget = g.timings.kv.evicted ? g.timings.kv.budget : 0;
+  s.kv_compressed = g.timings.kv.evicted && g.timings.n_cached == 0;
+  s.kv_score_ms = g.timings.kv.score_ms;
+  s.kv_evict_ms = g.timings.kv.evict_ms;
   s.kv_entries = g.timings.kv_entries;
   s.kv_bytes = g.timings.kv_bytes;
   const ModelConfig& c = ctx.model().config();

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <map>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -54,8 +55,16 @@ struct Metrics {
   std::atomic<int64_t> errors_4xx{0};
   std::atomic<int64_t> prompt_us{0}, predicted_us{0};
   std::atomic<int64_t> kv_entries{0}, kv_full_entries{0}, kv_bytes{0}, kv_full_bytes{0};
+  // Per KV policy: finished requests, compressions run, their scoring and eviction time,
+  // and the entries the requests held against the full cache's.
+  struct PerPolicy {
+    int64_t requests = 0, compressions = 0, entries = 0, full_entries = 0;
+    double score_ms = 0, evict_ms = 0;
+  };
+  std::mutex policy_mutex;
+  std::map<std::string, PerPolicy> per_policy;
   void add(const CompletionStats& s) {
-    prompt_tokens += s.n_prompt;
+    prompt_tokens += s.n_prompt - s.n_cached;  // processed, as prompt_seconds_total
     predicted_tokens += s.n_gen;
     prompt_us += (int64_t)(s.prompt_ms * 1e3);
     predicted_us += (int64_t)(s.predicted_ms * 1e3);
@@ -63,6 +72,14 @@ struct Metrics {
     kv_full_entries = s.kv_full_entries;
     kv_bytes = (int64_t)s.kv_bytes;
     kv_full_bytes = (int64_t)s.kv_full_bytes;
+    const std::lock_guard<std::mutex> lock(policy_mutex);
+    PerPolicy& p = per_policy[s.kv_policy];
+    ++p.requests;
+    p.compressions += s.kv_compressed;
+    p.score_ms += s.kv_compressed ? s.kv_score_ms : 0;
+    p.evict_ms += s.kv_compressed ? s.kv_evict_ms : 0;
+    p.entries += s.kv_entries;
+    p.full_entries += s.kv_full_entries;
   }
 };
 
@@ -354,6 +371,24 @@ std::string HttpServer::Impl::metrics_text() {
     metric("document_cache_entries", "gauge", "Contexts held by the document cache.", (double)cs.entries);
     metric("document_cache_bytes", "gauge", "Bytes held by the document cache.", (double)cs.bytes);
     metric("document_cache_evictions_total", "counter", "Entries dropped to stay within --cache-ram.", (double)cs.evictions);
+  }
+  metric("kv_resident_entries", "gauge", "KV entries held now by the requests in progress.", (double)scheduler->kv_entries());
+  metric("kv_resident_bytes", "gauge", "KV bytes held now by the requests in progress.", (double)scheduler->kv_bytes());
+  metric("kv_full_cache_bytes", "gauge", "KV bytes the same requests would hold with the full cache.", (double)scheduler->kv_full_bytes());
+  {
+    const std::lock_guard<std::mutex> lock(metrics.policy_mutex);
+    auto per_policy = [&](const char* name, const char* type, const char* help, auto value) {
+      out += fmt::format("# HELP glimpse:{} {}\n# TYPE glimpse:{} {}\n", name, help, name, type);
+      for (const auto& [policy, c] : metrics.per_policy)
+        out += fmt::format("glimpse:{}{{policy=\"{}\"}} {}\n", name, policy, value(c));
+    };
+    using P = Metrics::PerPolicy;
+    per_policy("kv_policy_requests_total", "counter", "Finished requests per KV policy.", [](const P& c) { return (double)c.requests; });
+    per_policy("kv_policy_compressions_total", "counter", "Prompts scored and evicted per policy (document cache hits excluded).", [](const P& c) { return (double)c.compressions; });
+    per_policy("kv_policy_score_seconds_total", "counter", "Scoring time per policy.", [](const P& c) { return c.score_ms / 1e3; });
+    per_policy("kv_policy_evict_seconds_total", "counter", "Selection and compaction time per policy.", [](const P& c) { return c.evict_ms / 1e3; });
+    per_policy("kv_policy_entries_total", "counter", "KV entries the finished requests held, per policy.", [](const P& c) { return (double)c.entries; });
+    per_policy("kv_policy_full_entries_total", "counter", "KV entries the same requests would have held with the full cache.", [](const P& c) { return (double)c.full_entries; });
   }
   metric("kv_entries_last", "gauge", "KV entries the last request held after eviction.", (double)metrics.kv_entries);
   metric("kv_full_entries_last", "gauge", "KV entries the last request would hold with the full cache.", (double)metrics.kv_full_entries);

@@ -311,7 +311,9 @@ TEST_F(ServeTest, LogprobsOfGreedyTokensAreTheTopOnes) {
 }
 
 TEST_F(ServeTest, PerRequestKvPolicyHoldsFewerEntries) {
-  Running s({}, engine_);
+  ServeParams p;
+  p.metrics = true;
+  Running s(p, engine_);
   httplib::Client c = s.client();
   std::string doc;
   for (int i = 0; i < 30; ++i) doc += "Line " + std::to_string(i) + " of a long note about the harbour. ";
@@ -329,6 +331,17 @@ TEST_F(ServeTest, PerRequestKvPolicyHoldsFewerEntries) {
   EXPECT_EQ(jk["budget"], 64);
   EXPECT_LT(jk["entries"].get<int64_t>() * 3, jk["full_entries"].get<int64_t>());
   EXPECT_LT(jk["bytes"].get<int64_t>() * 3, jk["full_bytes"].get<int64_t>());
+  // Per-policy counters: one request each, one compression (SnapKV's).
+  const std::string m = c.Get("/metrics")->body;
+  for (const char* line : {"glimpse:kv_policy_requests_total{policy=\"none\"} 1",
+                           "glimpse:kv_policy_requests_total{policy=\"snapkv\"} 1",
+                           "glimpse:kv_policy_compressions_total{policy=\"snapkv\"} 1",
+                           "glimpse:kv_policy_compressions_total{policy=\"none\"} 0",
+                           "glimpse:kv_resident_bytes 0"})
+    EXPECT_NE(m.find(line), std::string::npos) << line << "\n" << m;
+  const size_t at = m.find("glimpse:kv_policy_score_seconds_total{policy=\"snapkv\"} ");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_GT(std::stod(m.substr(m.find('}', at) + 2)), 0.0);
 }
 
 TEST_F(ServeTest, BadRequestsGet4xxAndTheServerKeepsServing) {

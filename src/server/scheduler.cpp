@@ -111,6 +111,7 @@ void Scheduler::loop() {
     }
     admit(active);
     if (!active.empty()) step(active);
+    record_kv(active);
   }
   for (auto& a : active) a->job->finish(cancelled_outcome());
   const std::lock_guard<std::mutex> lock(m_);
@@ -128,6 +129,20 @@ Job::Outcome error_outcome(const Error& e) {
 }
 
 }  // namespace
+
+void Scheduler::record_kv(const std::vector<std::unique_ptr<Active>>& active) {
+  int64_t entries = 0, bytes = 0, full = 0;
+  for (const auto& a : active) {
+    const KvCache& c = a->ctx->cache();
+    entries += c.total_entries();
+    bytes += (int64_t)c.resident_bytes();
+    full += (int64_t)c.n_past() * c.n_layer() * c.n_kv_head() *
+            (int64_t)(c.k_row_bytes() + c.v_row_bytes());
+  }
+  kv_entries_ = entries;
+  kv_bytes_ = bytes;
+  kv_full_bytes_ = full;
+}
 
 // Moves waiting jobs into free slots: each gets a context and a generation whose prompt
 // (tokenized and checked by the submitter) goes in over the next steps.

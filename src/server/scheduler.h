@@ -99,6 +99,11 @@ class Scheduler {
   int64_t n_rows() const { return n_rows_; }    // tokens decoded in them
   int64_t n_prefill_tokens() const { return n_prefill_tokens_; }  // prompt tokens in them
   const PrefixCache* prefix_cache() const { return cache_.get(); }  // null: no cache
+  // KV held by the requests in progress after the last step, and what the full cache would
+  // hold for the same positions.
+  int64_t kv_entries() const { return kv_entries_; }
+  int64_t kv_bytes() const { return kv_bytes_; }
+  int64_t kv_full_bytes() const { return kv_full_bytes_; }
 
  private:
   struct Active;
@@ -118,6 +123,8 @@ class Scheduler {
   bool stop_ = false;
   std::atomic<int> n_active_{0};
   std::atomic<int64_t> n_steps_{0}, n_rows_{0}, n_prefill_tokens_{0};
+  std::atomic<int64_t> kv_entries_{0}, kv_bytes_{0}, kv_full_bytes_{0};
+  void record_kv(const std::vector<std::unique_ptr<Active>>& active);
   std::thread thread_;
 };
 
