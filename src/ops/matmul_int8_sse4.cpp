@@ -16,10 +16,11 @@
 //     through pmaddwd on its own. The sum is then sum q * a directly, the reference's
 //     sum (q + 128) * a - 128 * asum: c is not used.
 //
-// The f16 scales are widened with integer operations (no F16C here), exactly as
-// fp16_to_f32 does (see f16x4).
+// The f16 scales (and mins) of a group are widened to f32 once per group, for all its token
+// tiles, with integer operations (no F16C here), exactly as fp16_to_f32 does (widen_f16).
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "ops/matmul_int8_impl.h"
 
@@ -109,15 +110,30 @@ inline __m128 f16x4(__m128i h) {
   return _mm_or_ps(r, _mm_castsi128_ps(sign));
 }
 
-// The 16 f16 values at p (one group's scales or mins for a block), 4 rows per vector.
-inline void f16x16(const uint8_t* p, __m128* out) {
+// The n f16 values at p (n % 8 == 0) to f32 at out (16-byte aligned), bit-identical to
+// fp16_to_f32. Runs of 8 with only normal values (exponent 1..30, as nearly all scales are)
+// take a shorter path: with h in the high half of a lane, an arithmetic shift by 3 puts the
+// exponent and mantissa at bits 27..13 with copies of the sign above them; masking the
+// copies off and adding 112 << 23 rebiases the exponent (no carry reaches the sign).
+void widen_f16(const uint8_t* p, int64_t n, float* out) {
   const __m128i zero = _mm_setzero_si128();
-  const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
-  out[0] = f16x4(_mm_unpacklo_epi16(a, zero));
-  out[1] = f16x4(_mm_unpackhi_epi16(a, zero));
-  out[2] = f16x4(_mm_unpacklo_epi16(b, zero));
-  out[3] = f16x4(_mm_unpackhi_epi16(b, zero));
+  const __m128i exp_mask = _mm_set1_epi16(0x7C00);
+  const __m128i keep = _mm_set1_epi32((int)0x8FFFE000u);
+  const __m128i rebias = _mm_set1_epi32(112 << 23);
+  for (int64_t i = 0; i < n; i += 8, p += 16, out += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i e = _mm_and_si128(h, exp_mask);
+    const __m128i special = _mm_or_si128(_mm_cmpeq_epi16(e, zero), _mm_cmpeq_epi16(e, exp_mask));
+    if (_mm_movemask_epi8(special) == 0) {
+      const __m128i lo = _mm_srai_epi32(_mm_unpacklo_epi16(zero, h), 3);
+      const __m128i hi = _mm_srai_epi32(_mm_unpackhi_epi16(zero, h), 3);
+      _mm_store_ps(out, _mm_castsi128_ps(_mm_add_epi32(_mm_and_si128(lo, keep), rebias)));
+      _mm_store_ps(out + 4, _mm_castsi128_ps(_mm_add_epi32(_mm_and_si128(hi, keep), rebias)));
+    } else {  // zeros, subnormals, infinities or NaNs among them
+      _mm_store_ps(out, f16x4(_mm_unpacklo_epi16(h, zero)));
+      _mm_store_ps(out + 4, f16x4(_mm_unpackhi_epi16(h, zero)));
+    }
+  }
 }
 
 // The 4 activation bytes at dword k of the 16 bytes at p, in every lane.
@@ -200,17 +216,15 @@ inline void block_sums(const uint8_t* qs, const int8_t* aq, const int32_t* ac,
 }
 
 // Outputs of one group (R vectors of 4 rows, lanes = rows) x NT tokens (t0..) over all
-// blocks. Per block: the exact int32 sums, then the float update of the unfused definition,
-// in this order: p = dw * da; acc = acc + float(isum) * p; (Q4_1) acc = acc + mw * s.
+// blocks; sf: the group's scales in f32, [nb][16] (then Q4_1's mins, [nb][16]). Per block:
+// the exact int32 sums, then the float update of the unfused definition, in this order:
+// p = dw * da; acc = acc + float(isum) * p; (Q4_1) acc = acc + mw * s.
 template <Kind kKind, int NT>
-void tile(const uint8_t* wg, size_t gbytes, const Acts& a, int64_t t0, float* y, int64_t ldy,
+void tile(const uint8_t* wg, const float* sf, const Acts& a, int64_t t0, float* y, int64_t ldy,
           int64_t row0, int64_t rows) {
-  constexpr int QS = qs_bytes(kKind);
   const int64_t nb = a.nb;
-  // Running pointers, advanced once per block: quants, scales (mins nb * 32 bytes after
-  // them), and the token tile t0 / slots.
+  // Running pointers, advanced once per block: quants, f32 scales, the token tile t0 / slots.
   const uint8_t* qs = wg;
-  const uint8_t* sc = wg + nb * QS;
   const int64_t S = a.slots;
   const int8_t* aq = a.q + t0 * nb * 32;
   const float* ad = a.d + t0 * nb;
@@ -223,27 +237,26 @@ void tile(const uint8_t* wg, size_t gbytes, const Acts& a, int64_t t0, float* y,
     #pragma GCC unroll 4
     for (int t = 0; t < NT; ++t) facc[r][t] = _mm_setzero_ps();
 
-  for (int64_t b = 0; b < nb; ++b, qs += QS, sc += 32, aq += S * 32, ad += S, as += S, ac += S) {
+  for (int64_t b = 0; b < nb;
+       ++b, qs += qs_bytes(kKind), sf += 16, aq += S * 32, ad += S, as += S, ac += S) {
     __m128i isum[R][NT];
     block_sums<kKind, NT>(qs, aq, ac, isum);
-    __m128 dw[R];
-    f16x16(sc, dw);
     #pragma GCC unroll 4
     for (int t = 0; t < NT; ++t) {
       const __m128 da = _mm_set1_ps(ad[t]);
       #pragma GCC unroll 4
       for (int r = 0; r < R; ++r)
-        facc[r][t] =
-            _mm_add_ps(facc[r][t], _mm_mul_ps(_mm_cvtepi32_ps(isum[r][t]), _mm_mul_ps(dw[r], da)));
+        facc[r][t] = _mm_add_ps(
+            facc[r][t],
+            _mm_mul_ps(_mm_cvtepi32_ps(isum[r][t]), _mm_mul_ps(_mm_load_ps(sf + 4 * r), da)));
     }
     if constexpr (kKind == Kind::Q4_1) {
-      __m128 mw[R];
-      f16x16(sc + nb * 32, mw);
       #pragma GCC unroll 4
       for (int t = 0; t < NT; ++t) {
         const __m128 sa = _mm_set1_ps(as[t]);
         #pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) facc[r][t] = _mm_add_ps(facc[r][t], _mm_mul_ps(mw[r], sa));
+        for (int r = 0; r < R; ++r)
+          facc[r][t] = _mm_add_ps(facc[r][t], _mm_mul_ps(_mm_load_ps(sf + nb * 16 + 4 * r), sa));
       }
     }
   }
@@ -267,8 +280,8 @@ void tile(const uint8_t* wg, size_t gbytes, const Acts& a, int64_t t0, float* y,
 
 #pragma GCC pop_options
 
-using TileFn = void (*)(const uint8_t*, size_t, const Acts&, int64_t, float*, int64_t, int64_t,
-                        int64_t);
+using TileFn = void (*)(const uint8_t*, const float*, const Acts&, int64_t, float*, int64_t,
+                        int64_t, int64_t);
 
 constexpr int kGemmTokens = 2;  // GEMM tile: 16 rows x 2 tokens; GEMV: 16 rows
 
@@ -285,13 +298,20 @@ TileFn pick(Kind k, int nt) {
   }
 }
 
+// Each group's scales (and mins) are widened to f32 once, for all its token tiles.
 void run_groups(Kind kind, const uint8_t* packed, size_t gbytes, int64_t ng, const Acts& a,
                 int64_t T, float* y, int64_t rows, int64_t row0) {
-  for (int64_t g = 0; g < ng; ++g)
+  const int64_t nb = a.nb, nf = nb * (kind == Kind::Q4_1 ? 32 : 16);
+  thread_local std::vector<float> sbuf;  // operator new: 16-byte aligned
+  if ((int64_t)sbuf.size() < nf) sbuf.resize(nf);
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* wg = packed + g * gbytes;
+    widen_f16(wg + nb * qs_bytes(kind), nf, sbuf.data());
     for (int64_t t0 = 0; t0 < T; t0 += kGemmTokens) {
       const int nt = (int)std::min<int64_t>(kGemmTokens, T - t0);
-      pick(kind, nt)(packed + g * gbytes, gbytes, a, t0, y, rows, row0 + g * kGroup, rows);
+      pick(kind, nt)(wg, sbuf.data(), a, t0, y, rows, row0 + g * kGroup, rows);
     }
+  }
 }
 
 }  // namespace
