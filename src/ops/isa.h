@@ -6,8 +6,9 @@
 // (avx512 | avx2 | sse4 | scalar, read once at first use) lowers it. A lowered level
 // restricts Highway to the targets at or below it (avx2: HWY_AVX2 and below, sse4: HWY_SSE4
 // and below, scalar: HWY_EMU128 / HWY_SCALAR; AVX3_DL only at avx512) and picks the int8
-// kernels of that level (sse4 and scalar: none, the f32 path). At the best level Highway is
-// left alone, so the default path is exactly Highway's own choice.
+// kernels of that level (sse4: 128-bit pmaddubsw without FMA, scalar: none, the f32 path).
+// At the best level Highway is left alone, so the default path is exactly Highway's own
+// choice.
 #pragma once
 
 #include <cstdint>

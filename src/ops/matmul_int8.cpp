@@ -1,11 +1,12 @@
 // Integer matmul for Q4_0 / Q4_1 / Q8_0 weights: the interleaved weight layout, the scalar
 // reference, the choice of kernels (Isa) and the driver that rounds the activations and
-// splits the row groups over the threads. The kernels are in matmul_int8_avx512.cpp (VNNI)
-// and matmul_int8_avx2.cpp; see matmul_int8.h for the per-output definition all of them
-// share.
+// splits the row groups over the threads. The kernels are in matmul_int8_avx512.cpp (VNNI),
+// matmul_int8_avx2.cpp and matmul_int8_sse4.cpp; see matmul_int8.h for the per-output
+// definition they share (fused by the FMA levels, unfused at SSE4).
 //
 // Interleaved layout. Rows are taken in groups of 16 (one 512-bit vector of int32 lanes,
-// lane = row; two 256-bit vectors of 8 rows for AVX2); the last group is padded with zero
+// lane = row; two 256-bit vectors of 8 rows for AVX2, four 128-bit vectors of 4 rows for
+// SSE4); the last group is padded with zero
 // rows. A group stores, for its 16 rows:
 //   quants  [nb][QS]      block b, then for each 4-element slice of it a 64-byte vector
 //                         holding that slice for the 16 rows (row i at bytes 4i..4i+3):
@@ -126,13 +127,24 @@ Isa detect_isa() {
       __builtin_cpu_supports("avx512vnni"))
     return Isa::kAvx512;
   if (f16c_fma && __builtin_cpu_supports("avx2")) return Isa::kAvx2;
+  if (__builtin_cpu_supports("ssse3") && __builtin_cpu_supports("sse4.1")) return Isa::kSse4;
 #endif
   return Isa::kScalar;
 }
 
 #if GLIMPSE_INT8_KERNELS
 const Kernels* kernels_for(Isa isa) {
-  return isa == Isa::kAvx512 ? &kAvx512 : isa == Isa::kAvx2 ? &kAvx2 : nullptr;
+  switch (isa) {
+    case Isa::kAvx512:
+      return &kAvx512;
+    case Isa::kAvx2:
+      return &kAvx2;
+    case Isa::kSse4:
+      return &kSse4;
+    case Isa::kScalar:
+      break;
+  }
+  return nullptr;
 }
 #endif
 
@@ -144,17 +156,38 @@ Isa best_isa() {
 }
 
 // The int8 kernels of the level in use (ops/isa.h): AVX-512 VNNI at avx512, vpmaddubsw at
-// avx2, none (the f32 path) at sse4 and scalar; capped at what this CPU has.
+// avx2, pmaddubsw on 128-bit vectors at sse4, none (the f32 path) at scalar; capped at what
+// this CPU has.
 Isa isa() {
-  const IsaLevel level = isa_level();
-  const Isa want = level == IsaLevel::kAvx512 ? Isa::kAvx512
-                   : level == IsaLevel::kAvx2 ? Isa::kAvx2
-                                              : Isa::kScalar;
+  Isa want = Isa::kScalar;
+  switch (isa_level()) {
+    case IsaLevel::kAvx512:
+      want = Isa::kAvx512;
+      break;
+    case IsaLevel::kAvx2:
+      want = Isa::kAvx2;
+      break;
+    case IsaLevel::kSse4:
+      want = Isa::kSse4;
+      break;
+    case IsaLevel::kScalar:
+      break;
+  }
   return std::min(want, best_isa());
 }
 
 const char* isa_name(Isa isa) {
-  return isa == Isa::kAvx512 ? "avx512" : isa == Isa::kAvx2 ? "avx2" : "scalar";
+  switch (isa) {
+    case Isa::kAvx512:
+      return "avx512";
+    case Isa::kAvx2:
+      return "avx2";
+    case Isa::kSse4:
+      return "sse4";
+    case Isa::kScalar:
+      break;
+  }
+  return "scalar";
 }
 
 bool cpu_has_kernels() { return isa() != Isa::kScalar; }
@@ -276,7 +309,23 @@ bool matmul_multi(const WeightView* const* ws, int n_w, const float* x, int64_t 
 #endif
 }
 
-void matmul_ref(const WeightView& w, const float* x, int64_t T, float* y) {
+namespace {
+// a + b * c with the product rounded to f32 first (the unfused form): the empty asm makes the
+// product opaque, so that no compiler contracts it into an FMA (-ffp-contract=fast with FMA
+// enabled would; the baseline x86-64 build has none, but the definition must not depend on it).
+inline float add_product(float a, float b, float c) {
+  float p = b * c;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  asm("" : "+x"(p));
+#else
+  volatile float vp = p;
+  p = vp;
+#endif
+  return a + p;
+}
+}  // namespace
+
+void matmul_ref(const WeightView& w, const float* x, int64_t T, float* y, bool fused) {
   const Kind kind = kind_of(w.type);
   const int64_t K = w.cols, nb = K / 32;
   const size_t bb = block_bytes(kind);
@@ -293,10 +342,12 @@ void matmul_ref(const WeightView& w, const float* x, int64_t T, float* y) {
         for (int j = 0; j < 32; ++j) isum += weight_u8(kind, blk, j) * q[b * 32 + j];
         uint16_t h;
         std::memcpy(&h, blk, 2);
-        acc = std::fma((float)isum, fp16_to_f32(h) * d[b], acc);
+        const float p = fp16_to_f32(h) * d[b];
+        acc = fused ? std::fma((float)isum, p, acc) : add_product(acc, (float)isum, p);
         if (kind == Kind::Q4_1) {
           std::memcpy(&h, blk + 2, 2);
-          acc = std::fma(fp16_to_f32(h), s[b], acc);
+          const float mw = fp16_to_f32(h);
+          acc = fused ? std::fma(mw, s[b], acc) : add_product(acc, mw, s[b]);
         }
       }
       y[t * w.rows + r] = acc;

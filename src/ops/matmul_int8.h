@@ -11,9 +11,18 @@
 //   dw, mw  = the weight block's scale and min (f16 -> f32), da = the activation's scale,
 //   asum    = sum of the activation quants of the block.
 //
-// Every kernel (AVX-512 VNNI and AVX2 GEMM / GEMV, scalar reference) performs exactly these
-// float operations per output, so results do not depend on the kernel, the tile shape, T or
-// the thread split. The float path in matmul.cpp is used where no int8 kernel exists.
+// The FMA levels (AVX-512 VNNI and AVX2 GEMM / GEMV) perform exactly these float operations
+// per output and give the same bits as each other and as matmul_ref(..., fused = true). CPUs
+// at the SSE4 level have no FMA: their kernels compute the unfused form, each product
+// rounded to f32 before its add, in this order,
+//               p   = dw * da
+//               acc = acc + float(isum) * p                (then for Q4_1)
+//               acc = acc + mw * (da * asum)
+// and give the bits of matmul_ref(..., fused = false). At a given level, results therefore
+// do not depend on the kernel, the tile shape, T or the thread split. (In the min term,
+// da * asum stands for the activations' s: the unrounded scale times asum, rounded to f16
+// once per block; see Acts.) The float path in matmul.cpp is used where no int8 kernel
+// exists.
 #pragma once
 
 #include <cstdint>
@@ -23,9 +32,10 @@
 namespace glimpse {
 namespace int8mm {
 
-// Kernel levels, lowest first: none (the f32 path), AVX2 + FMA + F16C (vpmaddubsw), and
-// AVX-512 F/BW/VL/DQ + VNNI + F16C (vpdpbusd). The two int8 levels give the same bits.
-enum class Isa { kScalar, kAvx2, kAvx512 };
+// Kernel levels, lowest first: none (the f32 path), SSSE3 + SSE4.1 (pmaddubsw on 128-bit
+// vectors; no FMA, no F16C: the unfused definition), AVX2 + FMA + F16C (vpmaddubsw), and
+// AVX-512 F/BW/VL/DQ + VNNI + F16C (vpdpbusd). The two FMA levels give the same bits.
+enum class Isa { kScalar, kSse4, kAvx2, kAvx512 };
 
 // The best level this CPU (and this build: GCC on x86-64) has.
 Isa best_isa();
@@ -58,8 +68,9 @@ bool matmul(const WeightView& w, const float* x, int64_t T, float* y, ThreadPool
 bool matmul_multi(const WeightView* const* ws, int n_w, const float* x, int64_t T, float* const* ys,
                   ThreadPool& pool);
 
-// The definition above in plain scalar code, reading the GGUF blocks (single-threaded).
-void matmul_ref(const WeightView& w, const float* x, int64_t T, float* y);
+// The definition above in plain scalar code, reading the GGUF blocks (single-threaded):
+// fused (the FMA levels' bits) or unfused (the SSE4 level's bits).
+void matmul_ref(const WeightView& w, const float* x, int64_t T, float* y, bool fused = true);
 
 }  // namespace int8mm
 }  // namespace glimpse

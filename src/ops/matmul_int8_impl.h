@@ -1,5 +1,6 @@
 // Internals shared by the int8 matmul's driver (matmul_int8.cpp) and its per-ISA kernels
-// (matmul_int8_avx512.cpp, matmul_int8_avx2.cpp). See matmul_int8.cpp for the layouts.
+// (matmul_int8_avx512.cpp, matmul_int8_avx2.cpp, matmul_int8_sse4.cpp). See matmul_int8.cpp
+// for the layouts.
 #pragma once
 
 #include <cstddef>
@@ -71,6 +72,7 @@ struct Kernels {
 #if GLIMPSE_INT8_KERNELS
 extern const Kernels kAvx512;  // AVX-512 F/BW/VL/DQ + VNNI, F16C, FMA
 extern const Kernels kAvx2;    // AVX2, FMA, F16C
+extern const Kernels kSse4;    // SSSE3, SSE4.1 (no FMA: the unfused definition)
 #endif
 
 }  // namespace impl

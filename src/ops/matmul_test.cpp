@@ -215,9 +215,10 @@ TEST(Matmul, QuantQ4_K) { run_type(GgmlType::Q4_K, {256, 512}, 9); }
 TEST(Matmul, QuantQ5_K) { run_type(GgmlType::Q5_K, {256, 512}, 10); }
 TEST(Matmul, QuantQ6_K) { run_type(GgmlType::Q6_K, {256, 512}, 11); }
 
-// The integer path (Q4_0/Q4_1/Q8_0 with AVX-512 VNNI or AVX2): every kernel (GEMM tiles,
-// GEMV, packed at load or interleaved on the fly) of each instruction set must reproduce
-// int8mm::matmul_ref, the scalar statement of its per-output float operations, bit for bit,
+// The integer path (Q4_0/Q4_1/Q8_0 with AVX-512 VNNI, AVX2 or SSE4): every kernel (GEMM
+// tiles, GEMV, packed at load or interleaved on the fly) of each instruction set must
+// reproduce int8mm::matmul_ref, the scalar statement of its per-output float operations
+// (fused for the FMA levels, unfused for SSE4), bit for bit,
 // whatever T, the row count, the activation alignment or the thread count. Bit equality with
 // one per-token definition is what makes logits independent of how a prompt is split into
 // batches (and of the CPU's instruction set).
@@ -262,9 +263,17 @@ void extreme_weights(GgmlType t, std::vector<uint8_t>& w, int64_t rows, int64_t 
 
 // The level (ops/isa.h) whose int8 kernels are isa.
 IsaLevel level_of(int8mm::Isa isa) {
-  return isa == int8mm::Isa::kAvx512 ? IsaLevel::kAvx512
-         : isa == int8mm::Isa::kAvx2 ? IsaLevel::kAvx2
-                                     : IsaLevel::kSse4;
+  switch (isa) {
+    case int8mm::Isa::kAvx512:
+      return IsaLevel::kAvx512;
+    case int8mm::Isa::kAvx2:
+      return IsaLevel::kAvx2;
+    case int8mm::Isa::kSse4:
+      return IsaLevel::kSse4;
+    case int8mm::Isa::kScalar:
+      break;
+  }
+  return IsaLevel::kScalar;
 }
 
 void check_int8_kernels(int8mm::Isa isa) {
@@ -296,7 +305,7 @@ void check_int8_kernels(int8mm::Isa isa) {
             }
           }
           std::vector<float> yref(T * rows);
-          int8mm::matmul_ref(w, x.data(), T, yref.data());
+          int8mm::matmul_ref(w, x.data(), T, yref.data(), /*fused=*/isa != int8mm::Isa::kSse4);
           for (int variant = 0; variant < 4; ++variant) {
             const WeightView& wv = variant & 1 ? wp : w;
             ThreadPool& pool = variant & 2 ? pools().two : pools().one;
@@ -336,8 +345,70 @@ TEST(MatmulInt8, Avx2KernelsMatchScalarDefinitionBitForBit) {
   check_int8_kernels(int8mm::Isa::kAvx2);
 }
 
-// The level can be lowered (not raised past the CPU's), and the f32 path takes over at
-// kScalar even for weights packed under an int8 level.
+// SSE4 has no FMA: its kernels reproduce the unfused definition.
+TEST(MatmulInt8, Sse4KernelsMatchScalarDefinitionBitForBit) {
+  if (int8mm::best_isa() < int8mm::Isa::kSse4) GTEST_SKIP() << "no SSSE3 + SSE4.1 on this CPU";
+  check_int8_kernels(int8mm::Isa::kSse4);
+}
+
+// Every f16 bit pattern as a weight scale (Q8_0, one block per row: row r has scale r),
+// normals, subnormals, zeros, infinities and NaNs: each int8 level widens the scales exactly
+// as fp16_to_f32 (SSE4 without F16C, with integer operations), so the outputs keep the bits
+// of the scalar definition, NaNs included.
+TEST(MatmulInt8, EveryF16ScaleAtEveryLevel) {
+  std::mt19937 rng(3);
+  const int64_t rows = 65536, cols = 32, T = 3;
+  std::vector<uint8_t> wdata = random_weights(GgmlType::Q8_0, rows, cols, rng);
+  const size_t rb = ggml_row_bytes(GgmlType::Q8_0, cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint16_t h = (uint16_t)r;
+    std::memcpy(&wdata[r * rb], &h, 2);
+  }
+  const WeightView w = make_weight_view(GgmlType::Q8_0, wdata.data(), rows, cols);
+  std::vector<float> x(T * cols);
+  for (auto& v : x) v = uni(rng);
+  for (IsaLevel l : available_isa_levels()) {
+    const IsaLevelScope scope(l);
+    const int8mm::Isa isa = int8mm::isa();
+    if (isa == int8mm::Isa::kScalar) continue;
+    SCOPED_TRACE(int8mm::isa_name(isa));
+    std::vector<float> yref(T * rows), y(T * rows, 0.0f);
+    int8mm::matmul_ref(w, x.data(), T, yref.data(), /*fused=*/isa != int8mm::Isa::kSse4);
+    for (int64_t t : {int64_t{1}, T}) {  // GEMV and GEMM
+      ASSERT_TRUE(int8mm::matmul(w, x.data(), t, y.data(), pools().one));
+      for (int64_t i = 0; i < t * rows; ++i)
+        ASSERT_EQ(std::memcmp(&y[i], &yref[i], 4), 0) << "T " << t << " row " << i % rows;
+    }
+  }
+}
+
+// The fused and unfused definitions differ only in the rounding of the products: on the
+// same weights and activations they agree to a few f32 ulps of the block terms, and differ
+// somewhere (else the unfused variant would not be exercised).
+TEST(MatmulInt8, UnfusedDefinitionIsCloseToFused) {
+  std::mt19937 rng(21);
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0}) {
+    SCOPED_TRACE(ggml_type_name(t));
+    const int64_t rows = 33, cols = 576, T = 5;
+    const auto wdata = random_weights(t, rows, cols, rng);
+    const WeightView w = make_weight_view(t, wdata.data(), rows, cols);
+    const std::vector<float> x = activations(T, cols, rng);
+    std::vector<float> yf(T * rows), yu(T * rows);
+    int8mm::matmul_ref(w, x.data(), T, yf.data(), /*fused=*/true);
+    int8mm::matmul_ref(w, x.data(), T, yu.data(), /*fused=*/false);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < yf.size(); ++i) {
+      num += ((double)yf[i] - yu[i]) * ((double)yf[i] - yu[i]);
+      den += (double)yf[i] * yf[i];
+    }
+    EXPECT_GT(num, 0.0);
+    EXPECT_LE(num / den, 1e-12);
+  }
+}
+
+// The level can be lowered (not raised past the CPU's), every level but scalar has int8
+// kernels, and the f32 path takes over at kScalar even for weights packed under an int8
+// level.
 TEST(MatmulInt8, IsaLevels) {
   const int8mm::Isa best = int8mm::best_isa();
   {
@@ -345,9 +416,10 @@ TEST(MatmulInt8, IsaLevels) {
     EXPECT_EQ(isa_level(), best_isa_level());
     EXPECT_EQ(int8mm::isa(), best);
   }
-  for (IsaLevel l : available_isa_levels()) {  // sse4 and scalar: no int8 kernels
+  for (IsaLevel l : available_isa_levels()) {  // scalar: no int8 kernels
     const IsaLevelScope scope(l);
-    EXPECT_EQ(int8mm::isa() != int8mm::Isa::kScalar, l >= IsaLevel::kAvx2) << isa_level_name(l);
+    EXPECT_EQ(int8mm::isa() != int8mm::Isa::kScalar, l >= IsaLevel::kSse4) << isa_level_name(l);
+    EXPECT_LE(level_of(int8mm::isa()), l) << isa_level_name(l);
     // Highway dispatches at or below the level: no AVX-512 target below avx512, no AVX2
     // below avx2, only EMU128 / SCALAR at scalar.
     const int64_t t = hwy::SupportedTargets();
@@ -367,7 +439,7 @@ TEST(MatmulInt8, IsaLevels) {
   const std::vector<float> x = activations(T, cols, rng);
   std::vector<float> yref(T * rows), y(T * rows, NAN);
   matmul(wp, x.data(), T, yref.data(), pools().one);
-  const IsaLevelScope scope(IsaLevel::kSse4);
+  const IsaLevelScope scope(IsaLevel::kScalar);
   EXPECT_FALSE(int8mm::cpu_has_kernels());
   EXPECT_EQ(pack_weights(w, false).packed, nullptr);
   EXPECT_FALSE(int8mm::matmul(wp, x.data(), T, y.data(), pools().one));
@@ -403,13 +475,13 @@ TEST(Matmul, PanelKernelOnRowSubrange) {
 // (T = 1, for Q4_1 the fused decode path): every output is one MulAdd chain over K whatever
 // the tile (4 x 4 or 4 x 3 rows), token block or panel it falls in. The shapes straddle all
 // three (T = 53, 37 rows) and, for f32 / f16, leave a scalar tail in K (100 columns). Q4_1 at
-// levels with int8 kernels is left to MatmulInt8.
+// levels with int8 kernels (all but scalar) is left to MatmulInt8.
 TEST(Matmul, BatchRowsMatchSingleRowsAtEveryIsaLevel) {
   std::mt19937 rng(11);
   for (IsaLevel level : available_isa_levels()) {
     const IsaLevelScope scope(level);
     for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::Q4_1}) {
-      if (t == GgmlType::Q4_1 && level >= IsaLevel::kAvx2) continue;
+      if (t == GgmlType::Q4_1 && level >= IsaLevel::kSse4) continue;
       SCOPED_TRACE(testing::Message() << isa_level_name(level) << " " << ggml_type_name(t));
       const int64_t rows = 37, T = 53, cols = t == GgmlType::Q4_1 ? 96 : 100;
       const auto wdata = random_weights(t, rows, cols, rng);

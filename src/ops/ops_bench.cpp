@@ -81,8 +81,8 @@ BENCHMARK(BM_Matmul)
     ->ArgsProduct({{(int)GgmlType::Q8_0}, {49152}, {576}, {1}, {1, 2}})
     ->UseRealTime();
 
-// BM_Matmul at a forced level (ops/isa.h: 0 = scalar, 1 = sse4 (both: the f32 path), 2 =
-// avx2, 3 = avx512): type, rows, cols, T, threads, level.
+// BM_Matmul at a forced level (ops/isa.h: 0 = scalar (the f32 path), 1 = sse4, 2 = avx2,
+// 3 = avx512): type, rows, cols, T, threads, level.
 void BM_MatmulIsa(benchmark::State& st) {
   const auto want = (IsaLevel)st.range(5);
   if (want > best_isa_level()) {
