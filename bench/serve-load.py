@@ -106,13 +106,14 @@ def main():
     ap.add_argument("-t", type=int, default=2)
     ap.add_argument("-c", type=int, default=4096)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--server-args", default="", help="more glimpse serve flags, e.g. '--cache-ram 0'")
     a = ap.parse_args()
 
     proc = None
     url = a.url
     if not url:
         proc, url = start_server(a.glimpse, a.model, ["-np", a.np, "-t", a.t, "-c", a.c,
-                                                      "--max-queue", a.clients * 2])
+                                                      "--max-queue", a.clients * 2, *a.server_args.split()])
     try:
         mix = make_mix(a.seed)
         expected = [stream_request(url, b)[0] for b in mix]  # each alone, before the load
@@ -154,7 +155,8 @@ def main():
             proc.wait(timeout=30)
 
     print(f"clients {a.clients}, -np {a.np}, {a.seconds:.0f} s, mix of {len(mix)} prompts "
-          f"(4 lengths x none/snapkv/lookahead/streaming @ 64)")
+          f"(4 lengths x none/snapkv/lookahead/streaming @ 64)"
+          + (f", serve {a.server_args}" if a.server_args else ""))
     print(f"requests {done[0]} ({done[0] / wall:.2f}/s), streamed tokens {done[1]} ({done[1] / wall:.1f}/s)")
     print(f"time to first token: p50 {pct(ttfts, 50) * 1e3:.0f} ms, p99 {pct(ttfts, 99) * 1e3:.0f} ms")
     print(f"inter-token latency: p50 {pct(gaps, 50) * 1e3:.1f} ms, p99 {pct(gaps, 99) * 1e3:.1f} ms")
