@@ -249,6 +249,9 @@ CompletionRequest parse_completion_request(std::string_view body, bool chat,
   read_sampling(j, &r.sampling);
   r.stop = read_stop(j, limits);
   read_bool(j, "stream", &r.stream);
+  read_bool(j, "ignore_eos", &r.ignore_eos);
+  if (r.ignore_eos && r.n_predict < 0)
+    bad_request("ignore_eos", "'ignore_eos' needs 'max_tokens' (it would run to the end of the context)");
   if (present(j, "stream_options")) {
     const json& so = j["stream_options"];
     if (!so.is_object()) bad_request("stream_options", "'stream_options' must be an object");

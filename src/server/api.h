@@ -4,7 +4,7 @@
 // Requests: POST /v1/chat/completions and /v1/completions bodies as OpenAI and llama-server
 // name their fields (model, messages | prompt, max_tokens, temperature, top_p, top_k, min_p,
 // seed, stop, stream, stream_options.include_usage, presence_penalty, frequency_penalty,
-// repeat_penalty, logprobs / top_logprobs / n_probs) plus glimpse's KV fields (kv_policy, kv_budget, kv_ratio, query_aware).
+// repeat_penalty, logprobs / top_logprobs / n_probs, llama-server's ignore_eos) plus glimpse's KV fields (kv_policy, kv_budget, kv_ratio, query_aware).
 // Anything malformed -- invalid JSON or UTF-8, a wrong type, a number out of range, an
 // unknown policy -- throws ApiError with a 4xx status and an OpenAI-style error object.
 #pragma once
@@ -70,6 +70,7 @@ struct CompletionRequest {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   int n_probs = -1;  // log-probabilities: alternatives per token (0..kMaxLogprobs), -1 off
+  bool ignore_eos = false;  // llama-server's ignore_eos: generate max_tokens whatever comes
   KvPolicySettings kv;
 };
 

@@ -76,6 +76,7 @@ TEST(ServerApi, ReadsEveryField) {
   EXPECT_EQ(r2.stop, (std::vector<std::string>{"z"}));
   EXPECT_DOUBLE_EQ(r2.kv.ratio, 0.5);
   EXPECT_EQ(r2.kv.budget, -1);
+  EXPECT_TRUE(chat(R"({"messages": [{"role": "user", "content": "q"}], "max_tokens": 4, "ignore_eos": true})").ignore_eos);
 }
 
 TEST(ServerApi, PlainCompletionPrompt) {
@@ -128,6 +129,8 @@ TEST(ServerApi, WrongTypesAndRangesName400Params) {
       {R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 3})", "top_logprobs"},
       {R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 21})", "top_logprobs"},
       {R"({"messages": [{"role": "user", "content": "x"}], "n_probs": -1})", "n_probs"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "ignore_eos": 1})", "ignore_eos"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "ignore_eos": true})", "ignore_eos"},
       {R"({"messages": [{"role": "user", "content": "x"}], "kv_policy": "magic"})", "kv_policy"},
       {R"({"messages": [{"role": "user", "content": "x"}], "kv_policy": 3})", "kv_policy"},
       {R"({"messages": [{"role": "user", "content": "x"}], "kv_budget": 0})", "kv_budget"},

@@ -51,6 +51,7 @@ GenerateParams completion_params(const CompletionRequest& r, int64_t n_compress)
   GenerateParams gp;
   gp.n_predict = r.n_predict;
   gp.n_probs = r.n_probs;
+  gp.ignore_eos = r.ignore_eos;
   gp.sampling = r.sampling;
   gp.stop = r.stop;
   gp.kv = r.kv;

@@ -25,7 +25,7 @@ struct ServeParams {
   int n_parallel = 1;             // -np: requests decoding together (batched)
   int max_queue = 64;             // requests waiting for a slot before 503
   size_t cache_ram_mib = 8192;    // document cache bound (--cache-ram; 0: no cache)
-  int64_t prefill_chunk = 0;      // prompt tokens per scheduler step (0: the context's n_batch, -b)
+  int64_t prefill_chunk = 128;    // prompt tokens per step while others decode (0: -b); -b when none does
   std::string api_key;            // non-empty: Authorization: Bearer KEY on every endpoint but /health
   bool metrics = false;           // expose /metrics
   int timeout_s = 600;            // socket read / write timeout

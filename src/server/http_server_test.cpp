@@ -184,8 +184,9 @@ TEST_F(ServeTest, ConcurrentRequestsAreBatchedAndEachGetsItsOwnAnswer) {
       << slots.dump();
 }
 
-// A long prompt goes in 32 tokens per step while another request streams: both answers are
-// those of each request alone (the long one compressed by SnapKV after its last chunk).
+// A long prompt goes in 32 tokens per step while another request streams (96 tokens,
+// ignore_eos): both answers are those of each request alone (the long one compressed by
+// SnapKV after its last chunk).
 TEST_F(ServeTest, LongPromptsGoInChunksBesideOtherStreams) {
   ServeParams p;
   p.n_parallel = 2;
@@ -194,7 +195,7 @@ TEST_F(ServeTest, LongPromptsGoInChunksBesideOtherStreams) {
   std::string doc;
   for (int i = 0; i < 40; ++i) doc += "Entry " + std::to_string(i) + ": the ferry left pier " + std::to_string(i % 7) + ". ";
   const json streamed = {{"messages", {{{"role", "user"}, {"content", "Count from one to twenty."}}}},
-                         {"temperature", 0}, {"max_tokens", 48}, {"stream", true}};
+                         {"temperature", 0}, {"max_tokens", 96}, {"ignore_eos", true}, {"stream", true}};
   const json long_one = {{"messages", {{{"role", "user"}, {"content", doc + "\nWhich pier did entry 12 use?"}}}},
                          {"temperature", 0}, {"max_tokens", 12}, {"kv_policy", "snapkv"}, {"kv_budget", 64}};
   std::string got_stream, got_long;

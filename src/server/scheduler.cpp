@@ -72,6 +72,7 @@ Scheduler::Scheduler(std::shared_ptr<const Engine> engine, int n_slots, int max_
       n_slots_(n_slots),
       max_queue_(max_queue),
       prefill_budget_(prefill_budget > 0 ? prefill_budget : engine_->context_defaults().n_batch),
+      n_batch_(std::max<int64_t>(prefill_budget_, engine_->context_defaults().n_batch)),
       cache_(cache_bytes > 0 ? std::make_unique<PrefixCache>(cache_bytes) : nullptr) {
   thread_ = std::thread([this] { loop(); });
 }
@@ -234,11 +235,13 @@ void Scheduler::step(std::vector<std::unique_ptr<Active>>& active) {
   if (active.empty()) return;
   std::vector<ContextStep> steps;
   steps.reserve(active.size());
-  int64_t budget = prefill_budget_, n_decode = 0;
+  int64_t n_decode = 0;
+  for (const auto& a : active) n_decode += !a->gen->prefilling();
+  const int64_t step_budget = n_decode > 0 ? prefill_budget_ : n_batch_;
+  int64_t budget = step_budget;
   for (auto& a : active) {
     if (!a->gen->prefilling()) {
       steps.push_back(ContextStep{a->ctx.get(), {a->next}, nullptr});
-      ++n_decode;
     } else if (budget > 0) {
       a->chunk = a->gen->prefill_chunk(budget);
       budget -= (int64_t)a->chunk->tokens.size();
@@ -250,7 +253,7 @@ void Scheduler::step(std::vector<std::unique_ptr<Active>>& active) {
   const double ms = sw.ms();
   ++n_steps_;
   n_rows_ += n_decode;
-  n_prefill_tokens_ += prefill_budget_ - budget;
+  n_prefill_tokens_ += step_budget - budget;
   // Each request is charged the step's wall time: a per-request share is not measured.
   std::erase_if(active, [&](const std::unique_ptr<Active>& a) {
     try {

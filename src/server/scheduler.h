@@ -1,9 +1,9 @@
 // Continuous batching for glimpse serve: one thread owns every generating request. Each step
 // it admits waiting requests into free slots (each on its own context), then runs one
 // forward_contexts call over every decoding request's next token and chunks of the prompts
-// still going in (through the eviction path, at most prefill_budget tokens per step), so the
-// weights are read once per step for all of them and a long prompt does not stall the
-// other streams for longer than one chunk. Requests are runtime/generate.h's Generation
+// still going in (through the eviction path; at most prefill_budget tokens per step while
+// others decode, n_batch when none does), so the weights are read once per step for all of
+// them and a long prompt does not stall the other streams for longer than one chunk. Requests are runtime/generate.h's Generation
 // driven step by step, and the forward is bit-identical to running each context alone
 // whatever the batch split, so an answer does not depend on what else is running.
 //
@@ -82,8 +82,9 @@ class Job {
 
 class Scheduler {
  public:
-  // prefill_budget: prompt tokens per step over all prefilling requests (0: the context's
-  // n_batch).
+  // prefill_budget: prompt tokens per step over all prefilling requests while other requests
+  // are decoding (it bounds their inter-token latency); with nothing decoding a step takes up
+  // to the context's n_batch (0: n_batch always).
   // cache_bytes: the document cache's bound (runtime/prefix_cache.h; 0: no cache).
   Scheduler(std::shared_ptr<const Engine> engine, int n_slots, int max_queue,
             int64_t prefill_budget = 0, size_t cache_bytes = 0);
@@ -115,7 +116,8 @@ class Scheduler {
 
   std::shared_ptr<const Engine> engine_;
   const int n_slots_, max_queue_;
-  const int64_t prefill_budget_;
+  const int64_t prefill_budget_;  // with decoding requests in the step
+  const int64_t n_batch_;         // without
   const std::unique_ptr<PrefixCache> cache_;
   std::mutex m_;
   std::condition_variable cv_;

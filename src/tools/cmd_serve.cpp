@@ -32,6 +32,10 @@ int cmd_serve(int argc, char** argv, int first) {
          [&](const std::string& v) { sp.n_parallel = parse_int("-np", v, 1, 256); });
   ap.add({"--max-queue"}, "N", "requests waiting for a slot before 503 (default: 64)",
          [&](const std::string& v) { sp.max_queue = parse_int("--max-queue", v, 0, 1 << 20); });
+  ap.add({"--prefill-chunk"}, "N",
+         "prompt tokens per step while other requests decode, bounding their inter-token "
+         "latency (default: 128; 0 = -b); -b tokens when none decodes",
+         [&](const std::string& v) { sp.prefill_chunk = parse_int("--prefill-chunk", v, 0, 1 << 20); });
   ap.add({"-cram", "--cache-ram"}, "MiB",
          "document cache: prompt KV kept for later requests sharing a prefix, LRU within MiB "
          "(default: 8192, 0 = off)",
