@@ -25,8 +25,8 @@ TOPICS = ["a lighthouse keeper", "a mountain village", "a river barge", "an old 
           "a clockmaker", "a spice ship", "a forest school", "a salt mine"]
 
 
-def ask(url, i, tokens, out):
-    body = {"messages": [{"role": "user", "content": f"Tell a story about {TOPICS[i % len(TOPICS)]}."}],
+def ask(url, i, topic, tokens, out):
+    body = {"messages": [{"role": "user", "content": f"Tell a story about {TOPICS[topic % len(TOPICS)]}."}],
             "temperature": 0, "max_tokens": tokens, "ignore_eos": True}
     req = urllib.request.Request(url + "/v1/chat/completions", data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"})
@@ -36,12 +36,14 @@ def ask(url, i, tokens, out):
 
 def run(url, n, tokens, salt):
     out = [0] * n
-    threads = [threading.Thread(target=ask, args=(url, salt * 97 + i, tokens, out)) for i in range(n)]
+    threads = [threading.Thread(target=ask, args=(url, i, salt + i, tokens, out)) for i in range(n)]
     t0 = time.time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    if sum(out) != n * tokens:
+        raise SystemExit(f"{n} streams: {sum(out)} tokens, expected {n * tokens}")
     return sum(out) / (time.time() - t0)
 
 
@@ -60,7 +62,7 @@ def main():
         tps = {n: [] for n in counts}
         for rep in range(a.r):
             for n in counts:
-                tps[n].append(run(url, n, a.tokens, rep * 10 + n))
+                tps[n].append(run(url, n, a.tokens, rep * 5 + n))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
