@@ -333,12 +333,18 @@ TEST_F(ServeTest, PerRequestKvPolicyHoldsFewerEntries) {
   EXPECT_LT(jk["entries"].get<int64_t>() * 3, jk["full_entries"].get<int64_t>());
   EXPECT_LT(jk["bytes"].get<int64_t>() * 3, jk["full_bytes"].get<int64_t>());
   // Per-policy counters: one request each, one compression (SnapKV's).
-  const std::string m = c.Get("/metrics")->body;
+  // The scheduler records the resident KV after a step's jobs finish: wait for the idle 0.
+  std::string m;
+  for (int i = 0; i < 100; ++i) {
+    m = c.Get("/metrics")->body;
+    if (m.find("glimpse:kv_resident_bytes 0\n") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   for (const char* line : {"glimpse:kv_policy_requests_total{policy=\"none\"} 1",
                            "glimpse:kv_policy_requests_total{policy=\"snapkv\"} 1",
                            "glimpse:kv_policy_compressions_total{policy=\"snapkv\"} 1",
                            "glimpse:kv_policy_compressions_total{policy=\"none\"} 0",
-                           "glimpse:kv_resident_bytes 0"})
+                           "glimpse:kv_resident_bytes 0\n"})
     EXPECT_NE(m.find(line), std::string::npos) << line << "\n" << m;
   const size_t at = m.find("glimpse:kv_policy_score_seconds_total{policy=\"snapkv\"} ");
   ASSERT_NE(at, std::string::npos);

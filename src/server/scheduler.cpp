@@ -211,14 +211,16 @@ bool Scheduler::advance(Active& a) {
   a.next = a.gen->step();
   if (a.next >= 0) return true;
   const GenerateResult g = a.gen->finish();
-  a.job->finish({g.stop_reason, completion_stats(a.job->request, g, *a.ctx), std::nullopt});
+  Job::Outcome out{g.stop_reason, completion_stats(a.job->request, g, *a.ctx), std::nullopt};
   if (a.plain && !g.timings.kv.evicted) {
     // The tokens whose KV the context holds: the prompt and the decoded part of the answer.
+    // Kept before the job finishes, so a client's next request finds it.
     std::vector<int32_t> held = a.job->tokens;
     held.insert(held.end(), g.tokens.begin(), g.tokens.end());
     held.resize(std::min<size_t>(held.size(), (size_t)a.ctx->n_past()));
     cache_->put_full(std::move(held), std::move(a.ctx));
   }
+  a.job->finish(std::move(out));
   return false;
 }
 
