@@ -202,6 +202,12 @@ BENCHMARK(BM_Attention)
     ->Name("BM_AttentionDecode")
     ->ArgsProduct({{512, 2048, 4096, 8000}, {1}, {1, 2}, {0, 1}, {1}})
     ->UseRealTime();
+// Speculative verification: T = 1..6 new tokens at depth 8000 (the target's forward over a
+// draft), 2 threads, from DRAM, f16. Memory-bound attention would read K/V once for all rows.
+BENCHMARK(BM_Attention)
+    ->Name("BM_AttentionVerify")
+    ->ArgsProduct({{8000}, {1, 2, 3, 4, 5, 6}, {2}, {1}, {1}})
+    ->UseRealTime();
 // Prefill: a 512-token batch at depth 0 and as the last chunk of a 4096 / 8000 prompt, and a
 // 64-token batch at depth.
 BENCHMARK(BM_Attention)
