@@ -18,12 +18,12 @@ import http.client
 import json
 import os
 import random
-import socket
-import subprocess
 import sys
 import threading
 import time
 import urllib.request
+
+from serve_util import start_server
 
 VALID = {"messages": [{"role": "user", "content": "Name three colours."}], "temperature": 0,
          "max_tokens": 12}
@@ -48,12 +48,6 @@ BAD_FIELDS = {
                  [{"role": "user", "content": 5}], [{"role": "user", "content": [{"type": "image_url"}]}],
                  [{"role": 3, "content": "x"}]],
 }
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def is_error_object(body):
@@ -145,22 +139,10 @@ def main():
         "GLIMPSE_MODEL", os.path.join(os.path.dirname(__file__), "../../models/SmolLM2-135M-Instruct.Q4_1.gguf")))
     ap.add_argument("-n", type=int, default=1000)
     args = ap.parse_args()
-    port = free_port()
-    server = subprocess.Popen([args.glimpse, "serve", "-m", args.model, "--port", str(port), "-c", "2048",
-                               "-t", "2", "-np", "2", "--max-body", "65536"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, url = start_server(args.glimpse, args.model, ["-c", 2048, "-t", 2, "-np", 2, "--max-body", 65536])
+    port = int(url.rsplit(":", 1)[1])
     failures = []
     try:
-        for _ in range(600):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except Exception:
-                time.sleep(0.2)
-        else:
-            raise SystemExit("glimpse serve did not become healthy")
-
         def post(method, path, body, timeout=120):
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
             try:

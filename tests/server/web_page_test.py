@@ -18,12 +18,13 @@ import base64
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+
+from serve_util import start_server
 
 FAILURES = []
 DOCUMENT = "\n".join(
@@ -37,31 +38,6 @@ def check(cond, what):
     print(("ok   " if cond else "FAIL ") + what, flush=True)
     if not cond:
         FAILURES.append(what)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(glimpse, model):
-    port = free_port()
-    proc = subprocess.Popen([glimpse, "serve", "-m", model, "--port", str(port), "-c", "2048",
-                             "-t", "2", "-np", "2"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        if proc.poll() is not None:
-            raise SystemExit(f"glimpse serve exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=1) as r:
-                if r.status == 200:
-                    return proc, url
-        except Exception:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("glimpse serve did not become healthy")
 
 
 class Browser:
@@ -186,7 +162,7 @@ def main():
         print("skipped: chromium-headless-shell is not installed (scripts/setup-deps.sh installs it)")
         return 77
     os.makedirs(args.out, exist_ok=True)
-    server, url = start_server(args.glimpse, args.model)
+    server, url = start_server(args.glimpse, args.model, ["-c", 2048, "-t", 2, "-np", 2])
     profile = tempfile.mkdtemp(prefix="glimpse-chromium-")
     browser = None
     try:
