@@ -11,14 +11,14 @@
 # kept and training stops after PATIENCE validations without improvement.
 #   scripts/train-lookahead-v2.sh               # both modules, one after the other
 #   WHICH=aware scripts/train-lookahead-v2.sh   # or WHICH=agnostic
-#   THREADS=2 STEPS=2000 LOSS="--topk-weight 1 --topk 128" scripts/train-lookahead-v2.sh
+#   THREADS=2 STEPS=800 LOSS="--topk-weight 1 --topk 128" scripts/train-lookahead-v2.sh
 # Outputs under runs/lookahead-v2/: prompts, sample files, modules, logs (JSON lines with
 # loss, val_loss per step), and the training state for --resume.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=runs/lookahead-v2
 THREADS=${THREADS:-2}
-STEPS=${STEPS:-2000}
+STEPS=${STEPS:-800}
 PATIENCE=${PATIENCE:-4}
 WHICH=${WHICH:-aware,agnostic}
 LOSS=${LOSS:-}
@@ -29,9 +29,9 @@ scripts/fetch-model.sh >/dev/null
 [ -x "$R/glimpse-train" ] || cp build/bin/glimpse "$R/glimpse-train"
 G="$R/glimpse-train"
 lengths=512,1024,1536,2048,3072,4096
-[ -s "$R/train.jsonl" ] || "$G" prompts --set v2 -o "$R/train.jsonl" -n 1200 --lengths $lengths -s 3
-[ -s "$R/val.jsonl" ] || "$G" prompts --set v2 -o "$R/val.jsonl" -n 120 --lengths $lengths -s 4
-common=(--prompts "$R/train.jsonl" --val-prompts "$R/val.jsonl" --cache-dir "$R/cache" --recompute-kv
+[ -s "$R/train.jsonl" ] || "$G" prompts -m models/SmolLM2-135M-Instruct.Q4_1.gguf --set v2 -o "$R/train.jsonl" -n 1200 --lengths $lengths -s 3
+[ -s "$R/val.jsonl" ] || "$G" prompts -m models/SmolLM2-135M-Instruct.Q4_1.gguf --set v2 -o "$R/val.jsonl" -n 120 --lengths $lengths -s 4
+common=(-m models/SmolLM2-135M-Instruct.Q4_1.gguf --prompts "$R/train.jsonl" --val-prompts "$R/val.jsonl" --cache-dir "$R/cache" --recompute-kv
         --steps "$STEPS" --batch 4 --lr 1e-3 --warmup 50 --save-every 25 --val-every 50
         --patience "$PATIENCE" --answer-len 256 -c 4608 -t "$THREADS")
 # shellcheck disable=SC2206
