@@ -75,6 +75,10 @@ constexpr int kPvVecs = 2;
 constexpr int kScoreRows = 3;
 constexpr int kScoreKeys = 3;
 #endif
+// Up to this many rows (a decode token's GQA group, or the few tokens of a speculative
+// verification) read K and V straight from the cache, each row block converting them in
+// registers; more rows (prefill) convert a tile to f32 once for all their blocks.
+constexpr int64_t kDirectRows = 18;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Growable 64-byte aligned float buffer (whole-vector loads never split a cache line).
@@ -498,7 +502,7 @@ template <KvType KT>
 HWY_INLINE void ScoreKeyTile(const Unit& u, int64_t r0, const uint8_t* ktile, int64_t nk,
                              float* kf, float* s) {
   const int64_t d = u.d, dp = u.dp;
-  if (u.R - r0 <= kScoreRows && d == dp) {
+  if (u.R - r0 <= kDirectRows && d == dp) {
     const auto* k = reinterpret_cast<const DirectValue<KT>*>(ktile);
     ScoreTile(u, r0, k, u.ldk / (int64_t)sizeof(*k), nk, s);
     return;
@@ -538,7 +542,7 @@ HWY_NOINLINE void ChunkPartial(const Unit& u, int64_t c0, State st, TileScratch&
       corr[r] = SoftmaxStep<VT == KvType::F16>(
           s + r * kKeyTile, std::min(nk, u.lim0 + r / G - kb), u.scale, st.m[r], st.l[r]);
     const uint8_t* vtile = u.v + kb * u.ldv;
-    if (R - r0 <= kRowBlock && d == dp) {  // one row block: V straight from the cache
+    if (R - r0 <= kDirectRows && d == dp) {  // few row blocks: V straight from the cache
       const auto* v = reinterpret_cast<const DirectValue<VT>*>(vtile);
       PvTile(u, kb, nk, r0, s, v, u.ldv / (int64_t)sizeof(*v), corr, st.acc);
       continue;
