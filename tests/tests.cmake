@@ -20,6 +20,21 @@ add_test(NAME parity_llama_cpp_f32
           --scalar-prompts 1,2,3,4)
 set_tests_properties(parity_llama_cpp_f32 PROPERTIES LABELS e2e TIMEOUT 1500)
 
+# Gemma 3 270M (models/gemma-3-270m-q4_k_m.gguf, scripts/fetch-model.sh gemma3-270m): logits
+# of raw-text prompts of 6 to 3,264 tokens (every 4th row) and greedy text against llama.cpp
+# (cached under parity-gemma3/), and token ids of ~5,000 strings against llama.cpp's. Exit 77
+# (skipped) without the file.
+add_test(NAME parity_llama_cpp_gemma3
+  COMMAND ${GLIMPSE_VENV_PYTHON} ${CMAKE_SOURCE_DIR}/tests/parity/check_parity_base.py
+          --glimpse $<TARGET_FILE:glimpse> --work ${CMAKE_BINARY_DIR}/parity-gemma3
+          --model ${CMAKE_SOURCE_DIR}/models/gemma-3-270m-q4_k_m.gguf)
+set_tests_properties(parity_llama_cpp_gemma3 PROPERTIES LABELS e2e TIMEOUT 900 SKIP_RETURN_CODE 77)
+add_test(NAME tokenizer_parity_gemma3
+  COMMAND ${GLIMPSE_VENV_PYTHON} ${CMAKE_SOURCE_DIR}/tests/parity/check_tokenizer_parity.py
+          --glimpse $<TARGET_FILE:glimpse>
+          --model ${CMAKE_SOURCE_DIR}/models/gemma-3-270m-q4_k_m.gguf)
+set_tests_properties(tokenizer_parity_gemma3 PROPERTIES LABELS e2e TIMEOUT 300 SKIP_RETURN_CODE 77)
+
 # The whole-model unit tests again with every kernel lowered to AVX2 (GLIMPSE_ISA, ops/isa.h):
 # the int8 vpmaddubsw kernels and Highway's AVX2 target instead of AVX-512 (on CPUs without
 # AVX-512 this is the default level again).

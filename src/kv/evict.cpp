@@ -49,6 +49,11 @@ EvictionStats compact_cache(KvCache& cache, const KvScores& scores, const Budget
   for (int l = 0; l < L; ++l)
     for (int h = 0; h < H; ++h) {
       const KvHead& hd = cache.head(l, h);
+      // Sliding-window layers keep their own bounded window (kv/kv_cache.h): no eviction.
+      if (cache.window(l) > 0) {
+        st.kept_per_layer[l] += hd.size();
+        continue;
+      }
       if (hd.size() < n) fail("eviction: head holds {} entries, fewer than the {} scored", hd.size(), n);
       std::vector<int32_t> idx = select_keep(scores.at(l, h), is_protected, plan.at(l, h));
       for (int64_t j = n; j < hd.size(); ++j) idx.push_back((int32_t)j);

@@ -29,7 +29,8 @@ struct EvictionStats {
 };
 
 // Every head's first scores.n_tokens entries are the prompt region being compressed;
-// entries after it (none right after prefill) are kept as they are.
+// entries after it (none right after prefill) are kept as they are. Sliding-window layers
+// (cache.window(l) > 0) are left as they are.
 EvictionStats compact_cache(KvCache& cache, const KvScores& scores, const BudgetPlan& plan,
                             const std::vector<uint8_t>& is_protected);
 

@@ -19,10 +19,46 @@ KvCache::KvCache(int n_layer, int n_kv_head, int head_dim, int64_t n_ctx, KvType
       type_k_(type_k), type_v_(type_v),
       k_row_(checked_row_bytes(type_k, head_dim, "K (-ctk)")),
       v_row_(checked_row_bytes(type_v, head_dim, "V (-ctv)")),
-      heads_((size_t)n_layer * n_kv_head) {}
+      heads_((size_t)n_layer * n_kv_head), window_((size_t)n_layer, 0) {}
+
+bool KvCache::has_windows() const {
+  return std::any_of(window_.begin(), window_.end(), [](int32_t w) { return w > 0; });
+}
+
+void KvCache::drop_before_window(int layer, int32_t next) {
+  // Queries from position `next` on (and after a rollback of up to kWindowRollback) see
+  // positions >= next - kWindowRollback - window + 1: whole chunks below that go.
+  const int64_t keep_from = (int64_t)next - kWindowRollback - window_[(size_t)layer] + 1;
+  for (int h = 0; h < n_kv_head_; ++h) {
+    KvHead& hd = head(layer, h);
+    int64_t n_drop = 0;
+    while (n_drop + kAttentionChunk <= hd.size() && hd.pos[n_drop + kAttentionChunk - 1] < keep_from)
+      n_drop += kAttentionChunk;
+    if (n_drop == 0) continue;
+    // Erasing from the front keeps the capacity: the buffer stays at its bounded size.
+    hd.k.erase(hd.k.begin(), hd.k.begin() + n_drop * (int64_t)k_row_);
+    hd.v.erase(hd.v.begin(), hd.v.begin() + n_drop * (int64_t)v_row_);
+    hd.pos.erase(hd.pos.begin(), hd.pos.begin() + n_drop);
+  }
+}
+
+int32_t KvCache::rollback_floor() const {
+  // A rollback to p needs positions >= p - window + 1 of every sliding-window layer.
+  int64_t floor = 0;
+  for (int l = 0; l < n_layer_; ++l) {
+    if (window_[(size_t)l] <= 0) continue;
+    for (int h = 0; h < n_kv_head_; ++h) {
+      const KvHead& hd = head(l, h);
+      if (hd.size() > 0 && hd.pos[0] > 0)
+        floor = std::max<int64_t>(floor, (int64_t)hd.pos[0] + window_[(size_t)l] - 1);
+    }
+  }
+  return (int32_t)floor;
+}
 
 void KvCache::append(int layer, const float* k, const float* v, const int32_t* pos, int64_t T) {
   const int d = head_dim_;
+  if (window_[(size_t)layer] > 0 && drop_out_of_window_ && T > 0) drop_before_window(layer, pos[0]);
   for (int h = 0; h < n_kv_head_; ++h) {
     KvHead& hd = head(layer, h);
     if (hd.size() + T > n_ctx_)
@@ -82,6 +118,9 @@ void KvCache::gather(int layer, int h, const int32_t* idx, int64_t n) {
 }
 
 void KvCache::truncate_from(int32_t p) {
+  if (p < n_past_ && p < rollback_floor())
+    fail("KV cache: cannot roll back to position {}: sliding-window layers dropped entries "
+         "it needs (rollback to {} or later is exact)", p, rollback_floor());
   // Stable filter: entries may be in any physical order (eviction keeps them sorted, but
   // nothing here depends on it).
   const size_t bk = k_row_, bv = v_row_;

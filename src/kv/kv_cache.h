@@ -3,6 +3,14 @@
 // memory can really be released. Keys and values are rows of head_dim values stored as the
 // cache's type_k / type_v (ops/kv_types.h: f32, f16 (default), bf16, q8_0), chosen
 // independently.
+//
+// Sliding-window layers (ModelConfig::window_of > 0) hold consecutive positions in order
+// (eviction leaves them alone) and, by default, drop entries no query can see any more: when a
+// batch arrives, whole chunks of kAttentionChunk entries older than the window of its first
+// query by more than kWindowRollback positions go, so such a head holds at most
+// window + kWindowRollback + kAttentionChunk + batch entries however long the context grows,
+// attention gives the same bits as with every entry kept (chunks stay aligned), and a rollback
+// of up to kWindowRollback positions stays exact. A longer rollback is refused (Error).
 #pragma once
 
 #include <cstddef>
@@ -29,10 +37,24 @@ class KvCache final : public KvStore {
   KvCache(int n_layer, int n_kv_head, int head_dim, int64_t n_ctx,
           KvType type_k = KvType::F16, KvType type_v = KvType::F16);
   // An empty cache shaped for a model (its layers, KV heads and head_dim).
+  // An empty cache shaped for a model (its layers, KV heads, head_dim and sliding windows).
   static KvCache for_model(const ModelConfig& c, int64_t n_ctx, KvType type_k = KvType::F16,
                            KvType type_v = KvType::F16) {
-    return KvCache(c.n_layer, c.n_kv_head, c.head_dim, n_ctx, type_k, type_v);
+    KvCache cache(c.n_layer, c.n_kv_head, c.head_dim, n_ctx, type_k, type_v);
+    for (int l = 0; l < c.n_layer; ++l) cache.window_[(size_t)l] = c.window_of(l);
+    return cache;
   }
+
+  // Positions a rollback (truncate_from) of a sliding-window layer may always go back.
+  static constexpr int32_t kWindowRollback = 256;
+  // Sliding window of a layer (keys a query sees counting itself), 0 for a global layer.
+  int32_t window(int layer) const { return window_[(size_t)layer]; }
+  bool has_windows() const;
+  // Off: sliding-window layers keep every entry (attention masks them; same bits).
+  void set_drop_out_of_window(bool drop) { drop_out_of_window_ = drop; }
+  // The smallest position truncate_from accepts (entries older than some window were
+  // dropped); 0 when any rollback is exact.
+  int32_t rollback_floor() const;
 
   int n_layer() const { return n_layer_; }
   int n_kv_head() const { return n_kv_head_; }
@@ -66,7 +88,8 @@ class KvCache final : public KvStore {
   // idx must hold distinct valid entry indices; eviction passes them sorted ascending.
   void gather(int layer, int h, const int32_t* idx, int64_t n);
 
-  // Drops every entry at position >= pos in every head (rollback).
+  // Drops every entry at position >= pos in every head (rollback). Error if pos is below
+  // rollback_floor() (a sliding-window layer no longer holds what pos would need).
   void truncate_from(int32_t pos);
   void clear();
 
@@ -84,6 +107,10 @@ class KvCache final : public KvStore {
   size_t k_row_, v_row_;
   int32_t n_past_ = 0;
   std::vector<KvHead> heads_;  // [n_layer][n_kv_head]
+  std::vector<int32_t> window_;  // [n_layer] 0: global layer
+  bool drop_out_of_window_ = true;
+  // Sliding-window layer: drops the front chunks no query from position `next` on sees.
+  void drop_before_window(int layer, int32_t next);
 };
 
 }  // namespace glimpse

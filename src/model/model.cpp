@@ -91,6 +91,14 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
     w.w_gate = matrix(f, p + "ffn_gate.weight", c.n_embd, c.n_ff);
     w.w_up = matrix(f, p + "ffn_up.weight", c.n_embd, c.n_ff);
     w.w_down = matrix(f, p + "ffn_down.weight", c.n_ff, c.n_embd);
+    if (c.qk_norm) {
+      w.q_norm = vector_f32(f, p + "attn_q_norm.weight", c.head_dim);
+      w.k_norm = vector_f32(f, p + "attn_k_norm.weight", c.head_dim);
+    }
+    if (c.post_norms) {
+      w.attn_post_norm = vector_f32(f, p + "post_attention_norm.weight", c.n_embd);
+      w.ffn_post_norm = vector_f32(f, p + "post_ffw_norm.weight", c.n_embd);
+    }
   }
   return m;
 }
@@ -103,6 +111,7 @@ size_t Model::decode_weight_bytes() const {
     b += matrix(w.wq) + matrix(w.wk) + matrix(w.wv) + matrix(w.wo);
     b += matrix(w.w_gate) + matrix(w.w_up) + matrix(w.w_down);
     b += vec(w.attn_norm) + vec(w.ffn_norm) + vec(w.bq) + vec(w.bk) + vec(w.bv);
+    b += vec(w.q_norm) + vec(w.k_norm) + vec(w.attn_post_norm) + vec(w.ffn_post_norm);
   }
   return b;
 }
@@ -121,6 +130,8 @@ struct Model::Scratch {
   std::vector<float> gate, up;              // [R][n_ff]
   std::vector<int32_t> pos;                 // [R] position of each row in its sequence
   std::vector<float> cs;                    // [R][n_rot] RoPE cos/sin pairs
+  std::vector<float> cs_swa;                // [R][n_rot] the same for sliding-window layers
+                                            // (rope_swa), empty without them
   std::vector<KvHeadView> views;            // [n_seq][n_kv_head] each sequence's heads of a layer
   LayerHooks* hooks = nullptr;              // set by the hooked forward only
   bool stop_after_last_attention = false;
@@ -148,6 +159,14 @@ void Model::prepare(Scratch& s) const {
   s.up.resize(R * c.n_ff);
   s.pos.resize(R);
   s.cs.resize(R * c.rope.n_rot);
+  if (!c.swa_layer.empty()) s.cs_swa.resize(R * c.rope_swa.n_rot);
+}
+
+// RoPE angles of row r at its position, for global and (if any) sliding-window layers.
+void Model::rope_row(Scratch& s, int64_t r) const {
+  const ModelConfig& c = cfg_;
+  rope_cos_sin(c.rope, s.pos[r], s.cs.data() + r * c.rope.n_rot);
+  if (!s.cs_swa.empty()) rope_cos_sin(c.rope_swa, s.pos[r], s.cs_swa.data() + r * c.rope_swa.n_rot);
 }
 
 void Model::forward(const HookedRows& rows, ThreadPool& pool) const {
@@ -161,7 +180,7 @@ void Model::forward(const HookedRows& rows, ThreadPool& pool) const {
   std::copy(rows.x, rows.x + rows.n_rows * c.n_embd, s.x.begin());
   for (int64_t r = 0; r < rows.n_rows; ++r) {
     s.pos[r] = rows.pos0 + (int32_t)r;
-    rope_cos_sin(c.rope, s.pos[r], s.cs.data() + r * c.rope.n_rot);
+    rope_row(s, r);
   }
   std::vector<SequenceBatch> none;  // attention is the hooks'
   for (int l = 0; l < c.n_layer; ++l) layer_forward(l, none, s, pool);
@@ -190,7 +209,9 @@ void Model::forward(std::vector<SequenceBatch>& batch, ThreadPool& pool) const {
       const int64_t r = s.off[i] + t;
       s.pos[r] = pos0 + (int32_t)t;
       embed(batch[i].tokens[t], s.x.data() + r * E);
-      rope_cos_sin(c.rope, s.pos[r], s.cs.data() + r * c.rope.n_rot);
+      if (c.embd_scale != 1.0f)
+        for (int64_t e = 0; e < E; ++e) s.x[r * E + e] *= c.embd_scale;
+      rope_row(s, r);
     }
     batch[i].cache->reserve_more(batch[i].n_tokens);
   }
@@ -223,7 +244,13 @@ void Model::layer_forward(int l, std::vector<SequenceBatch>& batch, Scratch& s,
   }
   if (hk)
     for (int i = 0; i < 3; ++i) hk->after_linear(l, (LinearSlot)i, s.xn.data(), R, qkv_out[i]);
-  be.rope_rows(c.rope, s.cs.data(), s.q.data(), c.n_head, s.k.data(), c.n_kv_head, (int)d, R, pool);
+  if (!w.q_norm.empty()) {  // per-head RMSNorm: rows of head_dim values
+    be.rms_norm_rows(s.q.data(), w.q_norm.data(), s.q.data(), R * c.n_head, d, c.rms_eps, pool);
+    be.rms_norm_rows(s.k.data(), w.k_norm.data(), s.k.data(), R * c.n_kv_head, d, c.rms_eps, pool);
+  }
+  const bool swa = c.is_swa(l);
+  be.rope_rows(c.rope_of(l), (swa ? s.cs_swa : s.cs).data(), s.q.data(), c.n_head, s.k.data(),
+               c.n_kv_head, (int)d, R, pool);
   if (hk) {
     hk->attend(l, s.q.data(), s.k.data(), s.v.data(), R, s.att.data(), pool);
     if (s.stop_after_last_attention && l == c.n_layer - 1) return;
@@ -232,6 +259,8 @@ void Model::layer_forward(int l, std::vector<SequenceBatch>& batch, Scratch& s,
   }
   be.matmul(w.wo, s.att.data(), R, s.xn.data(), pool);
   if (hk) hk->after_linear(l, LinearSlot::O, s.att.data(), R, s.xn.data());
+  if (!w.attn_post_norm.empty())
+    be.rms_norm_rows(s.xn.data(), w.attn_post_norm.data(), s.xn.data(), R, E, c.rms_eps, pool);
   be.add(s.x.data(), s.xn.data(), R * E);
 
   // Feed-forward block over all rows.
@@ -247,10 +276,16 @@ void Model::layer_forward(int l, std::vector<SequenceBatch>& batch, Scratch& s,
     hk->on_activation(l, LayerTap::Gate, s.gate.data(), R);
     hk->on_activation(l, LayerTap::Up, s.up.data(), R);
   }
-  be.silu_mul_rows(s.gate.data(), s.up.data(), R, c.n_ff, pool);
+  if (c.ffn_act == FfnActivation::GeluTanh) {
+    be.gelu_mul_rows(s.gate.data(), s.up.data(), R, c.n_ff, pool);
+  } else {
+    be.silu_mul_rows(s.gate.data(), s.up.data(), R, c.n_ff, pool);
+  }
   if (hk) hk->on_activation(l, LayerTap::Hidden, s.gate.data(), R);
   be.matmul(w.w_down, s.gate.data(), R, s.xn.data(), pool);
   if (hk) hk->after_linear(l, LinearSlot::Down, s.gate.data(), R, s.xn.data());
+  if (!w.ffn_post_norm.empty())
+    be.rms_norm_rows(s.xn.data(), w.ffn_post_norm.data(), s.xn.data(), R, E, c.rms_eps, pool);
   be.add(s.x.data(), s.xn.data(), R * E);
 }
 
@@ -270,8 +305,8 @@ void Model::attend(int l, std::vector<SequenceBatch>& batch, Scratch& s, ThreadP
   }
   auto attend_one = [&](size_t i, ThreadPool& p) {
     const SequenceBatch& b = batch[i];
-    const AttentionParams ap{c.n_head, c.n_kv_head, c.head_dim, 1.0f / std::sqrt((float)d),
-                             b.cache->type_k(), b.cache->type_v()};
+    const AttentionParams ap{c.n_head,           c.n_kv_head,        c.head_dim,   c.attn_scale,
+                             b.cache->type_k(),  b.cache->type_v(),  c.window_of(l)};
     const int64_t r0 = s.off[i];
     backend_->attention(ap, s.q.data() + r0 * q_dim, b.n_tokens, s.views.data() + i * c.n_kv_head,
                         s.att.data() + r0 * q_dim, p);
@@ -310,13 +345,20 @@ void Model::output_logits(std::vector<SequenceBatch>& batch, Scratch& s, ThreadP
     backend_->rms_norm_rows(s.x.data() + r_first * E, output_norm_.data(),
                             s.xn.data() + first_out[i] * E, n_out, E, c.rms_eps, pool);
   }
+  // logits = c * tanh(logits / c) with a final soft-cap c.
+  auto softcap = [&](float* y, int64_t n) {
+    if (c.final_softcap <= 0) return;
+    for (int64_t i = 0; i < n; ++i) y[i] = c.final_softcap * std::tanh(y[i] / c.final_softcap);
+  };
   if (batch.size() == 1) {  // straight into the caller's buffer (no copy of T x V rows)
     batch[0].logits->resize(first_out.back() * V);
     backend_->matmul(output_, s.xn.data(), first_out.back(), batch[0].logits->data(), pool);
+    softcap(batch[0].logits->data(), first_out.back() * V);
     return;
   }
   std::vector<float> logits(first_out.back() * V);
   backend_->matmul(output_, s.xn.data(), first_out.back(), logits.data(), pool);
+  softcap(logits.data(), first_out.back() * V);
   for (size_t i = 0; i < batch.size(); ++i)
     batch[i].logits->assign(logits.begin() + first_out[i] * V, logits.begin() + first_out[i + 1] * V);
 }

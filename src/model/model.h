@@ -45,6 +45,9 @@ struct LayerWeights {
   std::vector<float> bq, bk, bv;      // biases (qwen2) or empty
   std::vector<float> ffn_norm;        // [n_embd]
   WeightView w_gate, w_up, w_down;    // [n_ff][n_embd] x2, [n_embd][n_ff]
+  std::vector<float> q_norm, k_norm;  // [head_dim] per-head RMSNorm weights (qk_norm) or empty
+  std::vector<float> attn_post_norm;  // [n_embd] (post_norms) or empty
+  std::vector<float> ffn_post_norm;   // [n_embd] (post_norms) or empty
 };
 
 // Which rows of a batch need logits.
@@ -100,6 +103,7 @@ class Model {
   // One layer over the batch's rows (see model.cpp for the buffers it uses).
   struct Scratch;
   void prepare(Scratch& s) const;
+  void rope_row(Scratch& s, int64_t r) const;
   void layer_forward(int l, std::vector<SequenceBatch>& batch, Scratch& s, ThreadPool& pool) const;
   // Appends the layer's keys/values to every sequence's store, then attention per sequence.
   void attend(int l, std::vector<SequenceBatch>& batch, Scratch& s, ThreadPool& pool) const;

@@ -1,5 +1,7 @@
 #include "model/model_config.h"
 
+#include <cmath>
+
 #include <fmt/format.h>
 
 #include "util/error.h"
@@ -11,12 +13,15 @@ struct ArchTraits {
   const char* name;
   RopeStyle rope_style;
   bool qkv_bias;
+  void (*configure)(const GgufFile&, ModelConfig&);  // the architecture's own keys, or null
 };
-// Everything else about these architectures is shared: pre-norm RMSNorm blocks, GQA
-// attention with RoPE, SwiGLU feed-forward, optional separate output matrix.
+// What these architectures share: pre-norm RMSNorm blocks, GQA attention with RoPE, a gated
+// feed-forward, optional separate output matrix. Their differences are ModelConfig fields
+// set by the configure function of the architecture's file (model/arch_*.cpp).
 constexpr ArchTraits kArchs[] = {
-    {"llama", RopeStyle::Norm, false},
-    {"qwen2", RopeStyle::Neox, true},
+    {"llama", RopeStyle::Norm, false, nullptr},
+    {"qwen2", RopeStyle::Neox, true, nullptr},
+    {"gemma3", RopeStyle::Neox, false, &configure_gemma3},
 };
 }  // namespace
 
@@ -27,7 +32,8 @@ ModelConfig ModelConfig::from_gguf(const GgufFile& f) {
   for (const auto& a : kArchs)
     if (c.arch == a.name) traits = &a;
   if (!traits)
-    fail("{}: unsupported model architecture '{}' (supported: llama, qwen2)", f.source(), c.arch);
+    fail("{}: unsupported model architecture '{}' (supported: llama, qwen2, gemma3)", f.source(),
+         c.arch);
   c.name = std::string(f.get_string_opt("general.name").value_or(""));
   const std::string p = c.arch + ".";
   c.n_layer = (int)f.get_int(p + "block_count");
@@ -64,13 +70,22 @@ ModelConfig ModelConfig::from_gguf(const GgufFile& f) {
     fail("{}: rope scaling '{}' is not supported (none, linear)", f.source(), scaling);
   }
   if (const GgufValue* fs = f.find(p + "rope.scale_linear")) c.rope.freq_scale = 1.0f / (float)fs->as_float();
+  c.attn_scale = 1.0f / std::sqrt((float)c.head_dim);
+  if (traits->configure) traits->configure(f, c);
   return c;
 }
 
 std::string ModelConfig::summary() const {
-  return fmt::format("{} '{}': {} layers, d_model {}, heads {}/{} x {}, ff {}, vocab {}, ctx {}",
-                     arch, name, n_layer, n_embd, n_head, n_kv_head, head_dim, n_ff, n_vocab,
-                     n_ctx_train);
+  std::string s =
+      fmt::format("{} '{}': {} layers, d_model {}, heads {}/{} x {}, ff {}, vocab {}, ctx {}",
+                  arch, name, n_layer, n_embd, n_head, n_kv_head, head_dim, n_ff, n_vocab,
+                  n_ctx_train);
+  if (!swa_layer.empty()) {
+    int n_swa = 0;
+    for (uint8_t x : swa_layer) n_swa += x;
+    s += fmt::format(", sliding window {} on {} of {} layers", swa_window, n_swa, n_layer);
+  }
+  return s;
 }
 
 }  // namespace glimpse

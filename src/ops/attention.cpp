@@ -8,8 +8,8 @@
 // (m = running max, l = sum of p, acc = sum of p * v); MergePartial folds chunk partials into
 // a running state in chunk order.
 //
-// Determinism. The tiles, chunks and merge order a query goes through depend only on how many
-// keys it sees, and every row is computed by the same sequence of operations whichever rows
+// Determinism. The tiles, chunks and merge order a query goes through depend only on which
+// keys it sees (the first and the last index; the first is 0 without a window), and every row is computed by the same sequence of operations whichever rows
 // share its tile. So:
 //  * decode (few query blocks) computes a head's chunks on different threads (split-K, as
 //    flash-decoding) and merges them afterwards, while prefill walks the chunks of a unit in
@@ -61,7 +61,7 @@ using VF = hn::Vec<DF>;
 
 constexpr int64_t kQueryBlock = 16;  // tokens per work unit
 constexpr int64_t kKeyTile = 64;     // keys per online-softmax step (a multiple of 4 lanes)
-constexpr int64_t kChunk = 256;      // keys per split-K partial (a multiple of kKeyTile)
+constexpr int64_t kChunk = kAttentionChunk;  // keys per split-K partial (a multiple of kKeyTile)
 // Register blocks, sized to the register file (32 vectors with AVX-512, 16 below): P.V
 // takes kRowBlock rows x kPvVecs vectors of the head dimension, scores take kScoreRows rows
 // x kScoreKeys keys; larger blocks spill an accumulator and serialise the loop on it.
@@ -296,18 +296,21 @@ HWY_INLINE void ForRowBlocks(int64_t r0, int64_t r1, const F& f) {
   }
 }
 
-// One online-softmax step for a row: s[0..kKeyTile) raw scores of which the first nk are
-// visible. Turns s into p = exp(scale * s - m_new) (0 where masked; rounded to f16 when
-// kRoundP), updates m and l, returns the factor the row's accumulator must be rescaled by.
+// One online-softmax step for a row: s[0..kKeyTile) raw scores of which [j0, nk) are
+// visible (j0 < nk; j0 > 0 only at a sliding window's start). Turns s into
+// p = exp(scale * s - m_new) (0 where masked; rounded to f16 when kRoundP), updates m and l,
+// returns the factor the row's accumulator must be rescaled by.
 template <bool kRoundP>
-HWY_INLINE float SoftmaxStep(float* HWY_RESTRICT s, int64_t nk, float scale, float& m, float& l) {
+HWY_INLINE float SoftmaxStep(float* HWY_RESTRICT s, int64_t j0, int64_t nk, float scale, float& m,
+                             float& l) {
   const DF df;
   const hn::Rebind<hwy::float16_t, DF> dh;
   const int64_t N = (int64_t)hn::Lanes(df);
   const VF vscale = hn::Set(df, scale), vninf = hn::Set(df, kNegInf);
   VF vmax = vninf;
   for (int64_t j = 0; j < kKeyTile; j += N) {
-    const auto visible = hn::FirstN(df, (size_t)std::clamp<int64_t>(nk - j, 0, N));
+    const auto visible = hn::AndNot(hn::FirstN(df, (size_t)std::clamp<int64_t>(j0 - j, 0, N)),
+                                    hn::FirstN(df, (size_t)std::clamp<int64_t>(nk - j, 0, N)));
     const VF x = hn::IfThenElse(visible, hn::Mul(hn::Load(df, s + j), vscale), vninf);
     hn::Store(x, df, s + j);
     vmax = hn::Max(vmax, x);
@@ -336,9 +339,14 @@ struct Unit {
   const uint8_t* v = nullptr;  // [n_keys] stored value rows, ldv bytes apart
   int64_t ldk = 0, ldv = 0;
   int64_t lim0 = 0;  // keys row 0 sees; row r sees lim0 + r / G
+  int64_t window = 0;  // > 0: row r sees only the keys [hi(r) - window, hi(r))
   float scale = 1.0f;
   int64_t n_keys() const { return lim0 + R / G - 1; }
   int64_t n_chunks() const { return (n_keys() + kChunk - 1) / kChunk; }
+  int64_t hi(int64_t r) const { return lim0 + r / G; }  // one past row r's last key
+  int64_t lo(int64_t r) const { return window > 0 ? std::max<int64_t>(0, hi(r) - window) : 0; }
+  // The first chunk any row sees (the rows' windows start in row order).
+  int64_t first_chunk() const { return lo(0) / kChunk; }
 };
 
 // Per-row softmax state: acc [R][dp], m [R], l [R] in one buffer of StateSize floats.
@@ -377,15 +385,17 @@ HWY_NOINLINE void ScoreTile(const Unit& u, int64_t r0, const Src* k, int64_t ldk
   });
 }
 
-// p * v of rows [r0, R) for the tile of keys [kb, kb + nk): over the keys all rows of a block
-// see, then each row's own remainder (rows near the causal diagonal), so every row
-// accumulates exactly its visible keys, in order. v: [nk][ldv] of Src.
+// p * v of rows [r0, r1) for the tile of keys [kb, kb + nk): over the keys all rows of a
+// block see, then each row's own remainder (rows near the causal diagonal), so every row
+// accumulates exactly its visible keys, in order (keys before a window's start have p = 0).
+// v: [nk][ldv] of Src.
 template <class Src>
-HWY_NOINLINE void PvTile(const Unit& u, int64_t kb, int64_t nk, int64_t r0, const float* s,
-                         const Src* v, int64_t ldv, const float* corr, float* acc) {
+HWY_NOINLINE void PvTile(const Unit& u, int64_t kb, int64_t nk, int64_t r0, int64_t r1,
+                         const float* s, const Src* v, int64_t ldv, const float* corr,
+                         float* acc) {
   const int64_t G = u.G, dp = u.dp;
   auto visible = [&](int64_t r) { return std::min(nk, u.lim0 + r / G - kb); };
-  ForRowBlocks<kRowBlock>(r0, u.R, [&](int64_t r, auto rows) {
+  ForRowBlocks<kRowBlock>(r0, r1, [&](int64_t r, auto rows) {
     constexpr int kRows = decltype(rows)::value;
     const int64_t j_common = visible(r);
     PvRows<kRows>(s + r * kKeyTile, v, ldv, dp, 0, j_common, corr + r, acc + r * dp);
@@ -531,24 +541,30 @@ HWY_NOINLINE void ChunkPartial(const Unit& u, int64_t c0, State st, TileScratch&
   ClearState(st, R, dp);
   for (int64_t kb = c0; kb < c1; kb += kKeyTile) {
     const int64_t nk = std::min(kKeyTile, c1 - kb);
-    // Rows that see key kb: row r sees lim0 + r / G keys, rows are sorted by token.
+    // Rows that see key kb: row r sees lim0 + r / G keys, rows are sorted by token. With a
+    // window, rows [r1, R) start after the tile (their windows start in row order too).
     const int64_t r0 = std::max<int64_t>(0, kb - u.lim0 + 1) * G;
+    const int64_t r1 =
+        u.window > 0 ? std::min(R, std::max<int64_t>(0, kb + nk + u.window - u.lim0) * G) : R;
+    if (r1 <= r0) continue;
     // No software prefetch: K and V are read in address order and the hardware streams
     // keep up. Prefetching the current and next tile (into L1 or L2) made decode at 8000
     // keys from DRAM 1.2-1.6x slower (docs/results/isa-levels/README.md, "Decode attention").
     const uint8_t* ktile = u.k + kb * u.ldk;
     ScoreKeyTile<KT>(u, r0, ktile, nk, kf, s);
-    for (int64_t r = r0; r < R; ++r)
-      corr[r] = SoftmaxStep<VT == KvType::F16>(
-          s + r * kKeyTile, std::min(nk, u.lim0 + r / G - kb), u.scale, st.m[r], st.l[r]);
+    for (int64_t r = r0; r < r1; ++r)
+      corr[r] = SoftmaxStep<VT == KvType::F16>(s + r * kKeyTile,
+                                               std::max<int64_t>(0, u.lo(r) - kb),
+                                               std::min(nk, u.hi(r) - kb), u.scale, st.m[r],
+                                               st.l[r]);
     const uint8_t* vtile = u.v + kb * u.ldv;
     if (R - r0 <= kDirectRows && d == dp) {  // few row blocks: V straight from the cache
       const auto* v = reinterpret_cast<const DirectValue<VT>*>(vtile);
-      PvTile(u, kb, nk, r0, s, v, u.ldv / (int64_t)sizeof(*v), corr, st.acc);
+      PvTile(u, kb, nk, r0, r1, s, v, u.ldv / (int64_t)sizeof(*v), corr, st.acc);
       continue;
     }
     TileToF32<VT>(vtile, u.ldv, nk, d, vf, dp);
-    PvTile(u, kb, nk, r0, s, static_cast<const float*>(vf), dp, corr, st.acc);
+    PvTile(u, kb, nk, r0, r1, s, static_cast<const float*>(vf), dp, corr, st.acc);
   }
 }
 
@@ -660,6 +676,7 @@ void AttentionImpl(const AttentionParams& p, const float* q, int64_t T, const Kv
     u.ldk = ldk;
     u.ldv = ldv;
     u.lim0 = heads[g].n_base + qb * kQueryBlock + 1;
+    u.window = p.window;
     u.scale = p.scale;
     return u;
   };
@@ -679,7 +696,7 @@ void AttentionImpl(const AttentionParams& p, const float* q, int64_t T, const Kv
       const State st = StateAt(sbuf.get(state_max), u.R, dp);
       const State part = StateAt(pbuf.get(state_max), u.R, dp);
       ClearState(st, u.R, dp);
-      for (int64_t c = 0; c < uq.n_chunks(); ++c) {
+      for (int64_t c = uq.first_chunk(); c < uq.n_chunks(); ++c) {
         chunk_partial(uq, c * kChunk, part, sc);
         MergePartial(st, part, u.R, dp);
       }
@@ -697,7 +714,7 @@ void AttentionImpl(const AttentionParams& p, const float* q, int64_t T, const Kv
     const Unit u = unit_at(ui, nullptr);
     BuildQ(p, q, T, (int)(ui % p.n_kv_head), ui / p.n_kv_head * kQueryBlock, dp,
            qt + ui * kQueryBlock * G * dp);
-    first[ui + 1] = first[ui] + u.n_chunks();
+    first[ui + 1] = first[ui] + u.n_chunks() - u.first_chunk();
   }
   float* pst = parts.get(first[n_units] * state_max);
   // Contiguous item ranges per thread: each thread streams long runs of one head's K/V.
@@ -706,7 +723,8 @@ void AttentionImpl(const AttentionParams& p, const float* q, int64_t T, const Kv
     for (int64_t item = b; item < e; ++item) {
       const int64_t ui = std::upper_bound(first.begin(), first.end(), item) - first.begin() - 1;
       const Unit u = unit_at(ui, qt + ui * kQueryBlock * G * dp);
-      chunk_partial(u, (item - first[ui]) * kChunk, StateAt(pst + item * state_max, u.R, dp), sc);
+      chunk_partial(u, (u.first_chunk() + item - first[ui]) * kChunk,
+                    StateAt(pst + item * state_max, u.R, dp), sc);
     }
   });
   pool.parallel_for_dynamic(n_units, [&](int64_t ui, int) {
@@ -751,19 +769,20 @@ void attention_ref(const AttentionParams& p, const float* q, int64_t T, const Kv
     for (int64_t t = 0; t < T; ++t)
       for (int h = g * G; h < (g + 1) * G; ++h) {
         const int64_t n = kv.n_base + t + 1;
-        std::vector<double> s(n);
+        const int64_t j0 = p.window > 0 ? std::max<int64_t>(0, n - p.window) : 0;
+        std::vector<double> s(n, 0.0);
         double mx = -1e300;
-        for (int64_t j = 0; j < n; ++j) {
+        for (int64_t j = j0; j < n; ++j) {
           double dot = 0;
           for (int c = 0; c < d; ++c) dot += (double)q[(t * p.n_head + h) * d + c] * kf[j * d + c];
           s[j] = dot * p.scale;
           mx = std::max(mx, s[j]);
         }
         double sum = 0;
-        for (auto& x : s) sum += (x = std::exp(x - mx));
+        for (int64_t j = j0; j < n; ++j) sum += (s[j] = std::exp(s[j] - mx));
         for (int c = 0; c < d; ++c) {
           double acc = 0;
-          for (int64_t j = 0; j < n; ++j) acc += s[j] * vf[j * d + c];
+          for (int64_t j = j0; j < n; ++j) acc += s[j] * vf[j * d + c];
           out[(t * p.n_head + h) * d + c] = (float)(acc / sum);
         }
       }

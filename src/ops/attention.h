@@ -4,7 +4,9 @@
 // type_v, see ops/kv_types.h) so heads may hold different token sets after eviction. A batch
 // of T queries is attended after its own keys were appended: query t (0-based in the batch)
 // of a head sees that head's first n_base + t + 1 entries, where n_base is the head's length
-// before the batch.
+// before the batch. With a window W (sliding-window layers) it sees only the last W of those
+// (itself and the W - 1 entries before it); the head's entries must then be consecutive
+// positions in order.
 #pragma once
 
 #include <cstdint>
@@ -21,7 +23,13 @@ struct AttentionParams {
   int head_dim = 0;
   float scale = 1.0f;  // usually 1/sqrt(head_dim)
   KvType type_k = KvType::F16, type_v = KvType::F16;  // element types of every head's rows
+  int64_t window = 0;  // > 0: a query sees at most this many entries, ending at its own
 };
+
+// Keys are grouped in chunks of this many entries aligned at index 0 of a head (the order of
+// the online softmax). Removing a multiple of it from the front of a head, of entries no
+// query of the batch sees (outside every window), leaves every output bit-identical.
+constexpr int64_t kAttentionChunk = 256;
 
 struct KvHeadView {
   const void* k = nullptr;  // [>= n_base + T] rows of kv_row_bytes(type_k, head_dim) bytes

@@ -245,6 +245,69 @@ TEST_P(AttentionTypes, IsCausal) {
   EXPECT_TRUE(changed);
 }
 
+TEST_P(AttentionTypes, SlidingWindowMatchesReference) {
+  // Windows shorter and longer than the batch, across tile (64) and chunk (256) boundaries,
+  // prefill (T > 1, chunks in order) and decode (split-K).
+  uint32_t seed = 500;
+  for (int64_t window : {1, 5, 64, 100, 256, 300})
+    for (int64_t T : {1, 17, 70})
+      for (int64_t nb : {0, 40, 300, 700}) {
+        AttentionParams p = params(4, 2, 64);
+        p.window = window;
+        SCOPED_TRACE(testing::Message() << "window=" << window);
+        check_case(p, T, {nb, nb}, seed++);
+      }
+}
+
+TEST_P(AttentionTypes, SlidingWindowIgnoresEntriesOutsideIt) {
+  // Entries no query sees: changing them changes nothing, and dropping a whole
+  // kAttentionChunk of them from the front of every head gives bit-identical outputs.
+  const AttentionParams base = params(6, 2, 64);
+  for (int64_t T : {1, 40})
+    for (int64_t window : {64, 200}) {
+      SCOPED_TRACE(testing::Message() << "T=" << T << " window=" << window);
+      AttentionParams p = base;
+      p.window = window;
+      const int64_t nb = 2 * kAttentionChunk + 150, row = 6 * 64;
+      std::mt19937 rng(600 + (uint32_t)(T + window));
+      Cache c = make_cache(p, T, {nb, nb}, rng);
+      std::vector<float> q(T * row), a(T * row), b(T * row), dropped(T * row);
+      for (auto& x : q) x = uni(rng, 2.0f);
+      attention(p, q.data(), T, c.views.data(), a.data(), pools().two);
+      // The first query sees entries from nb + 1 - window on.
+      const std::vector<float> kf(64, 7.0f), vf(64, -5.0f);
+      for (int g = 0; g < 2; ++g)
+        for (int64_t j = 0; j < nb + 1 - window; ++j) c.set_row(g, j, kf.data(), vf.data());
+      attention(p, q.data(), T, c.views.data(), b.data(), pools().two);
+      EXPECT_EQ(a, b);
+      std::vector<KvHeadView> views = c.views;  // the first chunk dropped (nb + 1 - window > 256)
+      for (int g = 0; g < 2; ++g) {
+        views[g].k = c.k[g].data() + kAttentionChunk * kv_row_bytes(p.type_k, 64);
+        views[g].v = c.v[g].data() + kAttentionChunk * kv_row_bytes(p.type_v, 64);
+        views[g].n_base = nb - kAttentionChunk;
+      }
+      attention(p, q.data(), T, views.data(), dropped.data(), pools().one);
+      EXPECT_EQ(a, dropped);
+    }
+}
+
+TEST_P(AttentionTypes, SlidingWindowBatchMatchesOneTokenAtATime) {
+  AttentionParams p = params(4, 2, 64);
+  p.window = 100;
+  const int64_t T = 150, nb = 260, row = 4 * 64;
+  std::mt19937 rng(700);
+  const Cache c = make_cache(p, T, {nb, nb}, rng);
+  std::vector<float> q(T * row), batch(T * row), one(row);
+  for (auto& x : q) x = uni(rng, 2.0f);
+  attention(p, q.data(), T, c.views.data(), batch.data(), pools().two);
+  for (int64_t t = 0; t < T; ++t) {
+    std::vector<KvHeadView> views = c.views;
+    for (auto& v : views) v.n_base = nb + t;
+    attention(p, q.data() + t * row, 1, views.data(), one.data(), pools().two);
+    ASSERT_TRUE(std::equal(one.begin(), one.end(), batch.begin() + t * row)) << "token " << t;
+  }
+}
+
 // Every type with itself, and mixed pairs (K and V are chosen independently).
 INSTANTIATE_TEST_SUITE_P(
     KvTypes, AttentionTypes,

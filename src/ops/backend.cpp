@@ -64,6 +64,13 @@ class CpuBackend final : public Backend {
     });
   }
 
+  void gelu_mul_rows(float* gate, const float* up, int64_t T, int64_t n,
+                     ThreadPool& pool) const override {
+    rows_for(pool, T, T * n, [&](int64_t b, int64_t e) {
+      gelu_tanh_mul(gate + b * n, up + b * n, (e - b) * n);
+    });
+  }
+
   void add(float* x, const float* y, int64_t n) const override { add_inplace(x, y, n); }
 
   void add_bias_rows(float* x, const float* b, int64_t T, int64_t n) const override {

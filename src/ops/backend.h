@@ -38,6 +38,9 @@ class Backend {
   // gate[t] = silu(gate[t]) * up[t] for T rows of n values.
   virtual void silu_mul_rows(float* gate, const float* up, int64_t T, int64_t n,
                              ThreadPool& pool) const = 0;
+  // gate[t] = gelu_tanh(gate[t]) * up[t] for T rows of n values (ops/elementwise.h).
+  virtual void gelu_mul_rows(float* gate, const float* up, int64_t T, int64_t n,
+                             ThreadPool& pool) const = 0;
   // x += y over n values; x[t] += b for T rows of n values.
   virtual void add(float* x, const float* y, int64_t n) const = 0;
   virtual void add_bias_rows(float* x, const float* b, int64_t T, int64_t n) const = 0;

@@ -7,8 +7,10 @@
 #include <hwy/contrib/math/math-inl.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "ops/elementwise.h"
+#include "util/fp16.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace glimpse {
@@ -30,14 +32,78 @@ void SiluMul(float* gate, const float* up, int64_t n) {
   for (; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(std::fmin(-gate[i], 88.0f))) * up[i];
 }
 
+// gate[i] = table[f16 bits of gate[i]] * up[i] for -10 < gate[i] < 10 (0 below, gate[i] * up
+// above): the f16 rounding in vectors where the CPU converts (F16C: round to nearest even,
+// as the scalar path; Highway's emulation elsewhere rounds differently, so those targets take
+// the scalar loop), the table lookup scalar.
+void GeluMul(float* gate, const float* up, int64_t n, const float* table) {
+  int64_t i = 0;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
+  const int64_t N = (int64_t)hn::Lanes(df);
+  HWY_ALIGN hwy::float16_t h[hn::MaxLanes(df)];
+  for (; i + N <= n; i += N) {
+    hn::Store(hn::DemoteTo(dh, hn::LoadU(df, gate + i)), dh, h);
+    for (int64_t j = 0; j < N; ++j) {
+      const float x = gate[i + j];
+      uint16_t bits;
+      std::memcpy(&bits, &h[j], 2);
+      const float g = x <= -10.0f ? 0.0f : x >= 10.0f ? x : table[bits];
+      gate[i + j] = g * up[i + j];
+    }
+  }
+#endif
+  for (; i < n; ++i) {
+    const float x = gate[i];
+    const float g = x <= -10.0f ? 0.0f : x >= 10.0f ? x : table[f32_to_fp16(x)];
+    gate[i] = g * up[i];
+  }
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace glimpse
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+#include <vector>
+
 namespace glimpse {
 
 HWY_EXPORT(SiluMul);
+HWY_EXPORT(GeluMul);
+
+namespace {
+// GELU of every f16 value, rounded to f16, stored as f32: [65536] indexed by the f16 bits.
+const float* gelu_f16_table() {
+  static const std::vector<float> table = [] {
+    std::vector<float> t(1 << 16);
+    for (uint32_t b = 0; b < (1u << 16); ++b)
+      t[b] = fp16_to_f32(f32_to_fp16(gelu_tanh_f32(fp16_to_f32((uint16_t)b))));
+    return t;
+  }();
+  return table.data();
+}
+}  // namespace
+
+float gelu_tanh_f32(float x) {
+  constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f, kCoef = 0.044715f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kCoef * x * x)));
+}
+
+void gelu_tanh_mul(float* gate, const float* up, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(GeluMul)(gate, up, n, gelu_f16_table());
+}
+
+void gelu_tanh_mul_ref(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = gate[i];
+    float g = x;
+    if (x <= -10.0f) g = 0.0f;
+    else if (x < 10.0f) g = fp16_to_f32(f32_to_fp16(gelu_tanh_f32(fp16_to_f32(f32_to_fp16(x)))));
+    gate[i] = g * up[i];
+  }
+}
 
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
   double sum = 0.0;

@@ -47,6 +47,8 @@ std::optional<PrefixCache::Hit> PrefixCache::find_prefix(const std::vector<int32
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     if (!it->key.empty()) continue;
     const int64_t n = std::min<int64_t>(common_prefix(it->tokens, prompt), (int64_t)prompt.size() - 1);
+    // A fork rolled back below what sliding-window layers still hold would not be exact.
+    if (n < it->ctx->n_past() && n < it->ctx->cache().rollback_floor()) continue;
     if (n > best_n) best = it, best_n = n;
   }
   if (best == entries_.end() || best_n < std::max<int64_t>(min_tokens, 1)) return std::nullopt;
