@@ -27,6 +27,9 @@ struct WeightView {
   // Optional copy in the int8 kernels' interleaved layout (pack_weights), same size as data.
   const uint8_t* packed = nullptr;
   std::shared_ptr<const void> packed_storage;
+  // Owner of data when the blocks were re-encoded at load (ops/transcode.h); else empty
+  // (data points into the mapped file).
+  std::shared_ptr<const void> data_storage;
 
   const uint8_t* row(int64_t r) const { return data + (size_t)r * row_bytes; }
 };
@@ -36,7 +39,8 @@ WeightView make_weight_view(GgmlType type, const void* data, int64_t rows, int64
 
 // w plus an interleaved copy for the int8 kernels (Q4_0/Q4_1/Q8_0 while an int8 kernel
 // level is in use, int8mm::cpu_has_kernels), made once at load; w itself otherwise. matmul
-// gives the same results either way.
+// gives the same results either way. Q5_0, Q5_1, Q4_K, Q5_K and Q6_K are first re-encoded
+// as Q8_0 or Q4_1 (ops/transcode.h), so the returned view may have another type.
 // drop_source: w.data is a read-only private file mapping whose pages may be released
 // (madvise) so that the copy replaces them in memory; they are read again if touched.
 WeightView pack_weights(const WeightView& w, bool drop_source);

@@ -33,6 +33,7 @@
 #include "ops/isa.h"
 #include "ops/matmul_int8_impl.h"
 #include "ops/quant.h"
+#include "ops/transcode.h"
 #include "util/fp16.h"
 #include "util/thread_pool.h"
 
@@ -380,8 +381,10 @@ std::shared_ptr<uint8_t> alloc_packed(size_t n) {
 }
 }  // namespace
 
-WeightView pack_weights(const WeightView& w, bool drop_source) {
-  if (!int8mm::cpu_has_kernels() || !int8mm::supports(w)) return w;
+WeightView pack_weights(const WeightView& source, bool drop_source) {
+  if (!int8mm::cpu_has_kernels()) return source;
+  const WeightView w = transcode_for_int8(source);
+  if (!int8mm::supports(w)) return source;
   const size_t n = int8mm::packed_bytes(w);
   std::shared_ptr<uint8_t> buf = alloc_packed(n);
   int8mm::pack(w, buf.get());
@@ -392,8 +395,8 @@ WeightView pack_weights(const WeightView& w, bool drop_source) {
     // The whole pages inside the blocks: clean pages of a read-only private file mapping,
     // dropped now and read from the file again only if something reads the blocks.
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    const uintptr_t b = ((uintptr_t)w.data + page - 1) / page * page;
-    const uintptr_t e = ((uintptr_t)w.data + w.rows * w.row_bytes) / page * page;
+    const uintptr_t b = ((uintptr_t)source.data + page - 1) / page * page;
+    const uintptr_t e = ((uintptr_t)source.data + source.rows * source.row_bytes) / page * page;
     if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
   }
   return v;
