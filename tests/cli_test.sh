@@ -56,6 +56,15 @@ expect_error "KV policy without a budget" "needs --kv-budget" "$GLIMPSE" run -m 
 expect_error "query-agnostic without a question" "needs --question" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy snapkv --kv-budget 8 --query-agnostic
 expect_error "bad KV ratio" "kv-ratio" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy snapkv --kv-ratio 1.5
 expect_error "bad Ada-KV floor" "kv-ada-alpha" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy adakv --kv-budget 4 --kv-ada-alpha 1.5
+expect_error "speckv without a draft" "needs a draft model (--kv-draft FNAME)" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy speckv --kv-budget 8
+expect_error "speckv with a missing draft" "cannot read draft model" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy speckv --kv-budget 8 --kv-draft "$tmp/none.gguf"
+expect_error "speckv with a non-GGUF draft" "not a GGUF file" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy speckv --kv-budget 8 --kv-draft "$tmp/text.gguf"
+expect_error "speckv budget 0" "--kv-budget" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy speckv --kv-budget 0 --kv-draft "$MODEL"
+expect_error "unknown prompt compression" "expected none or specpc" "$GLIMPSE" run -m "$MODEL" -p hi --prompt-compress magic
+expect_error "specpc without a budget" "needs --pc-budget" "$GLIMPSE" run -m "$MODEL" -p hi --prompt-compress specpc --pc-draft "$MODEL"
+expect_error "specpc budget 0" "--pc-budget" "$GLIMPSE" run -m "$MODEL" -p hi --prompt-compress specpc --pc-draft "$MODEL" --pc-budget 0
+expect_error "specpc without a draft" "needs a draft model (--pc-draft FNAME)" "$GLIMPSE" run -m "$MODEL" -p hi --prompt-compress specpc --pc-budget 64
+expect_error "serve: speckv" "does not run draft models" "$GLIMPSE" serve -m "$MODEL" --kv-policy speckv --kv-budget 8 --kv-draft "$MODEL"
 expect_error "even pooling kernel" "must be odd" "$GLIMPSE" run -m "$MODEL" -p "a b c d e f g h i j k l m n o p" --kv-policy snapkv --kv-budget 4 --kv-pool-kernel 4
 
 # stdout holds exactly the generated text; timings go to stderr and the JSON file.

@@ -4,6 +4,12 @@ add_test(NAME cli_bad_input
   COMMAND ${BASH} ${CMAKE_SOURCE_DIR}/tests/cli_test.sh $<TARGET_FILE:glimpse>)
 set_tests_properties(cli_bad_input PROPERTIES LABELS e2e TIMEOUT 300)
 
+# SpecKV / SpecPC through glimpse run with SmolLM2 as the draft of Gemma 3 (exit 77 without
+# the Gemma file).
+add_test(NAME speckv_gemma_run
+  COMMAND ${BASH} ${CMAKE_SOURCE_DIR}/tests/speckv_gemma_test.sh $<TARGET_FILE:glimpse>)
+set_tests_properties(speckv_gemma_run PROPERTIES LABELS e2e TIMEOUT 600 SKIP_RETURN_CODE 77)
+
 set(GLIMPSE_VENV_PYTHON ${CMAKE_SOURCE_DIR}/.venv/bin/python)
 add_test(NAME parity_llama_cpp
   COMMAND ${GLIMPSE_VENV_PYTHON} ${CMAKE_SOURCE_DIR}/tests/parity/check_parity.py

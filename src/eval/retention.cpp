@@ -91,15 +91,23 @@ std::optional<EvidenceRecall> evidence_recall(const std::vector<std::vector<int3
 }
 
 std::optional<EvidenceRecall> evidence_recall(const KvCache& kc, const std::vector<int64_t>& evidence) {
+  // Evicted layers only: a sliding-window layer holds its recent window whatever the policy.
   std::vector<std::vector<int32_t>> kept;
-  for (int l = 0; l < kc.n_layer(); ++l)
+  int n_layer = 0;
+  for (int l = 0; l < kc.n_layer(); ++l) {
+    if (kc.window(l) > 0) continue;
+    ++n_layer;
     for (int h = 0; h < kc.n_kv_head(); ++h) kept.push_back(kc.head(l, h).pos);
-  return evidence_recall(kept, kc.n_layer(), kc.n_kv_head(), evidence);
+  }
+  return evidence_recall(kept, n_layer, kc.n_kv_head(), evidence);
 }
 
 double target_recall(const KvCache& kc, const KvScores& oracle, int64_t n_compressed) {
   double sum = 0;
-  for (int l = 0; l < kc.n_layer(); ++l)
+  int n_layer = 0;  // evicted layers (sliding-window ones keep their window)
+  for (int l = 0; l < kc.n_layer(); ++l) {
+    if (kc.window(l) > 0) continue;
+    ++n_layer;
     for (int h = 0; h < kc.n_kv_head(); ++h) {
       const KvHead& hd = kc.head(l, h);
       const size_t k = (size_t)std::min<int64_t>(hd.size(), n_compressed);
@@ -107,7 +115,8 @@ double target_recall(const KvCache& kc, const KvScores& oracle, int64_t n_compre
       std::vector<int64_t> kept(hd.pos.begin(), hd.pos.begin() + k);
       sum += recall_at_k(top, kept);
     }
-  return sum / (kc.n_layer() * kc.n_kv_head());
+  }
+  return n_layer > 0 ? sum / (n_layer * kc.n_kv_head()) : 1.0;
 }
 
 }  // namespace glimpse::eval

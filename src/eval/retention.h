@@ -71,6 +71,8 @@ std::optional<EvidenceRecall> evidence_recall(const std::vector<std::vector<int3
                                               int n_layer, int n_kv_head,
                                               const std::vector<int64_t>& evidence);
 // The same over what a cache holds (positions are prompt token indices).
+// Over the evicted layers of kc (sliding-window layers are left out, so per_layer has one
+// entry per global layer).
 std::optional<EvidenceRecall> evidence_recall(const KvCache& kc, const std::vector<int64_t>& evidence);
 
 // Recall of the training target over a cache right after eviction (it holds only the

@@ -50,10 +50,16 @@ double token_f1(std::string_view prediction, std::string_view reference) {
 std::string settings_description(const EvalSettings& cfg) {
   // A new field of KvPolicySettings must be added here (or said to be per branch), and
   // kEvalSemanticsVersion bumped if it changes what existing keys mean.
-  static_assert(sizeof(KvPolicySettings) == 168, "KvPolicySettings changed: update settings_description");
+  static_assert(sizeof(KvPolicySettings) == 304, "KvPolicySettings changed: update settings_description");
   const KvPolicySettings& k = cfg.base;
   auto opt = [](auto v) { return v < 0 ? std::string("default") : fmt::format("{}", v); };
-  return fmt::format(
+  // SpecKV's draft settings only when a draft is given (earlier keys stay as they were);
+  // prompt compression is refused by eval.
+  const std::string draft =
+      k.draft_model.empty() ? "" : fmt::format(" draft={} draft_max_new={} draft_query_mean={}",
+                                               k.draft_model, opt(k.draft_max_new),
+                                               k.draft_query_mean ? 1 : 0);
+  return draft + fmt::format(
       "window={} sinks={} pool_kernel={} pool={} reduce={} query_agnostic={} ada_alpha={} "
       "pyramid_beta={} seed={} oracle_max_new={} laq_pseudo={} ea_future={} ea_covariance={} "
       "ea_vnorm={} ea_epsilon={}",
@@ -183,6 +189,9 @@ PreparedBranch prepare_branch(const Context& ctx, const SampleRun& s, const std:
   br.evicted = plan.evicts();
   br.row = base_row(s, p, b);
   br.ctx = ctx.fork();
+  // finish_branch rolls the answer back, which may be longer than a sliding-window layer's
+  // rollback slack: the branch keeps those layers' entries (it is dropped afterwards).
+  br.ctx->cache().set_drop_out_of_window(false);
   const bool oracle_scores = kv_policy_info(p).answer_attention_scores;
   if (oracle_scores) br.score_ms = s.ref.answer.decode_ms;  // what the oracle costs: a generation
   if (plan.evicts()) {
@@ -271,7 +280,7 @@ struct BranchPlans {
 };
 
 void plan_branches(BranchPlans& bp, const EvalSettings& cfg, const ModelConfig& mc,
-                   int64_t n_ctx_tok) {
+                   int64_t n_ctx_tok, int max_new) {
   std::map<std::string, PromptCompressor*> by_key;
   for (const auto& [p, b] : bp.todo) {
     KvPolicySettings k = cfg.base;
@@ -279,6 +288,7 @@ void plan_branches(BranchPlans& bp, const EvalSettings& cfg, const ModelConfig& 
     k.budget = b;
     k.ratio = -1;
     k.query_agnostic = cfg.query_agnostic;
+    if (k.draft_max_new < 0) k.draft_max_new = max_new;  // SpecKV: the sample's answer length
     bp.plans.push_back(kv_policy_info(p).make ? std::make_unique<PromptCompressor>(k, mc, n_ctx_tok)
                                               : nullptr);
     PromptCompressor* plan = bp.plans.back().get();
@@ -319,7 +329,7 @@ std::vector<BranchResult> run_sample(Context& ctx, const Sample& sample, const E
     fail("sample {} needs {} positions; raise -c (now {})", sample.id,
          s.n_prompt + sample.max_new_tokens + 1, ctx.n_ctx());
   s.evidence = evidence_tokens(ctx.tokenizer(), pt.tokens, sample, n_ctx_tok);
-  plan_branches(bp, cfg, ctx.model().config(), n_ctx_tok);
+  plan_branches(bp, cfg, ctx.model().config(), n_ctx_tok, sample.max_new_tokens);
 
   // Prefill once.
   ctx.reset();

@@ -177,16 +177,22 @@ AttentionRecorder::AttentionRecorder(const ModelConfig& c, int64_t n_cols, int32
                                      int32_t pos_hi, QueryReduce reduce)
     : n_layer_(c.n_layer), n_head_(c.n_head), n_kv_head_(c.n_kv_head), head_dim_(c.head_dim),
       n_cols_(n_cols), pos_lo_(pos_lo), pos_hi_(pos_hi), reduce_(reduce),
-      acc_((size_t)c.n_layer * c.n_head * n_cols, 0.0f) {}
+      scale_(c.attn_scale > 0 ? c.attn_scale : 1.0f / std::sqrt((float)c.head_dim)),
+      acc_((size_t)c.n_layer * c.n_head * n_cols, 0.0f) {
+  for (int l = c.n_layer - 1; l >= 0; --l)
+    if (scored_layer(c, l)) first_scored_ = l;
+  for (int l = 0; l < c.n_layer; ++l) scored_.push_back(scored_layer(c, l));
+}
 
 void AttentionRecorder::on_queries(const LayerQueries& lq, ThreadPool& pool) {
+  if (!scored_[(size_t)lq.layer]) return;  // a sliding-window layer: never evicted
   std::vector<int64_t> rows;  // batch rows whose position is selected
   for (int64_t t = 0; t < lq.n_tokens; ++t)
     if (lq.pos[t] >= pos_lo_ && lq.pos[t] < pos_hi_) rows.push_back(t);
   if (rows.empty()) return;
   Stopwatch sw;
   const int G = n_head_ / n_kv_head_, d = head_dim_;
-  const float scale = 1.0f / std::sqrt((float)d);
+  const float scale = scale_;
   float* acc_l = acc_.data() + (size_t)lq.layer * n_head_ * n_cols_;
   // One unit per query head: each owns its accumulator row, so no locking is needed.
   pool.parallel_for_dynamic(n_head_, [&](int64_t qh, int) {
@@ -199,7 +205,7 @@ void AttentionRecorder::on_queries(const LayerQueries& lq, ThreadPool& pool) {
       qs.push_back({lq.q + ((size_t)t * n_head_ + qh) * d, n_base + t + 1, 0});
     accumulate_attention(qs.data(), (int64_t)qs.size(), lq.type_k, kh.k, n_keys, d, scale, reduce_, acc_l + qh * n_cols_, n_cols_, n_cols_);
   });
-  if (lq.layer == 0) n_queries_ += (int64_t)rows.size();
+  if (lq.layer == first_scored_) n_queries_ += (int64_t)rows.size();
   ms_ += sw.ms();
 }
 

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kv/kv_scores.h"
 #include "ops/kv_types.h"
 #include "model/model.h"
 
@@ -50,7 +51,9 @@ void accumulate_attention_ref(const ScoreQuery* qs, int64_t n_q, KvType key_type
 // Forward observer that accumulates, per layer and query head, the attention of every
 // query whose position lies in [pos_lo, pos_hi) over the first n_cols entries of its KV
 // head: acc [n_layer][n_head][n_cols]. Heads must still hold the prompt in position order
-// (true during prefill and before any eviction).
+// (true during prefill and before any eviction). Sliding-window layers (scored_layer false)
+// are not scored: their rows stay 0 (they are never evicted, and their heads drop old
+// entries, so entry j is not position j there).
 class AttentionRecorder : public ForwardObserver {
  public:
   AttentionRecorder(const ModelConfig& c, int64_t n_cols, int32_t pos_lo, int32_t pos_hi,
@@ -68,6 +71,9 @@ class AttentionRecorder : public ForwardObserver {
   int64_t n_cols_;
   int32_t pos_lo_, pos_hi_;
   QueryReduce reduce_;
+  float scale_;                  // the model's q.k scale (Gemma's query_pre_attn_scalar)
+  std::vector<uint8_t> scored_;  // [n_layer] 0: sliding-window layer, left at 0
+  int first_scored_ = 0;
   std::vector<float> acc_;
   int64_t n_queries_ = 0;
   double ms_ = 0;

@@ -46,6 +46,7 @@ EvictionStats compact_cache(KvCache& cache, const KvScores& scores, const Budget
   st.kv_bytes_before = cache.resident_bytes();
   st.entries_before = cache.total_entries();
   st.kept_per_layer.assign(L, 0);
+  for (int l = 0; l < L; ++l) st.n_layers_evicted += cache.window(l) == 0;
   for (int l = 0; l < L; ++l)
     for (int h = 0; h < H; ++h) {
       const KvHead& hd = cache.head(l, h);

@@ -25,6 +25,7 @@ struct EvictionStats {
   size_t kv_bytes_before = 0, kv_bytes_after = 0;  // allocated cache buffers
   int64_t entries_before = 0, entries_after = 0;   // summed over layers and heads
   std::vector<int64_t> kept_per_layer;             // entries per layer, summed over heads
+  int n_layers_evicted = 0;  // layers compacted to the budget (sliding-window ones are not)
   double evict_ms = 0;
 };
 

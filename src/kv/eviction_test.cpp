@@ -70,7 +70,9 @@ TEST_F(EvictionTest, NoneAndFullBudgetAreBitIdenticalToNoEviction) {
     if (name == "none") continue;
     SCOPED_TRACE(name);
     KvCompressReport rep;
-    const auto got = run(settings(name, 100), prompt, 4, nullptr, -1, &rep);
+    KvPolicySettings s = settings(name, 100);
+    s.draft_model = path_;  // speckv: the model as its own draft
+    const auto got = run(s, prompt, 4, nullptr, -1, &rep);
     EXPECT_FALSE(rep.evicted);
     ASSERT_EQ(got.size(), ref.size());
     for (size_t i = 0; i < ref.size(); ++i)

@@ -52,6 +52,7 @@ class KvCache final : public KvStore {
   bool has_windows() const;
   // Off: sliding-window layers keep every entry (attention masks them; same bits).
   void set_drop_out_of_window(bool drop) { drop_out_of_window_ = drop; }
+  bool drops_out_of_window() const { return drop_out_of_window_; }
   // The smallest position truncate_from accepts (entries older than some window were
   // dropped); 0 when any rollback is exact.
   int32_t rollback_floor() const;
@@ -111,6 +112,26 @@ class KvCache final : public KvStore {
   bool drop_out_of_window_ = true;
   // Sliding-window layer: drops the front chunks no query from position `next` on sees.
   void drop_before_window(int layer, int32_t next);
+};
+
+// While it lives, sliding-window layers keep every entry appended (dropping is off), so a
+// rollback of any depth to a position the cache could reach when it was made stays exact:
+// what rolls back further than kWindowRollback (the oracle's own answer, SpecKV's draft rows,
+// eval's branch answers, bench repetitions) holds one. Attention gives the same bits either
+// way (it skips entries outside a window); only the memory of the entries appended
+// meanwhile is kept. The cache's setting is restored at the end.
+class KeepWindowEntries {
+ public:
+  explicit KeepWindowEntries(KvCache& c) : c_(c), prev_(c.drops_out_of_window()) {
+    c.set_drop_out_of_window(false);
+  }
+  ~KeepWindowEntries() { c_.set_drop_out_of_window(prev_); }
+  KeepWindowEntries(const KeepWindowEntries&) = delete;
+  KeepWindowEntries& operator=(const KeepWindowEntries&) = delete;
+
+ private:
+  KvCache& c_;
+  bool prev_;
 };
 
 }  // namespace glimpse

@@ -11,7 +11,20 @@
 #include <string>
 #include <vector>
 
+#include "model/model_config.h"
+
 namespace glimpse {
+
+// Layers eviction scores, budgets and compacts: every layer but the sliding-window ones
+// (Gemma 3: 5 of every 6), whose cache is bounded by their window already (kv/kv_cache.h).
+// The per-(layer, KV head) budget C applies to these layers; the others keep their window.
+inline bool scored_layer(const ModelConfig& c, int layer) { return !c.is_swa(layer); }
+// How many layers of the model that is.
+inline int n_scored_layers(const ModelConfig& c) {
+  int n = 0;
+  for (int l = 0; l < c.n_layer; ++l) n += scored_layer(c, l);
+  return n;
+}
 
 struct KvScores {
   int n_layer = 0, n_kv_head = 0;

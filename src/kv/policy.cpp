@@ -20,6 +20,7 @@ std::unique_ptr<KvPolicy> make_laq_policy();
 std::unique_ptr<KvPolicy> make_pseudoquery_policy();
 std::unique_ptr<KvPolicy> make_keydiff_policy();
 std::unique_ptr<KvPolicy> make_expected_attention_policy();
+std::unique_ptr<KvPolicy> make_speckv_policy();
 
 namespace {
 
@@ -44,6 +45,7 @@ std::vector<PolicyInfo>& table() {
       {"random", make_random_policy},
       {"oracle", make_oracle_policy, /*generates=*/true, false, /*answer_attention_scores=*/true},
       {"laq", make_laq_policy, /*generates=*/true, /*budget_dependent_scores=*/true},
+      {"speckv", make_speckv_policy, /*generates=*/true},
   };
   return t;
 }
@@ -83,6 +85,17 @@ std::vector<std::string> kv_policy_names() {
 
 void validate_policy_settings(const KvPolicySettings& s) {
   make_kv_policy(s.name);
+  if (s.prompt_compress != "none") {
+    if (s.prompt_compress != "specpc")
+      fail("unknown prompt compression '{}' (one of: none, specpc)", s.prompt_compress);
+    if (s.pc_draft.empty()) fail("--prompt-compress specpc needs a draft model (--pc-draft FNAME)");
+    if (!std::ifstream(s.pc_draft)) fail("cannot read draft model '{}'", s.pc_draft);
+    if (s.pc_budget < 1) fail("--prompt-compress specpc needs --pc-budget N (N >= 1)");
+    if (s.pc_kernel < 1) fail("--pc-kernel must be >= 1");
+    if (s.pc_window < 0 || s.pc_window > s.pc_budget)
+      fail("--pc-window must be in [0, --pc-budget]");
+    if (s.pc_lookahead < 1) fail("--pc-lookahead must be >= 1");
+  }
   // ratio: -1 = not given; else the fraction removed, so 1 (remove everything) is out.
   if (s.ratio != -1 && !(s.ratio >= 0 && s.ratio < 1)) fail("--kv-ratio must be in [0, 1)");
   if (s.name == "none") return;
@@ -91,6 +104,15 @@ void validate_policy_settings(const KvPolicySettings& s) {
   if (!(s.ada_alpha >= 0 && s.ada_alpha <= 1)) fail("--kv-ada-alpha must be in [0, 1]");
   if (s.name == "lookahead" && !s.lookahead_module.empty() && !std::ifstream(s.lookahead_module))
     fail("cannot read LookaheadKV module '{}'", s.lookahead_module);
+  if (s.name == "speckv") {
+    if (s.draft_model.empty()) fail("KV policy 'speckv' needs a draft model (--kv-draft FNAME)");
+    if (!std::ifstream(s.draft_model)) fail("cannot read draft model '{}'", s.draft_model);
+    if (s.draft_max_new == 0 || s.draft_max_new < -1) fail("--kv-draft-n must be >= 1");
+  }
+}
+
+int resolved_draft_max_new(const KvPolicySettings& s) {
+  return s.draft_max_new > 0 ? s.draft_max_new : 128;
 }
 
 ResolvedPolicy resolve_policy(const KvPolicySettings& s, const PolicyDefaults& d, int64_t n_prompt) {
@@ -127,12 +149,24 @@ ResolvedPolicy resolve_policy(const KvPolicySettings& s, const PolicyDefaults& d
 }
 
 BudgetPlan plan_budget(const ResolvedPolicy& r, const KvScores& scores,
-                       const std::vector<uint8_t>& is_protected, int n_layer, int n_kv_head) {
+                       const std::vector<uint8_t>& is_protected, int n_layer, int n_kv_head,
+                       const std::vector<uint8_t>& layer_scored) {
   int64_t n_free = 0;
   for (uint8_t x : is_protected) n_free += !x;
   switch (r.allocation) {
-    case BudgetAllocation::Pyramid:
-      return allocate_pyramid(n_layer, n_kv_head, r.scored(), n_free, r.s.pyramid_beta);
+    case BudgetAllocation::Pyramid: {
+      std::vector<int> layers;  // the evicted ones, in order
+      for (int l = 0; l < n_layer; ++l)
+        if (layer_scored.empty() || layer_scored[(size_t)l]) layers.push_back(l);
+      if (layers.empty()) return allocate_uniform(n_layer, n_kv_head, 0, n_free);
+      const BudgetPlan p = allocate_pyramid((int)layers.size(), n_kv_head, r.scored(), n_free,
+                                            r.s.pyramid_beta);
+      BudgetPlan out = allocate_uniform(n_layer, n_kv_head, 0, n_free);
+      for (size_t i = 0; i < layers.size(); ++i)
+        for (int h = 0; h < n_kv_head; ++h)
+          out.keep[(size_t)layers[i] * n_kv_head + h] = p.at((int)i, h);
+      return out;
+    }
     case BudgetAllocation::AdaHead:
       return allocate_ada(scores, is_protected, r.scored(), r.s.ada_alpha);
     case BudgetAllocation::Uniform:

@@ -38,6 +38,16 @@ struct KvPolicySettings {
   int oracle_max_new = 128;  // length limit of the oracle's own answer
   int laq_pseudo = 8;        // LAQ pseudo tokens
   std::string lookahead_module;  // LookaheadKV module file (empty: next to the model)
+  // Draft-guided compression (docs/kv-eviction.md, SpecKV and SpecPC):
+  std::string draft_model;     // speckv: the draft model's GGUF file (--kv-draft)
+  int draft_max_new = -1;      // speckv: length of the draft's answer (-1: the request's -n, else 128)
+  bool draft_query_mean = false;  // speckv: mean over the scoring queries instead of max
+  std::string prompt_compress = "none";  // "specpc": prompt compression before prefill
+  std::string pc_draft;        // specpc: the draft model's GGUF file (--pc-draft)
+  int64_t pc_budget = -1;      // specpc: prompt tokens the target prefills (C)
+  int pc_kernel = 32;          // specpc: max-pool kernel and neighbour span (32: Llama-size drafts)
+  int64_t pc_window = 64;      // specpc: last prompt tokens always kept (and observed)
+  int pc_lookahead = 1;        // specpc alone: tokens the draft generates (1: its prefill only)
   // expected_attention (policy_expected_attention.cpp):
   int ea_future = 512;        // future positions the query's RoPE rotation is averaged over
   bool ea_covariance = true;  // add k^T Sigma k / (2d) to the expected logit
@@ -101,6 +111,15 @@ class KvRequest {
   virtual GreedyRun greedy(const GreedyOptions& o, ForwardObserver* observer) = 0;
   // Exact rollback: drops every entry at position >= pos (logits become stale).
   virtual void truncate(int32_t pos) = 0;
+  // A draft model's greedy answer (SpecKV) to `prompt` (tokens of this request) of at most
+  // max_new tokens, in this request's vocabulary: the draft file is loaded once per process;
+  // a draft with another vocabulary reads the prompt as text and its answer is re-tokenized.
+  struct DraftAnswer {
+    std::vector<int32_t> tokens;
+    double ms = 0;  // the draft's prefill and decode (0 when prepared before, see SpecKV-PC)
+  };
+  virtual DraftAnswer draft_answer(const std::string& draft_path,
+                                   const std::vector<int32_t>& prompt, int max_new) = 0;
 };
 
 // What a policy may use after the prompt was prefilled.
@@ -126,6 +145,10 @@ class KvPolicy {
   virtual KvScores score(PolicyInput& in) = 0;
   // Time spent scoring inside the observer (added to the score pass's own time).
   virtual double observer_ms() const { return 0; }
+  // Of the score pass, the time a draft model took (SpecKV), and the forward of the rows
+  // the policy ran on the request (SpecKV: the draft answer through the target).
+  virtual double draft_ms() const { return 0; }
+  virtual double rows_ms() const { return 0; }
 };
 
 // One row of the policy table: every policy is named here once, with what callers need to
@@ -151,11 +174,16 @@ std::vector<std::string> kv_policy_names();  // "none" included, table order
 
 // Errors that need no prompt (run before loading a model).
 void validate_policy_settings(const KvPolicySettings& s);
+// SpecKV's answer length: draft_max_new, or 128 when it is -1 (the request's -n unknown).
+int resolved_draft_max_new(const KvPolicySettings& s);
 
 ResolvedPolicy resolve_policy(const KvPolicySettings& s, const PolicyDefaults& d, int64_t n_prompt);
 
-// Budget plan for the resolved settings (Ada needs the scores).
+// Budget plan for the resolved settings (Ada needs the scores). layer_scored[l] = 0 marks a
+// layer that is not evicted (sliding-window layers, kv_scores.h: scored_layer); empty: every
+// layer is. PyramidKV's linear fall runs over the evicted layers only; the others get 0.
 BudgetPlan plan_budget(const ResolvedPolicy& r, const KvScores& scores,
-                       const std::vector<uint8_t>& is_protected, int n_layer, int n_kv_head);
+                       const std::vector<uint8_t>& is_protected, int n_layer, int n_kv_head,
+                       const std::vector<uint8_t>& layer_scored = {});
 
 }  // namespace glimpse

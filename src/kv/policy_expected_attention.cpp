@@ -253,6 +253,7 @@ class ExpectedAttentionPolicy final : public KvPolicy {
     std::vector<float> rows((size_t)c.n_layer * c.n_head * n, 0.0f);  // [L][H][N]
     const int G = c.n_head / c.n_kv_head;
     in.pool.parallel_for_dynamic((int64_t)c.n_layer * c.n_kv_head, [&](int64_t u, int) {
+      if (!scored_layer(c, (int)(u / c.n_kv_head))) return;  // sliding-window layer: rows stay 0
       expected_attention_group(c, in.cache, *moments_, rot, s, (int)(u / c.n_kv_head),
                                (int)(u % c.n_kv_head), n, S, rows.data() + (size_t)u * G * n);
     });

@@ -27,6 +27,7 @@ class KeyDiffPolicy final : public KvPolicy {
     KvScores out(in.cache.n_layer(), in.cache.n_kv_head(), n);
     in.pool.parallel_for_dynamic((int64_t)out.n_layer * out.n_kv_head, [&](int64_t u, int) {
       const int l = (int)(u / out.n_kv_head), h = (int)(u % out.n_kv_head);
+      if (in.cache.window(l) > 0) return;  // sliding-window layer: never evicted
       std::vector<float> k((size_t)n * d);  // [N][d] the head's prompt keys in f32
       kv_rows_to_f32(in.cache.type_k(), in.cache.head(l, h).k.data(), n, d, k.data());
       std::vector<double> norm(n), anchor(d, 0.0);

@@ -19,7 +19,7 @@ class KnormPolicy final : public KvPolicy {
     KvScores out(in.cache.n_layer(), in.cache.n_kv_head(), n);
     std::vector<float> row(d);  // one key in f32, whatever the cache type
     for (int l = 0; l < out.n_layer; ++l)
-      for (int h = 0; h < out.n_kv_head; ++h) {
+      for (int h = 0; h < out.n_kv_head && in.cache.window(l) == 0; ++h) {  // global layers
         const KvHead& hd = in.cache.head(l, h);
         float* dst = out.at(l, h);
         for (int64_t j = 0; j < n; ++j) {

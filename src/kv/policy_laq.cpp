@@ -64,11 +64,11 @@ class LaqPolicy final : public KvPolicy {
     // 3. Re-score the full prompt: pseudo queries over the full prompt keys plus the keys
     // the copy holds after the prompt (question, earlier pseudo tokens), causally.
     std::vector<float> acc = last_->acc();
-    const float scale = 1.0f / std::sqrt((float)d);
+    const float scale = c.attn_scale > 0 ? c.attn_scale : 1.0f / std::sqrt((float)d);
     for (int l = 0; l < c.n_layer; ++l) {
       const std::vector<float>& ql = cap.q[l];
       const int64_t n_pseudo = (int64_t)cap.pos[l].size();
-      if (n_pseudo == 0) continue;
+      if (n_pseudo == 0 || !scored_layer(c, l)) continue;  // sliding-window layers stay 0
       in.pool.parallel_for_dynamic(c.n_kv_head, [&](int64_t h, int) {
         const KvHead& full = in.cache.head(l, (int)h);
         const KvHead& cp = copy.head(l, (int)h);

@@ -19,6 +19,8 @@ class OraclePolicy final : public KvPolicy {
     const ModelConfig& c = in.model.config();
     const int64_t n = in.cfg.n_prompt;
     const int32_t prompt_end = in.cache.n_past();
+    // The answer may be longer than a sliding-window layer's rollback slack.
+    KeepWindowEntries keep(in.request.cache());
     // Query-agnostic: the answer follows the question, which the oracle reads uncompressed.
     if (!in.suffix.empty()) in.request.prefill(in.suffix, nullptr);
     AttentionRecorder rec(c, n, in.cache.n_past(), INT32_MAX, QueryReduce::Sum);

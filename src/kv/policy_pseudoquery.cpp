@@ -56,6 +56,7 @@ KvScores PseudoQueryPolicy::score(PolicyInput& in) {
   // Move row i of every layer to position future + i (all heads of a row share the angle).
   std::vector<float> cs(c.rope.n_rot);
   for (int l = 0; l < c.n_layer; ++l) {
+    if (!scored_layer(c, l)) continue;
     if ((int64_t)cap_->pos[l].size() != rows) fail("pseudoquery: uneven query capture");
     float* q = cap_->q[l].data();
     for (int64_t i = 0; i < rows; ++i) {
@@ -66,9 +67,10 @@ KvScores PseudoQueryPolicy::score(PolicyInput& in) {
 
   // One unit per (layer, query head): its rows over the N prompt keys of its KV head.
   std::vector<float> acc((size_t)c.n_layer * H * n, 0.0f);
-  const float scale = 1.0f / std::sqrt((float)d);
+  const float scale = c.attn_scale > 0 ? c.attn_scale : 1.0f / std::sqrt((float)d);
   in.pool.parallel_for_dynamic((int64_t)c.n_layer * H, [&](int64_t u, int) {
     const int l = (int)(u / H), qh = (int)(u % H);
+    if (!scored_layer(c, l)) return;  // sliding-window layer: never evicted
     const KvHead& hd = in.cache.head(l, qh / G);
     const float* q = cap_->q[l].data();
     std::vector<ScoreQuery> qs((size_t)rows);

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/specpc.h"
 #include "util/error.h"
 #include "util/malloc_trim.h"
 #include "util/proc_memory.h"
@@ -14,16 +15,30 @@
 namespace glimpse {
 
 std::string KvCompressReport::report() const {
-  if (policy == "none") return "";
-  std::string s = fmt::format("glimpse: kv policy = {}, {}", policy,
+  std::string s;
+  if (prompt_compress != "none")
+    s += fmt::format("glimpse: prompt compression = {}{}, {} -> {} tokens, draft time = {:.2f} ms, "
+                     "selection = {:.2f} ms\n",
+                     prompt_compress, pc_cross ? " (draft of another vocabulary)" : "",
+                     n_pc_before, n_pc_after, pc_draft_ms, pc_select_ms);
+  if (policy == "none") return s;
+  s += fmt::format("glimpse: kv policy = {}, {}", policy,
                               query_agnostic ? "query-agnostic" : "query-aware");
   if (!evicted)
     return s + fmt::format(", budget {} covers the {}-token prompt: nothing evicted\n", budget,
                            n_compressed);
-  s += fmt::format(", budget {} of {} (window {}, sinks {})\n", budget, n_compressed, window, sinks);
+  s += fmt::format(", budget {} of {} (window {}, sinks {})", budget, n_compressed, window, sinks);
+  const int n_layer = (int)stats.kept_per_layer.size();
+  if (stats.n_layers_evicted < n_layer)
+    s += fmt::format(" on {} of {} layers (the sliding-window layers keep their window)",
+                     stats.n_layers_evicted, n_layer);
+  s += "\n";
   s += fmt::format("glimpse:   kv scoring time = {:10.2f} ms, eviction time = {:8.2f} ms "
                    "({:.2f}% of prefill)\n",
                    score_ms, evict_ms, prefill_ms > 0 ? 100.0 * (score_ms + evict_ms) / prefill_ms : 0.0);
+  if (draft_ms > 0 || rows_ms > 0)
+    s += fmt::format("glimpse:   of which draft answer = {:.2f} ms, target forward of its rows = "
+                     "{:.2f} ms\n", draft_ms, rows_ms);
   s += fmt::format("glimpse:   kv cache {:.2f} MiB -> {:.2f} MiB ({} -> {} entries), process RSS "
                    "{:.1f} -> {:.1f} MiB\n",
                    stats.kv_bytes_before / 1048576.0, stats.kv_bytes_after / 1048576.0,
@@ -47,11 +62,20 @@ std::string KvCompressReport::to_json() const {
                       {"prefill_ms", prefill_ms},
                       {"score_ms", score_ms},
                       {"evict_ms", evict_ms},
+                      {"draft_ms", draft_ms},
+                      {"rows_ms", rows_ms},
+                      {"prompt_compress", prompt_compress},
+                      {"n_pc_before", n_pc_before},
+                      {"n_pc_after", n_pc_after},
+                      {"pc_cross", pc_cross},
+                      {"pc_draft_ms", pc_draft_ms},
+                      {"pc_select_ms", pc_select_ms},
                       {"kv_bytes_before", stats.kv_bytes_before},
                       {"kv_bytes_after", stats.kv_bytes_after},
                       {"entries_before", stats.entries_before},
                       {"entries_after", stats.entries_after},
                       {"kept_per_layer", stats.kept_per_layer},
+                      {"n_layers_evicted", stats.n_layers_evicted},
                       {"rss_before", rss_before},
                       {"rss_after", rss_after}};
   return j.dump();
@@ -89,18 +113,47 @@ EvictionStats PromptCompressor::evict(Context& ctx, const KvScores& scores) cons
   Stopwatch sw;
   const KvCache& kc = ctx.cache();
   const std::vector<uint8_t> prot = protected_mask(r_.n_prompt, r_.sinks, r_.window);
-  const BudgetPlan plan = plan_budget(r_, scores, prot, kc.n_layer(), kc.n_kv_head());
+  std::vector<uint8_t> layer_scored;
+  for (int l = 0; l < kc.n_layer(); ++l) layer_scored.push_back(kc.window(l) == 0);
+  const BudgetPlan plan = plan_budget(r_, scores, prot, kc.n_layer(), kc.n_kv_head(), layer_scored);
   EvictionStats st = compact_cache(ctx.cache(), scores, plan, prot);
   release_free_memory();  // hand the freed KV buffers back to the OS
   st.evict_ms = sw.ms();
   return st;
 }
 
+std::vector<int32_t> compress_prompt(Context& ctx, const std::vector<int32_t>& tokens,
+                                     int64_t& n_compress, const KvPolicySettings& settings,
+                                     KvCompressReport& rep) {
+  if (settings.prompt_compress == "none") return tokens;
+  if (settings.prompt_compress != "specpc")
+    fail("unknown prompt compression '{}'", settings.prompt_compress);
+  // SpecKV-PC: one draft run writes SpecKV's answer too, from the full prompt.
+  const bool chained = settings.name == "speckv" && settings.draft_model == settings.pc_draft;
+  const PromptCompression pc =
+      specpc_compress(tokens, ctx.tokenizer(), ctx.pool(), ctx.n_batch(), settings,
+                      chained ? resolved_draft_max_new(settings) : 0);
+  if (chained && pc.kept.size() < tokens.size()) ctx.prepare_draft_answer(settings.pc_draft, pc.answer);
+  rep.prompt_compress = settings.prompt_compress;
+  rep.n_pc_before = (int64_t)tokens.size();
+  rep.n_pc_after = (int64_t)pc.tokens.size();
+  rep.pc_cross = pc.cross;
+  rep.pc_draft_ms = pc.draft_ms;
+  rep.pc_select_ms = pc.select_ms;
+  if (n_compress >= 0) {  // query-agnostic: the context's kept tokens
+    int64_t k = 0;
+    for (int64_t j : pc.kept) k += j < n_compress;
+    n_compress = k;
+  }
+  return pc.tokens;
+}
+
 StagedPrefill::StagedPrefill(Context& ctx, std::vector<int32_t> tokens, int64_t n_compress,
                              const KvPolicySettings& settings)
-    : ctx_(ctx), tokens_(std::move(tokens)) {
+    : ctx_(ctx) {
+  if (tokens.empty()) fail("empty prompt");
+  tokens_ = compress_prompt(ctx, tokens, n_compress, settings, rep_);
   const int64_t n = (int64_t)tokens_.size();
-  if (n == 0) fail("empty prompt");
   rep_.policy = settings.name;
   rep_.query_agnostic = settings.query_agnostic;
   if (!settings.query_agnostic || n_compress < 0 || n_compress > n) n_compress = n;
@@ -139,6 +192,8 @@ void StagedPrefill::ran(const ContextStep& chunk, double forward_ms) {
   const std::vector<int32_t> suffix(tokens_.begin() + n_compress_, tokens_.end());
   const KvScores& scores = pc_->score(ctx_, context, suffix);
   rep_.score_ms = pc_->score_ms();
+  rep_.draft_ms = pc_->draft_ms();
+  rep_.rows_ms = pc_->rows_ms();
   rep_.rss_before = current_rss_bytes();
   rep_.stats = pc_->evict(ctx_, scores);
   rep_.evict_ms = rep_.stats.evict_ms;

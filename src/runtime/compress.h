@@ -28,7 +28,15 @@ struct KvCompressReport {
   double prefill_ms = 0;  // forward passes over the prompt (both parts when agnostic)
   double score_ms = 0;    // scoring: observer work during prefill + the policy's own pass
   double evict_ms = 0;    // selection + compaction
+  double draft_ms = 0;    // of score_ms: a draft model's answer (speckv)
+  double rows_ms = 0;     // of score_ms: the target's forward of those rows (speckv)
   EvictionStats stats;
+  // Prompt compression before prefill (SpecPC): the target prefilled n_pc_after of the
+  // n_pc_before prompt tokens (renumbered); its draft's time is not in prefill_ms.
+  std::string prompt_compress = "none";
+  int64_t n_pc_before = 0, n_pc_after = 0;
+  bool pc_cross = false;      // the draft has another vocabulary (scores mapped by bytes)
+  double pc_draft_ms = 0, pc_select_ms = 0;
   size_t rss_before = 0, rss_after = 0;  // process resident bytes around the eviction
 
   // Lines for the stderr summary, and a JSON object for --timings-json.
@@ -53,6 +61,8 @@ class PromptCompressor {
   const KvScores& score(Context& ctx, const std::vector<int32_t>& prompt,
                         const std::vector<int32_t>& suffix);
   double score_ms() const { return score_ms_; }  // observer + own pass
+  double draft_ms() const { return policy_ ? policy_->draft_ms() : 0; }
+  double rows_ms() const { return policy_ ? policy_->rows_ms() : 0; }
   double observer_ms() const { return policy_ ? policy_->observer_ms() : 0; }
   // Budget plan, protection, top-k and compaction of ctx's prompt region with `scores`,
   // then the freed buffers go back to the OS.
@@ -69,6 +79,14 @@ class PromptCompressor {
   double score_ms_ = 0;
 };
 
+// The prompt compression of settings (SpecPC, runtime/specpc.h) on ctx's pool: the tokens the
+// target prefills, n_compress mapped to them, and the report's prompt-compression fields.
+// SpecKV-PC (settings.name == "speckv" with the same draft file) hands the draft's answer to
+// ctx for the SpecKV step. Without prompt compression: tokens as they are.
+std::vector<int32_t> compress_prompt(Context& ctx, const std::vector<int32_t>& tokens,
+                                     int64_t& n_compress, const KvPolicySettings& settings,
+                                     KvCompressReport& rep);
+
 // prefill_with_eviction in chunks that the caller runs, alone or inside a batched forward
 // with other contexts (the server interleaves a long prompt with other requests' decode
 // steps). Stages: the compressed part (tokens[0, n_compress), with the policy's observer) ->
@@ -77,7 +95,8 @@ class PromptCompressor {
 // leaves exactly the cache and logits of one prefill_with_eviction call.
 class StagedPrefill {
  public:
-  // ctx must be empty when the policy evicts; nothing runs yet.
+  // ctx must be empty when the policy evicts; nothing runs yet but the prompt compression of
+  // settings (its draft model) when one is asked for.
   StagedPrefill(Context& ctx, std::vector<int32_t> tokens, int64_t n_compress,
                 const KvPolicySettings& settings);
   StagedPrefill(const StagedPrefill&) = delete;
@@ -100,7 +119,7 @@ class StagedPrefill {
 
  private:
   Context& ctx_;
-  const std::vector<int32_t> tokens_;
+  std::vector<int32_t> tokens_;  // after prompt compression
   int64_t n_compress_ = 0;  // end of the compressed part (tokens_.size() when query-aware)
   int64_t next_ = 0;        // first token not yet run
   std::unique_ptr<PromptCompressor> pc_;  // null: nothing is evicted (the plain path)

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kv/policy_util.h"
+#include "runtime/draft_model.h"
 #include "util/error.h"
 #include "util/timer.h"
 
@@ -73,6 +74,18 @@ GreedyRun Context::greedy(const GreedyOptions& o, ForwardObserver* observer) {
   }
   g.decode_ms = sw.ms();
   return g;
+}
+
+KvRequest::DraftAnswer Context::draft_answer(const std::string& draft_path,
+                                             const std::vector<int32_t>& prompt, int max_new) {
+  if (prepared_draft_ && prepared_draft_->path == draft_path) {
+    DraftAnswer a{std::move(prepared_draft_->answer), 0.0};
+    prepared_draft_.reset();
+    return a;
+  }
+  const DraftRun r = run_draft(shared_draft_engine(draft_path), *pool_, n_batch(), tokenizer(),
+                               prompt, max_new);
+  return DraftAnswer{r.answer, r.ms};
 }
 
 std::unique_ptr<Context> Context::fork() const { return std::unique_ptr<Context>(new Context(*this)); }

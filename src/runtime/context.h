@@ -63,6 +63,14 @@ class Context final : public KvRequest {
   // One token at the next position.
   void decode(int32_t token, ForwardObserver* observer = nullptr);
   GreedyRun greedy(const GreedyOptions& o, ForwardObserver* observer) override;
+  // SpecKV's draft answer (runtime/draft_model.h), on this context's pool; one set with
+  // prepare_draft_answer for the same file is handed over (once) instead of running again.
+  DraftAnswer draft_answer(const std::string& draft_path, const std::vector<int32_t>& prompt,
+                           int max_new) override;
+  // SpecKV-PC: SpecPC's draft already wrote the answer from the full prompt.
+  void prepare_draft_answer(const std::string& draft_path, std::vector<int32_t> answer) {
+    prepared_draft_ = PreparedDraft{draft_path, std::move(answer)};
+  }
 
   // An independent copy: cache, position and logits (the engine is shared).
   std::unique_ptr<Context> fork() const;
@@ -97,6 +105,11 @@ class Context final : public KvRequest {
   KvCache cache_;
   std::vector<float> logits_;  // [n_vocab] after the last forward
   std::optional<SamplingState> sampling_;
+  struct PreparedDraft {
+    std::string path;
+    std::vector<int32_t> answer;
+  };
+  std::optional<PreparedDraft> prepared_draft_;
 };
 
 // One step of a batched forward: a context and the tokens it runs.

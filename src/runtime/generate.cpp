@@ -33,7 +33,7 @@ std::string Timings::to_json() const {
                       {"decode_tps", decode_tps()}, {"type_k", kv_type_name(type_k)},
                       {"type_v", kv_type_name(type_v)}, {"kv_bytes", kv_bytes},
                       {"kv_entries", kv_entries}};
-  if (kv.policy != "none") j["kv"] = nlohmann::json::parse(kv.to_json());
+  if (kv.policy != "none" || kv.prompt_compress != "none") j["kv"] = nlohmann::json::parse(kv.to_json());
   if (spec.enabled) j["spec"] = nlohmann::json::parse(spec.to_json());
   return j.dump(2);
 }
@@ -84,6 +84,8 @@ Generation::Generation(Context& ctx, const std::vector<int32_t>& prompt, const G
         KvPolicySettings{});
   else
     prefill_ = std::make_unique<StagedPrefill>(s_, prompt, p_.n_compress, p_.kv);
+  // Prompt compression (SpecPC) ran its draft already: part of the time to the first token.
+  r_.timings.prefill_ms += prefill_->report().pc_draft_ms + prefill_->report().pc_select_ms;
   r_.stop_reason = "length";
 }
 

@@ -39,7 +39,8 @@ struct Timings {
   double decode_cpu_ms = 0;  // process CPU time (all threads) of the decode loop
   double sample_ms = 0;
   double total_ms = 0;
-  KvCompressReport kv;  // prefill_ms above includes kv.score_ms and kv.evict_ms (time to first token)
+  KvCompressReport kv;  // prefill_ms above includes kv.score_ms, kv.evict_ms and the prompt
+                        // compression's kv.pc_draft_ms + kv.pc_select_ms (time to first token)
   KvType type_k = KvType::F16, type_v = KvType::F16;  // KV cache element types
   size_t kv_bytes = 0;     // KV cache bytes held at the end (after any eviction)
   int64_t kv_entries = 0;  // entries stored then, summed over layers and KV heads

@@ -11,10 +11,13 @@ namespace glimpse {
 
 std::string policy_key(const KvPolicySettings& s) {
   return fmt::format(
-      "{}|b{}|r{}|w{}|s{}|pk{}|p{}|g{}|qa{}|a{}|pb{}|seed{}|om{}|lp{}|m{}|ea{},{},{},{}", s.name,
+      "{}|b{}|r{}|w{}|s{}|pk{}|p{}|g{}|qa{}|a{}|pb{}|seed{}|om{}|lp{}|m{}|ea{},{},{},{}|d{},{},{}|pc{},{},{},{},{},{}",
+      s.name,
       s.budget, s.ratio, s.window, s.sinks, s.pool_kernel, s.pool ? (int)*s.pool : -1,
       (int)s.reduce, s.query_agnostic, s.ada_alpha, s.pyramid_beta, s.seed, s.oracle_max_new,
-      s.laq_pseudo, s.lookahead_module, s.ea_future, s.ea_covariance, s.ea_vnorm, s.ea_epsilon);
+      s.laq_pseudo, s.lookahead_module, s.ea_future, s.ea_covariance, s.ea_vnorm, s.ea_epsilon,
+      s.draft_model, s.draft_max_new, s.draft_query_mean, s.prompt_compress, s.pc_draft,
+      s.pc_budget, s.pc_kernel, s.pc_window, s.pc_lookahead);
 }
 
 namespace {

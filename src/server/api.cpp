@@ -205,6 +205,11 @@ void read_kv(const json& j, KvPolicySettings* kv) {
       for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
       bad_request("kv_policy", fmt::format("unknown KV policy '{}' (known: {})", name, known));
     }
+    // A draft model's generation inside a scoring step would stall every other request of
+    // the batch: draft-guided policies are for glimpse run / bench / eval.
+    if (name == "speckv")
+      bad_request("kv_policy", "KV policy 'speckv' runs a draft model and is not served "
+                               "(use glimpse run --kv-policy speckv --kv-draft FNAME)");
     kv->name = name;
   }
   if (present(j, "kv_budget")) {

@@ -107,6 +107,9 @@ struct BenchPlan {
 // pp / tg on one context, the cache truncated back to the depth before each repetition.
 void run_single_test(Context& s, BenchResult& t, const std::vector<int32_t>& prompt, int reps) {
   const int32_t n_vocab = s.model().config().n_vocab;
+  // Each repetition rolls back to the depth, which may be deeper than a sliding-window
+  // layer's rollback slack: those layers keep what the test appends (attention costs the same).
+  KeepWindowEntries keep(s.cache());
   if (t.n_gen > 0) {
     s.truncate(t.depth);
     t.weight_bytes_per_token = (double)s.model().decode_weight_bytes();
@@ -136,7 +139,10 @@ void run_single_test(Context& s, BenchResult& t, const std::vector<int32_t>& pro
 void run_parallel_tests(const Context& filled, std::vector<BenchResult*>& tests, int reps) {
   std::vector<std::vector<std::unique_ptr<Context>>> ctxs(tests.size());
   for (size_t k = 0; k < tests.size(); ++k)
-    for (int i = 0; i < tests[k]->n_parallel; ++i) ctxs[k].push_back(filled.fork());
+    for (int i = 0; i < tests[k]->n_parallel; ++i) {
+      ctxs[k].push_back(filled.fork());
+      ctxs[k].back()->cache().set_drop_out_of_window(false);  // rolled back every repetition
+    }
   const int32_t n_vocab = filled.model().config().n_vocab;
   for (size_t k = 0; k < tests.size(); ++k) {
     // One step reads the weights once for all N contexts and each context's own KV.
@@ -215,6 +221,9 @@ bool parse_bench_args(int argc, char** argv, int first, EngineParams& sp, BenchP
   add_spec_args(ap, plan.spec.flags, /*with_mode=*/false);
   if (!ap.parse(argc, argv, first)) return false;
   plan.spec.kv = plan.kv;
+  if (plan.kv.prompt_compress != "none")
+    fail("--prompt-compress changes the prompt, so the depth would not be the one asked: use "
+         "glimpse run");
   plan.policies = split_list(plan.kv.name);
   for (const std::string& name : plan.policies) {
     KvPolicySettings one = plan.kv;
@@ -480,6 +489,7 @@ int cmd_bench(int argc, char** argv, int first) {
     return 0;
   }
   const std::shared_ptr<Engine> engine = Engine::load(sp);
+  preload_drafts(plan.kv, plan.policies);
   Context s(engine);
   if (need > s.n_ctx())
     fail("tests need {} positions but the context size is {} (raise -c)", need, s.n_ctx());

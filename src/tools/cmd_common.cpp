@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "runtime/draft_model.h"
 #include "tools/commands.h"
 #include "util/error.h"
 
@@ -89,6 +90,29 @@ void add_kv_args(ArgParser& ap, KvPolicySettings& kv, bool allow_list) {
          [&](const std::string& v) { kv.seed = (uint64_t)parse_int("--kv-seed", v, 0, 1ll << 62); });
   ap.add({"--kv-oracle-n"}, "N", "length limit of the oracle's own answer (default: 128)",
          [&](const std::string& v) { kv.oracle_max_new = parse_int("--kv-oracle-n", v, 1, 1 << 20); });
+  ap.add({"--kv-draft"}, "FNAME", "speckv: the draft model that writes the approximate answer",
+         [&](const std::string& v) { kv.draft_model = v; });
+  ap.add({"--kv-draft-n"}, "N",
+         "speckv: length of the draft's answer (default: -n where given, else 128)",
+         [&](const std::string& v) { kv.draft_max_new = parse_int("--kv-draft-n", v, 1, 1 << 20); });
+  ap.flag({"--kv-draft-mean"}, "speckv: mean of the scoring queries' attention instead of max",
+          [&] { kv.draft_query_mean = true; });
+  ap.add({"--prompt-compress"}, "none|specpc",
+         "compress the prompt before prefill with a draft model's attention (default: none)",
+         [&](const std::string& v) {
+           if (v != "none" && v != "specpc") fail("--prompt-compress: expected none or specpc, got '{}'", v);
+           kv.prompt_compress = v;
+         });
+  ap.add({"--pc-draft"}, "FNAME", "specpc: the draft model whose attention picks the tokens",
+         [&](const std::string& v) { kv.pc_draft = v; });
+  ap.add({"--pc-budget"}, "N", "specpc: prompt tokens the model prefills",
+         [&](const std::string& v) { kv.pc_budget = parse_int("--pc-budget", v, 1, 1 << 30); });
+  ap.add({"--pc-kernel"}, "K", "specpc: max-pool kernel and span of each kept peak (default: 32)",
+         [&](const std::string& v) { kv.pc_kernel = parse_int("--pc-kernel", v, 1, 1 << 16); });
+  ap.add({"--pc-window"}, "W", "specpc: last prompt tokens always kept and observed (default: 64)",
+         [&](const std::string& v) { kv.pc_window = parse_int("--pc-window", v, 0, 1 << 30); });
+  ap.add({"--pc-lookahead"}, "N", "specpc: tokens the draft generates, their queries scored (default: 1)",
+         [&](const std::string& v) { kv.pc_lookahead = parse_int("--pc-lookahead", v, 1, 1 << 16); });
   ap.add({"--kv-lookahead-module"}, "FNAME",
          "LookaheadKV module of the lookahead policy (default: <model>.lookahead.gguf)",
          [&](const std::string& v) { kv.lookahead_module = v; });
@@ -128,6 +152,13 @@ void add_sampling_args(ArgParser& ap, SamplerParams& sp) {
            const long long x = parse_int("-s", v, -1, 0xFFFFFFFFll);
            sp.seed = x < 0 ? kDefaultSeed : (uint32_t)x;
          });
+}
+
+void preload_drafts(const KvPolicySettings& kv, const std::vector<std::string>& policies) {
+  bool speckv = kv.name == "speckv";
+  for (const std::string& p : policies) speckv |= p == "speckv";
+  if (speckv && !kv.draft_model.empty()) shared_draft_engine(kv.draft_model);
+  if (kv.prompt_compress != "none" && !kv.pc_draft.empty()) shared_draft_engine(kv.pc_draft);
 }
 
 std::string read_text_file(const std::string& path) {

@@ -113,6 +113,13 @@ bool parse_eval_args(int argc, char** argv, int first, EvalPlan& plan) {
   add_spec_args(ap, plan.spec_flags, /*with_mode=*/false);
   if (!ap.parse(argc, argv, first)) return false;
   validate_policy_settings(plan.kv);
+  for (const std::string& p : plan.policies) {  // speckv's draft file, when it is listed
+    KvPolicySettings one = plan.kv;
+    one.name = p;
+    if (p == "speckv") validate_policy_settings(one);
+  }
+  if (plan.kv.prompt_compress != "none")
+    fail("--prompt-compress is not evaluated by eval (its branches share one prefill): use glimpse run");
   if (!plan.spec_rows.empty()) {  // checked before the model loads
     GenerateParams g;
     g.sampling.temp = 0;
@@ -282,6 +289,7 @@ int cmd_eval(int argc, char** argv, int first) {
   EvalPlan plan;
   if (!parse_eval_args(argc, argv, first, plan)) return 0;
   const std::shared_ptr<Engine> engine = Engine::load(plan.engine);
+  preload_drafts(plan.kv, plan.policies);
   Context ctx(engine);
   const std::string model_path = engine->model_path();
   const ContextParams& cp = plan.engine.context;

@@ -55,11 +55,14 @@ int cmd_run(int argc, char** argv, int first) {
   add_spec_args(ap, spec);
   if (!ap.parse(argc, argv, first)) return 0;
   if (!have_prompt) fail("no prompt given (use -p TEXT or -f FILE)");
+  // SpecKV's draft writes as many tokens as the request asks for, unless told otherwise.
+  if (gp.kv.draft_max_new < 0 && gp.n_predict > 0) gp.kv.draft_max_new = gp.n_predict;
   validate_policy_settings(gp.kv);
   const std::optional<SpecParams> spec_params = resolve_spec_flags(spec, gp);
 
   if (gp.kv.query_agnostic && question.empty()) fail("--query-agnostic needs --question TEXT");
   const std::shared_ptr<Engine> engine = Engine::load(sp);
+  preload_drafts(gp.kv);
   std::optional<SpecParams> sparams = spec_params;
   if (sparams && !spec.draft_model.empty()) sparams->draft.draft_engine = load_draft_engine(sp, spec.draft_model);
   Context s(engine);

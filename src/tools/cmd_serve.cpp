@@ -55,6 +55,9 @@ int cmd_serve(int argc, char** argv, int first) {
   add_kv_args(ap, sp.defaults.kv);
   if (!ap.parse(argc, argv, first)) return 0;
   validate_policy_settings(sp.defaults.kv);
+  if (sp.defaults.kv.name == "speckv" || sp.defaults.kv.prompt_compress != "none")
+    fail("serve does not run draft models for compression (speckv, --prompt-compress): use "
+         "glimpse run, bench or eval");
   if (sp.defaults.kv.query_agnostic)
     fail("--query-agnostic is a per-request choice in serve (\"query_aware\": false)");
 

@@ -28,6 +28,10 @@ void add_kv_args(ArgParser& ap, KvPolicySettings& kv, bool allow_list = false);
 // defaults).
 void add_sampling_args(ArgParser& ap, SamplerParams& sp);
 
+// Loads the draft models the settings name (SpecKV's for "speckv" in kv.name or policies,
+// SpecPC's), so their load time is not part of a request's timings and a bad file fails first.
+void preload_drafts(const KvPolicySettings& kv, const std::vector<std::string>& policies = {});
+
 std::string read_text_file(const std::string& path);
 std::vector<std::string> split_list(const std::string& v);  // "a,b" -> {"a", "b"}
 
