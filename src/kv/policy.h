@@ -84,6 +84,9 @@ struct ResolvedPolicy {
 struct GreedyOptions {
   int max_new = 128;         // tokens at most
   bool stop_at_eog = true;   // stop before an end-of-generation token
+  // Before this many tokens an end-of-generation token is passed over for the best other
+  // one (a draft answer of a fixed length, whatever the draft model's habits).
+  int min_new = 0;
   // true: every generated token is also run through the model (an observer sees its
   // query); false: the last one is not (its logits are never needed).
   bool feed_last = true;

@@ -44,11 +44,21 @@ void Context::decode(int32_t token, ForwardObserver* observer) {
 
 namespace {
 
+// The highest logit among the tokens that do not end generation (lowest id on ties).
+int32_t argmax_non_eog(const Context& ctx) {
+  const std::vector<float>& l = ctx.logits();
+  int32_t best = -1;
+  for (int32_t t = 0; t < (int32_t)l.size(); ++t)
+    if (!ctx.tokenizer().is_eog(t) && (best < 0 || l[t] > l[best])) best = t;
+  return best < 0 ? argmax_token(l) : best;
+}
+
 // Step i of the greedy rule on ctx (its logits chose the token): records the row and the
 // token in g; returns the token to run through the model next, or -1 when the run ends here.
 int32_t greedy_choice(const Context& ctx, const GreedyOptions& o, int i, GreedyRun& g) {
   if (o.keep_rows) g.rows.push_back(ctx.logits());
-  const int32_t id = argmax_token(ctx.logits());
+  int32_t id = argmax_token(ctx.logits());
+  if (i < o.min_new && ctx.tokenizer().is_eog(id)) id = argmax_non_eog(ctx);
   if (o.stop_at_eog && ctx.tokenizer().is_eog(id)) return -1;
   const bool full = ctx.n_past() >= ctx.n_ctx();
   if (o.feed_last) {

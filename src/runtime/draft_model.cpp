@@ -143,6 +143,11 @@ DraftRun run_draft(const std::shared_ptr<const Engine>& draft, ThreadPool& pool,
   ctx.prefill(r.prompt.tokens, observer);
   GreedyOptions g;
   g.max_new = max_new;
+  // A draft of another family writes the whole length: an instruct draft given a base
+  // model's raw text often ends at once, leaving no answer queries to score with. A draft of
+  // the same vocabulary stops where it ends its answer, as the oracle does (so the model as
+  // its own draft keeps the oracle's entries).
+  if (r.prompt.cross) g.min_new = max_new;
   g.feed_last = false;  // the last token's forward is never needed
   const GreedyRun run = ctx.greedy(g, observer);
   r.n_draft_answer = (int64_t)run.tokens.size();

@@ -289,3 +289,34 @@ TEST(SpecKv, GemmaWithSmolLm2Draft) {
 
 }  // namespace
 }  // namespace glimpse
+
+namespace glimpse {
+namespace {
+
+// GreedyOptions::min_new (what a draft of another family runs with): a short chat answer that
+// ends with an end-of-generation token goes on for min_new tokens, its first tokens unchanged
+// and none of them ending generation.
+TEST(SpecKv, MinNewPassesOverTheEndOfGeneration) {
+  const std::string path = default_model_path();
+  if (!testing::exists(path)) GTEST_SKIP() << "not found: " << path;
+  EngineParams p;
+  p.model_path = path;
+  p.n_threads = 2;
+  const std::shared_ptr<Engine> engine = Engine::load(p);
+  const std::vector<int32_t> prompt = engine->tokenize_prompt("Say hello.", "", true);
+  GreedyOptions g;
+  g.max_new = 48;
+  Context a(engine), b(engine);
+  a.prefill(prompt, nullptr);
+  const GreedyRun ended = a.greedy(g, nullptr);
+  ASSERT_LT(ended.tokens.size(), 40u) << "the answer should end early for this test to mean anything";
+  g.min_new = g.max_new;
+  b.prefill(prompt, nullptr);
+  const GreedyRun full = b.greedy(g, nullptr);
+  ASSERT_EQ(full.tokens.size(), (size_t)g.max_new);
+  EXPECT_TRUE(std::equal(ended.tokens.begin(), ended.tokens.end(), full.tokens.begin()));
+  for (int32_t t : full.tokens) EXPECT_FALSE(engine->tokenizer().is_eog(t)) << t;
+}
+
+}  // namespace
+}  // namespace glimpse
