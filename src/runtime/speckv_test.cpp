@@ -303,14 +303,22 @@ TEST(SpecKv, MinNewPassesOverTheEndOfGeneration) {
   p.model_path = path;
   p.n_threads = 2;
   const std::shared_ptr<Engine> engine = Engine::load(p);
-  const std::vector<int32_t> prompt = engine->tokenize_prompt("Say hello.", "", true);
   GreedyOptions g;
   g.max_new = 48;
-  Context a(engine), b(engine);
-  a.prefill(prompt, nullptr);
-  const GreedyRun ended = a.greedy(g, nullptr);
-  ASSERT_LT(ended.tokens.size(), 40u) << "the answer should end early for this test to mean anything";
+  // The first of these whose greedy answer ends early (each ISA level rounds its own way).
+  std::vector<int32_t> prompt;
+  GreedyRun ended;
+  for (const char* q : {"Say hello.", "What is 2 + 2? Answer with the number only.",
+                        "Reply with one word: hi", "Name one color."}) {
+    prompt = engine->tokenize_prompt(q, "", true);
+    Context a(engine);
+    a.prefill(prompt, nullptr);
+    ended = a.greedy(g, nullptr);
+    if (ended.tokens.size() < 40u) break;
+  }
+  ASSERT_LT(ended.tokens.size(), 40u) << "no answer ends early: the test would mean nothing";
   g.min_new = g.max_new;
+  Context b(engine);
   b.prefill(prompt, nullptr);
   const GreedyRun full = b.greedy(g, nullptr);
   ASSERT_EQ(full.tokens.size(), (size_t)g.max_new);
