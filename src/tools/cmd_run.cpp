@@ -73,9 +73,10 @@ int cmd_run(int argc, char** argv, int first) {
   check_prompt_fits(s, tokens.size());
   if (!quiet)
     std::fprintf(stderr,
-                 "glimpse: %s, isa = %s\nglimpse: n_ctx = %d, n_threads = %d, chat template = %s\n",
+                 "glimpse: %s, isa = %s\nglimpse: n_ctx = %d, n_threads = %d, chat template = %s%s\n",
                  c.summary().c_str(), isa_level_name(isa_level()), s.n_ctx(), engine->n_threads(),
-                 std::string(engine->chat_template().name()).c_str());
+                 std::string(engine->chat_template().name()).c_str(),
+                 chat ? "" : " (not applied: the prompt is raw text; --chat applies it)");
   const auto print = [](std::string_view t) {
     std::fwrite(t.data(), 1, t.size(), stdout);
     std::fflush(stdout);
