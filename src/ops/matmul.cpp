@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "ops/matmul.h"
+#include "ops/matmul_int8.h"
 #include "ops/quant.h"
 #include "util/fp16.h"
 
@@ -187,8 +188,10 @@ float FusedDotQ8_0(const BlockQ8_0* b, const float* x, int64_t nb) {
 void MatmulRows(const WeightView& w, const float* x, int64_t T, float* y, int64_t r0,
                 int64_t r1, float* scratch) {
   const int64_t K = w.cols;
+  // Re-encoded weights (ops/transcode.h) live only in the int8 layout: rows come from it.
+  const bool from_packed = w.data == nullptr;
   // The fused path relies on DotTile using the same lane count as DF.
-  if (T == 1 && hn::Lanes(DF()) == hn::Lanes(hn::ScalableTag<float>())) {
+  if (T == 1 && !from_packed && hn::Lanes(DF()) == hn::Lanes(hn::ScalableTag<float>())) {
     if (w.type == GgmlType::Q4_0 || w.type == GgmlType::Q4_1) {
       for (int64_t r = r0; r < r1; ++r)
         y[r] = FusedDotQ4(w.row(r), x, K / 32, w.type == GgmlType::Q4_1);
@@ -206,7 +209,10 @@ void MatmulRows(const WeightView& w, const float* x, int64_t T, float* y, int64_
     const int64_t nr = std::min(kPanelRows, r1 - p);
     const float* panel = in_place ? reinterpret_cast<const float*>(w.row(p)) : scratch;
     if (!in_place) {
-      for (int64_t r = 0; r < nr; ++r) DequantRow(w.type, w.row(p + r), scratch + r * K, K);
+      for (int64_t r = 0; r < nr; ++r) {
+        if (from_packed) int8mm::packed_row(w, p + r, scratch + r * K);
+        else DequantRow(w.type, w.row(p + r), scratch + r * K, K);
+      }
     }
     for (int64_t t0 = 0; t0 < T; t0 += kTokenBlock) {
       const int64_t nt = std::min(kTokenBlock, T - t0);
@@ -304,7 +310,8 @@ void matmul_multi(const WeightView* const* ws, int n_w, const float* x, int64_t 
 void matmul_ref(const WeightView& w, const float* x, int64_t T, float* y) {
   std::vector<float> row(w.cols);
   for (int64_t r = 0; r < w.rows; ++r) {
-    dequant_row_ref(w.type, w.row(r), row.data(), w.cols);
+    if (w.data) dequant_row_ref(w.type, w.row(r), row.data(), w.cols);
+    else int8mm::packed_row(w, r, row.data());  // re-encoded weights: the int8 layout only
     for (int64_t t = 0; t < T; ++t) {
       double s = 0;
       for (int64_t k = 0; k < w.cols; ++k) s += (double)row[k] * x[t * w.cols + k];

@@ -399,6 +399,12 @@ WeightView pack_weights(const WeightView& source, bool drop_source) {
     const uintptr_t e = ((uintptr_t)source.data + source.rows * source.row_bytes) / page * page;
     if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
   }
+  if (v.data_storage) {
+    // Re-encoded blocks (ops/transcode.h) are not kept beside their interleaved copy: every
+    // reader takes the rows from the copy (weight_row, the f32 path, matmul_ref).
+    v.data = nullptr;
+    v.data_storage.reset();
+  }
   return v;
 }
 
