@@ -1,32 +1,16 @@
-"""What the server's end-to-end tests share: a free loopback port and a `glimpse serve`
-started on it and waited for until /health answers 200."""
-import socket
-import subprocess
-import time
-import urllib.request
+"""What the server's end-to-end tests share: `glimpse serve` on a free loopback port, waited
+for until /health answers 200 (bench/serve_launch.py, the launcher the benchmarks use); a
+server that dies or never turns healthy ends the test."""
+import os
+import sys
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
+import serve_launch  # noqa: E402
 
 
 def start_server(glimpse, model, args, timeout_s=120):
-    """(process, base URL) of a healthy server; exits the test if it dies or never turns healthy."""
-    port = free_port()
-    proc = subprocess.Popen([glimpse, "serve", "-m", model, "--port", str(port), *map(str, args)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    t0 = time.time()
-    while time.time() - t0 < timeout_s:
-        if proc.poll() is not None:
-            raise SystemExit(f"glimpse serve exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=1) as r:
-                if r.status == 200:
-                    return proc, url
-        except Exception:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("glimpse serve did not become healthy")
+    """(process, base URL) of a healthy server."""
+    try:
+        return serve_launch.start_server(glimpse, model, args, timeout_s)
+    except RuntimeError as e:
+        raise SystemExit(str(e))
