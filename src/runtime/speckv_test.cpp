@@ -23,6 +23,14 @@ namespace {
 
 std::string gemma_path() { return testing::source_dir() + "/models/gemma-3-270m-q4_k_m.gguf"; }
 
+// The engine of a model file, 2 threads.
+std::shared_ptr<Engine> load_engine(const std::string& path) {
+  EngineParams p;
+  p.model_path = path;
+  p.n_threads = 2;
+  return Engine::load(p);
+}
+
 // ~N facts and a question: long enough prose for real tokenizers and models.
 std::string fact_text(int n) {
   static const char* colours[] = {"red", "blue", "green", "yellow", "white", "black"};
@@ -129,10 +137,7 @@ TEST(DraftModel, CrossTokenizerRoundTrip) {
 TEST(SpecKv, SelfDraftKeepsTheOraclesEntries) {
   const std::string path = default_model_path();
   if (!testing::exists(path)) GTEST_SKIP() << "not found: " << path;
-  EngineParams p;
-  p.model_path = path;
-  p.n_threads = 2;
-  const std::shared_ptr<Engine> engine = Engine::load(p);
+  const std::shared_ptr<Engine> engine = load_engine(path);
   const std::vector<int32_t> prompt = engine->tokenize_prompt(fact_text(12), "", true);
   ASSERT_GT(prompt.size(), 200u);
   KvPolicySettings oracle;
@@ -178,10 +183,7 @@ class SpecTinyTest : public ::testing::Test {
     }
     *path = (std::filesystem::temp_directory_path() / name).string();
     gemma ? testing::write_tiny_gemma3(*path, s) : testing::write_tiny_llama(*path, s);
-    EngineParams p;
-    p.model_path = *path;
-    p.n_threads = 2;
-    return Engine::load(p);
+    return load_engine(*path);
   }
   ThreadPool pool_{2};
 };
@@ -249,10 +251,7 @@ TEST(SpecKv, GemmaWithSmolLm2Draft) {
   const std::string smol = default_model_path();
   if (!testing::exists(gemma_path())) GTEST_SKIP() << "not found: " << gemma_path();
   if (!testing::exists(smol)) GTEST_SKIP() << "not found: " << smol;
-  EngineParams p;
-  p.model_path = gemma_path();
-  p.n_threads = 2;
-  const std::shared_ptr<Engine> engine = Engine::load(p);
+  const std::shared_ptr<Engine> engine = load_engine(gemma_path());
   const std::vector<int32_t> prompt = engine->tokenize_prompt(fact_text(40), "", false);
   ASSERT_GT(prompt.size(), 700u);
   GenerateParams gp;
@@ -299,10 +298,7 @@ namespace {
 TEST(SpecKv, MinNewPassesOverTheEndOfGeneration) {
   const std::string path = default_model_path();
   if (!testing::exists(path)) GTEST_SKIP() << "not found: " << path;
-  EngineParams p;
-  p.model_path = path;
-  p.n_threads = 2;
-  const std::shared_ptr<Engine> engine = Engine::load(p);
+  const std::shared_ptr<Engine> engine = load_engine(path);
   GreedyOptions g;
   g.max_new = 48;
   // The first of these whose greedy answer ends early (each ISA level rounds its own way).
