@@ -83,6 +83,21 @@ Cache make_cache(const AttentionParams& p, int64_t T, const std::vector<int64_t>
   return c;
 }
 
+// The T queries of q ([T][n_head * head_dim]) attended as one batch over heads of nb entries
+// each give, row for row, the bits of each token attended alone.
+void ExpectBatchEqualsOneTokenAtATime(const AttentionParams& p, const Cache& c, int64_t nb,
+                                      const std::vector<float>& q) {
+  const int64_t row = (int64_t)p.n_head * p.head_dim, T = (int64_t)q.size() / row;
+  std::vector<float> batch(T * row), one(row);
+  attention(p, q.data(), T, c.views.data(), batch.data(), pools().two);
+  for (int64_t t = 0; t < T; ++t) {
+    std::vector<KvHeadView> views = c.views;
+    for (auto& v : views) v.n_base = nb + t;
+    attention(p, q.data() + t * row, 1, views.data(), one.data(), pools().two);
+    ASSERT_TRUE(std::equal(one.begin(), one.end(), batch.begin() + t * row)) << "token " << t;
+  }
+}
+
 struct Err {
   double max_abs = 0, nmse = 0;
 };
@@ -197,15 +212,9 @@ TEST_P(AttentionTypes, BatchMatchesOneTokenAtATime) {
     const int64_t T = 40, row = 9 * 64;
     std::mt19937 rng(400 + (uint32_t)nb);
     const Cache c = make_cache(p, T, {nb, nb, nb}, rng);
-    std::vector<float> q(T * row), batch(T * row), one(row);
+    std::vector<float> q(T * row);
     for (auto& x : q) x = uni(rng, 2.0f);
-    attention(p, q.data(), T, c.views.data(), batch.data(), pools().two);
-    for (int64_t t = 0; t < T; ++t) {
-      std::vector<KvHeadView> views = c.views;
-      for (auto& v : views) v.n_base = nb + t;
-      attention(p, q.data() + t * row, 1, views.data(), one.data(), pools().two);
-      ASSERT_TRUE(std::equal(one.begin(), one.end(), batch.begin() + t * row)) << "token " << t;
-    }
+    ExpectBatchEqualsOneTokenAtATime(p, c, nb, q);
   }
 }
 
@@ -297,15 +306,9 @@ TEST_P(AttentionTypes, SlidingWindowBatchMatchesOneTokenAtATime) {
   const int64_t T = 150, nb = 260, row = 4 * 64;
   std::mt19937 rng(700);
   const Cache c = make_cache(p, T, {nb, nb}, rng);
-  std::vector<float> q(T * row), batch(T * row), one(row);
+  std::vector<float> q(T * row);
   for (auto& x : q) x = uni(rng, 2.0f);
-  attention(p, q.data(), T, c.views.data(), batch.data(), pools().two);
-  for (int64_t t = 0; t < T; ++t) {
-    std::vector<KvHeadView> views = c.views;
-    for (auto& v : views) v.n_base = nb + t;
-    attention(p, q.data() + t * row, 1, views.data(), one.data(), pools().two);
-    ASSERT_TRUE(std::equal(one.begin(), one.end(), batch.begin() + t * row)) << "token " << t;
-  }
+  ExpectBatchEqualsOneTokenAtATime(p, c, nb, q);
 }
 
 // Every type with itself, and mixed pairs (K and V are chosen independently).
