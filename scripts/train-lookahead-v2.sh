@@ -6,23 +6,35 @@
 # Data: the second training set (glimpse prompts --set v2: 11 families, prompt lengths
 # 512-4096, several questions per document), 1,200 prompts (seed 3; disjointness_test.cpp
 # checks them against the evaluation presets) and a validation set of 120 (seed 4, same
-# training side). Sample files hold the ground truth only (--recompute-kv: the prompt KV is
-# prefilled again per step) so the set fits on disk; the best module by validation loss is
-# kept and training stops after PATIENCE validations without improvement.
+# training side). Sample files hold the model's greedy answers only (--recompute-truth: each
+# step prefills the prompt and its answers again to rebuild the KV and the ground truth), so
+# the whole set is ~1.5 MB and lives in the repository (data/lookahead-v2/answers-*.tar.gz):
+# a fresh clone trains without regenerating it. The best module by validation loss is kept
+# and training stops after PATIENCE validations without improvement.
 #   scripts/train-lookahead-v2.sh               # both modules, one after the other
 #   WHICH=aware scripts/train-lookahead-v2.sh   # or WHICH=agnostic
-#   THREADS=2 STEPS=800 LOSS="--topk-weight 1 --topk 128" scripts/train-lookahead-v2.sh
+#   THREADS=2 STEPS=500 LOSS="--topk-weight 1 --topk 128" scripts/train-lookahead-v2.sh
+#   scripts/train-lookahead-v2.sh checkpoint    # copy the training states into data/ (to commit)
 # Outputs under runs/lookahead-v2/: prompts, sample files, modules, logs (JSON lines with
-# loss, val_loss per step), and the training state for --resume.
+# loss, val_loss per step), and the training state for --resume. A state saved with
+# `checkpoint` (data/lookahead-v2/checkpoint/) is picked up when runs/ has none, so a run
+# continues on another machine from the last committed checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=runs/lookahead-v2
 THREADS=${THREADS:-2}
-STEPS=${STEPS:-800}
+STEPS=${STEPS:-500}
 PATIENCE=${PATIENCE:-4}
 WHICH=${WHICH:-aware,agnostic}
 LOSS=${LOSS:-}
+D=data/lookahead-v2
 mkdir -p "$R"
+if [ "${1:-}" = "checkpoint" ]; then
+  mkdir -p "$D/checkpoint"
+  for f in "$R"/*.gguf "$R"/*.gguf.state "$R"/*.gguf.log.jsonl; do [ -f "$f" ] && cp "$f" "$D/checkpoint/"; done
+  ls -la "$D/checkpoint"
+  exit 0
+fi
 scripts/fetch-model.sh >/dev/null
 [ -x build/bin/glimpse ] || scripts/build.sh release --target glimpse >/dev/null
 # A private copy, so rebuilding the tree does not change the binary under a long run.
@@ -31,17 +43,32 @@ G="$R/glimpse-train"
 lengths=512,1024,1536,2048,3072,4096
 [ -s "$R/train.jsonl" ] || "$G" prompts -m models/SmolLM2-135M-Instruct.Q4_1.gguf --set v2 -o "$R/train.jsonl" -n 1200 --lengths $lengths -s 3
 [ -s "$R/val.jsonl" ] || "$G" prompts -m models/SmolLM2-135M-Instruct.Q4_1.gguf --set v2 -o "$R/val.jsonl" -n 120 --lengths $lengths -s 4
-common=(-m models/SmolLM2-135M-Instruct.Q4_1.gguf --prompts "$R/train.jsonl" --val-prompts "$R/val.jsonl" --cache-dir "$R/cache" --recompute-kv
+common=(-m models/SmolLM2-135M-Instruct.Q4_1.gguf --prompts "$R/train.jsonl" --val-prompts "$R/val.jsonl" --cache-dir "$R/cache" --recompute-truth
         --steps "$STEPS" --batch 4 --lr 1e-3 --warmup 50 --save-every 25 --val-every 50
         --patience "$PATIENCE" --answer-len 256 -c 4608 -t "$THREADS")
 # shellcheck disable=SC2206
 extra=($LOSS)
+mkdir -p "$R/cache" "$D"
 for which in ${WHICH//,/ }; do
   case $which in
-    aware) out="$R/smollm2-135m.lookahead.gguf"; mode=() ;;
-    agnostic) out="$R/smollm2-135m.lookahead-agnostic.gguf"; mode=(--agnostic) ;;
+    aware) out="$R/smollm2-135m.lookahead.gguf"; mode=(); pat='[0-9a-f]-ans.lkv' ;;
+    agnostic) out="$R/smollm2-135m.lookahead-agnostic.gguf"; mode=(--agnostic); pat='-agnostic-ans.lkv' ;;
     *) echo "WHICH: aware and/or agnostic" >&2; exit 2 ;;
   esac
+  # The answers: from the repository when they are there, else generated (batched) and packed.
+  archive="$D/answers-$which.tar.gz"
+  [ -f "$archive" ] && tar -xzf "$archive" -C "$R/cache" --skip-old-files
+  nice -n 10 "$G" train-lookahead "${common[@]}" "${mode[@]}" --prepare-only
+  (cd "$R/cache" && find . -maxdepth 1 -name "*$pat" -printf '%f\n' | LC_ALL=C sort > ../answers-$which.list)
+  tar -czf "$archive.tmp" -C "$R/cache" --owner=0 --group=0 --mtime=2026-01-01 -T "$R/answers-$which.list"
+  mv "$archive.tmp" "$archive"
+  # The training state: runs/ first, else the last committed checkpoint.
+  ck="$D/checkpoint/$(basename "$out")"
+  if [ ! -f "$out.state" ] && [ -f "$ck.state" ]; then
+    cp "$ck.state" "$out.state"
+    [ -f "$ck" ] && cp "$ck" "$out"
+    [ -f "$ck.log.jsonl" ] && cp "$ck.log.jsonl" "$out.log.jsonl"
+  fi
   args=("${common[@]}" "${mode[@]}" "${extra[@]}" --out "$out")
   [ -f "$out.state" ] && args+=(--resume)
   nice -n 10 "$G" train-lookahead "${args[@]}"

@@ -339,6 +339,20 @@ if train --out "$tmp/rec.gguf" --recompute-kv && cmp -s "$tmp/full.gguf" "$tmp/r
   echo "ok   train-lookahead --recompute-kv (same module), validation"; passes=$((passes+1))
 else echo "FAIL train-lookahead --recompute-kv / validation"; cat "$tmp/err"; fails=$((fails+1)); fi
 
+# Answer-only sample files (--recompute-truth: the ground truth is rebuilt from the stored
+# answers each step) train the same module bit for bit; the validation losses kept in memory
+# after the first validation equal a fresh one (step 2 validated with and without a
+# validation at step 1 before it).
+val2() { grep '"val_loss"' "$1" | python3 -c 'import json,sys; print([json.loads(l)["val_loss"] for l in sys.stdin if json.loads(l)["step"] == 2][0])'; }
+if train --out "$tmp/ans.gguf" --recompute-truth && cmp -s "$tmp/full.gguf" "$tmp/ans.gguf" \
+   && [ "$(ls "$tmp"/lc/*-ans.lkv | wc -l)" -eq 2 ] \
+   && [ "$(stat -c %s "$(ls "$tmp"/lc/*-ans.lkv | head -1)")" -lt 200 ] \
+   && train --out "$tmp/v1.gguf" --recompute-truth --steps 2 --val-prompts "$tmp/p.jsonl" --val-every 1 \
+   && train --out "$tmp/v2.gguf" --recompute-truth --steps 2 --val-prompts "$tmp/p.jsonl" --val-every 2 \
+   && [ "$(val2 "$tmp/v1.gguf.log.jsonl")" = "$(val2 "$tmp/v2.gguf.log.jsonl")" ]; then
+  echo "ok   train-lookahead --recompute-truth (same module), validation memo"; passes=$((passes+1))
+else echo "FAIL train-lookahead --recompute-truth / validation memo"; cat "$tmp/err"; fails=$((fails+1)); fi
+
 # Compress once: a context with several questions; the rows follow the context alone, and
 # --query-agnostic runs with the module; a "questions" entry that is no list is refused.
 python3 - "$tmp/pq.jsonl" <<'PY'

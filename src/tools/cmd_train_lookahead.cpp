@@ -71,6 +71,11 @@ int cmd_train_lookahead(int argc, char** argv, int first) {
           [&] { o.agnostic = true; });
   ap.flag({"--recompute-kv"}, "sample files hold the ground truth only (22x smaller); each step prefills the prompt again",
           [&] { o.recompute_kv = true; });
+  ap.flag({"--recompute-truth"}, "sample files hold the model's answers only (~1 KB per prompt); each step prefills "
+          "the prompt and its answers again to rebuild the KV and the ground truth",
+          [&] { o.recompute_kv = o.recompute_truth = true; });
+  ap.flag({"--prepare-only"}, "make the sample files of --prompts and --val-prompts, then stop",
+          [&] { o.prepare_only = true; });
   ap.add({"--val-prompts"}, "FNAME",
          "validation prompts (JSONL): their mean loss is logged every --val-every steps and <out> keeps the best module",
          [&](const std::string& v) { o.val_prompts_path = v; });
@@ -99,13 +104,18 @@ int cmd_train_lookahead(int argc, char** argv, int first) {
     return 0;
   }
   const LookaheadTrainReport r = train_lookahead(s, o);
-  const double bytes_per_token = (o.recompute_kv ? 0.0 : 2.0 * c.n_layer * c.n_kv_head * c.head_dim * 2) +
-                                 (double)c.n_layer * c.n_head * 4;
+  const double bytes_per_token =
+      o.recompute_truth ? 0.0
+                        : (o.recompute_kv ? 0.0 : 2.0 * c.n_layer * c.n_kv_head * c.head_dim * 2) +
+                              (double)c.n_layer * c.n_head * 4;
   const double mean_n = (double)r.total_prompt_tokens / std::max(1, r.n_prompts);
   std::fprintf(stderr, "prompts: %d used (mean %.0f tokens, %d skipped as too long)\n", r.n_prompts,
                mean_n, r.n_skipped);
-  std::fprintf(stderr, "sample files: %.0f bytes per prompt token (%.1f MB per mean prompt)\n",
-               bytes_per_token, bytes_per_token * mean_n / 1e6);
+  if (o.recompute_truth)
+    std::fprintf(stderr, "sample files: the answers only (4 bytes per answer token)\n");
+  else
+    std::fprintf(stderr, "sample files: %.0f bytes per prompt token (%.1f MB per mean prompt)\n",
+                 bytes_per_token, bytes_per_token * mean_n / 1e6);
   if (r.n_prepared > 0)
     std::fprintf(stderr,
                  "data generation: %d samples in %.1f s (%.2f s/sample: prefill %.2f, answer %.2f, "
@@ -120,7 +130,7 @@ int cmd_train_lookahead(int argc, char** argv, int first) {
   if (r.best_step > 0)
     std::fprintf(stderr, "validation: best loss %.4f at step %d%s\n", r.best_val, r.best_step,
                  r.early_stopped ? " (stopped early)" : "");
-  std::fprintf(stderr, "module: %s\n", o.out_path.c_str());
+  if (!o.prepare_only) std::fprintf(stderr, "module: %s\n", o.out_path.c_str());
   return 0;
 }
 

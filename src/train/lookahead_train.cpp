@@ -20,6 +20,7 @@
 #include "kv/policy_util.h"
 #include "lookahead/lookahead_backward.h"
 #include "runtime/context.h"
+#include "train/lookahead_answers.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/hash.h"
@@ -75,6 +76,7 @@ struct Prompt {
   std::vector<int32_t> tokens;  // what the module reads: the prompt (agnostic: the context part)
   std::vector<std::vector<int32_t>> suffixes;  // agnostic: each question's rest of the prompt
   std::string file;
+  uint64_t key = 0;  // the sample's key (answer files record it)
 };
 
 // Key of a compress-once sample: the context's key continued over each question's suffix.
@@ -159,11 +161,13 @@ std::vector<Prompt> read_prompts(Context& s, const LookaheadTrainOptions& o, con
                                   ? ""
                                   : fmt::format("-{}-{}", kv_type_name(kc.type_k()),
                                                 kv_type_name(kc.type_v()));
-    // Ground-truth-only files (--recompute-kv) and compress-once samples are other files.
+    // Ground-truth-only files (--recompute-kv), answer-only files (--recompute-truth) and
+    // compress-once samples are other files.
     const uint64_t key = o.agnostic ? hash_agnostic(fp, p, o.answer_len) : hash_tokens(fp, p.tokens, o.answer_len);
-    p.file = (fs::path(o.cache_dir) / fmt::format("{:016x}{}{}{}.lkv", key, types,
-                                                  o.agnostic ? "-agnostic" : "",
-                                                  o.recompute_kv ? "-gt" : ""))
+    p.key = key;
+    p.file = (fs::path(o.cache_dir) /
+              fmt::format("{:016x}{}{}{}.lkv", key, types, o.agnostic ? "-agnostic" : "",
+                          o.recompute_truth ? "-ans" : o.recompute_kv ? "-gt" : ""))
                  .string();
     out.push_back(std::move(p));
   }
@@ -248,36 +252,6 @@ void trim_log(const std::string& path, int step) {
   }
   in.close();
   write_file_atomic(path, kept.data(), kept.size());
-}
-
-}  // namespace
-
-namespace {
-
-// gt[l][h][j] += softmax attention on prompt key j (j < N) of every query in cap, per
-// (layer, query head); a query at position pos sees keys [0, pos]. One pass per (layer, KV
-// head), so each head's keys are converted once for all G x captured queries (recording
-// token by token would redo that per token and per query head).
-void add_truth(Context& s, const QueryCapture& cap, int64_t N, std::vector<float>& gt) {
-  const ModelConfig& c = s.model().config();
-  const KvCache& cache = s.cache();
-  const int G = c.n_head / c.n_kv_head, d = c.head_dim;
-  const float scale = 1.0f / std::sqrt((float)d);
-  for (int l = 0; l < c.n_layer; ++l) {
-    const int64_t count = (int64_t)cap.pos[l].size();
-    if (count == 0) continue;
-    s.pool().parallel_for_dynamic(c.n_kv_head, [&](int64_t g, int) {
-      const KvHead& kh = cache.head(l, (int)g);
-      std::vector<ScoreQuery> qs;
-      for (int gi = 0; gi < G; ++gi)
-        for (int64_t t = 0; t < count; ++t)
-          qs.push_back({cap.q[l].data() + ((size_t)t * c.n_head + g * G + gi) * d,
-                        (int64_t)cap.pos[l][t] + 1, gi});
-      accumulate_attention(qs.data(), (int64_t)qs.size(), cache.type_k(), kh.k.data(), kh.size(),
-                           d, scale, QueryReduce::Sum,
-                           gt.data() + ((size_t)l * c.n_head + g * G) * N, N, N);
-    });
-  }
 }
 
 }  // namespace
@@ -414,6 +388,31 @@ float lookahead_lr(const LookaheadTrainOptions& o, int t) {
 
 namespace {
 
+// Makes the missing answer-only sample files, in groups that decode together.
+void prepare_answers(Context& s, const LookaheadTrainOptions& o, const std::vector<Prompt>& prompts,
+                     const std::vector<uint8_t>& missing, LookaheadTrainReport& rep) {
+  std::vector<AnswerJob> jobs;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    if (missing[i])
+      jobs.push_back({&prompts[i].tokens, o.agnostic ? &prompts[i].suffixes : nullptr, prompts[i].file,
+                      prompts[i].key});
+  Stopwatch sw;
+  const size_t per_group = o.agnostic ? 8 : 32;  // prompts per call (contexts: x questions)
+  for (size_t i = 0; i < jobs.size(); i += per_group) {
+    const size_t n = std::min(per_group, jobs.size() - i);
+    make_answer_samples(s, std::vector<AnswerJob>(jobs.begin() + (long)i, jobs.begin() + (long)(i + n)),
+                        o.answer_len);
+    const double per = sw.ms() / 1000.0 / (double)(i + n);
+    progress_line(o.progress, fmt::format("answering {} {}/{} | {:.2f} s/sample | ETA {}",
+                                          progress_bar((double)(i + n) / jobs.size()), i + n, jobs.size(),
+                                          per, format_compact_duration(per * (jobs.size() - i - n))));
+  }
+  if (o.progress && !jobs.empty()) std::fputc('\n', stderr);
+  rep.n_prepared += (int)jobs.size();
+  rep.prepare_s += sw.ms() / 1000.0;
+  rep.prepare_times.answer += sw.ms();
+}
+
 // Reads the prompts of path and makes every missing sample file.
 std::vector<Prompt> prepare_samples(Context& s, const LookaheadTrainOptions& o,
                                     const std::string& path, LookaheadTrainReport& rep) {
@@ -426,6 +425,10 @@ std::vector<Prompt> prepare_samples(Context& s, const LookaheadTrainOptions& o,
   std::vector<uint8_t> missing(prompts.size());
   size_t left = 0;
   for (size_t i = 0; i < prompts.size(); ++i) left += missing[i] = !fs::exists(prompts[i].file);
+  if (o.recompute_truth) {
+    prepare_answers(s, o, prompts, missing, rep);
+    return prompts;
+  }
   for (size_t i = 0; i < prompts.size(); ++i) {
     if (missing[i]) {
       --left;
@@ -455,7 +458,18 @@ struct LoadedSample {
   LookaheadSampleFile file;
   KvCache* kv = nullptr;
 };
-LoadedSample load_sample(Context& s, const Prompt& p, KvCache& cache) {
+LoadedSample load_sample(Context& s, const LookaheadTrainOptions& o, const Prompt& p, KvCache& cache) {
+  if (o.recompute_truth) {
+    const int64_t N = (int64_t)p.tokens.size();
+    const auto answers = read_answer_sample(p.file, s.model(), p.key, N);
+    LoadedSample out;
+    out.file.n_prompt = N;
+    out.file.has_kv = false;
+    for (const auto& a : answers) out.file.n_answer += (int)a.size();
+    out.file.gt = truth_from_answers(s, p.tokens, o.agnostic ? &p.suffixes : nullptr, answers);
+    out.kv = &s.cache();
+    return out;
+  }
   LoadedSample out{read_lookahead_sample(p.file, s.model(), cache), &cache};
   if (!out.file.has_kv) {
     s.reset();
@@ -465,16 +479,33 @@ LoadedSample load_sample(Context& s, const Prompt& p, KvCache& cache) {
   return out;
 }
 
-// Mean training loss (KL) of a module over prompts.
-double mean_loss(Context& s, const std::vector<Prompt>& prompts, const LookaheadModule& mod,
-                 KvCache& cache) {
+// Mean training loss (KL) of a module over prompts. memo (validation): each prompt's KV and
+// ground truth are kept in memory after the first pass (~23 KB per prompt token for
+// SmolLM2-135M in f16: ~6 GB for 120 prompts of 2K), so later validations run the lookahead
+// rows alone instead of a prefill per prompt.
+struct LossMemo {
+  std::vector<KvCache> kv;
+  std::vector<std::vector<float>> gt;
+};
+double mean_loss(Context& s, const LookaheadTrainOptions& o, const std::vector<Prompt>& prompts,
+                 const LookaheadModule& mod, KvCache& cache, LossMemo* memo = nullptr) {
   const ModelConfig& c = s.model().config();
   double loss = 0;
-  for (const Prompt& p : prompts) {
-    const LoadedSample ls = load_sample(s, p, cache);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const int64_t N = (int64_t)prompts[i].tokens.size();
     std::vector<float> sc;
+    if (memo && i < memo->kv.size()) {
+      lookahead_forward<float>(s.model(), memo->kv[i], mod, s.pool(), sc, nullptr);
+      loss += lookahead_loss<float>(sc, memo->gt[i].data(), c.n_layer, c.n_head, N, nullptr);
+      continue;
+    }
+    LoadedSample ls = load_sample(s, o, prompts[i], cache);
     lookahead_forward<float>(s.model(), *ls.kv, mod, s.pool(), sc, nullptr);
-    loss += lookahead_loss<float>(sc, ls.file.gt.data(), c.n_layer, c.n_head, ls.file.n_prompt, nullptr);
+    loss += lookahead_loss<float>(sc, ls.file.gt.data(), c.n_layer, c.n_head, N, nullptr);
+    if (memo) {
+      memo->kv.push_back(*ls.kv);
+      memo->gt.push_back(std::move(ls.file.gt));
+    }
   }
   s.reset();
   return loss / (double)prompts.size();
@@ -521,7 +552,7 @@ LookaheadEvalReport evaluate_lookahead(Context& s, const LookaheadTrainOptions& 
   double loss = 0, kept = 0, kept_best = 0;
   int64_t rows = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    const LoadedSample ls = load_sample(s, prompts[i], cache);
+    const LoadedSample ls = load_sample(s, o, prompts[i], cache);
     const LookaheadSampleFile& sf = ls.file;
     const int64_t N = sf.n_prompt;
     std::vector<float> sc;
@@ -572,6 +603,7 @@ LookaheadTrainReport train_lookahead(Context& s, const LookaheadTrainOptions& o)
     LookaheadTrainReport val_rep;
     val = prepare_samples(s, o, o.val_prompts_path, val_rep);
   }
+  if (o.prepare_only) return rep;
 
   // Module and optimizer state.
   const std::string state_path = o.out_path + ".state";
@@ -592,6 +624,7 @@ LookaheadTrainReport train_lookahead(Context& s, const LookaheadTrainOptions& o)
   rep.first_step = st.step;
 
   // Steps.
+  LossMemo val_memo;
   LookaheadModule grad = mod.zeros_like();
   KvCache cache = KvCache::for_model(model.config(), 1);
   std::ofstream log(log_path, std::ios::app);
@@ -614,7 +647,7 @@ LookaheadTrainReport train_lookahead(Context& s, const LookaheadTrainOptions& o)
         cur_epoch = k / n;
         order = epoch_order(n, o.seed, cur_epoch);
       }
-      const LoadedSample ls = load_sample(s, prompts[order[k % n]], cache);
+      const LoadedSample ls = load_sample(s, o, prompts[order[k % n]], cache);
       loss += lookahead_loss_and_grad<float>(model, *ls.kv, mod, ls.file.gt.data(), &grad, s.pool(), o.loss);
     }
     loss /= o.batch;
@@ -635,7 +668,7 @@ LookaheadTrainReport train_lookahead(Context& s, const LookaheadTrainOptions& o)
     // Validation: out_path keeps the best module; patience validations without a better
     // one end the run.
     if (!val.empty() && (t % o.val_every == 0 || t == o.steps)) {
-      const double v = mean_loss(s, val, mod, cache);
+      const double v = mean_loss(s, o, val, mod, cache, &val_memo);
       log << nlohmann::json{{"step", t}, {"val_loss", v}}.dump() << "\n";
       if (st.best_step == 0 || v < st.best_val) {
         st.best_val = v;

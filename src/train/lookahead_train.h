@@ -13,6 +13,8 @@
 //   Files are named by a hash of (model fingerprint, tokens, answer_len), so several prompt
 //   files and models can share one directory.
 // A step then only runs the 32 lookahead rows forward and backward per prompt.
+// With recompute_truth (--recompute-truth) a sample file holds the greedy answers alone and
+// each step rebuilds both the KV and the ground truth (train/lookahead_answers.h).
 // With recompute_kv (--recompute-kv) a sample file holds the ground truth only
 // (n_layer * n_head * 4 B per token: 1,080 B for SmolLM2-135M, 22x less) and each step
 // prefills the prompt again to get its KV; the prefill is deterministic, so the loss is the
@@ -74,11 +76,14 @@ struct LookaheadTrainOptions {
   bool progress = true;  // progress bar on stderr
   LookaheadLoss loss{0, 128};    // plain KL, or KL plus the top-k term (lookahead_backward.h)
   bool recompute_kv = false;     // sample files without KV; prefill per step
+  bool recompute_truth = false;  // sample files hold the answers alone (train/lookahead_answers.h);
+                                 // each step prefills the prompt and its answers again
   bool agnostic = false;         // compress once: rows after the context predict every question's
                                  // and answer's attention ("questions" lists in the prompts)
   std::string val_prompts_path;  // validation prompts (JSONL as prompts_path); empty: none
   int val_every = 50;
   int patience = 0;              // validations without improvement before stopping (0: never)
+  bool prepare_only = false;     // make the sample files (training and validation) and return
 };
 
 // Time spent making sample files, by phase (ms).
