@@ -50,7 +50,7 @@ double token_f1(std::string_view prediction, std::string_view reference) {
 std::string settings_description(const EvalSettings& cfg) {
   // A new field of KvPolicySettings must be added here (or said to be per branch), and
   // kEvalSemanticsVersion bumped if it changes what existing keys mean.
-  static_assert(sizeof(KvPolicySettings) == 304, "KvPolicySettings changed: update settings_description");
+  static_assert(sizeof(KvPolicySettings) == 312, "KvPolicySettings changed: update settings_description");
   const KvPolicySettings& k = cfg.base;
   auto opt = [](auto v) { return v < 0 ? std::string("default") : fmt::format("{}", v); };
   // SpecKV's draft settings only when a draft is given (earlier keys stay as they were);
@@ -59,7 +59,10 @@ std::string settings_description(const EvalSettings& cfg) {
       k.draft_model.empty() ? "" : fmt::format(" draft={} draft_max_new={} draft_query_mean={}",
                                                k.draft_model, opt(k.draft_max_new),
                                                k.draft_query_mean ? 1 : 0);
-  return draft + fmt::format(
+  // The allocation only when asked for (earlier keys stay as they were).
+  const std::string alloc =
+      k.allocation ? fmt::format(" alloc={}", budget_allocation_name(*k.allocation)) : "";
+  return draft + alloc + fmt::format(
       "window={} sinks={} pool_kernel={} pool={} reduce={} query_agnostic={} ada_alpha={} "
       "pyramid_beta={} seed={} oracle_max_new={} laq_pseudo={} ea_future={} ea_covariance={} "
       "ea_vnorm={} ea_epsilon={}",

@@ -60,7 +60,8 @@ TEST(EvalRunner, SettingsFingerprintCoversEverySharedKnob) {
       {"pyramid beta", [](EvalSettings& e) { e.base.pyramid_beta = 10; }},
       {"seed", [](EvalSettings& e) { e.base.seed = 1; }},
       {"oracle n", [](EvalSettings& e) { e.base.oracle_max_new = 64; }},
-      {"laq pseudo", [](EvalSettings& e) { e.base.laq_pseudo = 4; }}};
+      {"laq pseudo", [](EvalSettings& e) { e.base.laq_pseudo = 4; }},
+      {"allocation", [](EvalSettings& e) { e.base.allocation = BudgetAllocation::Global; }}};
   std::set<std::string> seen = {fp};
   for (const auto& [name, set] : knobs) {
     EvalSettings e = base;

@@ -109,4 +109,61 @@ BudgetPlan allocate_ada(const KvScores& scores, const std::vector<uint8_t>& is_p
   return p;
 }
 
+BudgetPlan allocate_global(const KvScores& scores, const std::vector<uint8_t>& is_protected,
+                           int64_t scored, double alpha, const std::vector<uint8_t>& layer_scored) {
+  const int L = scores.n_layer, H = scores.n_kv_head;
+  const int64_t n = scores.n_tokens;
+  if ((int64_t)is_protected.size() != n) fail("allocate_global: protection mask size");
+  if (!layer_scored.empty() && (int)layer_scored.size() != L) fail("allocate_global: layer mask size");
+  int64_t n_scored = 0;
+  for (uint8_t x : is_protected) n_scored += !x;
+  const int64_t B = std::clamp<int64_t>(scored, 0, n_scored);
+  std::vector<int> layers;
+  for (int l = 0; l < L; ++l)
+    if (layer_scored.empty() || layer_scored[(size_t)l]) layers.push_back(l);
+  BudgetPlan p = allocate_uniform(L, H, 0, n_scored);
+  if (layers.empty()) return p;
+  if (B == 0 || B == n_scored) {
+    for (int l : layers)
+      for (int h = 0; h < H; ++h) p.keep[(size_t)l * H + h] = B;
+    return p;
+  }
+  // (score, slot) of every unprotected entry; slot = index into layers x heads.
+  std::vector<std::pair<float, int>> all;
+  all.reserve(layers.size() * H * (size_t)n_scored);
+  for (size_t i = 0; i < layers.size(); ++i)
+    for (int h = 0; h < H; ++h) {
+      const float* s = scores.at(layers[i], h);
+      for (int64_t j = 0; j < n; ++j)
+        if (!is_protected[j]) all.push_back({s[j], (int)(i * H + h)});
+    }
+  const int64_t top = B * H * (int64_t)layers.size();
+  std::nth_element(all.begin(), all.begin() + (top - 1), all.end(),
+                   [](auto& a, auto& b) { return a.first > b.first; });
+  std::vector<double> wants(layers.size() * H, alpha * B);
+  for (int64_t i = 0; i < top; ++i) wants[all[i].second] += (1.0 - alpha);
+  const std::vector<int64_t> per_head = round_shares(wants, top, n_scored);
+  for (size_t i = 0; i < layers.size(); ++i)
+    for (int h = 0; h < H; ++h) p.keep[(size_t)layers[i] * H + h] = per_head[i * H + h];
+  return p;
+}
+
+BudgetAllocation parse_budget_allocation(const std::string& s) {
+  if (s == "uniform") return BudgetAllocation::Uniform;
+  if (s == "pyramid") return BudgetAllocation::Pyramid;
+  if (s == "ada") return BudgetAllocation::AdaHead;
+  if (s == "global") return BudgetAllocation::Global;
+  fail("unknown budget allocation '{}' (uniform, pyramid, ada, global)", s);
+}
+
+const char* budget_allocation_name(BudgetAllocation a) {
+  switch (a) {
+    case BudgetAllocation::Pyramid: return "pyramid";
+    case BudgetAllocation::AdaHead: return "ada";
+    case BudgetAllocation::Global: return "global";
+    case BudgetAllocation::Uniform: break;
+  }
+  return "uniform";
+}
+
 }  // namespace glimpse

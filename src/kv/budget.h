@@ -3,13 +3,19 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "kv/kv_scores.h"
 
 namespace glimpse {
 
-enum class BudgetAllocation { Uniform, Pyramid, AdaHead };
+// Uniform (every head B), Pyramid (PyramidKV, by layer), AdaHead (Ada-KV, across the heads of
+// a layer), Global (Ada-KV's rule across every head of every scored layer: the layers'
+// budgets follow the scores too, e.g. LookaheadKV's predicted attention).
+enum class BudgetAllocation { Uniform, Pyramid, AdaHead, Global };
+BudgetAllocation parse_budget_allocation(const std::string& s);  // uniform|pyramid|ada|global
+const char* budget_allocation_name(BudgetAllocation a);
 
 // keep[l * n_kv_head + h] = entries chosen by score (protected entries not included).
 struct BudgetPlan {
@@ -33,6 +39,15 @@ BudgetPlan allocate_pyramid(int n_layer, int n_kv_head, int64_t scored, int64_t 
 // exactly n_kv_head * B, each clamped to n_scored.
 BudgetPlan allocate_ada(const KvScores& scores, const std::vector<uint8_t>& is_protected,
                         int64_t scored, double alpha);
+
+// Global: as allocate_ada, with the top (|scored layers| * n_kv_head * B) scores taken over
+// every head of every layer with layer_scored[l] (empty: all), so a layer whose predicted
+// attention is spread gets more than one whose attention is concentrated; each head keeps
+// alpha * B before the split, the total is exactly |scored layers| * n_kv_head * B, and
+// layers not scored get 0 (they are not evicted). Scores must be comparable across layers
+// (attention probabilities, as every scoring policy here gives).
+BudgetPlan allocate_global(const KvScores& scores, const std::vector<uint8_t>& is_protected,
+                           int64_t scored, double alpha, const std::vector<uint8_t>& layer_scored);
 
 // Splits `total` into parts proportional to the real-valued wants, each part <= cap,
 // summing exactly to min(total, cap * n) (largest remainder, ties to the lower index).

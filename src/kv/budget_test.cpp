@@ -1,5 +1,6 @@
 #include "kv/budget.h"
 #include "kv/policy.h"
+#include "util/error.h"
 
 #include <gtest/gtest.h>
 
@@ -45,6 +46,46 @@ TEST(KvBudget, AdaFollowsTheScoresWithAFloor) {
   EXPECT_EQ(p.at(0, 0) + p.at(0, 1), 8);
   EXPECT_EQ(p.at(0, 0), 7);
   EXPECT_EQ(p.at(0, 1), 1);
+}
+
+// Global: the layers' budgets follow the scores too; the total is exact, each head keeps its
+// floor, protected entries never count, and a layer that is not scored gets nothing.
+TEST(KvBudget, GlobalSpreadsOverLayersWithAFloor) {
+  KvScores s(3, 2, 10);
+  for (int j = 0; j < 10; ++j) {
+    s.at(0, 0)[j] = s.at(0, 1)[j] = 0.001f * j;  // layer 0: low scores everywhere
+    s.at(1, 0)[j] = 1.0f + j;                   // layer 1: the top of the model
+    s.at(1, 1)[j] = 0.5f + j;
+    s.at(2, 0)[j] = s.at(2, 1)[j] = 100.0f;     // layer 2: not scored
+  }
+  std::vector<uint8_t> prot(10, 0);
+  prot[9] = 1;  // protected: never counted (it holds the largest scores of layers 0 and 1)
+  const std::vector<uint8_t> scored_layers = {1, 1, 0};
+  const BudgetPlan p = allocate_global(s, prot, 3, 0.2, scored_layers);
+  EXPECT_EQ(p.at(0, 0) + p.at(0, 1) + p.at(1, 0) + p.at(1, 1), 2 * 2 * 3);
+  EXPECT_EQ(p.at(2, 0), 0);
+  EXPECT_EQ(p.at(2, 1), 0);
+  // Top 12 of the 36 unprotected scores of layers 0-1 all lie in layer 1 (18 entries):
+  // 6 per head of layer 1; wants 0.6 (the floor) per head of layer 0 and 0.6 + 6 * 0.8 = 5.4
+  // per head of layer 1, rounded by largest remainder: 1, 1, 5, 5.
+  EXPECT_EQ(p.at(0, 0), 1);
+  EXPECT_EQ(p.at(0, 1), 1);
+  EXPECT_EQ(p.at(1, 0), 5);
+  EXPECT_EQ(p.at(1, 1), 5);
+  for (int l = 0; l < 2; ++l)
+    for (int h = 0; h < 2; ++h) EXPECT_LE(p.at(l, h), 9);
+  // Every layer scored (empty mask): layer 2's equal high scores take its share.
+  const BudgetPlan all = allocate_global(s, prot, 3, 0.2, {});
+  EXPECT_EQ(sum(all.keep), 3 * 2 * 3);
+  EXPECT_GT(all.at(2, 0) + all.at(2, 1), all.at(0, 0) + all.at(0, 1));
+  // Budget 0 and budget = everything: no split.
+  EXPECT_EQ(sum(allocate_global(s, prot, 0, 0.2, scored_layers).keep), 0);
+  const BudgetPlan full = allocate_global(s, prot, 9, 0.2, scored_layers);
+  EXPECT_EQ(full.at(0, 1), 9);
+  EXPECT_EQ(full.at(2, 1), 0);
+  EXPECT_EQ(parse_budget_allocation("global"), BudgetAllocation::Global);
+  EXPECT_STREQ(budget_allocation_name(parse_budget_allocation("ada")), "ada");
+  EXPECT_THROW(parse_budget_allocation("layers"), Error);
 }
 
 TEST(KvBudget, UniformClamps) {

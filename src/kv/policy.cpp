@@ -144,7 +144,7 @@ ResolvedPolicy resolve_policy(const KvPolicySettings& s, const PolicyDefaults& d
   // Odd: a given kernel was checked by validate_policy_settings, defaults are odd.
   r.pool_kernel = s.pool_kernel >= 0 ? s.pool_kernel : d.pool_kernel;
   r.pool = s.pool.value_or(d.pool);
-  r.allocation = d.allocation;
+  r.allocation = s.allocation.value_or(d.allocation);
   return r;
 }
 
@@ -169,6 +169,8 @@ BudgetPlan plan_budget(const ResolvedPolicy& r, const KvScores& scores,
     }
     case BudgetAllocation::AdaHead:
       return allocate_ada(scores, is_protected, r.scored(), r.s.ada_alpha);
+    case BudgetAllocation::Global:
+      return allocate_global(scores, is_protected, r.scored(), r.s.ada_alpha, layer_scored);
     case BudgetAllocation::Uniform:
       break;
   }

@@ -34,6 +34,9 @@ struct KvPolicySettings {
   bool query_agnostic = false;
   double ada_alpha = 0.2;
   double pyramid_beta = 20.0;
+  // How the budget is spread over layers and heads (nullopt: the policy's own; pyramidkv and
+  // adakv are snapkv with pyramid and ada). --kv-alloc.
+  std::optional<BudgetAllocation> allocation;
   uint64_t seed = 0;
   int oracle_max_new = 128;  // length limit of the oracle's own answer
   int laq_pseudo = 8;        // LAQ pseudo tokens

@@ -17,7 +17,8 @@ std::string policy_key(const KvPolicySettings& s) {
       (int)s.reduce, s.query_agnostic, s.ada_alpha, s.pyramid_beta, s.seed, s.oracle_max_new,
       s.laq_pseudo, s.lookahead_module, s.ea_future, s.ea_covariance, s.ea_vnorm, s.ea_epsilon,
       s.draft_model, s.draft_max_new, s.draft_query_mean, s.prompt_compress, s.pc_draft,
-      s.pc_budget, s.pc_kernel, s.pc_window, s.pc_lookahead);
+      s.pc_budget, s.pc_kernel, s.pc_window, s.pc_lookahead) +
+         (s.allocation ? fmt::format("|al{}", budget_allocation_name(*s.allocation)) : "");
 }
 
 namespace {

@@ -86,6 +86,10 @@ void add_kv_args(ArgParser& ap, KvPolicySettings& kv, bool allow_list) {
          "adakv: share of each head's budget guaranteed before the layer's top scores are split "
          "(default: 0.2)",
          [&](const std::string& v) { kv.ada_alpha = parse_float("--kv-ada-alpha", v); });
+  ap.add({"--kv-alloc"}, "uniform|pyramid|ada|global",
+         "how the budget is spread: the same per head, by layer (PyramidKV), across a layer's heads "
+         "by score (Ada-KV), or across every head of every layer by score (default: the policy's)",
+         [&](const std::string& v) { kv.allocation = parse_budget_allocation(v); });
   ap.add({"--kv-seed"}, "N", "seed of the random policy (default: 0)",
          [&](const std::string& v) { kv.seed = (uint64_t)parse_int("--kv-seed", v, 0, 1ll << 62); });
   ap.add({"--kv-oracle-n"}, "N", "length limit of the oracle's own answer (default: 128)",

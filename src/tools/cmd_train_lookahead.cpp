@@ -3,6 +3,8 @@
 // checkpoint details.
 #include <cstdio>
 
+#include <fmt/format.h>
+
 #include "train/lookahead_train.h"
 #include "runtime/context.h"
 #include "tools/commands.h"
@@ -98,9 +100,13 @@ int cmd_train_lookahead(int argc, char** argv, int first) {
   if (!eval_module.empty()) {
     const LookaheadModule mod = eval_module == "init" ? probe : LookaheadModule::load(eval_module, s.model());
     const LookaheadEvalReport ev = evaluate_lookahead(s, o, mod);
+    std::string kept;
+    for (size_t b = 0; b < ev.kept_budgets.size(); ++b)
+      kept += fmt::format("{}\"{}\": {{\"uniform\": {:.4f}, \"global\": {:.4f}}}", b ? ", " : "",
+                          ev.kept_budgets[b], ev.kept_uniform[b], ev.kept_global[b]);
     std::printf("{\"module\": \"%s\", \"prompts\": %d, \"mean_kl\": %.6f, \"top10_mass\": %.4f, "
-                "\"top10_mass_best\": %.4f}\n", eval_module.c_str(), ev.data.n_prompts, ev.mean_loss,
-                ev.top10_mass, ev.top10_mass_best);
+                "\"top10_mass_best\": %.4f, \"kept_mass\": {%s}}\n", eval_module.c_str(), ev.data.n_prompts,
+                ev.mean_loss, ev.top10_mass, ev.top10_mass_best, kept.c_str());
     return 0;
   }
   const LookaheadTrainReport r = train_lookahead(s, o);

@@ -17,6 +17,8 @@
 #include <nlohmann/json.hpp>
 
 #include "kv/attention_scores.h"
+#include "kv/budget.h"
+#include "kv/kv_scores.h"
 #include "kv/policy_util.h"
 #include "lookahead/lookahead_backward.h"
 #include "runtime/context.h"
@@ -542,6 +544,41 @@ double adamw_step(const LookaheadTrainOptions& o, TrainState& st, LookaheadModul
 
 }  // namespace
 
+// Adds one prompt's kept ground-truth mass (LookaheadEvalReport::kept_*), mean over
+// layers x KV heads, at every budget under both allocations. sc, gt: [n_layer][n_head][N].
+static void add_kept_mass(const ModelConfig& c, const std::vector<float>& sc, const std::vector<float>& gt,
+                   int64_t N, LookaheadEvalReport& ev) {
+  const KvScores pred = reduce_query_heads(sc, c.n_layer, c.n_head, c.n_kv_head, N, 0, PoolKind::None,
+                                           GroupReduce::Mean);
+  const KvScores truth = reduce_query_heads(gt, c.n_layer, c.n_head, c.n_kv_head, N, 0, PoolKind::None,
+                                            GroupReduce::Mean);
+  ev.kept_uniform.resize(ev.kept_budgets.size());
+  ev.kept_global.resize(ev.kept_budgets.size());
+  const std::vector<uint8_t> prot(N, 0);
+  std::vector<int64_t> idx(N);
+  auto mass = [&](const BudgetPlan& plan) {
+    double total = 0;
+    for (int l = 0; l < c.n_layer; ++l)
+      for (int h = 0; h < c.n_kv_head; ++h) {
+        const float *p = pred.at(l, h), *g = truth.at(l, h);
+        const int64_t k = std::min<int64_t>(plan.at(l, h), N);
+        std::iota(idx.begin(), idx.end(), 0);
+        std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                          [&](int64_t a, int64_t b) { return p[a] > p[b]; });
+        double kept = 0, all = 0;
+        for (int64_t j = 0; j < N; ++j) all += g[j];
+        for (int64_t j = 0; j < k; ++j) kept += g[idx[j]];
+        total += all > 0 ? kept / all : 1.0;
+      }
+    return total / ((double)c.n_layer * c.n_kv_head);
+  };
+  for (size_t b = 0; b < ev.kept_budgets.size(); ++b) {
+    const int64_t B = std::min<int64_t>(ev.kept_budgets[b], N);
+    ev.kept_uniform[b] += mass(allocate_uniform(c.n_layer, c.n_kv_head, B, N));
+    ev.kept_global[b] += mass(allocate_global(pred, prot, B, 0.2, {}));
+  }
+}
+
 LookaheadEvalReport evaluate_lookahead(Context& s, const LookaheadTrainOptions& o,
                                        const LookaheadModule& mod) {
   const Model& model = s.model();
@@ -580,6 +617,7 @@ LookaheadEvalReport evaluate_lookahead(Context& s, const LookaheadTrainOptions& 
       kept_best += top_mass(g);
       ++rows;
     }
+    add_kept_mass(c, sc, sf.gt, N, ev);
     progress_line(o.progress, fmt::format("evaluating {} {}/{}",
                                           progress_bar((double)(i + 1) / prompts.size()), i + 1,
                                           prompts.size()));
@@ -589,6 +627,8 @@ LookaheadEvalReport evaluate_lookahead(Context& s, const LookaheadTrainOptions& 
   ev.mean_loss = loss / (double)prompts.size();
   ev.top10_mass = rows ? kept / (double)rows : 0;
   ev.top10_mass_best = rows ? kept_best / (double)rows : 0;
+  for (double& x : ev.kept_uniform) x /= (double)prompts.size();
+  for (double& x : ev.kept_global) x /= (double)prompts.size();
   return ev;
 }
 

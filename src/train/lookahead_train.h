@@ -137,6 +137,12 @@ struct LookaheadEvalReport {
   double top10_mass = 0;      // ground-truth attention mass in the top 10% by module score,
                               // mean over prompts x layers x query heads
   double top10_mass_best = 0; // same with the ground truth's own top 10% (upper bound)
+  // Ground-truth attention mass kept when each KV head keeps the entries the module scores
+  // highest (scores and truth reduced over the GQA group by mean), at each of kept_budgets,
+  // with the budget the same for every head (uniform) or spread by allocate_global (alpha
+  // 0.2): mean over prompts x layers x KV heads.
+  std::vector<int64_t> kept_budgets = {64, 128, 256, 512};
+  std::vector<double> kept_uniform, kept_global;
 };
 LookaheadEvalReport evaluate_lookahead(Context& s, const LookaheadTrainOptions& o,
                                        const LookaheadModule& mod);
