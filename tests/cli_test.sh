@@ -56,6 +56,7 @@ expect_error "KV policy without a budget" "needs --kv-budget" "$GLIMPSE" run -m 
 expect_error "query-agnostic without a question" "needs --question" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy snapkv --kv-budget 8 --query-agnostic
 expect_error "bad KV ratio" "kv-ratio" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy snapkv --kv-ratio 1.5
 expect_error "bad Ada-KV floor" "kv-ada-alpha" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy adakv --kv-budget 4 --kv-ada-alpha 1.5
+expect_error "unknown budget allocation" "unknown budget allocation .layers. (uniform, pyramid, ada, global)" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy snapkv --kv-budget 4 --kv-alloc layers
 expect_error "speckv without a draft" "needs a draft model (--kv-draft FNAME)" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy speckv --kv-budget 8
 expect_error "speckv with a missing draft" "cannot read draft model" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy speckv --kv-budget 8 --kv-draft "$tmp/none.gguf"
 expect_error "speckv with a non-GGUF draft" "not a GGUF file" "$GLIMPSE" run -m "$MODEL" -p hi --kv-policy speckv --kv-budget 8 --kv-draft "$tmp/text.gguf"
