@@ -57,6 +57,89 @@ def prompts():
     ]
 
 
+def prompts_long():
+    """Two long raw-text prompts (~7.3K and ~16.3K Gemma tokens): the longer license texts one
+    after another, so every global layer attends across thousands of positions."""
+    names = ["GPL-3", "GPL-2", "Apache-2.0", "LGPL-2.1", "GFDL-1.3", "MPL-1.1", "Artistic",
+             "MPL-2.0"]
+    text = "\n\n".join(open(f"{LICENSES}/{n}", encoding="utf-8").read() for n in names)
+    return [text[:34000], text[:76000]]
+
+
+def reference_long(model, ref, threads, stride, noise_floor):
+    """As reference(), for prompts_long(): llama.cpp's logits of every stride-th position come
+    from llama_decode batches with only those rows marked for output (the whole [n][262144]
+    logits table of a 16K prompt would be 17 GB)."""
+    stamp = os.path.join(ref, "done")
+    want = {"stride": stride, "prompts": len(prompts_long()), "greedy": N_GREEDY,
+            "noise_floor": noise_floor, "long": True}
+    if (os.path.exists(stamp) and os.path.getmtime(stamp) >= os.path.getmtime(model)
+            and json.load(open(stamp)) == want):
+        return
+    import llama_cpp
+    os.makedirs(ref, exist_ok=True)
+    runs = [("", {})] + ([("alt-fa.", dict(flash_attn=True))] if noise_floor else [])
+    for tag, kw in runs:
+        for i, text in enumerate(prompts_long()):
+            probe = llama_cpp.Llama(model_path=model, n_ctx=512, vocab_only=True, verbose=False)
+            vocab = llama_cpp.llama_model_get_vocab(probe.model)
+            add_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
+            toks = probe.tokenize(text.encode("utf-8"), add_bos=add_bos, special=False)
+            if i == 0 and not tag:
+                eog = [t for t in range(probe.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)]
+                json.dump(eog, open(os.path.join(ref, "eog.json"), "w"))
+            del probe
+            n_ctx = (len(toks) + N_GREEDY + 255) // 256 * 256
+            llm = llama_cpp.Llama(model_path=model, n_ctx=n_ctx, n_batch=512, n_ubatch=512,
+                                  n_threads=threads, n_threads_batch=threads, logits_all=False,
+                                  verbose=False, **{"flash_attn": False, **kw})
+            n_vocab = llm.n_vocab()
+            ctx = llm._ctx.ctx
+            batch = llama_cpp.llama_batch_init(512, 0, 1)
+            rows, last = [], None
+
+            def run(chunk, pos0, want_row):
+                batch.n_tokens = len(chunk)
+                outs = []
+                for j, t in enumerate(chunk):
+                    batch.token[j] = t
+                    batch.pos[j] = pos0 + j
+                    batch.n_seq_id[j] = 1
+                    batch.seq_id[j][0] = 0
+                    batch.logits[j] = want_row(pos0 + j)
+                    if batch.logits[j]:
+                        outs.append(j)
+                if llama_cpp.llama_decode(ctx, batch) != 0:
+                    raise RuntimeError("llama_decode failed")
+                return [np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, j),
+                                              shape=(n_vocab,)).copy() for j in outs]
+
+            n = len(toks)
+            for s0 in range(0, n, 512):
+                got = run(toks[s0:s0 + 512], s0,
+                          lambda p: p % stride == 0 or p == n - 1)
+                if s0 + 512 >= n:  # the last token's row closes the last batch
+                    last = got[-1]
+                    if (n - 1) % stride != 0:
+                        got = got[:-1]
+                rows.extend(got)
+            base = os.path.join(ref, f"prompt{i}")
+            if not tag:
+                open(base + ".txt", "w", encoding="utf-8").write(text)
+                json.dump(toks, open(base + ".tokens.json", "w"))
+            np.asarray(rows, dtype=np.float32).tofile(f"{base}.{tag}logits.f32")
+            gen = []
+            for k in range(N_GREEDY):
+                gen.append(int(np.argmax(last)))
+                last = run([gen[-1]], n + k, lambda p: True)[0]
+            json.dump(gen, open(f"{base}.{tag}greedy.json", "w"))
+            llama_cpp.llama_batch_free(batch)
+            del llm
+            print(f"llama.cpp{' ' + tag[:-1] if tag else ''} long prompt{i}: {n} tokens",
+                  file=sys.stderr, flush=True)
+    json.dump(want, open(stamp, "w"))
+
+
 def reference(model, ref, threads, stride, noise_floor):
     """llama.cpp's tokens, logits rows and greedy tokens for every prompt, into ref/."""
     stamp = os.path.join(ref, "done")
@@ -101,7 +184,7 @@ def reference(model, ref, threads, stride, noise_floor):
 
 def glimpse_run(a, base, out):
     subprocess.run(
-        [a.glimpse, "logits", "-m", a.model, "-t", str(a.threads), "-c", "4608",
+        [a.glimpse, "logits", "-m", a.model, "-t", str(a.threads), "-c", str(a.n_ctx),
          "--tokens", base + ".tokens.json", "-o", out + ".logits.f32",
          "--rows-stride", str(a.stride), "--greedy", str(N_GREEDY),
          "--greedy-out", out + ".greedy.json"],
@@ -123,17 +206,20 @@ def main():
     ap.add_argument("--stride", type=int, default=4, help="compare every N-th token's logits")
     ap.add_argument("--noise-floor", action="store_true",
                     help="also measure llama.cpp against itself (flash attention on)")
+    ap.add_argument("--long", action="store_true",
+                    help="two prompts of ~8K and ~16K tokens instead (use --stride 64)")
     a = ap.parse_args()
+    a.n_ctx = 16896 if a.long else 4608
     if not os.path.exists(a.model):
         print(f"SKIP: {a.model} not found")
         return 77
     stem = os.path.splitext(os.path.basename(a.model))[0]
-    ref = os.path.join(a.work, "llama-ref-" + stem)
+    ref = os.path.join(a.work, "llama-ref-" + stem + ("-long" if a.long else ""))
     t0 = time.monotonic()
-    reference(a.model, ref, a.threads, a.stride, a.noise_floor)
+    (reference_long if a.long else reference)(a.model, ref, a.threads, a.stride, a.noise_floor)
     t_ref = time.monotonic() - t0
     eog = set(json.load(open(os.path.join(ref, "eog.json"))))
-    n_prompts = len(prompts())
+    n_prompts = len(prompts_long() if a.long else prompts())
     rows = agree = 0
     kl = 0.0
     kl_max = 0.0
