@@ -14,7 +14,8 @@
 #   scripts/train-lookahead-v2.sh               # both modules, one after the other
 #   WHICH=aware scripts/train-lookahead-v2.sh   # or WHICH=agnostic
 #   THREADS=2 STEPS=500 LOSS="--topk-weight 1 --topk 128" scripts/train-lookahead-v2.sh
-#   scripts/train-lookahead-v2.sh checkpoint    # copy the training states into data/ (to commit)
+#   scripts/train-lookahead-v2.sh checkpoint    # pack the answers so far and copy the training
+#                                               # states into data/lookahead-v2 (to commit)
 # Outputs under runs/lookahead-v2/: prompts, sample files, modules, logs (JSON lines with
 # loss, val_loss per step), and the training state for --resume. A state saved with
 # `checkpoint` (data/lookahead-v2/checkpoint/) is picked up when runs/ has none, so a run
@@ -29,10 +30,27 @@ WHICH=${WHICH:-aware,agnostic}
 LOSS=${LOSS:-}
 D=data/lookahead-v2
 mkdir -p "$R"
+# pack_answers aware|agnostic: the answer files made so far into $D/answers-<which>.tar.gz
+# (file names sorted, fixed owner and time, so the same files give the same archive).
+pack_answers() {
+  local pat
+  case $1 in aware) pat='[0-9a-f]-ans.lkv' ;; agnostic) pat='-agnostic-ans.lkv' ;; esac
+  [ -d "$R/cache" ] || return 0
+  (cd "$R/cache" && find . -maxdepth 1 -name "*$pat" -printf '%f\n' | LC_ALL=C sort > "../answers-$1.list")
+  [ -s "$R/answers-$1.list" ] || return 0
+  mkdir -p "$D"
+  tar -cf - -C "$R/cache" --owner=0 --group=0 --mtime=2026-01-01 -T "$R/answers-$1.list" \
+    | gzip -n -9 > "$D/answers-$1.tar.gz.tmp"
+  mv "$D/answers-$1.tar.gz.tmp" "$D/answers-$1.tar.gz"
+  echo "$D/answers-$1.tar.gz: $(wc -l < "$R/answers-$1.list") answer files" >&2
+}
 if [ "${1:-}" = "checkpoint" ]; then
+  # Everything a fresh clone needs to continue: the answers so far and the training states.
+  pack_answers aware
+  pack_answers agnostic
   mkdir -p "$D/checkpoint"
   for f in "$R"/*.gguf "$R"/*.gguf.state "$R"/*.gguf.log.jsonl; do [ -f "$f" ] && cp "$f" "$D/checkpoint/"; done
-  ls -la "$D/checkpoint"
+  ls -la "$D" "$D/checkpoint"
   exit 0
 fi
 scripts/fetch-model.sh >/dev/null
@@ -51,17 +69,15 @@ extra=($LOSS)
 mkdir -p "$R/cache" "$D"
 for which in ${WHICH//,/ }; do
   case $which in
-    aware) out="$R/smollm2-135m.lookahead.gguf"; mode=(); pat='[0-9a-f]-ans.lkv' ;;
-    agnostic) out="$R/smollm2-135m.lookahead-agnostic.gguf"; mode=(--agnostic); pat='-agnostic-ans.lkv' ;;
+    aware) out="$R/smollm2-135m.lookahead.gguf"; mode=() ;;
+    agnostic) out="$R/smollm2-135m.lookahead-agnostic.gguf"; mode=(--agnostic) ;;
     *) echo "WHICH: aware and/or agnostic" >&2; exit 2 ;;
   esac
   # The answers: from the repository when they are there, else generated (batched) and packed.
   archive="$D/answers-$which.tar.gz"
   [ -f "$archive" ] && tar -xzf "$archive" -C "$R/cache" --skip-old-files
   nice -n 10 "$G" train-lookahead "${common[@]}" "${mode[@]}" --prepare-only
-  (cd "$R/cache" && find . -maxdepth 1 -name "*$pat" -printf '%f\n' | LC_ALL=C sort > ../answers-$which.list)
-  tar -czf "$archive.tmp" -C "$R/cache" --owner=0 --group=0 --mtime=2026-01-01 -T "$R/answers-$which.list"
-  mv "$archive.tmp" "$archive"
+  pack_answers "$which"
   # The training state: runs/ first, else the last committed checkpoint.
   ck="$D/checkpoint/$(basename "$out")"
   if [ ! -f "$out.state" ] && [ -f "$ck.state" ]; then
