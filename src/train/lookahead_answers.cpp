@@ -34,6 +34,9 @@ static_assert(sizeof(AnswerHeader) == 40);
 // few enough that their caches (up to 4K prompt tokens each) stay small.
 constexpr size_t kContextsPerGroup = 32;
 
+// Answers a job gets: one per question (compress once), else one.
+size_t n_answers(const AnswerJob& j) { return j.suffixes && !j.suffixes->empty() ? j.suffixes->size() : 1; }
+
 void write_answers(const std::string& path, const Model& m, const AnswerJob& job,
                    const std::vector<std::vector<int32_t>>& answers) {
   AnswerHeader h{};
@@ -89,8 +92,7 @@ void make_answer_samples(Context& s, const std::vector<AnswerJob>& jobs, int ans
     const size_t first = next;
     while (next < jobs.size()) {
       const AnswerJob& j = jobs[next];
-      const size_t n = j.suffixes && !j.suffixes->empty() ? j.suffixes->size() : 1;
-      if (!ctxs.empty() && ctxs.size() + n > kContextsPerGroup) break;
+      if (!ctxs.empty() && ctxs.size() + n_answers(j) > kContextsPerGroup) break;
       s.reset();
       s.prefill(*j.tokens, nullptr);
       if (j.suffixes && !j.suffixes->empty()) {
@@ -110,9 +112,8 @@ void make_answer_samples(Context& s, const std::vector<AnswerJob>& jobs, int ans
     size_t r = 0;
     for (size_t i = first; i < next; ++i) {
       const AnswerJob& j = jobs[i];
-      const size_t n = j.suffixes && !j.suffixes->empty() ? j.suffixes->size() : 1;
       std::vector<std::vector<int32_t>> answers;
-      for (size_t k = 0; k < n; ++k) answers.push_back(runs[r++].tokens);
+      for (size_t k = 0; k < n_answers(j); ++k) answers.push_back(runs[r++].tokens);
       write_answers(j.path, s.model(), j, answers);
     }
   }

@@ -555,22 +555,24 @@ static void add_kept_mass(const ModelConfig& c, const std::vector<float>& sc, co
   ev.kept_uniform.resize(ev.kept_budgets.size());
   ev.kept_global.resize(ev.kept_budgets.size());
   const std::vector<uint8_t> prot(N, 0);
+  // Per head, once: the prompt ordered by predicted score and the truth's cumulative mass in
+  // that order (share of the head's total), so a plan's kept mass is one lookup per head.
+  const int n_heads = c.n_layer * c.n_kv_head;
+  std::vector<std::vector<double>> cum(n_heads, std::vector<double>(N + 1, 0.0));
   std::vector<int64_t> idx(N);
+  for (int r = 0; r < n_heads; ++r) {
+    const float *p = pred.s.data() + (size_t)r * N, *g = truth.s.data() + (size_t)r * N;
+    std::iota(idx.begin(), idx.end(), 0);
+    std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return p[a] > p[b]; });
+    for (int64_t j = 0; j < N; ++j) cum[r][j + 1] = cum[r][j] + g[idx[j]];
+  }
   auto mass = [&](const BudgetPlan& plan) {
     double total = 0;
-    for (int l = 0; l < c.n_layer; ++l)
-      for (int h = 0; h < c.n_kv_head; ++h) {
-        const float *p = pred.at(l, h), *g = truth.at(l, h);
-        const int64_t k = std::min<int64_t>(plan.at(l, h), N);
-        std::iota(idx.begin(), idx.end(), 0);
-        std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
-                          [&](int64_t a, int64_t b) { return p[a] > p[b]; });
-        double kept = 0, all = 0;
-        for (int64_t j = 0; j < N; ++j) all += g[j];
-        for (int64_t j = 0; j < k; ++j) kept += g[idx[j]];
-        total += all > 0 ? kept / all : 1.0;
-      }
-    return total / ((double)c.n_layer * c.n_kv_head);
+    for (int r = 0; r < n_heads; ++r) {
+      const double all = cum[r][N];
+      total += all > 0 ? cum[r][std::min<int64_t>(plan.keep[r], N)] / all : 1.0;
+    }
+    return total / n_heads;
   };
   for (size_t b = 0; b < ev.kept_budgets.size(); ++b) {
     const int64_t B = std::min<int64_t>(ev.kept_budgets[b], N);
