@@ -32,10 +32,13 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_MODEL = os.path.join(HERE, "..", "..", "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
-# Fixed bounds (README "Parity"); the noise-floor checks below are the tighter ones.
+# Fixed bounds (README "Parity"); the noise-floor checks below are the tighter ones. Greedy
+# text: the fixed bound is one prompt; the real bound is llama.cpp's own agreement with itself
+# under a rounding change, which was 2/5 on one CPU and 1/5 on another (a CI machine, where
+# glimpse also matched 1/5), so a fixed 2 failed there while glimpse sat inside the floor.
 MIN_TOP1 = float(os.environ.get("GLIMPSE_PARITY_MIN_TOP1", "0.95"))
 MAX_KL = float(os.environ.get("GLIMPSE_PARITY_MAX_KL", "6e-3"))
-MIN_GREEDY_MATCH = int(os.environ.get("GLIMPSE_PARITY_MIN_GREEDY", "2"))
+MIN_GREEDY_MATCH = int(os.environ.get("GLIMPSE_PARITY_MIN_GREEDY", "1"))
 # --f32 bounds, at every ISA level: f32 weights, activations and KV caches on both sides.
 F32_MIN_TOP1 = 0.999
 F32_MAX_KL = 1e-5
