@@ -207,6 +207,26 @@ if [ $rc -eq 0 ] && grep -q "| snapkv" "$tmp/ev.md" && [ "$(wc -l <"$tmp/ev/pred
   echo "ok   eval tiny run and resume"; passes=$((passes+1))
 else echo "FAIL eval"; cat "$tmp/ev.err" "$tmp/ev.md"; fails=$((fails+1)); fi
 
+# eval --questions (compress once, ask many): one run per question of each context, the
+# context compressed query-agnostically, so every question's branch keeps the same entries.
+"$GLIMPSE" eval -m "$MODEL" --preset once --tasks niah_multikey_noise --lengths 400 --seeds 1 \
+  --questions 2 --budgets 32 --policies none,snapkv -o "$tmp/evq" -t 2 >"$tmp/evq.md" 2>"$tmp/evq.err"
+if [ $? -eq 0 ] && python3 - "$tmp/evq" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1] + "/predictions.jsonl")]
+cfg = json.load(open(sys.argv[1] + "/config.json"))
+assert cfg["query_agnostic"] and cfg["questions"] == 2, cfg
+ids = sorted({r["id"] for r in rows})
+assert ids == ["niah_multikey_noise/400/1000/q0", "niah_multikey_noise/400/1000/q1"], ids
+snap = [r for r in rows if r["policy"] == "snapkv"]
+assert len(snap) == 2 and snap[0]["n_compressed"] == snap[1]["n_compressed"], snap
+assert snap[0]["kv_bytes"] == snap[1]["kv_bytes"], snap
+PY
+then echo "ok   eval --questions: one row per question, one compression per context"; passes=$((passes+1))
+else echo "FAIL eval --questions"; cat "$tmp/evq.err"; fails=$((fails+1)); fi
+expect_error "eval --questions on a one-question task" "--questions 4: task vt asks 1 question" \
+  "$GLIMPSE" eval -m "$MODEL" --preset once --tasks vt -o "$tmp/evqbad"
+
 # eval --serial-decode: each branch answers alone; the rows equal the batched run's but for
 # timings, and only the serial run measures a branch's decode speed.
 "$GLIMPSE" eval -m "$MODEL" --preset tiny --lengths 300 --budgets 32 --policies none,snapkv,streaming \

@@ -3,10 +3,11 @@
 //
 // Training set: what scripts/train-lookahead.sh writes (train.jsonl: 320 prompts at
 // 512-2048 tokens, set seed 1; heldout.jsonl: 24 at 1024-2048, seed 2) and the default of
-// `glimpse prompts` (200 at 512-4096, seed 1). Evaluation: every sample of the quick and
-// heldout presets (eval/presets.h) from the default first seed. Prompts are context +
-// "\n\n" + question, as the runner sends them (the chat template around them is the same
-// on both sides and is not part of the check). With the model file the prompts are the
+// `glimpse prompts` (200 at 512-4096, seed 1). Evaluation: every sample of the quick,
+// heldout and parallel presets and every question of the compress-once preset (`once`;
+// eval/presets.h) from the default first seed. Prompts are context + "\n\n" + question,
+// as the runner sends them (the chat template around them is the same on both sides and is
+// not part of the check). With the model file the prompts are the
 // exact ones the tools produce (its tokenizer and chat-template overhead); without it a
 // byte-based counter stands in, which moves the cut points but not the sources.
 //
@@ -98,7 +99,7 @@ TEST(HeldOut, TrainingAndEvaluationPromptsShareNo64ByteSpan) {
   std::set<std::string> done;
   size_t n_eval = 0, eval_bytes = 0;
   std::set<std::string> families;
-  for (const char* name : {"quick", "heldout", "parallel"}) {
+  for (const char* name : {"quick", "heldout", "parallel", "once"}) {
     const EvalPreset pr = eval_preset(name);
     for (const std::string& task : pr.tasks)
       for (int len : pr.lengths)
@@ -107,15 +108,18 @@ TEST(HeldOut, TrainingAndEvaluationPromptsShareNo64ByteSpan) {
           o.target_tokens = len;
           o.seed = (uint64_t)(kDefaultEvalSeed0 + k);
           o.corpus = eval.get();
-          const Sample s = generate_sample(task, o);
-          if (!done.insert(s.id).second) continue;  // quick's samples are heldout's too
-          families.insert(task_info(task).family);
-          const std::string text = s.prompt();
-          ++n_eval, eval_bytes += text.size();
-          if (const auto hit = index.first_shared(text))
-            ADD_FAILURE() << s.id << " shares 64 bytes with training prompt "
-                          << train_prompts[hit->text].id << " at offset " << hit->offset << ": \""
-                          << text.substr(hit->offset, 64) << "\"";
+          const Sample generated = generate_sample(task, o);
+          for (int q = 0; q < pr.questions; ++q) {  // each question of a compress-once set
+            const Sample s = pr.questions > 1 ? ask_question(generated, q) : generated;
+            if (!done.insert(s.id).second) continue;  // quick's samples are heldout's too
+            families.insert(task_info(task).family);
+            const std::string text = s.prompt();
+            ++n_eval, eval_bytes += text.size();
+            if (const auto hit = index.first_shared(text))
+              ADD_FAILURE() << s.id << " shares 64 bytes with training prompt "
+                            << train_prompts[hit->text].id << " at offset " << hit->offset << ": \""
+                            << text.substr(hit->offset, 64) << "\"";
+          }
         }
   }
   EXPECT_GE(n_eval, 200u);

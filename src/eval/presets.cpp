@@ -21,7 +21,16 @@ EvalPreset eval_preset(std::string_view name) {
     // have their own preset.
     EvalPreset p{{}, {1024, 2048, 4096, 8192}, name == "full" ? 2 : 3};
     for (const auto& t : all_tasks())
-      if (!t.fixed_length) p.tasks.push_back(t.name);
+      if (!t.fixed_length && !t.once_only) p.tasks.push_back(t.name);
+    return p;
+  }
+  if (name == "once") {
+    // 4 tasks x 3 lengths x 2 seeds = 24 documents, 4 questions each: 96 answers per policy
+    // and budget. Natural text (niah_multikey_text, doc_facts, open_qa) and filler.
+    EvalPreset p{{"niah_multikey_noise", "niah_multikey_text", "doc_facts", "open_qa"},
+                 {2048, 4096, 8192}, 2};
+    p.questions = 4;
+    p.query_agnostic = true;
     return p;
   }
   if (name == "parallel") {
@@ -33,7 +42,7 @@ EvalPreset eval_preset(std::string_view name) {
     return p;
   }
   if (name == "tiny") return {{"niah_single_noise", "vt"}, {512}, 1};
-  fail("unknown preset '{}' (tiny, quick, heldout, parallel, full)", name);
+  fail("unknown preset '{}' (tiny, quick, heldout, parallel, once, full)", name);
 }
 
 }  // namespace glimpse::eval

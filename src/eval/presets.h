@@ -15,9 +15,17 @@ struct EvalPreset {
   std::vector<std::string> tasks;
   std::vector<int> lengths;  // target tokens
   int seeds;                 // per task and length, from the first seed
+  // Questions asked about each sample's context (ask_question), each its own run; > 1 only
+  // for tasks with a question set.
+  int questions = 1;
+  // Compress before the question is read (a document cache's setting): the preset means it.
+  bool query_agnostic = false;
 };
 
-// tiny | quick | heldout | full; throws Error on another name.
+// tiny | quick | heldout | parallel | once | full; throws Error on another name.
+//   once: compress once, ask four. Every document is compressed query-agnostically and asked
+//         four different questions (needles at four depths, four facts of four kinds, or a
+//         summary and questions about the start and the end of a passage).
 EvalPreset eval_preset(std::string_view name);
 
 }  // namespace glimpse::eval

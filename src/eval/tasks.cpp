@@ -83,10 +83,12 @@ const std::vector<TaskInfo>& all_tasks() {
         {"multivalue", "one key with several values; return all of them"},
         {"multiquery", "several keys asked at once; return every value"}};
     for (const auto& [kind, summary] : niah) {
+      // multikey: each of its 4 needles can be the asked one (ask_question).
+      const int questions = std::string_view(kind) == "multikey" ? 4 : 1;
       t.push_back({fmt::format("niah_{}_noise", kind), "niah", false,
-                   fmt::format("{} (repeated-filler haystack)", summary)});
+                   fmt::format("{} (repeated-filler haystack)", summary), false, questions});
       t.push_back({fmt::format("niah_{}_text", kind), "niah", true,
-                   fmt::format("{} (natural-text haystack)", summary)});
+                   fmt::format("{} (natural-text haystack)", summary), false, questions});
     }
     t.push_back({"vt", "vt", false, "variable tracking: name every variable bound to a value"});
     t.push_back({"cwe", "cwe", false, "common words: the 10 most repeated words of a list"});
@@ -94,15 +96,39 @@ const std::vector<TaskInfo>& all_tasks() {
     t.push_back({"kv_retrieval", "kv", false, "value of one UUID key in a JSON object"});
     t.push_back({"fewshot_cls", "fewshot", false, "topic label of a line after many examples"});
     t.push_back({"open_summary", "open", true, "summarise a natural-text passage"});
-    t.push_back({"open_qa", "open", true, "answer a question about a natural-text passage"});
+    t.push_back({"open_qa", "open", true, "answer a question about a natural-text passage",
+                 false, 4});
     t.push_back({"doc_fact", "doc", true, "one fact (port, version, date, address) in a document"});
     t.push_back({"doc_multifact", "doc", true, "two facts of one kind in a document; one asked"});
+    t.push_back({"doc_facts", "doc", true, "four facts of four kinds in a document; each asked "
+                 "in turn (compress once, ask four)", false, 4, /*once_only=*/true});
     for (const auto& [op, summary] : detail::parallel_task_summaries())
       t.push_back({std::string(op), op.rfind("wl_", 0) == 0 ? "waiting_line" : "puzzle", false,
                    std::string(summary), /*fixed_length=*/true});
     return t;
   }();
   return v;
+}
+
+Sample ask_question(const Sample& s, int q) {
+  const nlohmann::json* set = s.meta.contains("questions") ? &s.meta["questions"] : nullptr;
+  if (!set || !set->is_array() || q < 0 || q >= (int)set->size())
+    fail("eval sample {} has no question {} (its task asks {})", s.id, q,
+         set && set->is_array() ? set->size() : 1);
+  const nlohmann::json& j = (*set)[(size_t)q];
+  Sample out = s;
+  try {
+    out.question = j.at("question").get<std::string>();
+    out.answers = j.at("answers").get<std::vector<std::string>>();
+    out.evidence = j.at("evidence").get<std::vector<std::string>>();
+    out.max_new_tokens = j.at("max_new_tokens").get<int>();
+    out.scoring = parse_scoring(j.at("scoring").get<std::string>());
+  } catch (const nlohmann::json::exception& e) {
+    fail("eval sample {}: malformed question {}: {}", s.id, q, e.what());
+  }
+  out.id = fmt::format("{}/q{}", s.id, q);
+  out.meta["question_index"] = q;
+  return out;
 }
 
 const TaskInfo& task_info(std::string_view name) {
@@ -237,6 +263,13 @@ Sample fit_doc_passage(const Sample& proto, const Segments& segs, const std::vec
   lim.m_max = max_segment_words(segs);
   lim.n_probe = 32;
   return fit_to_budget(build, opt, task, proto.max_new_tokens, lim);
+}
+
+nlohmann::json question_entry(const std::string& question, const std::vector<std::string>& answers,
+                              const std::vector<std::string>& evidence, int max_new_tokens,
+                              Scoring scoring) {
+  return {{"question", question}, {"answers", answers}, {"evidence", evidence},
+          {"max_new_tokens", max_new_tokens}, {"scoring", std::string(scoring_name(scoring))}};
 }
 
 std::vector<double> needle_depths(Rng& rng, size_t k) {

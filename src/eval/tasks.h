@@ -57,7 +57,10 @@ struct Sample {
   int64_t target_tokens = 0;
   uint64_t seed = 0;
   int64_t prompt_tokens = 0;  // count_tokens(prompt()) when generated
-  nlohmann::json meta = nlohmann::json::object();  // task details: needle depths, keys, ...
+  // Task details: needle depths, keys, ... Tasks with a question set (TaskInfo::questions > 1)
+  // list here, under "questions", every question about this context as objects {question,
+  // answers, evidence, max_new_tokens, scoring}; the first is the sample's own.
+  nlohmann::json meta = nlohmann::json::object();
   // Facts the answer needs, each a string occurring verbatim in the context (the inserted
   // needles); empty where the task has none to point at (evidence recall is then n/a).
   std::vector<std::string> evidence;
@@ -85,11 +88,18 @@ struct TaskInfo {
   bool needs_corpus = false;
   std::string summary;
   bool fixed_length = false;  // short prompts of their own size: target lengths do not apply
+  // Different questions each sample can ask about one context ("compress once, ask many":
+  // ask_question); 1 for a single question.
+  int questions = 1;
+  // Only in the compress-once preset (`once`), not in heldout/full: adding it there would
+  // change those presets' prompt sets and their cached results.
+  bool once_only = false;
 };
 
 // Every task, in a fixed order:
 //   niah_{single,multikey,multivalue,multiquery}_{noise,text}, vt, cwe, fwe, kv_retrieval,
-//   fewshot_cls, open_summary, open_qa, doc_fact, doc_multifact, then the ParallelBench-style
+//   fewshot_cls, open_summary, open_qa, doc_fact, doc_multifact, doc_facts (compress-once
+//   only), then the ParallelBench-style
 //   wl_{copy,sort,reverse,shuffle,insert_index,remove_index,replace_index,insert_random,
 //   remove_random,replace_random}, latin_square, sudoku (fixed_length).
 const std::vector<TaskInfo>& all_tasks();
@@ -98,5 +108,10 @@ const TaskInfo& task_info(std::string_view name);  // throws Error on an unknown
 // One sample. Throws Error on an unknown task, a missing corpus or counter, or a target
 // too small to hold the task's fixed parts.
 Sample generate_sample(std::string_view task, const TaskOptions& opt);
+
+// The sample asking question q of its task's question set (meta "questions"): the same
+// context bytes, that question's text, answers, evidence, answer length and scoring; id
+// "<id>/q<q>" and meta "question_index" = q. Throws Error when the sample has no question q.
+Sample ask_question(const Sample& s, int q);
 
 }  // namespace glimpse::eval

@@ -5,6 +5,8 @@
 //   doc_fact:      one fact; the question asks for its value.
 //   doc_multifact: two facts of the same kind about two subjects; the question asks one
 //                  (the other is a distractor of the same shape).
+//   doc_facts:     four facts, one of each kind, about four subjects; its question set asks
+//                  each in turn (compress once, ask four: the `once` preset only).
 // Kinds, with value formats that the training prompts never use (train_prompts.cpp):
 //   port     "... the <name>d daemon listens on TCP port 48213 ..."         -> "48213"
 //   version  "... holds version 3.17.2 of the <name> package."              -> "3.17.2"
@@ -74,7 +76,65 @@ std::vector<std::string> fresh_values(Rng& rng, const FactKind& kind, size_t n,
 
 }  // namespace
 
+namespace {
+
+// doc_facts: one fact of each kind, about four subjects, at four depths; the question set
+// asks each in turn (kinds in a seeded order; the first is the sample's own question).
+Sample gen_doc_facts(const TaskOptions& opt) {
+  Rng rng(sample_seed("doc_facts", opt.target_tokens, opt.seed));
+  Sample proto;
+  proto.task = "doc_facts";
+  proto.scoring = Scoring::kMatchAll;
+  proto.max_new_tokens = 32;
+  const DocPassage passage = doc_passage(opt, rng.next(), proto.max_new_tokens);
+  std::string text;
+  for (const std::string& seg : passage.segs) text += seg;
+
+  std::vector<size_t> order(std::size(kKinds));
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  rng.shuffle(order);
+  std::vector<std::string> subjects = distinct_pseudo_words(rng, order.size(), 2, 3);
+  std::vector<std::string> values, kinds;
+  for (size_t i = 0; i < order.size(); ++i) {
+    const FactKind& kind = kKinds[order[i]];
+    subjects[i] += kind.suffix;
+    kinds.push_back(kind.name);
+    // Absent from the passage, and no value inside another (an address can hold a version).
+    for (int tries = 0;; ++tries) {
+      if (tries > 1000) fail("doc_facts: cannot draw a {} value absent from the passage", kind.name);
+      std::string v = fresh_values(rng, kind, 1, text)[0];
+      bool ok = true;
+      for (const std::string& o : values)
+        ok = ok && o.find(v) == std::string::npos && v.find(o) == std::string::npos;
+      if (ok) {
+        values.push_back(std::move(v));
+        break;
+      }
+    }
+  }
+  const std::vector<double> depths = needle_depths(rng, order.size());
+  std::vector<Insert> inserts;
+  nlohmann::json set = nlohmann::json::array();
+  for (size_t i = 0; i < order.size(); ++i) {
+    const FactKind& kind = kKinds[order[i]];
+    inserts.push_back({depths[i], fmt::format(fmt::runtime(kind.fact), subjects[i], values[i])});
+    set.push_back(question_entry(fmt::format(fmt::runtime(kind.question), subjects[i]), {values[i]},
+                                 {inserts[i].text}, proto.max_new_tokens, proto.scoring));
+  }
+  proto.question = set[0]["question"].get<std::string>();
+  proto.answers = {values[0]};
+  proto.evidence = {inserts[0].text};
+  const CorpusDoc& doc = opt.corpus->doc_of(passage.paragraphs.at(0));
+  proto.meta = {{"kinds", kinds},   {"subjects", subjects}, {"values", values},
+                {"depths", depths}, {"doc", doc.name},      {"title", doc.title},
+                {"corpus", opt.corpus->name()}, {"questions", std::move(set)}};
+  return fit_doc_passage(proto, passage.segs, inserts, opt, "doc_facts");
+}
+
+}  // namespace
+
 Sample gen_doc(std::string_view task, const TaskOptions& opt) {
+  if (task == "doc_facts") return gen_doc_facts(opt);
   const bool multi = task == "doc_multifact";
   Rng rng(sample_seed(task, opt.target_tokens, opt.seed));
   const FactKind& kind = kKinds[rng.below(std::size(kKinds))];

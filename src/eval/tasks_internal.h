@@ -28,6 +28,11 @@ Segments split_sentences(const std::vector<std::string>& paragraphs);
 Segments corpus_segments(const TaskOptions& opt, uint64_t seed, size_t min_bytes,
                          bool from_doc_start = false, std::vector<size_t>* paragraphs = nullptr);
 
+// One entry of a sample's question set (Sample::meta "questions", ask_question).
+nlohmann::json question_entry(const std::string& question, const std::vector<std::string>& answers,
+                              const std::vector<std::string>& evidence, int max_new_tokens,
+                              Scoring scoring);
+
 struct Insert {
   double depth;      // 0 = before the first segment, 1 = after the last
   std::string text;  // one sentence, without separators

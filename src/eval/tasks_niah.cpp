@@ -4,7 +4,8 @@
 // key = "adjective-noun" and value = a 7-digit number. The haystack is either the repeated
 // filler (…_noise) or sentences of the text corpus (…_text). Variants:
 //   single:     1 needle; ask its value.
-//   multikey:   4 needles with different keys; ask one (the others are distractors).
+//   multikey:   4 needles with different keys; ask one (the others are distractors). Its
+//               question set asks each needle in turn (compress once, ask four).
 //   multivalue: 4 needles with the same key and different values; ask all values.
 //   multiquery: 4 needles with different keys; ask all 4 values at once.
 // Needles sit at depths drawn from the seed (spread over the haystack for several).
@@ -26,6 +27,11 @@ constexpr const char* kIntro =
 
 std::string needle(const std::string& key, const std::string& value) {
   return fmt::format("One of the special magic numbers for {} is: {}.", key, value);
+}
+
+std::string single_question(const std::string& key) {
+  return fmt::format("What is the special magic number for {} mentioned in the text above? "
+                     "Answer with the number only.", key);
 }
 
 std::string join_list(const std::vector<std::string>& v) {
@@ -100,15 +106,20 @@ Sample gen_niah(std::string_view task, const TaskOptions& opt) {
         "What are the special magic numbers for {} mentioned in the text above? Answer with the "
         "numbers only, separated by commas.", join_list(asked));
   } else {
-    proto.question = fmt::format(
-        "What is the special magic number for {} mentioned in the text above? Answer with the "
-        "number only.", asked[0]);
+    proto.question = single_question(asked[0]);
   }
   proto.meta = {{"haystack", text ? "text" : "noise"},
                 {"needle_keys", needle_keys},
                 {"needle_values", values},
                 {"needle_depths", depths},
                 {"asked_keys", asked}};
+  if (kind == "multikey") {  // each needle asked in turn (ask_question), the sample's own first
+    nlohmann::json set = nlohmann::json::array();
+    for (size_t i = 0; i < keys.size(); ++i)
+      set.push_back(question_entry(single_question(keys[i]), {values[i]}, {inserts[i].text},
+                                   proto.max_new_tokens, proto.scoring));
+    proto.meta["questions"] = std::move(set);
+  }
 
   Segments segs;
   FitLimits lim;

@@ -6,7 +6,8 @@
 //               "Summarize the text above in three sentences."
 // open_qa:      the same kind of passage; the question asks about one of the opening page's
 //               keywords that occurs in its first paragraphs (handbook pages carry keywords),
-//               else about the first paragraph.
+//               else about the first paragraph. Its question set adds a two-sentence
+//               summary, the last paragraph, and the first paragraph (or the topic).
 #include <fmt/format.h>
 
 #include "eval/tasks_internal.h"
@@ -39,10 +40,24 @@ Sample gen_open(std::string_view task, const TaskOptions& opt) {
         break;
       }
     proto.meta["keyword"] = keyword;
+    const std::string first_paragraph =
+        "What is the first paragraph of the text above about? Answer in one or two sentences.";
     proto.question = keyword.empty()
-        ? "What is the first paragraph of the text above about? Answer in one or two sentences."
+        ? first_paragraph
         : fmt::format("According to the text above, what is {}? Answer in one or two sentences.",
                       keyword);
+    // The question set (compress once, ask four): the sample's own, then questions that read
+    // the whole passage, its end, and its start or its topic.
+    nlohmann::json set = nlohmann::json::array();
+    for (const std::string& q :
+         {proto.question, std::string("Summarize the text above in two sentences."),
+          std::string("What is the last paragraph of the text above about? Answer in one or two "
+                      "sentences."),
+          keyword.empty() ? std::string("What is the main topic of the text above? Answer in one "
+                                        "sentence.")
+                          : first_paragraph})
+      set.push_back(question_entry(q, {}, {}, proto.max_new_tokens, proto.scoring));
+    proto.meta["questions"] = std::move(set);
   } else {
     proto.question = "Summarize the text above in three sentences.";
   }

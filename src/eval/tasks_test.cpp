@@ -122,7 +122,8 @@ TEST(EvalTasks, EvidenceIsTheNeededNeedlesVerbatim) {
   const std::map<std::string, size_t> expected = {
       {"niah_single_noise", 1}, {"niah_single_text", 1}, {"niah_multikey_noise", 1},
       {"niah_multikey_text", 1}, {"niah_multivalue_noise", 4}, {"niah_multivalue_text", 4},
-      {"niah_multiquery_noise", 4}, {"niah_multiquery_text", 4}, {"vt", 5}, {"kv_retrieval", 1}};
+      {"niah_multiquery_noise", 4}, {"niah_multiquery_text", 4}, {"vt", 5}, {"kv_retrieval", 1},
+      {"doc_facts", 1}};
   for (const TaskInfo& t : all_tasks()) {
     const Sample s = generate_sample(t.name, fake_opts(1024, 5));
     const auto it = expected.find(t.name);
@@ -279,6 +280,54 @@ TEST(EvalTasks, DocumentFactsAreAskedInPlainWords) {
   EXPECT_EQ(kinds.size(), 4u);  // port, version, date, address
 }
 
+// Compress once, ask four: every question of a set reads the same context bytes, the first
+// is the sample's own, the others differ, and each has its own answer and evidence in the
+// context (the four facts of doc_facts are four kinds, each value once).
+TEST(EvalTasks, QuestionSetsAskAboutOneContext) {
+  for (const TaskInfo& t : all_tasks()) {
+    if (t.questions == 1) {
+      if (t.fixed_length) continue;
+      const Sample s = generate_sample(t.name, fake_opts(2048, 3));
+      EXPECT_FALSE(s.meta.contains("questions")) << t.name;
+      EXPECT_THROW(ask_question(s, 1), Error) << t.name;
+      continue;
+    }
+    for (uint64_t seed = 0; seed < 6; ++seed) {
+      const Sample s = generate_sample(t.name, fake_opts(2048, seed));
+      std::set<std::string> questions;
+      for (int q = 0; q < t.questions; ++q) {
+        const Sample a = ask_question(s, q);
+        EXPECT_EQ(a.context, s.context) << a.id;
+        EXPECT_EQ(a.id, s.id + "/q" + std::to_string(q));
+        EXPECT_LE(a.max_new_tokens, s.max_new_tokens) << a.id;  // the context was fitted for it
+        questions.insert(a.question);
+        if (q == 0) {
+          EXPECT_EQ(a.question, s.question) << a.id;
+          EXPECT_EQ(a.answers, s.answers) << a.id;
+          EXPECT_EQ(a.evidence, s.evidence) << a.id;
+        }
+        for (const std::string& ans : a.answers)
+          EXPECT_NE(a.context.find(ans), std::string::npos) << a.id << " " << ans;
+        for (const std::string& ev : a.evidence)
+          EXPECT_NE(a.context.find(ev), std::string::npos) << a.id;
+        EXPECT_EQ(Sample::from_json(a.to_json()).to_json(), a.to_json());
+      }
+      EXPECT_EQ(questions.size(), (size_t)t.questions) << s.id;
+      EXPECT_THROW(ask_question(s, t.questions), Error);
+      EXPECT_THROW(ask_question(s, -1), Error);
+    }
+  }
+  const Sample d = generate_sample("doc_facts", fake_opts(4096, 5));
+  const auto kinds = d.meta.at("kinds").get<std::vector<std::string>>();
+  EXPECT_EQ(std::set<std::string>(kinds.begin(), kinds.end()).size(), 4u);
+  for (const std::string& v : d.meta.at("values").get<std::vector<std::string>>()) {
+    const size_t at = d.context.find(v);
+    ASSERT_NE(at, std::string::npos) << v;
+    EXPECT_EQ(d.context.find(v, at + 1), std::string::npos) << v;
+  }
+  EXPECT_TRUE(task_info("doc_facts").once_only);
+}
+
 TEST(EvalTasks, RefuseATrainingSideCorpus) {
   const TextCorpus train = TextCorpus::from_paragraphs({"Some training text."}, CorpusSide::kTrain);
   TaskOptions o = fake_opts(1024, 0);
@@ -302,7 +351,7 @@ TEST(EvalTasks, RejectsBadRequests) {
 TEST(EvalTasks, NaturalTextTasksOnTheEvaluationCorpus) {
   const TextCorpus* c = real_corpus();
   if (!c) GTEST_SKIP() << "corpus packages not installed (scripts/setup-deps.sh)";
-  for (const char* task : {"niah_multikey_text", "open_summary", "open_qa", "doc_fact", "doc_multifact"}) {
+  for (const char* task : {"niah_multikey_text", "open_summary", "open_qa", "doc_fact", "doc_multifact", "doc_facts"}) {
     TaskOptions o = fake_opts(4096, 2);
     o.corpus = c;
     const Sample s = generate_sample(task, o);

@@ -44,6 +44,7 @@ struct EvalPlan {
                                              "keydiff", "expected_attention", "pseudoquery", "lookahead", "oracle"};
   std::vector<int> lengths, budgets = {32, 64, 128, 256, 512};
   int seeds = -1, seed0 = eval::kDefaultEvalSeed0;
+  int questions = -1;  // per context (ask_question); -1: the preset's
   bool report_only = false;
   KvPolicySettings kv;
   eval::EvalSettings es;
@@ -56,7 +57,7 @@ bool parse_eval_args(int argc, char** argv, int first, EvalPlan& plan) {
   plan.engine.context.n_ctx = 0;
   ArgParser ap("eval", "Evaluate KV policies on RULER-style long-context tasks.");
   add_model_args(ap, plan.engine);
-  ap.add({"--preset"}, "NAME", "tiny | quick (about 10 minutes on 2 cores) | heldout | parallel (short list and grid tasks) | full (default: quick)",
+  ap.add({"--preset"}, "NAME", "tiny | quick (about 10 minutes on 2 cores) | heldout | parallel (short list and grid tasks) | once (compress once, ask four; query-agnostic) | full (default: quick)",
          [&](const std::string& v) {
            plan.preset_name = v;
            preset(v);
@@ -77,6 +78,12 @@ bool parse_eval_args(int argc, char** argv, int first, EvalPlan& plan) {
          [&](const std::string& v) {
            plan.seeds = parse_int("--seeds", v, 1, 100000);
            plan.grid_flags.push_back("--seeds");
+         });
+  ap.add({"--questions"}, "N", "ask N different questions about each context, each its own run "
+         "(tasks with a question set: niah_multikey_*, open_qa, doc_facts; default: the preset's)",
+         [&](const std::string& v) {
+           plan.questions = parse_int("--questions", v, 1, 4);
+           plan.grid_flags.push_back("--questions");
          });
   ap.add({"--seed0"}, "N", "first sample seed (default: 1000; training uses other seeds)",
          [&](const std::string& v) {
@@ -134,9 +141,16 @@ bool parse_eval_args(int argc, char** argv, int first, EvalPlan& plan) {
     if (plan.tasks.empty()) plan.tasks = pr.tasks;
     if (plan.lengths.empty()) plan.lengths = pr.lengths;
     if (plan.seeds < 0) plan.seeds = pr.seeds;
+    if (plan.questions < 0) plan.questions = pr.questions;
+    if (pr.query_agnostic) plan.kv.query_agnostic = true;
+    for (const std::string& t : plan.tasks)
+      if (eval::task_info(t).questions < plan.questions)
+        fail("--questions {}: task {} asks {} question(s) per context", plan.questions, t,
+             eval::task_info(t).questions);
   } else {
     plan.preset_name = "data";
     plan.seeds = 0;
+    plan.questions = 1;
   }
   plan.es.query_agnostic = plan.kv.query_agnostic;
   if (plan.out_dir.empty())
@@ -153,12 +167,18 @@ bool parse_eval_args(int argc, char** argv, int first, EvalPlan& plan) {
   return true;
 }
 
-// One sample to run: generated from (task, length, seed), or a --data case (given).
+// One sample to run: generated from (task, length, seed), or a --data case (given); with
+// question >= 0, that question of the generated sample's question set.
 struct Job {
   std::string task;
   int length;
   uint64_t seed;
   const eval::Sample* given = nullptr;
+  int question = -1;
+  // The task as results are cached: "<task>#q<question>" for one question of a set.
+  std::string cache_task() const {
+    return question < 0 ? task : fmt::format("{}#q{}", task, question);
+  }
 };
 
 // Makes a job's sample: the --data case, or the generated task filled to the job's length
@@ -179,7 +199,8 @@ class SampleMaker {
       return (int64_t)ctx_.tokenizer().encode(text, false, false).size();
     };
     opt.corpus = corpus_;
-    return eval::generate_sample(j.task, opt);
+    const eval::Sample s = eval::generate_sample(j.task, opt);
+    return j.question < 0 ? s : eval::ask_question(s, j.question);
   }
 
  private:
@@ -204,7 +225,7 @@ void run_jobs(Context& ctx, const EvalPlan& plan, const std::vector<Job>& jobs,
   const SampleMaker make_sample(ctx, corpus);
   ProgressBar bar((int64_t)jobs.size(), "eval");
   for (const Job& j : jobs) {
-    bar.set_status(j.given ? j.given->id : fmt::format("{} {} #{}", j.task, j.length, j.seed));
+    bar.set_status(j.given ? j.given->id : fmt::format("{} {} #{}", j.cache_task(), j.length, j.seed));
     auto done = [&](const std::string& pol, int64_t b) { return cache.contains(key(j, pol, b)); };
     bool all_done = true;
     for (const auto& [p, b] : branches_of(plan)) all_done = all_done && done(p, b);
@@ -236,7 +257,7 @@ void run_spec_eval(const EvalPlan& plan, const std::shared_ptr<Engine>& engine, 
                                       f.p_min, f.cost_aware ? "" : " no-cost", model_fp);
   eval::ResultCache cache(dir.path("spec-cache.jsonl"));
   auto key = [&](const Job& j, const std::string& label) {
-    return eval::CacheKey{j.task, j.length, j.seed, "spec:" + label, 0, model_fp, tag};
+    return eval::CacheKey{j.cache_task(), j.length, j.seed, "spec:" + label, 0, model_fp, tag};
   };
   std::vector<nlohmann::json> rows;
   const SampleMaker make_sample(ctx, corpus);
@@ -310,12 +331,15 @@ int cmd_eval(int argc, char** argv, int first) {
   std::vector<Job> jobs;
   for (const auto& t : plan.tasks)
     for (int len : plan.lengths)
-      for (int k = 0; k < plan.seeds; ++k) jobs.push_back({t, len, (uint64_t)(plan.seed0 + k)});
+      for (int k = 0; k < plan.seeds; ++k)
+        for (int q = 0; q < plan.questions; ++q)
+          jobs.push_back({t, len, (uint64_t)(plan.seed0 + k), nullptr, plan.questions > 1 ? q : -1});
   for (const eval::Sample& s : cases) jobs.push_back({s.task, 0, s.seed, &s});
 
   nlohmann::json config = {{"command", plan.command}, {"model", model_path}, {"model_fingerprint", fp},
                            {"preset", plan.preset_name}, {"tasks", plan.tasks}, {"lengths", plan.lengths},
-                           {"seeds", plan.seeds}, {"seed0", plan.seed0}, {"policies", plan.policies},
+                           {"seeds", plan.seeds}, {"seed0", plan.seed0}, {"questions", plan.questions},
+                           {"policies", plan.policies},
                            {"budgets", plan.budgets}, {"query_agnostic", plan.es.query_agnostic},
                            {"serial_decode", plan.es.serial_decode},
                            {"threads", engine->n_threads()}, {"n_samples", jobs.size()},
@@ -340,7 +364,7 @@ int cmd_eval(int argc, char** argv, int first) {
   const std::string settings_fp = eval::settings_fingerprint(plan.es);
   auto key = [&](const Job& j, const std::string& pol, int64_t b) {
     const bool text_task = !j.given && eval::task_info(j.task).needs_corpus;
-    return eval::CacheKey{j.task, j.length, j.seed, pol + (plan.es.query_agnostic ? "/qa" : ""), b,
+    return eval::CacheKey{j.cache_task(), j.length, j.seed, pol + (plan.es.query_agnostic ? "/qa" : ""), b,
                           (pol == "lookahead" ? lookahead_fp : fp) + (text_task ? corpus_tag : ""),
                           settings_fp};
   };
