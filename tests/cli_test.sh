@@ -227,6 +227,26 @@ else echo "FAIL eval --questions"; cat "$tmp/evq.err"; fails=$((fails+1)); fi
 expect_error "eval --questions on a one-question task" "--questions 4: task vt asks 1 question" \
   "$GLIMPSE" eval -m "$MODEL" --preset once --tasks vt -o "$tmp/evqbad"
 
+# eval with prompt compression as branches (specpc, speckv_pc; the model as its own draft):
+# rows for both; at a budget above the prompt, specpc prefills the whole prompt and equals
+# the full cache (same answer, KL 0).
+"$GLIMPSE" eval -m "$MODEL" --preset tiny --tasks niah_single_noise --lengths 400 --budgets 32,1000 \
+  --policies none,specpc,speckv_pc --pc-draft "$MODEL" -o "$tmp/evpc" -t 2 >"$tmp/evpc.md" 2>"$tmp/evpc.err"
+if [ $? -eq 0 ] && python3 - "$tmp/evpc" <<'PY'
+import json, sys
+rows = {(r["policy"], r["budget"]): r for r in map(json.loads, open(sys.argv[1] + "/predictions.jsonl"))}
+assert set(rows) == {("none", 0), ("specpc", 32), ("specpc", 1000), ("speckv_pc", 32), ("speckv_pc", 1000)}, rows.keys()
+full, whole = rows[("none", 0)], rows[("specpc", 1000)]
+assert whole["prediction"] == full["prediction"] and whole["kl"] == 0 and whole["greedy_exact"], whole
+assert whole["pc_tokens"] == full["n_prompt"] and not whole["evicted"], whole
+assert rows[("specpc", 32)]["pc_tokens"] == 32 and rows[("specpc", 32)]["evicted"]
+assert rows[("speckv_pc", 32)]["pc_tokens"] == 128 and rows[("speckv_pc", 32)]["score_ms"] > 0
+PY
+then echo "ok   eval specpc / speckv_pc branches"; passes=$((passes+1))
+else echo "FAIL eval specpc / speckv_pc"; cat "$tmp/evpc.err"; fails=$((fails+1)); fi
+expect_error "eval specpc without a draft" "--policies specpc needs a draft model: --pc-draft FNAME" \
+  "$GLIMPSE" eval -m "$MODEL" --preset tiny --policies none,specpc -o "$tmp/evpcbad"
+
 # eval --serial-decode: each branch answers alone; the rows equal the batched run's but for
 # timings, and only the serial run measures a branch's decode speed.
 "$GLIMPSE" eval -m "$MODEL" --preset tiny --lengths 300 --budgets 32 --policies none,snapkv,streaming \

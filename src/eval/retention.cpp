@@ -90,19 +90,35 @@ std::optional<EvidenceRecall> evidence_recall(const std::vector<std::vector<int3
   return r;
 }
 
-std::optional<EvidenceRecall> evidence_recall(const KvCache& kc, const std::vector<int64_t>& evidence) {
+namespace {
+
+// Prompt index of cache position p (identity without a map; -1 past the mapped region).
+int64_t prompt_index(int32_t p, const std::vector<int64_t>* orig) {
+  if (!orig) return p;
+  return p >= 0 && (size_t)p < orig->size() ? (*orig)[(size_t)p] : -1;
+}
+
+}  // namespace
+
+std::optional<EvidenceRecall> evidence_recall(const KvCache& kc, const std::vector<int64_t>& evidence,
+                                              const std::vector<int64_t>* orig) {
   // Evicted layers only: a sliding-window layer holds its recent window whatever the policy.
   std::vector<std::vector<int32_t>> kept;
   int n_layer = 0;
   for (int l = 0; l < kc.n_layer(); ++l) {
     if (kc.window(l) > 0) continue;
     ++n_layer;
-    for (int h = 0; h < kc.n_kv_head(); ++h) kept.push_back(kc.head(l, h).pos);
+    for (int h = 0; h < kc.n_kv_head(); ++h) {
+      kept.emplace_back();
+      for (int32_t p : kc.head(l, h).pos) kept.back().push_back((int32_t)prompt_index(p, orig));
+    }
   }
   return evidence_recall(kept, n_layer, kc.n_kv_head(), evidence);
 }
 
-double target_recall(const KvCache& kc, const KvScores& oracle, int64_t n_compressed) {
+double target_recall(const KvCache& kc, const KvScores& oracle, int64_t n_compressed,
+                     const std::vector<int64_t>* orig) {
+  const int64_t n_region = orig ? (int64_t)orig->size() : n_compressed;  // in cache positions
   double sum = 0;
   int n_layer = 0;  // evicted layers (sliding-window ones keep their window)
   for (int l = 0; l < kc.n_layer(); ++l) {
@@ -110,9 +126,10 @@ double target_recall(const KvCache& kc, const KvScores& oracle, int64_t n_compre
     ++n_layer;
     for (int h = 0; h < kc.n_kv_head(); ++h) {
       const KvHead& hd = kc.head(l, h);
-      const size_t k = (size_t)std::min<int64_t>(hd.size(), n_compressed);
+      const size_t k = (size_t)std::min<int64_t>(hd.size(), n_region);
       const auto top = top_k_indices({oracle.at(l, h), (size_t)n_compressed}, k);
-      std::vector<int64_t> kept(hd.pos.begin(), hd.pos.begin() + k);
+      std::vector<int64_t> kept;
+      for (size_t i = 0; i < k; ++i) kept.push_back(prompt_index(hd.pos[i], orig));
       sum += recall_at_k(top, kept);
     }
   }

@@ -70,15 +70,20 @@ struct EvidenceRecall {
 std::optional<EvidenceRecall> evidence_recall(const std::vector<std::vector<int32_t>>& kept,
                                               int n_layer, int n_kv_head,
                                               const std::vector<int64_t>& evidence);
-// The same over what a cache holds (positions are prompt token indices).
-// Over the evicted layers of kc (sliding-window layers are left out, so per_layer has one
-// entry per global layer).
-std::optional<EvidenceRecall> evidence_recall(const KvCache& kc, const std::vector<int64_t>& evidence);
+// The same over what a cache holds. Positions are prompt token indices, or, with `orig`,
+// cache position p holds prompt token (*orig)[p] (prompt compression prefills only the tokens
+// it keeps, renumbered 0..orig->size()-1). Over the evicted layers of kc (sliding-window
+// layers are left out, so per_layer has one entry per global layer).
+std::optional<EvidenceRecall> evidence_recall(const KvCache& kc, const std::vector<int64_t>& evidence,
+                                              const std::vector<int64_t>* orig = nullptr);
 
 // Recall of the training target over a cache right after eviction (it holds only the
 // compressed entries, positions 0..n_compressed-1): for each (layer, KV head) holding c
 // entries, the share of the oracle's top-c entries of that head among them, averaged over
 // heads. 1 when nothing was evicted.
-double target_recall(const KvCache& kc, const KvScores& oracle, int64_t n_compressed);
+// `orig` as for evidence_recall: the compressed region is then the first orig->size() cache
+// positions, and n_compressed the prompt tokens the oracle scored.
+double target_recall(const KvCache& kc, const KvScores& oracle, int64_t n_compressed,
+                     const std::vector<int64_t>* orig = nullptr);
 
 }  // namespace glimpse::eval

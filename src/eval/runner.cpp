@@ -53,16 +53,20 @@ std::string settings_description(const EvalSettings& cfg) {
   static_assert(sizeof(KvPolicySettings) == 312, "KvPolicySettings changed: update settings_description");
   const KvPolicySettings& k = cfg.base;
   auto opt = [](auto v) { return v < 0 ? std::string("default") : fmt::format("{}", v); };
-  // SpecKV's draft settings only when a draft is given (earlier keys stay as they were);
-  // prompt compression is refused by eval.
+  // SpecKV's draft settings only when a draft is given (earlier keys stay as they were).
   const std::string draft =
       k.draft_model.empty() ? "" : fmt::format(" draft={} draft_max_new={} draft_query_mean={}",
                                                k.draft_model, opt(k.draft_max_new),
                                                k.draft_query_mean ? 1 : 0);
+  // Prompt compression's draft settings only when a draft is given (speckv_pc / specpc rows).
+  const std::string pc =
+      k.pc_draft.empty() ? "" : fmt::format(" pc_draft={} pc_budget={} pc_kernel={} pc_window={} "
+                                            "pc_lookahead={}", k.pc_draft, k.pc_budget, k.pc_kernel,
+                                            k.pc_window, k.pc_lookahead);
   // The allocation only when asked for (earlier keys stay as they were).
   const std::string alloc =
       k.allocation ? fmt::format(" alloc={}", budget_allocation_name(*k.allocation)) : "";
-  return draft + alloc + fmt::format(
+  return draft + pc + alloc + fmt::format(
       "window={} sinks={} pool_kernel={} pool={} reduce={} query_agnostic={} ada_alpha={} "
       "pyramid_beta={} seed={} oracle_max_new={} laq_pseudo={} ea_future={} ea_covariance={} "
       "ea_vnorm={} ea_epsilon={}",
@@ -216,6 +220,48 @@ PreparedBranch prepare_branch(const Context& ctx, const SampleRun& s, const std:
   return br;
 }
 
+// A prompt-compression branch (is_prompt_compression): SpecPC's draft picks the tokens, an
+// empty context prefills them (SpecKV-PC: then evicts with SpecKV), then the suffix.
+PreparedBranch prepare_pc_branch(const Context& ctx, const SampleRun& s, const std::string& p,
+                                 int64_t b, const EvalSettings& cfg) {
+  PreparedBranch br;
+  br.row = base_row(s, p, b);
+  br.ctx = ctx.empty_like();
+  br.ctx->cache().set_drop_out_of_window(false);  // as prepare_branch: the answer rolls back
+  if (cfg.base.pc_draft.empty()) fail("eval: {} needs a draft model (--pc-draft FNAME)", p);
+  KvPolicySettings k = cfg.base;
+  k.prompt_compress = "specpc";
+  k.query_agnostic = false;  // the tokens given below are all there is to compress
+  k.ratio = -1;
+  if (p == "specpc") {
+    k.name = "none";
+    k.pc_budget = b;
+  } else {
+    k.name = "speckv";
+    k.budget = b;
+    k.draft_model = k.pc_draft;  // one draft run: SpecPC's scores and SpecKV's answer
+    if (k.draft_max_new < 0) k.draft_max_new = s.sample.max_new_tokens;
+    k.pc_budget = std::max<int64_t>(4 * b, cfg.base.pc_budget);
+  }
+  // The always-kept last tokens at most half the kept ones, as every policy's protection.
+  k.pc_window = std::min<int64_t>(k.pc_window, std::max<int64_t>(1, k.pc_budget / 2));
+  // Query-aware: s.context is the whole prompt; agnostic: the context, the question after.
+  const KvCompressReport rep = prefill_with_eviction(*br.ctx, s.context, -1, k);
+  br.evicted = rep.n_pc_after < rep.n_pc_before || rep.evicted;
+  br.score_ms = rep.pc_draft_ms + rep.pc_select_ms + rep.score_ms;
+  br.evict_ms = rep.evict_ms;
+  const int64_t n_ctx = (int64_t)s.context.size();
+  br.recall = target_recall(br.ctx->cache(), s.ref.oracle, n_ctx, &rep.pc_kept);
+  add_evidence_fields(br.row, s.evidence ? evidence_recall(br.ctx->cache(), *s.evidence, &rep.pc_kept)
+                                         : std::nullopt);
+  br.kv_bytes = br.ctx->cache().resident_bytes();
+  br.row.update({{"pc_tokens", rep.n_pc_after}, {"pc_prefill_ms", rep.prefill_ms}});
+  if (!s.suffix.empty()) br.ctx->prefill(s.suffix, nullptr);
+  br.answer_pos = br.ctx->n_past();
+  br.answer_logits = br.ctx->logits();
+  return br;
+}
+
 // The greedy answer of every prepared branch: one batched decode over all of them, or
 // (serial) one branch after another, each with its own measured decode speed.
 std::vector<GreedyRun> answer_branches(std::vector<PreparedBranch>& branches, int max_new,
@@ -292,8 +338,9 @@ void plan_branches(BranchPlans& bp, const EvalSettings& cfg, const ModelConfig& 
     k.ratio = -1;
     k.query_agnostic = cfg.query_agnostic;
     if (k.draft_max_new < 0) k.draft_max_new = max_new;  // SpecKV: the sample's answer length
-    bp.plans.push_back(kv_policy_info(p).make ? std::make_unique<PromptCompressor>(k, mc, n_ctx_tok)
-                                              : nullptr);
+    bp.plans.push_back(!is_prompt_compression(p) && kv_policy_info(p).make
+                           ? std::make_unique<PromptCompressor>(k, mc, n_ctx_tok)
+                           : nullptr);
     PromptCompressor* plan = bp.plans.back().get();
     bp.scorers.push_back(nullptr);
     if (!plan || !plan->evicts() || kv_policy_info(p).answer_attention_scores) continue;
@@ -311,13 +358,17 @@ void plan_branches(BranchPlans& bp, const EvalSettings& cfg, const ModelConfig& 
 
 }  // namespace
 
+bool is_prompt_compression(std::string_view policy) {
+  return policy == "specpc" || policy == "speckv_pc";
+}
+
 std::vector<BranchResult> run_sample(Context& ctx, const Sample& sample, const EvalSettings& cfg,
                                      const std::function<bool(const std::string&, int64_t)>& done) {
   // Which branches are still to run.
   BranchPlans bp;
   if (!done("none", 0)) bp.todo.push_back({"none", 0});
   for (const auto& p : cfg.policies)
-    if (kv_policy_info(p).make)
+    if (is_prompt_compression(p) || kv_policy_info(p).make)
       for (int64_t b : cfg.budgets)
         if (!done(p, b)) bp.todo.push_back({p, b});
   if (bp.todo.empty()) return {};
@@ -350,6 +401,11 @@ std::vector<BranchResult> run_sample(Context& ctx, const Sample& sample, const E
   for (size_t bi = 0; bi < bp.todo.size(); ++bi) {
     const auto& [p, b] = bp.todo[bi];
     out.push_back({p, b, nlohmann::json()});
+    if (is_prompt_compression(p)) {
+      branches.push_back(prepare_pc_branch(ctx, s, p, b, cfg));
+      branches.back().slot = bi;
+      continue;
+    }
     if (!bp.plans[bi]) {
       out.back().row = full_cache_row(s);
       continue;

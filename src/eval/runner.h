@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -55,6 +56,19 @@ struct BranchResult {
   int64_t budget = 0;
   nlohmann::json row;  // the predictions.jsonl record (see runner.cpp for the fields)
 };
+
+// Branches that compress the prompt before the target reads it (SpecPC, runtime/specpc.h;
+// they need cfg.base.pc_draft). Each runs its own draft and its own prefill of the kept
+// tokens on an empty context (the shared prefill does not apply):
+//   "specpc"    at budget B: the target prefills B prompt tokens, so every KV head holds the
+//               B entries a KV budget of B allows;
+//   "speckv_pc" at budget B: SpecPC keeps max(4B, cfg.base.pc_budget) tokens, then SpecKV
+//               (the same file as its draft, its answer from the draft's one run) evicts the
+//               compressed prompt to B entries per head: SpecKV-PC.
+// SpecPC's always-kept last tokens (--pc-window, 64) are at most half the tokens it keeps.
+// Query-agnostic: only the context is compressed (the draft never reads the question); the
+// question follows uncompressed. Rows add pc_tokens (tokens prefilled) and pc_prefill_ms.
+bool is_prompt_compression(std::string_view policy);
 
 // done(policy, budget) says which branches are already cached; they are skipped (the
 // sample is not even prefilled when all are).

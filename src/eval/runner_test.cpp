@@ -61,7 +61,12 @@ TEST(EvalRunner, SettingsFingerprintCoversEverySharedKnob) {
       {"seed", [](EvalSettings& e) { e.base.seed = 1; }},
       {"oracle n", [](EvalSettings& e) { e.base.oracle_max_new = 64; }},
       {"laq pseudo", [](EvalSettings& e) { e.base.laq_pseudo = 4; }},
-      {"allocation", [](EvalSettings& e) { e.base.allocation = BudgetAllocation::Global; }}};
+      {"allocation", [](EvalSettings& e) { e.base.allocation = BudgetAllocation::Global; }},
+      {"pc draft", [](EvalSettings& e) { e.base.pc_draft = "/draft.gguf"; }},
+      {"pc kernel", [](EvalSettings& e) {
+         e.base.pc_draft = "/draft.gguf";
+         e.base.pc_kernel = 16;
+       }}};
   std::set<std::string> seen = {fp};
   for (const auto& [name, set] : knobs) {
     EvalSettings e = base;

@@ -140,6 +140,7 @@ std::vector<int32_t> compress_prompt(Context& ctx, const std::vector<int32_t>& t
   rep.pc_cross = pc.cross;
   rep.pc_draft_ms = pc.draft_ms;
   rep.pc_select_ms = pc.select_ms;
+  rep.pc_kept = pc.kept;
   if (n_compress >= 0) {  // query-agnostic: the context's kept tokens
     int64_t k = 0;
     for (int64_t j : pc.kept) k += j < n_compress;

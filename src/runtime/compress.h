@@ -37,6 +37,7 @@ struct KvCompressReport {
   int64_t n_pc_before = 0, n_pc_after = 0;
   bool pc_cross = false;      // the draft has another vocabulary (scores mapped by bytes)
   double pc_draft_ms = 0, pc_select_ms = 0;
+  std::vector<int64_t> pc_kept;  // original prompt index of each prefilled token (SpecPC)
   size_t rss_before = 0, rss_after = 0;  // process resident bytes around the eviction
 
   // Lines for the stderr summary, and a JSON object for --timings-json.

@@ -74,6 +74,10 @@ class Context final : public KvRequest {
 
   // An independent copy: cache, position and logits (the engine is shared).
   std::unique_ptr<Context> fork() const;
+  // An empty context on the same engine, parameters and pool.
+  std::unique_ptr<Context> empty_like() const {
+    return std::make_unique<Context>(engine_, params_, pool_);
+  }
   std::unique_ptr<KvRequest> fork_request() const override { return fork(); }
   // Exact rollback of every head to the positions before pos (logits become stale).
   void truncate(int32_t pos) override;

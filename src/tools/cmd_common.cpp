@@ -162,7 +162,9 @@ void preload_drafts(const KvPolicySettings& kv, const std::vector<std::string>& 
   bool speckv = kv.name == "speckv";
   for (const std::string& p : policies) speckv |= p == "speckv";
   if (speckv && !kv.draft_model.empty()) shared_draft_engine(kv.draft_model);
-  if (kv.prompt_compress != "none" && !kv.pc_draft.empty()) shared_draft_engine(kv.pc_draft);
+  bool pc = kv.prompt_compress != "none";
+  for (const std::string& p : policies) pc |= p == "specpc" || p == "speckv_pc";  // eval's branches
+  if (pc && !kv.pc_draft.empty()) shared_draft_engine(kv.pc_draft);
 }
 
 std::string read_text_file(const std::string& path) {

@@ -90,10 +90,11 @@ bool parse_eval_args(int argc, char** argv, int first, EvalPlan& plan) {
            plan.seed0 = parse_int("--seed0", v, 0, 1 << 30);
            plan.grid_flags.push_back("--seed0");
          });
-  ap.add({"--policies"}, "LIST", "KV policies (default: none,streaming,h2o,snapkv,pyramidkv,adakv,tova,knorm,keydiff,expected_attention,pseudoquery,lookahead,oracle; laq on request)",
+  ap.add({"--policies"}, "LIST", "KV policies (default: none,streaming,h2o,snapkv,pyramidkv,adakv,tova,knorm,keydiff,expected_attention,pseudoquery,lookahead,oracle; laq, speckv (--kv-draft), specpc and speckv_pc (--pc-draft) on request)",
          [&](const std::string& v) {
            plan.policies = split_list(v);
-           for (const auto& p : plan.policies) make_kv_policy(p);
+           for (const auto& p : plan.policies)
+             if (!eval::is_prompt_compression(p)) make_kv_policy(p);
          });
   ap.add({"--budgets"}, "LIST", "KV budgets per layer and KV head (default: 32,64,128,256,512)",
          [&](const std::string& v) { plan.budgets = parse_int_list("--budgets", v); });
@@ -126,7 +127,10 @@ bool parse_eval_args(int argc, char** argv, int first, EvalPlan& plan) {
     if (p == "speckv") validate_policy_settings(one);
   }
   if (plan.kv.prompt_compress != "none")
-    fail("--prompt-compress is not evaluated by eval (its branches share one prefill): use glimpse run");
+    fail("eval evaluates prompt compression as branches: --policies specpc,speckv_pc with --pc-draft FNAME");
+  for (const std::string& p : plan.policies)
+    if (eval::is_prompt_compression(p) && plan.kv.pc_draft.empty())
+      fail("--policies {} needs a draft model: --pc-draft FNAME", p);
   if (!plan.spec_rows.empty()) {  // checked before the model loads
     GenerateParams g;
     g.sampling.temp = 0;
@@ -213,7 +217,7 @@ class SampleMaker {
 std::vector<std::pair<std::string, int64_t>> branches_of(const EvalPlan& plan) {
   std::vector<std::pair<std::string, int64_t>> b = {{"none", 0}};
   for (const auto& p : plan.policies)
-    if (kv_policy_info(p).make)
+    if (eval::is_prompt_compression(p) || kv_policy_info(p).make)
       for (int budget : plan.budgets) b.push_back({p, budget});
   return b;
 }
