@@ -61,7 +61,7 @@ TEST(HeldOut, TrainingAndEvaluationPromptsShareNo64ByteSpan) {
     ep.model_path = testing::model_path();
     ep.n_threads = 1;
     engine = Engine::load(ep);
-    base.reserve_tokens = (int64_t)engine->tokenize_prompt("", "", true).size() + 2;
+    base.reserve_tokens = engine->task_prompt_overhead() + 2;
     base.count_tokens = [&](std::string_view s) {
       return (int64_t)engine->tokenizer().encode(s, false, false).size();
     };

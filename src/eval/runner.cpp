@@ -373,7 +373,7 @@ std::vector<BranchResult> run_sample(Context& ctx, const Sample& sample, const E
         if (!done(p, b)) bp.todo.push_back({p, b});
   if (bp.todo.empty()) return {};
 
-  const PromptTokens pt = ctx.engine().tokenize_prompt(sample.context, sample.question, "", true);
+  const PromptTokens pt = ctx.engine().task_prompt(sample.context, sample.question);
   SampleRun s(sample);
   s.n_prompt = (int64_t)pt.tokens.size();
   const int64_t n_ctx_tok = cfg.query_agnostic ? pt.n_context : s.n_prompt;  // entries compressed

@@ -50,7 +50,7 @@ std::vector<nlohmann::json> run_spec_sample(
     const std::shared_ptr<const Engine>& engine, const Sample& s,
     const std::vector<SpecConfig>& configs,
     const std::function<bool(const std::string&, const std::string&)>& done) {
-  const std::vector<int32_t> prompt = engine->tokenize_prompt(s.context, s.question, "", true).tokens;
+  const std::vector<int32_t> prompt = engine->task_prompt(s.context, s.question).tokens;
   GenerateParams g;
   g.n_predict = s.max_new_tokens;
   g.sampling.temp = 0;

@@ -13,6 +13,7 @@
 #include "model/tiny_model_test_util.h"
 #include "runtime/compress.h"
 #include "runtime/context.h"
+#include "tokenizer/tokenizer_test_util.h"
 #include "util/error.h"
 #include "util/malloc_trim.h"
 #include "util/proc_memory.h"
@@ -333,6 +334,40 @@ TEST(ContextMemory, EightContextsShareTheWeights) {
                                            << kv1 / 1048576 << " MiB, rss8 " << rss8 / 1048576;
 }
 #endif
+
+// A task prompt is one user turn of the chat template when the GGUF has one (the default
+// model: the same tokens as before), and raw text with an answer cue for a base model
+// (Gemma 3 270M has no template), the context's tokens first in both.
+TEST(EngineTaskPrompt, ChatTurnOrRawTextWithAnAnswerCue) {
+  int checked = 0;
+  for (const std::string& path :
+       {default_model_path(), testing::source_dir() + "/models/gemma-3-270m-q4_k_m.gguf"}) {
+    if (!std::filesystem::exists(path)) continue;
+    EngineParams p;
+    p.model_path = path;
+    p.n_threads = 1;
+    const std::shared_ptr<Engine> e = Engine::load(p);
+    const std::string context = "The port is 4242.", question = "Which port? Answer briefly.";
+    const PromptTokens pt = e->task_prompt(context, question);
+    const Tokenizer& tok = e->tokenizer();
+    if (e->has_chat_template()) {
+      EXPECT_EQ(pt.tokens, e->tokenize_prompt(context, question, "", true).tokens);
+      EXPECT_EQ(e->task_prompt_overhead(), (int64_t)e->tokenize_prompt("", "", true).size());
+    } else {
+      EXPECT_EQ(pt.tokens, tok.encode(context + "\n\n" + question + "\nAnswer:", tok.add_bos(), false));
+      EXPECT_EQ(e->task_prompt_overhead(),
+                (int64_t)(tok.encode("", tok.add_bos(), false).size() + tok.encode("\nAnswer:", false, false).size()));
+    }
+    const std::vector<int32_t> head = tok.encode(context, tok.add_bos(), false);
+    ASSERT_GT(pt.n_context, 0);
+    if (!e->has_chat_template()) {
+      EXPECT_EQ(std::vector<int32_t>(pt.tokens.begin(), pt.tokens.begin() + pt.n_context),
+                std::vector<int32_t>(head.begin(), head.begin() + pt.n_context));
+    }
+    ++checked;
+  }
+  if (checked == 0) GTEST_SKIP() << "no model file";
+}
 
 }  // namespace
 }  // namespace glimpse

@@ -32,6 +32,7 @@ std::shared_ptr<Engine> Engine::load(const EngineParams& p) {
   e->model_ = Model::load(path);
   e->tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::from_gguf(e->model_->gguf()));
   e->chat_ = std::make_unique<ChatTemplate>(ChatTemplate::from_gguf(e->model_->gguf()));
+  e->has_chat_template_ = e->model_->gguf().has("tokenizer.chat_template");
   if (e->tokenizer_->n_vocab() != e->model_->config().n_vocab)
     fail("{}: tokenizer has {} tokens but the embedding has {} rows", path,
          e->tokenizer_->n_vocab(), e->model_->config().n_vocab);
@@ -94,6 +95,17 @@ PromptTokens Engine::tokenize_prompt(const std::string& context, const std::stri
   while (k < head.size() && k < pt.tokens.size() && head[k] == pt.tokens[k]) ++k;
   pt.n_context = (int64_t)k;
   return pt;
+}
+
+PromptTokens Engine::task_prompt(const std::string& context, const std::string& question) const {
+  if (has_chat_template_) return tokenize_prompt(context, question, "", true);
+  return tokenize_prompt(context, question.empty() ? question : question + "\nAnswer:", "", false);
+}
+
+int64_t Engine::task_prompt_overhead() const {
+  if (has_chat_template_) return (int64_t)tokenize_prompt("", "", true).size();
+  return (int64_t)(tokenize_prompt("", "", false).size() +
+                   tokenizer_->encode("\nAnswer:", false, false).size());
 }
 
 }  // namespace glimpse

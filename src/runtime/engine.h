@@ -63,6 +63,15 @@ class Engine {
   // to the context alone (the common prefix with the context's own tokenization).
   PromptTokens tokenize_prompt(const std::string& context, const std::string& question,
                                const std::string& system, bool chat) const;
+  // A task's context and question as the model expects them: one user turn of its chat
+  // template when the GGUF carries one; a base model (no template: e.g. Gemma 3 270M) gets
+  // the raw text with "\nAnswer:" after the question, the usual cue for a completion.
+  // Evaluation, training prompts and speculative benchmarks all go through it.
+  PromptTokens task_prompt(const std::string& context, const std::string& question) const;
+  bool has_chat_template() const { return has_chat_template_; }
+  // Tokens task_prompt adds around the user text: the chat template's around an empty user
+  // turn, or a base model's BOS and answer cue (task generators reserve them).
+  int64_t task_prompt_overhead() const;
   // Resolves n_ctx of params (0 -> the model's) and checks it.
   ContextParams resolve(ContextParams p) const;
 
@@ -72,6 +81,7 @@ class Engine {
   std::unique_ptr<Model> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<ChatTemplate> chat_;
+  bool has_chat_template_ = false;  // the GGUF has tokenizer.chat_template
   std::unique_ptr<ThreadPool> pool_;
   ContextParams ctx_;
   double load_ms_ = 0;

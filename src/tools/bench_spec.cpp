@@ -58,7 +58,7 @@ std::vector<int32_t> depth_prompt(const Engine& e, const std::vector<std::string
     n += add;
     if (i > paras.size() * 64) fail("bench --spec: the depth text is too short");
   }
-  return e.tokenize_prompt(doc, kQuestion, "", true).tokens;
+  return e.task_prompt(doc, kQuestion).tokens;
 }
 
 double mean(const std::vector<double>& v) {

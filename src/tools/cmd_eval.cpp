@@ -192,7 +192,7 @@ class SampleMaker {
   SampleMaker(const Context& ctx, const eval::TextCorpus* corpus)
       : ctx_(ctx), corpus_(corpus),
         // Template overhead: tokens the chat template adds around an empty user turn.
-        reserve_((int64_t)ctx.engine().tokenize_prompt("", "", true).size() + 2) {}
+        reserve_(ctx.engine().task_prompt_overhead() + 2) {}
   eval::Sample operator()(const Job& j) const {
     if (j.given) return *j.given;
     eval::TaskOptions opt;
@@ -290,7 +290,7 @@ void run_spec_eval(const EvalPlan& plan, const std::shared_ptr<Engine>& engine, 
 std::vector<eval::Sample> load_cases(const Context& ctx, const std::string& path) {
   std::vector<eval::Sample> cases = eval::load_data_file(path);
   for (eval::Sample& s : cases) {
-    s.prompt_tokens = (int64_t)ctx.engine().tokenize_prompt(s.context, s.question, "", true).tokens.size();
+    s.prompt_tokens = (int64_t)ctx.engine().task_prompt(s.context, s.question).tokens.size();
     const int64_t need = s.prompt_tokens + s.max_new_tokens + 1;
     if (need > ctx.n_ctx())
       fail("{}:{}: case '{}' needs {} positions ({} prompt tokens, {} new), more than the "

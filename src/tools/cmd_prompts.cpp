@@ -40,7 +40,7 @@ int cmd_prompts(int argc, char** argv, int first) {
   const eval::TextCorpus fortunes = eval::TextCorpus::load(eval::CorpusSource::kFortunes, eval::CorpusSide::kTrain);
   eval::TaskOptions opt;
   opt.seed = (uint64_t)seed;
-  opt.reserve_tokens = (int64_t)s->tokenize_prompt("", "", true).size() + 2;
+  opt.reserve_tokens = s->task_prompt_overhead() + 2;
   opt.count_tokens = [&](std::string_view t) { return (int64_t)s->tokenizer().encode(t, false, false).size(); };
   opt.corpus = &handbook;
   std::vector<int64_t> lens(lengths.begin(), lengths.end());
