@@ -16,6 +16,7 @@
 #include "kv/policy_util.h"
 #include "runtime/compress.h"
 #include "runtime/context.h"
+#include "runtime/specpc.h"
 #include "util/error.h"
 #include "util/hash.h"
 #include "util/timer.h"
@@ -220,42 +221,60 @@ PreparedBranch prepare_branch(const Context& ctx, const SampleRun& s, const std:
   return br;
 }
 
-// A prompt-compression branch (is_prompt_compression): SpecPC's draft picks the tokens, an
-// empty context prefills them (SpecKV-PC: then evicts with SpecKV), then the suffix.
+// SpecPC's draft scores of one sample, per branch kind: "specpc" (the draft reads the prompt,
+// --pc-lookahead tokens) and "speckv_pc" (it also writes SpecKV's answer). One draft run
+// serves every budget; each branch is charged its full time (a request pays it once).
+using PcScoreMemo = std::map<std::string, SpecPcScores>;
+
+// A prompt-compression branch (is_prompt_compression): SpecPC's selection at this budget,
+// an empty context prefills the kept tokens (SpecKV-PC: then SpecKV evicts them with the
+// draft's answer), then the suffix.
 PreparedBranch prepare_pc_branch(const Context& ctx, const SampleRun& s, const std::string& p,
-                                 int64_t b, const EvalSettings& cfg) {
+                                 int64_t b, const EvalSettings& cfg, PcScoreMemo& memo) {
+  if (cfg.base.pc_draft.empty()) fail("eval: {} needs a draft model (--pc-draft FNAME)", p);
   PreparedBranch br;
   br.row = base_row(s, p, b);
   br.ctx = ctx.empty_like();
   br.ctx->cache().set_drop_out_of_window(false);  // as prepare_branch: the answer rolls back
-  if (cfg.base.pc_draft.empty()) fail("eval: {} needs a draft model (--pc-draft FNAME)", p);
+  const bool chained = p == "speckv_pc";
   KvPolicySettings k = cfg.base;
-  k.prompt_compress = "specpc";
-  k.query_agnostic = false;  // the tokens given below are all there is to compress
+  k.prompt_compress = "none";  // done here
+  k.query_agnostic = false;    // the tokens prefilled below are all there is to compress
   k.ratio = -1;
-  if (p == "specpc") {
-    k.name = "none";
-    k.pc_budget = b;
-  } else {
-    k.name = "speckv";
-    k.budget = b;
-    k.draft_model = k.pc_draft;  // one draft run: SpecPC's scores and SpecKV's answer
-    if (k.draft_max_new < 0) k.draft_max_new = s.sample.max_new_tokens;
-    k.pc_budget = std::max<int64_t>(4 * b, cfg.base.pc_budget);
-  }
-  // The always-kept last tokens at most half the kept ones, as every policy's protection.
-  k.pc_window = std::min<int64_t>(k.pc_window, std::max<int64_t>(1, k.pc_budget / 2));
+  k.name = chained ? "speckv" : "none";
+  k.budget = b;
+  k.draft_model = k.pc_draft;  // SpecKV-PC: the same draft, its answer from the one run
+  if (k.draft_max_new < 0) k.draft_max_new = s.sample.max_new_tokens;
+  const int64_t n = (int64_t)s.context.size();
+  const int64_t pc_budget = chained ? std::max<int64_t>(4 * b, cfg.base.pc_budget) : b;
   // Query-aware: s.context is the whole prompt; agnostic: the context, the question after.
-  const KvCompressReport rep = prefill_with_eviction(*br.ctx, s.context, -1, k);
-  br.evicted = rep.n_pc_after < rep.n_pc_before || rep.evicted;
-  br.score_ms = rep.pc_draft_ms + rep.pc_select_ms + rep.score_ms;
+  const SpecPcScores* sc = nullptr;
+  if (chained || n > pc_budget) {
+    auto it = memo.find(p);
+    if (it == memo.end())
+      it = memo.emplace(p, specpc_score(s.context, ctx.tokenizer(), ctx.pool(), ctx.n_batch(), cfg.base,
+                                        chained ? k.draft_max_new : 0)).first;
+    sc = &it->second;
+  }
+  PromptCompression pc;
+  if (n > pc_budget) {
+    // The always-kept last tokens at most half the kept ones, as every policy's protection.
+    pc = specpc_apply(s.context, *sc, pc_budget, k.pc_kernel,
+                      std::min<int64_t>(k.pc_window, std::max<int64_t>(1, pc_budget / 2)));
+  } else {
+    pc.tokens = s.context;
+    for (int64_t i = 0; i < n; ++i) pc.kept.push_back(i);
+  }
+  if (chained) br.ctx->prepare_draft_answer(k.pc_draft, sc->answer);
+  const KvCompressReport rep = prefill_with_eviction(*br.ctx, pc.tokens, -1, k);
+  br.evicted = (int64_t)pc.tokens.size() < n || rep.evicted;
+  br.score_ms = (sc ? sc->draft_ms : 0) + pc.select_ms + rep.score_ms;
   br.evict_ms = rep.evict_ms;
-  const int64_t n_ctx = (int64_t)s.context.size();
-  br.recall = target_recall(br.ctx->cache(), s.ref.oracle, n_ctx, &rep.pc_kept);
-  add_evidence_fields(br.row, s.evidence ? evidence_recall(br.ctx->cache(), *s.evidence, &rep.pc_kept)
+  br.recall = target_recall(br.ctx->cache(), s.ref.oracle, n, &pc.kept);
+  add_evidence_fields(br.row, s.evidence ? evidence_recall(br.ctx->cache(), *s.evidence, &pc.kept)
                                          : std::nullopt);
   br.kv_bytes = br.ctx->cache().resident_bytes();
-  br.row.update({{"pc_tokens", rep.n_pc_after}, {"pc_prefill_ms", rep.prefill_ms}});
+  br.row.update({{"pc_tokens", pc.tokens.size()}, {"pc_prefill_ms", rep.prefill_ms}});
   if (!s.suffix.empty()) br.ctx->prefill(s.suffix, nullptr);
   br.answer_pos = br.ctx->n_past();
   br.answer_logits = br.ctx->logits();
@@ -398,11 +417,12 @@ std::vector<BranchResult> run_sample(Context& ctx, const Sample& sample, const E
   // (one batched decode unless serial); 3: each branch's teacher-forced pass and row.
   std::vector<BranchResult> out;
   std::vector<PreparedBranch> branches;
+  PcScoreMemo pc_memo;
   for (size_t bi = 0; bi < bp.todo.size(); ++bi) {
     const auto& [p, b] = bp.todo[bi];
     out.push_back({p, b, nlohmann::json()});
     if (is_prompt_compression(p)) {
-      branches.push_back(prepare_pc_branch(ctx, s, p, b, cfg));
+      branches.push_back(prepare_pc_branch(ctx, s, p, b, cfg, pc_memo));
       branches.back().slot = bi;
       continue;
     }

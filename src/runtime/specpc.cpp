@@ -112,34 +112,55 @@ std::vector<float> SpecPcScorer::scores() const {
   return s;
 }
 
-PromptCompression specpc_compress(const std::vector<int32_t>& prompt, const Tokenizer& target,
-                                  ThreadPool& pool, int n_batch, const KvPolicySettings& s,
-                                  int answer_max_new) {
-  PromptCompression pc;
-  pc.n_before = (int64_t)prompt.size();
-  if (pc.n_before <= s.pc_budget) {
-    pc.tokens = prompt;
-    pc.kept.resize(prompt.size());
-    std::iota(pc.kept.begin(), pc.kept.end(), 0);
-    return pc;
-  }
+SpecPcScores specpc_score(const std::vector<int32_t>& prompt, const Tokenizer& target,
+                          ThreadPool& pool, int n_batch, const KvPolicySettings& s,
+                          int answer_max_new) {
+  SpecPcScores out;
   const std::shared_ptr<const Engine> draft = shared_draft_engine(s.pc_draft);
   Stopwatch sw_draft;
   DraftPrompt dp = draft_prompt(target, draft->tokenizer(), prompt);
   SpecPcScorer scorer(draft->model().config(), (int64_t)dp.tokens.size(), s.pc_window);
   const DraftRun run = run_draft(draft, pool, n_batch, target, std::move(dp),
                                  answer_max_new > 0 ? answer_max_new : s.pc_lookahead, &scorer);
-  pc.cross = run.prompt.cross;
-  pc.draft_ms = sw_draft.ms();
-  pc.score_ms = scorer.ms();
-  pc.answer = run.answer;
+  out.cross = run.prompt.cross;
+  out.draft_ms = sw_draft.ms();
+  out.score_ms = scorer.ms();
+  out.answer = run.answer;
   Stopwatch sw;
-  std::vector<float> scores = scorer.scores();
-  if (pc.cross) scores = map_scores_by_bytes(run.prompt.draft, scores, run.prompt.target);
-  pc.kept = specpc_select(scores, s.pc_budget, s.pc_kernel, s.pc_window);
+  out.scores = scorer.scores();
+  if (out.cross) out.scores = map_scores_by_bytes(run.prompt.draft, out.scores, run.prompt.target);
+  out.map_ms = sw.ms();
+  return out;
+}
+
+PromptCompression specpc_apply(const std::vector<int32_t>& prompt, const SpecPcScores& sc,
+                               int64_t budget, int kernel, int64_t window) {
+  PromptCompression pc;
+  pc.n_before = (int64_t)prompt.size();
+  pc.cross = sc.cross;
+  pc.draft_ms = sc.draft_ms;
+  pc.score_ms = sc.score_ms;
+  pc.answer = sc.answer;
+  Stopwatch sw;
+  pc.kept = specpc_select(sc.scores, budget, kernel, window);
   for (int64_t j : pc.kept) pc.tokens.push_back(prompt[(size_t)j]);
-  pc.select_ms = sw.ms();
+  pc.select_ms = sc.map_ms + sw.ms();
   return pc;
+}
+
+PromptCompression specpc_compress(const std::vector<int32_t>& prompt, const Tokenizer& target,
+                                  ThreadPool& pool, int n_batch, const KvPolicySettings& s,
+                                  int answer_max_new) {
+  if ((int64_t)prompt.size() <= s.pc_budget) {
+    PromptCompression pc;
+    pc.n_before = (int64_t)prompt.size();
+    pc.tokens = prompt;
+    pc.kept.resize(prompt.size());
+    std::iota(pc.kept.begin(), pc.kept.end(), 0);
+    return pc;
+  }
+  return specpc_apply(prompt, specpc_score(prompt, target, pool, n_batch, s, answer_max_new),
+                      s.pc_budget, s.pc_kernel, s.pc_window);
 }
 
 }  // namespace glimpse

@@ -71,6 +71,23 @@ struct PromptCompression {
   std::vector<int32_t> answer;   // the draft's answer in the target's vocabulary
 };
 
+// SpecPC's draft pass alone: one score per target prompt token and the draft's answer (in
+// the target's vocabulary). The selection is separate, so one draft run serves every
+// budget (eval's branches).
+struct SpecPcScores {
+  std::vector<float> scores;     // [prompt.size()], target tokens (cross: mapped by bytes)
+  std::vector<int32_t> answer;
+  bool cross = false;
+  double draft_ms = 0, score_ms = 0, map_ms = 0;
+};
+SpecPcScores specpc_score(const std::vector<int32_t>& prompt, const Tokenizer& target,
+                          ThreadPool& pool, int n_batch, const KvPolicySettings& s,
+                          int answer_max_new);
+// The selection of `budget` tokens from scores (specpc_select) and the kept tokens; the
+// draft's times and answer carried over.
+PromptCompression specpc_apply(const std::vector<int32_t>& prompt, const SpecPcScores& scores,
+                               int64_t budget, int kernel, int64_t window);
+
 // Runs SpecPC's draft (s.pc_draft) on `prompt` (target tokens, vocabulary `target`) on `pool`
 // and selects s.pc_budget tokens. answer_max_new > 0: the draft writes that many tokens
 // (SpecKV-PC); 0: s.pc_lookahead. A prompt within the budget is returned whole (no draft run).
