@@ -227,15 +227,18 @@ else echo "FAIL eval --questions"; cat "$tmp/evq.err"; fails=$((fails+1)); fi
 expect_error "eval --questions on a one-question task" "--questions 4: task vt asks 1 question" \
   "$GLIMPSE" eval -m "$MODEL" --preset once --tasks vt -o "$tmp/evqbad"
 
-# eval with prompt compression as branches (specpc, speckv_pc; the model as its own draft):
+# eval with SpecKV and prompt compression as branches (speckv, specpc, speckv_pc; the model as
+# its own draft):
 # rows for both; at a budget above the prompt, specpc prefills the whole prompt and equals
 # the full cache (same answer, KL 0).
 "$GLIMPSE" eval -m "$MODEL" --preset tiny --tasks niah_single_noise --lengths 400 --budgets 32,1000 \
-  --policies none,specpc,speckv_pc --pc-draft "$MODEL" -o "$tmp/evpc" -t 2 >"$tmp/evpc.md" 2>"$tmp/evpc.err"
+  --policies none,speckv,specpc,speckv_pc --pc-draft "$MODEL" --kv-draft "$MODEL" -o "$tmp/evpc" -t 2 \
+  >"$tmp/evpc.md" 2>"$tmp/evpc.err"
 if [ $? -eq 0 ] && python3 - "$tmp/evpc" <<'PY'
 import json, sys
 rows = {(r["policy"], r["budget"]): r for r in map(json.loads, open(sys.argv[1] + "/predictions.jsonl"))}
-assert set(rows) == {("none", 0), ("specpc", 32), ("specpc", 1000), ("speckv_pc", 32), ("speckv_pc", 1000)}, rows.keys()
+assert set(rows) == {("none", 0), ("speckv", 32), ("speckv", 1000), ("specpc", 32), ("specpc", 1000),
+                     ("speckv_pc", 32), ("speckv_pc", 1000)}, rows.keys()
 full, whole = rows[("none", 0)], rows[("specpc", 1000)]
 assert whole["prediction"] == full["prediction"] and whole["kl"] == 0 and whole["greedy_exact"], whole
 assert whole["pc_tokens"] == full["n_prompt"] and not whole["evicted"], whole

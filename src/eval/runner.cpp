@@ -249,7 +249,7 @@ PreparedBranch prepare_pc_branch(const Context& ctx, const SampleRun& s, const s
   const int64_t pc_budget = chained ? std::max<int64_t>(4 * b, cfg.base.pc_budget) : b;
   // Query-aware: s.context is the whole prompt; agnostic: the context, the question after.
   const SpecPcScores* sc = nullptr;
-  if (chained || n > pc_budget) {
+  if (n > pc_budget || (chained && n > b)) {  // a draft is needed: selection or SpecKV's answer
     auto it = memo.find(p);
     if (it == memo.end())
       it = memo.emplace(p, specpc_score(s.context, ctx.tokenizer(), ctx.pool(), ctx.n_batch(), cfg.base,
@@ -265,7 +265,7 @@ PreparedBranch prepare_pc_branch(const Context& ctx, const SampleRun& s, const s
     pc.tokens = s.context;
     for (int64_t i = 0; i < n; ++i) pc.kept.push_back(i);
   }
-  if (chained) br.ctx->prepare_draft_answer(k.pc_draft, sc->answer);
+  if (chained && sc) br.ctx->prepare_draft_answer(k.pc_draft, sc->answer);
   const KvCompressReport rep = prefill_with_eviction(*br.ctx, pc.tokens, -1, k);
   br.evicted = (int64_t)pc.tokens.size() < n || rep.evicted;
   br.score_ms = (sc ? sc->draft_ms : 0) + pc.select_ms + rep.score_ms;

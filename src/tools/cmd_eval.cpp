@@ -124,6 +124,7 @@ bool parse_eval_args(int argc, char** argv, int first, EvalPlan& plan) {
   for (const std::string& p : plan.policies) {  // speckv's draft file, when it is listed
     KvPolicySettings one = plan.kv;
     one.name = p;
+    one.budget = 1;  // each branch sets its own budget from --budgets
     if (p == "speckv") validate_policy_settings(one);
   }
   if (plan.kv.prompt_compress != "none")
