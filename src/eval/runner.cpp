@@ -235,7 +235,6 @@ PreparedBranch prepare_pc_branch(const Context& ctx, const SampleRun& s, const s
   PreparedBranch br;
   br.row = base_row(s, p, b);
   br.ctx = ctx.empty_like();
-  br.ctx->cache().set_drop_out_of_window(false);  // as prepare_branch: the answer rolls back
   const bool chained = p == "speckv_pc";
   KvPolicySettings k = cfg.base;
   k.prompt_compress = "none";  // done here
@@ -275,6 +274,9 @@ PreparedBranch prepare_pc_branch(const Context& ctx, const SampleRun& s, const s
                                          : std::nullopt);
   br.kv_bytes = br.ctx->cache().resident_bytes();
   br.row.update({{"pc_tokens", pc.tokens.size()}, {"pc_prefill_ms", rep.prefill_ms}});
+  // As prepare_branch: the answer is rolled back later, past a sliding-window layer's slack
+  // (set after the prompt, so the window layers dropped their old entries as usual).
+  br.ctx->cache().set_drop_out_of_window(false);
   if (!s.suffix.empty()) br.ctx->prefill(s.suffix, nullptr);
   br.answer_pos = br.ctx->n_past();
   br.answer_logits = br.ctx->logits();
