@@ -97,8 +97,9 @@ PromptTokens Engine::tokenize_prompt(const std::string& context, const std::stri
   return pt;
 }
 
-PromptTokens Engine::task_prompt(const std::string& context, const std::string& question) const {
-  if (has_chat_template_) return tokenize_prompt(context, question, "", true);
+PromptTokens Engine::task_prompt(const std::string& context, const std::string& question,
+                                 const std::string& system) const {
+  if (has_chat_template_) return tokenize_prompt(context, question, system, true);
   return tokenize_prompt(context, question.empty() ? question : question + "\nAnswer:", "", false);
 }
 

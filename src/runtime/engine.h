@@ -66,8 +66,10 @@ class Engine {
   // A task's context and question as the model expects them: one user turn of its chat
   // template when the GGUF carries one; a base model (no template: e.g. Gemma 3 270M) gets
   // the raw text with "\nAnswer:" after the question, the usual cue for a completion.
-  // Evaluation, training prompts and speculative benchmarks all go through it.
-  PromptTokens task_prompt(const std::string& context, const std::string& question) const;
+  // Evaluation, training prompts and speculative benchmarks all go through it. system is
+  // the chat template's system prompt (a base model has none, so it is ignored there).
+  PromptTokens task_prompt(const std::string& context, const std::string& question,
+                           const std::string& system = "") const;
   bool has_chat_template() const { return has_chat_template_; }
   // Tokens task_prompt adds around the user text: the chat template's around an empty user
   // turn, or a base model's BOS and answer cue (task generators reserve them).

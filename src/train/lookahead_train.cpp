@@ -136,17 +136,14 @@ std::vector<Prompt> read_prompts(Context& s, const LookaheadTrainOptions& o, con
       fail("{}:{}: needs \"context\" and/or \"question\"", path, line_no);
     Prompt p;
     int64_t longest = 0;  // positions the sample needs before its answer
-    // As eval renders a task (Engine::task_prompt); a chat model also gets the system prompt.
+    // As eval renders a task; a chat model also gets the system prompt.
     const Engine& e = s.engine();
-    auto render = [&](const std::string& c, const std::string& q) {
-      return e.has_chat_template() ? e.tokenize_prompt(c, q, o.system, true) : e.task_prompt(c, q);
-    };
     if (o.agnostic) {
       // The context part (chat-template head + context) is compressed once; every question
       // follows it. Each question must leave the context's tokens as they are.
       if (context.empty()) fail("{}:{}: --agnostic needs a \"context\"", path, line_no);
       for (const std::string& q : line_questions(j, question, path, line_no)) {
-        const PromptTokens pt = render(context, q);
+        const PromptTokens pt = e.task_prompt(context, q, o.system);
         const std::vector<int32_t> head(pt.tokens.begin(), pt.tokens.begin() + pt.n_context);
         if (p.suffixes.empty()) p.tokens = head;
         else if (head != p.tokens) fail("{}:{}: a question changes the context's tokens", path, line_no);
@@ -154,7 +151,8 @@ std::vector<Prompt> read_prompts(Context& s, const LookaheadTrainOptions& o, con
         longest = std::max<int64_t>(longest, (int64_t)pt.tokens.size());
       }
     } else {
-      p.tokens = context.empty() ? render(question, "").tokens : render(context, question).tokens;
+      p.tokens = context.empty() ? e.task_prompt(question, "", o.system).tokens
+                               : e.task_prompt(context, question, o.system).tokens;
       longest = (int64_t)p.tokens.size();
     }
     if (longest > limit || longest + o.answer_len > s.n_ctx()) {
