@@ -133,6 +133,16 @@ assert all(r["avg_ts"]>0 and r["n_gen"]==8 and 150<=r["n_depth"]<=260 for r in r
 assert rows[0]["spec_report"] is None and rows[2]["spec_report"]["mode"]=="tabed", rows
 ' <<<"$json"; then echo "ok   bench --spec rows"; passes=$((passes+1))
 else echo "FAIL bench --spec: $json"; fails=$((fails+1)); fi
+# --question replaces the summary request: a longer question makes a longer prompt, and the
+# plain row's answer is shown on stderr.
+long_q="Repeat the last paragraph above word for word, keeping every name, number and punctuation mark exactly as it is written there, and add nothing before or after it."
+json2=$("$GLIMPSE" bench -m "$MODEL" -d 200 -n 8 -r 1 -t 2 -o json --spec ngram --question "$long_q" 2>"$tmp/bq.err")
+if python3 -c '
+import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2])
+assert b[0]["n_depth"] >= a[0]["n_depth"] + 20, (a[0]["n_depth"], b[0]["n_depth"])
+' "$json" "$json2" && grep -q "answer at depth" "$tmp/bq.err"; then
+  echo "ok   bench --spec --question"; passes=$((passes+1))
+else echo "FAIL bench --spec --question: $json2"; cat "$tmp/bq.err"; fails=$((fails+1)); fi
 # bench -npl: parallel sequences in batched-bench form; each JSON row carries n_parallel and the
 # aggregate avg_ts, and N contexts hold N times one context's KV bytes.
 expect_error "bad -npl" "-npl: expected 1..256" "$GLIMPSE" bench -m "$MODEL" -npl 0

@@ -20,8 +20,6 @@ namespace glimpse {
 
 namespace {
 
-constexpr const char* kQuestion = "Summarize the text above.";
-
 struct BenchRow {
   std::string label;               // "plain" or "spec=tabed(lookahead@256,ngram)"
   std::optional<SpecParams> spec;  // none: plain decoding
@@ -47,7 +45,8 @@ std::vector<std::string> depth_paragraphs(const std::string& file) {
 }
 
 // Paragraphs (cycling) until the prompt holds about `depth` tokens with the question.
-std::vector<int32_t> depth_prompt(const Engine& e, const std::vector<std::string>& paras, int depth) {
+std::vector<int32_t> depth_prompt(const Engine& e, const std::vector<std::string>& paras, int depth,
+                                  const std::string& question) {
   std::string doc;
   int64_t n = 0;
   for (size_t i = 0; n < depth; ++i) {
@@ -58,7 +57,7 @@ std::vector<int32_t> depth_prompt(const Engine& e, const std::vector<std::string
     n += add;
     if (i > paras.size() * 64) fail("bench --spec: the depth text is too short");
   }
-  return e.task_prompt(doc, kQuestion).tokens;
+  return e.task_prompt(doc, question).tokens;
 }
 
 double mean(const std::vector<double>& v) {
@@ -95,7 +94,13 @@ void run_test(const std::shared_ptr<Engine>& engine, const std::vector<int32_t>&
       Context ctx(engine, cp);
       const GenerateResult got = row.spec ? generate_speculative(ctx, prompt, g, *row.spec, nullptr)
                                           : generate(ctx, prompt, g, nullptr);
-      if (!row.spec && want.empty()) want = got.tokens;
+      if (!row.spec && want.empty()) {
+        want = got.tokens;
+        std::string text = engine->tokenizer().decode(want);
+        for (char& ch : text) if (ch == '\n') ch = ' ';
+        if (text.size() > 240) text = text.substr(0, 240) + "...";
+        std::fprintf(stderr, "glimpse bench: answer at depth %zu: %s\n", prompt.size(), text.c_str());
+      }
       if (got.tokens != want)
         fail("bench --spec: {} gave other tokens than plain decoding at depth {}", row.label,
              prompt.size());
@@ -140,7 +145,7 @@ void run_spec_bench(const std::shared_ptr<Engine>& engine, const EngineParams& e
                    "| --- | ---: | --- | --- | --- | ---: | ---: | ---: | ---: |\n";
   for (int d : plan.depths)
     for (int n : plan.n_gen) {
-      const std::vector<int32_t> prompt = depth_prompt(*engine, paras, std::max(d, 1));
+      const std::vector<int32_t> prompt = depth_prompt(*engine, paras, std::max(d, 1), plan.question);
       std::vector<BenchRow> rows = proto;
       run_test(engine, prompt, n, plan.reps, rows);
       const std::string test = fmt::format("tg{} @ d{}", n, prompt.size());

@@ -3,8 +3,8 @@
 //
 // Speculation needs real text (drafts predict it), so unlike the other bench tests the depth
 // is a document: evaluation-side corpus text (or -f FILE, split at blank lines) of about
-// `depth` tokens with the question "Summarize the text above." in the chat template, then
-// n greedy tokens. Each repetition runs every row on a fresh context (prefill included,
+// `depth` tokens with a question (--question; "Summarize the text above." by default) as
+// Engine::task_prompt renders it, then n greedy tokens. Each repetition runs every row on a fresh context (prefill included,
 // not timed), interleaved (plain, spec 1, spec 2, ..., then again) so a noisy machine
 // disturbs every row alike; t/s is decode speed (tokens after the first / decode time).
 // Every spec row must print the plain row's tokens (greedy, lossless), else the bench fails.
@@ -28,6 +28,7 @@ struct SpecBenchPlan {
   std::string rows;
   SpecFlags flags;        // weights, draft lengths, p-min, -md (mode and sources per row)
   std::string text_file;  // -f: depth text (empty: the evaluation corpus)
+  std::string question = "Summarize the text above.";  // --question: asked after the text
   KvPolicySettings kv;    // knobs of the views' policies
 };
 

@@ -218,6 +218,9 @@ bool parse_bench_args(int argc, char** argv, int first, EngineParams& sp, BenchP
          [&](const std::string& v) { plan.spec.rows = v; });
   ap.add({"-f", "--file"}, "FNAME", "--spec: the depth text (paragraphs split at blank lines)",
          [&](const std::string& v) { plan.spec.text_file = v; });
+  ap.add({"--question"}, "TEXT",
+         "--spec: the question after the depth text (default: \"Summarize the text above.\")",
+         [&](const std::string& v) { plan.spec.question = v; });
   add_spec_args(ap, plan.spec.flags, /*with_mode=*/false);
   if (!ap.parse(argc, argv, first)) return false;
   plan.spec.kv = plan.kv;
