@@ -12,13 +12,10 @@
 
 namespace glimpse {
 
-int cmd_train_lookahead(int argc, char** argv, int first) {
-  EngineParams sp;
-  sp.context.n_ctx = 0;  // the model's training context: prompts up to it can be used
-  LookaheadTrainOptions o;
-  ArgParser ap("train-lookahead",
-               "Train a LookaheadKV module on prompts ({\"context\", \"question\"} per line).");
-  add_model_args(ap, sp);
+namespace {
+
+// The training options' flags; --eval's module name goes to eval_module.
+void add_train_args(ArgParser& ap, LookaheadTrainOptions& o, std::string& eval_module) {
   ap.add({"--prompts"}, "FNAME", "JSONL prompts file (required)",
          [&](const std::string& v) { o.prompts_path = v; });
   ap.add({"--cache-dir"}, "DIR", "per-prompt KV + ground-truth files (default: lookahead-cache)",
@@ -53,7 +50,6 @@ int cmd_train_lookahead(int argc, char** argv, int first) {
          [&](const std::string& v) { o.hyper.alpha = parse_float("--alpha", v); });
   ap.add({"-sys", "--system-prompt"}, "TEXT", "system prompt of the chat template (default: none)",
          [&](const std::string& v) { o.system = v; });
-  std::string eval_module;
   ap.add({"--eval"}, "FNAME|init",
          "no training: report the loss and top-10% attention mass of a module (or of a fresh one) on the prompts",
          [&](const std::string& v) { eval_module = v; });
@@ -86,30 +82,22 @@ int cmd_train_lookahead(int argc, char** argv, int first) {
   ap.add({"--patience"}, "N", "stop after N validations without a better loss (default: 0, never)",
          [&](const std::string& v) { o.patience = parse_int("--patience", v, 0, 1 << 20); });
   ap.flag({"-q", "--quiet"}, "no progress bar", [&] { o.progress = false; });
-  if (!ap.parse(argc, argv, first)) return 0;
-  if (o.prompts_path.empty()) fail("--prompts is required");
-  if (!(o.lr > 0)) fail("--lr must be > 0");
+}
 
-  Context s(Engine::load(sp));
-  const ModelConfig& c = s.model().config();
-  const LookaheadModule probe = LookaheadModule::create(s.model(), o.hyper, o.seed);
-  if (o.progress)
-    std::fprintf(stderr, "train-lookahead: %s, module %lld parameters (n=%d, rank %d, alpha %g), %d threads\n",
-               c.name.c_str(), (long long)probe.n_params(), o.hyper.n_lookahead, o.hyper.rank,
-               o.hyper.alpha, s.pool().size());
-  if (!eval_module.empty()) {
-    const LookaheadModule mod = eval_module == "init" ? probe : LookaheadModule::load(eval_module, s.model());
-    const LookaheadEvalReport ev = evaluate_lookahead(s, o, mod);
-    std::string kept;
-    for (size_t b = 0; b < ev.kept_budgets.size(); ++b)
-      kept += fmt::format("{}\"{}\": {{\"uniform\": {:.4f}, \"global\": {:.4f}}}", b ? ", " : "",
-                          ev.kept_budgets[b], ev.kept_uniform[b], ev.kept_global[b]);
-    std::printf("{\"module\": \"%s\", \"prompts\": %d, \"mean_kl\": %.6f, \"top10_mass\": %.4f, "
-                "\"top10_mass_best\": %.4f, \"kept_mass\": {%s}}\n", eval_module.c_str(), ev.data.n_prompts,
-                ev.mean_loss, ev.top10_mass, ev.top10_mass_best, kept.c_str());
-    return 0;
-  }
-  const LookaheadTrainReport r = train_lookahead(s, o);
+// --eval: one JSON line with the module's loss and kept attention mass on the prompts.
+void print_eval_report(const LookaheadEvalReport& ev, const std::string& module) {
+  std::string kept;
+  for (size_t b = 0; b < ev.kept_budgets.size(); ++b)
+    kept += fmt::format("{}\"{}\": {{\"uniform\": {:.4f}, \"global\": {:.4f}}}", b ? ", " : "",
+                        ev.kept_budgets[b], ev.kept_uniform[b], ev.kept_global[b]);
+  std::printf("{\"module\": \"%s\", \"prompts\": %d, \"mean_kl\": %.6f, \"top10_mass\": %.4f, "
+              "\"top10_mass_best\": %.4f, \"kept_mass\": {%s}}\n", module.c_str(), ev.data.n_prompts,
+              ev.mean_loss, ev.top10_mass, ev.top10_mass_best, kept.c_str());
+}
+
+// The end-of-run summary on stderr: data, sample files, timings, validation, module path.
+void print_train_report(const LookaheadTrainReport& r, const LookaheadTrainOptions& o,
+                        const ModelConfig& c) {
   const double bytes_per_token =
       o.recompute_truth ? 0.0
                         : (o.recompute_kv ? 0.0 : 2.0 * c.n_layer * c.n_kv_head * c.head_dim * 2) +
@@ -137,6 +125,36 @@ int cmd_train_lookahead(int argc, char** argv, int first) {
     std::fprintf(stderr, "validation: best loss %.4f at step %d%s\n", r.best_val, r.best_step,
                  r.early_stopped ? " (stopped early)" : "");
   if (!o.prepare_only) std::fprintf(stderr, "module: %s\n", o.out_path.c_str());
+}
+
+}  // namespace
+
+int cmd_train_lookahead(int argc, char** argv, int first) {
+  EngineParams sp;
+  sp.context.n_ctx = 0;  // the model's training context: prompts up to it can be used
+  LookaheadTrainOptions o;
+  ArgParser ap("train-lookahead",
+               "Train a LookaheadKV module on prompts ({\"context\", \"question\"} per line).");
+  add_model_args(ap, sp);
+  std::string eval_module;
+  add_train_args(ap, o, eval_module);
+  if (!ap.parse(argc, argv, first)) return 0;
+  if (o.prompts_path.empty()) fail("--prompts is required");
+  if (!(o.lr > 0)) fail("--lr must be > 0");
+
+  Context s(Engine::load(sp));
+  const ModelConfig& c = s.model().config();
+  const LookaheadModule probe = LookaheadModule::create(s.model(), o.hyper, o.seed);
+  if (o.progress)
+    std::fprintf(stderr, "train-lookahead: %s, module %lld parameters (n=%d, rank %d, alpha %g), %d threads\n",
+               c.name.c_str(), (long long)probe.n_params(), o.hyper.n_lookahead, o.hyper.rank,
+               o.hyper.alpha, s.pool().size());
+  if (!eval_module.empty()) {
+    const LookaheadModule mod = eval_module == "init" ? probe : LookaheadModule::load(eval_module, s.model());
+    print_eval_report(evaluate_lookahead(s, o, mod), eval_module);
+    return 0;
+  }
+  print_train_report(train_lookahead(s, o), o, c);
   return 0;
 }
 
