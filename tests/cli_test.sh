@@ -380,6 +380,21 @@ if train --out "$tmp/full.gguf" && train --out "$tmp/part.gguf" --run-steps 1 \
   echo "ok   train-lookahead, exact resume, lookahead policy"; passes=$((passes+1))
 else echo "FAIL train-lookahead"; cat "$tmp/err"; fails=$((fails+1)); fi
 
+# --init fine-tunes a trained module: the validation loss logged at step 0 is that module's
+# own (as --eval reports it), not a fresh module's.
+expect_error "train-lookahead --init missing module" "cannot read LookaheadKV module" "$GLIMPSE" train-lookahead -q -m "$MODEL" --prompts "$tmp/p.jsonl" --cache-dir "$tmp/lc" --answer-len 4 --init "$tmp/none.gguf"
+evl() { "$GLIMPSE" train-lookahead -m "$MODEL" --prompts "$tmp/p.jsonl" --cache-dir "$tmp/lc" --answer-len 4 -t 2 -q --eval "$1" 2>/dev/null; }
+if ev_trained=$(evl "$tmp/full.gguf") && ev_fresh=$(evl init) \
+   && train --out "$tmp/ft.gguf" --init "$tmp/full.gguf" --val-prompts "$tmp/p.jsonl" --val-every 2 \
+   && python3 - "$ev_trained" "$ev_fresh" "$tmp/ft.gguf.log.jsonl" <<'PY'
+import json, sys
+trained, fresh = json.loads(sys.argv[1])["mean_kl"], json.loads(sys.argv[2])["mean_kl"]
+v0 = [json.loads(l)["val_loss"] for l in open(sys.argv[3]) if '"val_loss"' in l and json.loads(l)["step"] == 0]
+assert len(v0) == 1 and abs(v0[0] - trained) < 1e-5 and abs(v0[0] - fresh) > 1e-4, (v0, trained, fresh)
+PY
+then echo "ok   train-lookahead --init (fine-tuning from a module)"; passes=$((passes+1))
+else echo "FAIL train-lookahead --init"; cat "$tmp/err"; fails=$((fails+1)); fi
+
 # Ground-truth-only sample files (--recompute-kv) train the same module bit for bit; a
 # validation set logs its loss and keeps the best module.
 if train --out "$tmp/rec.gguf" --recompute-kv && cmp -s "$tmp/full.gguf" "$tmp/rec.gguf" \

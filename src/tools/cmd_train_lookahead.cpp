@@ -2,6 +2,7 @@
 // JSONL file of prompts; see src/train/lookahead_train.h for data, optimiser and
 // checkpoint details.
 #include <cstdio>
+#include <fstream>
 
 #include <fmt/format.h>
 
@@ -53,6 +54,8 @@ void add_train_args(ArgParser& ap, LookaheadTrainOptions& o, std::string& eval_m
   ap.add({"--eval"}, "FNAME|init",
          "no training: report the loss and top-10% attention mass of a module (or of a fresh one) on the prompts",
          [&](const std::string& v) { eval_module = v; });
+  ap.add({"--init"}, "FNAME", "start from this module's parameters (fine-tuning; its shapes replace --n-lookahead and --rank)",
+         [&](const std::string& v) { o.init_path = v; });
   ap.flag({"--resume"}, "continue from <out>.state where a previous run stopped",
           [&] { o.resume = true; });
   ap.add({"--run-steps"}, "N", "stop (with a checkpoint) after N steps of this run; --resume continues",
@@ -141,6 +144,8 @@ int cmd_train_lookahead(int argc, char** argv, int first) {
   if (!ap.parse(argc, argv, first)) return 0;
   if (o.prompts_path.empty()) fail("--prompts is required");
   if (!(o.lr > 0)) fail("--lr must be > 0");
+  for (const std::string* m : {&o.init_path, &eval_module})
+    if (!m->empty() && *m != "init" && !std::ifstream(*m)) fail("cannot read LookaheadKV module '{}'", *m);
 
   Context s(Engine::load(sp));
   const ModelConfig& c = s.model().config();

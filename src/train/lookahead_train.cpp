@@ -653,7 +653,9 @@ LookaheadTrainReport train_lookahead(Context& s, const LookaheadTrainOptions& o)
   const std::string state_path = o.out_path + ".state";
   const std::string log_path = o.log_path.empty() ? o.out_path + ".log.jsonl" : o.log_path;
   const StateSettings settings{o.seed, o.batch, (int32_t)prompts.size(), o.steps, 0};
-  LookaheadModule mod = LookaheadModule::create(model, o.hyper, o.seed);
+  // A fresh module, or (--init, fine-tuning) a trained one; Adam moments start from zero.
+  LookaheadModule mod = o.init_path.empty() ? LookaheadModule::create(model, o.hyper, o.seed)
+                                            : LookaheadModule::load(o.init_path, model);
   TrainState st;
   st.m = mod.zeros_like();
   st.v = mod.zeros_like();
@@ -661,9 +663,11 @@ LookaheadTrainReport train_lookahead(Context& s, const LookaheadTrainOptions& o)
     load_state(state_path, st, mod, settings);
     trim_log(log_path, st.step);
     if (o.progress) std::fprintf(stderr, "resuming at step %d of %d\n", st.step, o.steps);
-  } else if (o.resume) {
+  } else if (o.resume && o.init_path.empty()) {
     if (o.progress) std::fprintf(stderr, "no state at %s: starting from scratch\n", state_path.c_str());
   }
+  const bool from_init = st.step == 0 && !o.init_path.empty();
+  if (from_init && o.progress) std::fprintf(stderr, "starting from %s\n", o.init_path.c_str());
   if (!o.resume || st.step == 0) std::ofstream(log_path, std::ios::trunc);
   rep.first_step = st.step;
 
@@ -681,6 +685,12 @@ LookaheadTrainReport train_lookahead(Context& s, const LookaheadTrainOptions& o)
   g_stop.store(0);
   auto old_int = std::signal(SIGINT, on_stop_signal);
   auto old_term = std::signal(SIGTERM, on_stop_signal);
+  if (from_init && !val.empty()) {
+    // The starting module's validation loss, the mark the run has to beat (logged as step 0).
+    const double v = mean_loss(s, o, val, mod, cache, &val_memo);
+    log << nlohmann::json{{"step", 0}, {"val_loss", v}}.dump() << "\n";
+    if (o.progress) std::fprintf(stderr, "validation loss of %s: %.4f\n", o.init_path.c_str(), v);
+  }
   while (st.step < o.steps && (o.run_steps <= 0 || steps_this_run < o.run_steps)) {
     Stopwatch sw;
     for (auto* g : grad.tensors()) std::fill(g->begin(), g->end(), 0.0f);

@@ -84,6 +84,8 @@ struct LookaheadTrainOptions {
   int val_every = 50;
   int patience = 0;              // validations without improvement before stopping (0: never)
   bool prepare_only = false;     // make the sample files (training and validation) and return
+  std::string init_path;         // start from this module's parameters (its shapes replace
+                                 // hyper); fresh optimizer state. Ignored when resuming.
 };
 
 // Time spent making sample files, by phase (ms).
