@@ -17,7 +17,7 @@
 # at step 100, where the first module starts at 0.1430 (data/lookahead-v2/scratch-aware.log.jsonl).
 #   scripts/train-lookahead-v2.sh               # both modules, one after the other
 #   WHICH=aware scripts/train-lookahead-v2.sh   # or WHICH=agnostic
-#   THREADS=2 STEPS=500 LOSS="--topk-weight 1 --topk 128" INIT=none scripts/train-lookahead-v2.sh
+#   THREADS=2 STEPS=500 LR=5e-4 LOSS="--topk-weight 1 --topk 128" INIT=none scripts/train-lookahead-v2.sh
 #   scripts/train-lookahead-v2.sh checkpoint    # pack the answers so far and copy the training
 #                                               # states into data/lookahead-v2 (to commit)
 # Outputs under runs/lookahead-v2/: prompts, sample files, modules, logs (JSON lines with
@@ -33,6 +33,9 @@ PATIENCE=${PATIENCE:-4}
 WHICH=${WHICH:-aware,agnostic}
 LOSS=${LOSS:-}
 INIT=${INIT:-modules/SmolLM2-135M-Instruct.Q4_1.lookahead.gguf}
+# Peak learning rate: half the first module's 1e-3 when fine-tuning it, so the run refines
+# it rather than leaving its basin; 1e-3 from scratch.
+if [ "$INIT" = none ]; then LR=${LR:-1e-3}; else LR=${LR:-5e-4}; fi
 D=data/lookahead-v2
 mkdir -p "$R"
 # pack_answers aware|agnostic: the answer files made so far into $D/answers-<which>.tar.gz
@@ -67,7 +70,7 @@ lengths=512,1024,1536,2048,3072,4096
 [ -s "$R/train.jsonl" ] || "$G" prompts -m models/SmolLM2-135M-Instruct.Q4_1.gguf --set v2 -o "$R/train.jsonl" -n 1200 --lengths $lengths -s 3
 [ -s "$R/val.jsonl" ] || "$G" prompts -m models/SmolLM2-135M-Instruct.Q4_1.gguf --set v2 -o "$R/val.jsonl" -n 120 --lengths $lengths -s 4
 common=(-m models/SmolLM2-135M-Instruct.Q4_1.gguf --prompts "$R/train.jsonl" --val-prompts "$R/val.jsonl" --cache-dir "$R/cache" --recompute-truth
-        --steps "$STEPS" --batch 4 --lr 1e-3 --warmup 50 --save-every 25 --val-every 50
+        --steps "$STEPS" --batch 4 --lr "$LR" --warmup 50 --save-every 25 --val-every 50
         --patience "$PATIENCE" --answer-len 256 -c 4608 -t "$THREADS")
 # shellcheck disable=SC2206
 extra=($LOSS)
