@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "kv/kv_scores.h"
 #include "lookahead/lookahead_ops.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
@@ -33,14 +34,22 @@ double row_kl(const Real* s, double S, const double* h, int64_t N, double w, int
 template <typename Real>
 double lookahead_loss(const std::vector<Real>& scores, const float* gt, int n_layer, int n_head,
                       int64_t N, std::vector<Real>* dscores, const LookaheadLoss& opt) {
-  const int64_t rows = (int64_t)n_layer * n_head;
-  if (dscores) dscores->assign((size_t)rows * N, Real(0));
+  const int64_t all_rows = (int64_t)n_layer * n_head;
+  if (dscores) dscores->assign((size_t)all_rows * N, Real(0));
+  // The mean runs over the rows with a target: all of them, but for the sliding-window
+  // layers of Gemma 3 (never evicted, so never scored or targeted).
+  int64_t rows = 0;
+  for (int64_t r = 0; r < all_rows; ++r) {
+    const float* g = gt + r * N;
+    rows += std::any_of(g, g + N, [](float x) { return x > 0; });
+  }
+  if (rows == 0) return 0;
   const int64_t k = std::min<int64_t>(opt.top_k, N);
   const bool topk = opt.topk_weight > 0 && k > 0;
   std::vector<double> h(N), hb;
   std::vector<int64_t> idx;
   double total = 0;
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = 0; r < all_rows; ++r) {
     const Real* s = scores.data() + r * N;
     const float* g = gt + r * N;
     double S = 0, Gs = 0;
@@ -70,18 +79,19 @@ double lookahead_loss(const std::vector<Real>& scores, const float* gt, int n_la
 }
 
 // Attention of one layer backwards: from datt [T][n_head][d] (the attention output's
-// gradient; zero in the last layer) and dsc_l [n_head][N] (the score gradient) to dq
-// [T][n_head][d], dk, dv [T][n_kv_head][d], before RoPE (the inverse rotation applied).
-// The prompt keys/values are constants read from the cache.
+// gradient; zero in the last layer) and, in a scored layer, dsc_l [n_head][N] (the score
+// gradient) to dq [T][n_head][d], dk, dv [T][n_kv_head][d], before RoPE (the inverse
+// rotation applied: rope and cs are the layer's). The prompt keys/values are constants read
+// from the cache; keys outside a sliding window have p = 0 and get no gradient.
 template <typename Real>
 void attention_backward(const ModelConfig& c, const KvCache& cache, int l, bool last, int T,
-                        int64_t N, const LookaheadLayerTrace<Real>& tr, const Buf<Real>& datt,
-                        const Real* dsc_l, const std::vector<float>& cs, Buf<Real>& dq,
-                        Buf<Real>& dk, Buf<Real>& dv, ThreadPool& pool) {
+                        const LookaheadLayerTrace<Real>& tr, const Buf<Real>& datt,
+                        const Real* dsc_l, const RopeParams& rope, const std::vector<float>& cs,
+                        Buf<Real>& dq, Buf<Real>& dk, Buf<Real>& dv, ThreadPool& pool) {
   const int d = c.head_dim, H = c.n_head, KV = c.n_kv_head, G = H / KV;
   const int q_dim = H * d, kv_dim = KV * d;
-  const int64_t n_keys = N + T, n_pad = padded(n_keys);
-  const Real att_scale = (Real)(1.0f / std::sqrt((float)d));
+  const int64_t N = tr.n_prompt, n_keys = N + T, n_pad = padded(n_keys);
+  const Real att_scale = (Real)c.attn_scale;
   std::vector<Buf<Real>> krows(KV), vpanel(KV);
   std::vector<Buf<Real>> dk_h(H), dv_h(H);  // per query head partials [T][d]
   // Attention. Per KV head: key rows [n_keys][d] (for dq) and values transposed
@@ -121,7 +131,7 @@ void attention_backward(const ModelConfig& c, const KvCache& cache, int l, bool 
       for (int i = 0; i < m; ++i) {
         Real* dp = ds.data() + (size_t)i * n_pad;
         const Real* p = tr.prob.data() + ((size_t)h * T + i0 + i) * n_keys;
-        axpy(Real(1) / (Real)T, dsc_l + h * N, dp, N);
+        if (dsc_l) axpy(Real(1) / (Real)T, dsc_l + h * N, dp, N);
         // softmax: dz_j = p_j (dp_j - sum_k p_k dp_k); the logits are att_scale * q . k_j
         const Real pd = dot(p, dp, n_keys);
         for (int64_t j = 0; j < n_keys; ++j) dp[j] = att_scale * p[j] * (dp[j] - pd);
@@ -145,10 +155,19 @@ void attention_backward(const ModelConfig& c, const KvCache& cache, int l, bool 
       axpy(Real(1), dv_h[h].data() + (size_t)t * d, dv.data() + o, d);
     }
   for (int t = 0; t < T; ++t) {
-    const float* cst = cs.data() + (size_t)t * c.rope.n_rot;
-    rope_apply(c.rope, cst, dq.data() + (size_t)t * q_dim, H, d, /*inverse=*/true);
-    rope_apply(c.rope, cst, dk.data() + (size_t)t * kv_dim, KV, d, /*inverse=*/true);
+    const float* cst = cs.data() + (size_t)t * rope.n_rot;
+    rope_apply(rope, cst, dq.data() + (size_t)t * q_dim, H, d, /*inverse=*/true);
+    rope_apply(rope, cst, dk.data() + (size_t)t * kv_dim, KV, d, /*inverse=*/true);
   }
+}
+
+// Through a norm of `rows` rows of n values backwards: dx = d(norm)/dx^T dy (overwritten).
+template <typename Real>
+void norm_rows_backward(const Buf<Real>& x, const std::vector<float>& w, const Buf<Real>& rinv,
+                        const Real* dy, int64_t rows, int64_t n, Buf<Real>& dx) {
+  dx.assign((size_t)rows * n, Real(0));
+  for (int64_t t = 0; t < rows; ++t)
+    rms_norm_row_backward(x.data() + t * n, w.data(), rinv[t], dy + t * n, dx.data() + t * n, n);
 }
 
 template <typename Real>
@@ -157,63 +176,87 @@ void lookahead_backward(const Model& model, const KvCache& cache, const Lookahea
                         LookaheadModule& grad, ThreadPool& pool) {
   const ModelConfig& c = model.config();
   const int T = mod.n_lookahead(), r = mod.rank();
-  const int E = c.n_embd, d = c.head_dim, H = c.n_head, F = c.n_ff;
+  const int E = c.n_embd, d = c.head_dim, H = c.n_head, KV = c.n_kv_head, F = c.n_ff;
   const int q_dim = H * d, L = c.n_layer;
   const int64_t N = trace.n_prompt;
   const Real lscale = (Real)mod.scale();
   if ((int)trace.layers.size() != L || (int64_t)dscores.size() != (int64_t)L * H * N)
     fail("lookahead backward: trace or score gradient does not match the model");
 
-  std::vector<float> cs((size_t)T * c.rope.n_rot);
-  for (int t = 0; t < T; ++t)
+  std::vector<float> cs((size_t)T * c.rope.n_rot), cs_swa((size_t)T * c.rope_swa.n_rot);
+  for (int t = 0; t < T; ++t) {
     rope_cos_sin(c.rope, trace.pos0 + t, cs.data() + (size_t)t * c.rope.n_rot);
+    if (c.swa_window > 0)
+      rope_cos_sin(c.rope_swa, trace.pos0 + t, cs_swa.data() + (size_t)t * c.rope_swa.n_rot);
+  }
+  const bool gelu = c.ffn_act == FfnActivation::GeluTanh;
 
   Buf<Real> dx((size_t)T * E, Real(0));  // dloss / d(residual stream leaving layer l)
-  Buf<Real> dxn((size_t)T * E), datt, dq, dk, dv, dhid, dgate, dup;
+  Buf<Real> dxn((size_t)T * E), datt, dq, dk, dv, dhid, dgate, dup, dpre, dq_raw, dk_raw;
 
   for (int l = L - 1; l >= 0; --l) {
     const LayerWeights& w = model.layer(l);
     const LookaheadLayerTrace<Real>& tr = trace.layers[l];
     const bool last = l == L - 1;
     // dx_in += W^T dy (+ adapter), adapter gradients into grad.
-    auto linear_back = [&](const WeightView& wv, int slot, const Buf<Real>& in, const Buf<Real>& dy,
+    auto linear_back = [&](const WeightView& wv, int slot, const Buf<Real>& in, const Real* dy,
                            Buf<Real>& dx_in) {
-      frozen_linear_t(wv, dy.data(), T, dx_in.data(), pool);
+      frozen_linear_t(wv, dy, T, dx_in.data(), pool);
       if (mod.has(l, slot))
-        lora_backward(mod.lora(l, slot), r, lscale, in.data(), tr.a[slot].data(), dy.data(), T,
+        lora_backward(mod.lora(l, slot), r, lscale, in.data(), tr.a[slot].data(), dy, T,
                       dx_in.data(), grad.lora(l, slot));
+    };
+    // The gradient of a block output [T][E] before its post-norm, if the block has one.
+    auto through_post_norm = [&](const std::vector<float>& w_post, const Buf<Real>& raw,
+                                 const Buf<Real>& rinv) -> const Real* {
+      if (w_post.empty()) return dx.data();
+      norm_rows_backward(raw, w_post, rinv, dx.data(), T, E, dpre);
+      return dpre.data();
     };
 
     datt.assign((size_t)T * q_dim, Real(0));
     if (!last) {
-      // x_out = x_mid + down(silu(gate) * up): dx passes through the residual unchanged.
+      // x_out = x_mid + [post-norm] down(act(gate) * up): dx passes through the residual.
       dhid.assign((size_t)T * F, Real(0));
-      linear_back(w.w_down, (int)LoraSlot::Down, tr.hid, dx, dhid);
+      linear_back(w.w_down, (int)LoraSlot::Down, tr.hid, through_post_norm(w.ffn_post_norm, tr.f_raw, tr.rinv_f), dhid);
       dgate.resize((size_t)T * F);
       dup.resize((size_t)T * F);
       for (size_t i = 0; i < dhid.size(); ++i) {
-        const Real g = tr.gate[i], sg = sigmoid(g);
-        dup[i] = dhid[i] * g * sg;
-        dgate[i] = dhid[i] * tr.up[i] * sg * (Real(1) + g * (Real(1) - sg));
+        const Real g = tr.gate[i];
+        if (gelu) {
+          dup[i] = dhid[i] * gelu_tanh(g);
+          dgate[i] = dhid[i] * tr.up[i] * gelu_tanh_grad(g);
+        } else {
+          const Real sg = sigmoid(g);
+          dup[i] = dhid[i] * g * sg;
+          dgate[i] = dhid[i] * tr.up[i] * sg * (Real(1) + g * (Real(1) - sg));
+        }
       }
       std::fill(dxn.begin(), dxn.end(), Real(0));
-      linear_back(w.w_gate, (int)LoraSlot::Gate, tr.xn2, dgate, dxn);
-      linear_back(w.w_up, (int)LoraSlot::Up, tr.xn2, dup, dxn);
+      linear_back(w.w_gate, (int)LoraSlot::Gate, tr.xn2, dgate.data(), dxn);
+      linear_back(w.w_up, (int)LoraSlot::Up, tr.xn2, dup.data(), dxn);
       for (int t = 0; t < T; ++t)
         rms_norm_row_backward(tr.x_mid.data() + (size_t)t * E, w.ffn_norm.data(), tr.rinv2[t],
                               dxn.data() + (size_t)t * E, dx.data() + (size_t)t * E, E);
-      // x_mid = x_in + o(att)
-      linear_back(w.wo, (int)LoraSlot::O, tr.att, dx, datt);
+      // x_mid = x_in + [post-norm] o(att)
+      linear_back(w.wo, (int)LoraSlot::O, tr.att, through_post_norm(w.attn_post_norm, tr.o_raw, tr.rinv_o), datt);
     }
 
-    attention_backward(c, cache, l, last, T, N, tr, datt, dscores.data() + (size_t)l * H * N, cs, dq, dk,
-                       dv, pool);
+    const bool scored = scored_layer(c, l);
+    attention_backward(c, cache, l, last, T, tr, datt, scored ? dscores.data() + (size_t)l * H * N : nullptr,
+                       c.rope_of(l), c.is_swa(l) ? cs_swa : cs, dq, dk, dv, pool);
+    if (c.qk_norm) {  // back through the per-head norms of q and k
+      norm_rows_backward(tr.q_raw, w.q_norm, tr.rinv_q, dq.data(), (int64_t)T * H, d, dq_raw);
+      norm_rows_backward(tr.k_raw, w.k_norm, tr.rinv_k, dk.data(), (int64_t)T * KV, d, dk_raw);
+      dq.swap(dq_raw);
+      dk.swap(dk_raw);
+    }
 
     // q, k, v projections of the attention-normed input, then the norm.
     std::fill(dxn.begin(), dxn.end(), Real(0));
-    linear_back(w.wq, (int)LoraSlot::Q, tr.xn1, dq, dxn);
-    linear_back(w.wk, (int)LoraSlot::K, tr.xn1, dk, dxn);
-    if (!last) linear_back(w.wv, (int)LoraSlot::V, tr.xn1, dv, dxn);
+    linear_back(w.wq, (int)LoraSlot::Q, tr.xn1, dq.data(), dxn);
+    linear_back(w.wk, (int)LoraSlot::K, tr.xn1, dk.data(), dxn);
+    if (!last) linear_back(w.wv, (int)LoraSlot::V, tr.xn1, dv.data(), dxn);
     for (int t = 0; t < T; ++t)
       rms_norm_row_backward(tr.x_in.data() + (size_t)t * E, w.attn_norm.data(), tr.rinv1[t],
                             dxn.data() + (size_t)t * E, dx.data() + (size_t)t * E, E);
@@ -230,7 +273,7 @@ double lookahead_loss_and_grad(const Model& model, const KvCache& cache,
   std::vector<Real> scores, dscores;
   LookaheadTrace<Real> trace;
   lookahead_forward<Real>(model, cache, mod, pool, scores, grad ? &trace : nullptr);
-  const int64_t N = cache.head(0, 0).size();
+  const int64_t N = (int64_t)scores.size() / ((int64_t)c.n_layer * c.n_head);
   const double loss =
       lookahead_loss<Real>(scores, gt, c.n_layer, c.n_head, N, grad ? &dscores : nullptr, opt);
   if (grad) lookahead_backward<Real>(model, cache, mod, trace, dscores, *grad, pool);

@@ -2,10 +2,13 @@
 //
 // loss = mean over (layer, query head) of KL(g || p), g = ground-truth attention of the
 // model's own answer over the prompt, p = the lookahead scores; both renormalised to sum 1
-// over the prompt. The base model is frozen and the prompt KV is a constant, so the
-// backward pass runs through the n lookahead rows only: renormalisation, softmax attention
-// (the lookahead keys and values depend on the parameters, the prompt's do not), RoPE,
-// RMSNorm, the LoRA linears, SwiGLU and the residual stream, down to the embeddings P.
+// over the prompt. Rows without a target (Gemma 3's sliding-window layers, which are never
+// evicted) are left out of the mean. The base model is frozen and the prompt KV is a
+// constant, so the backward pass runs through the n lookahead rows only: renormalisation,
+// softmax attention (the lookahead keys and values depend on the parameters, the prompt's do
+// not; keys outside a sliding window get none), RoPE, RMSNorm (also the per-head q/k norms
+// and the post-attention / post-FFN norms where the block has them), the LoRA linears,
+// SwiGLU or GeGLU and the residual stream, down to the embeddings P.
 #pragma once
 
 #include <vector>

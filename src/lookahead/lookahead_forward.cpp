@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "kv/kv_scores.h"
 #include "lookahead/lookahead_ops.h"
 #include "model/layer_hooks.h"
 #include "util/error.h"
@@ -16,7 +17,7 @@ namespace glimpse {
 
 using namespace lookahead_detail;
 
-void check_lookahead_fits(const Model& model, const KvCache& cache, const LookaheadModule& mod) {
+int64_t check_lookahead_fits(const Model& model, const KvCache& cache, const LookaheadModule& mod) {
   const ModelConfig& c = model.config();
   const LookaheadBaseInfo& b = mod.base();
   if (b.n_layer != c.n_layer || b.n_embd != c.n_embd || b.n_head != c.n_head ||
@@ -24,33 +25,28 @@ void check_lookahead_fits(const Model& model, const KvCache& cache, const Lookah
     fail("LookaheadKV module does not fit this model's shape");
   if (cache.n_layer() != c.n_layer || cache.n_kv_head() != c.n_kv_head || cache.head_dim() != c.head_dim)
     fail("lookahead: the KV cache does not belong to this model");
-  const int64_t N = cache.head(0, 0).size();
-  if (N < 1) fail("lookahead: the KV cache is empty");
-  for (int l = 0; l < c.n_layer; ++l)
+  if (n_scored_layers(c) == 0) fail("lookahead: the model has no layer to score (all sliding-window)");
+  if (c.swa_window > 0 && mod.n_lookahead() >= c.swa_window)
+    fail("lookahead: {} lookahead rows do not fit the {}-key sliding window", mod.n_lookahead(), c.swa_window);
+  int64_t N = -1;
+  for (int l = 0; l < c.n_layer; ++l) {
+    const int64_t n_l = cache.head(l, 0).size();
+    if (scored_layer(c, l) && N < 0) N = n_l;
     for (int g = 0; g < c.n_kv_head; ++g)
-      if (cache.head(l, g).size() != N)
+      if (cache.head(l, g).size() != (scored_layer(c, l) ? N : n_l) || n_l < 1)
         fail("lookahead: KV heads hold different entry counts (was the cache already evicted?)");
+  }
+  return N;
 }
 
 namespace {
 
-// 1/rms of T rows of n values (sum in double), as the backward pass needs it; the model's
-// rms_norm does not hand it out.
-void inv_rms_rows(const float* x, int64_t T, int64_t n, float eps, std::vector<float>& out) {
-  out.resize(T);
-  for (int64_t t = 0; t < T; ++t) {
-    double ss = 0;
-    for (int64_t i = 0; i < n; ++i) ss += (double)x[t * n + i] * x[t * n + i];
-    out[t] = (float)(1.0 / std::sqrt(ss / (double)n + eps));
-  }
-}
-
 class LookaheadHooks final : public LayerHooks {
  public:
   LookaheadHooks(const ModelConfig& c, const KvCache& cache, const LookaheadModule& mod,
-                 std::vector<float>& scores, LookaheadTrace<float>* trace)
+                 std::vector<float>& scores, LookaheadTrace<float>* trace, int64_t n_prompt)
       : c_(c), cache_(cache), mod_(mod), scores_(scores), trace_(trace),
-        N_(cache.head(0, 0).size()), T_(mod.n_lookahead()),
+        N_(n_prompt), T_(mod.n_lookahead()), pos0_(cache.n_past()),
         panel_(c.n_kv_head), rows_(c.n_kv_head) {}
 
   // out += scale * B (A in); A in is kept for the backward pass.
@@ -66,6 +62,7 @@ class LookaheadHooks final : public LayerHooks {
     if (!trace_) return;
     LookaheadLayerTrace<float>& tr = trace_->layers[l];
     const size_t nE = (size_t)T * c_.n_embd, nF = (size_t)T * c_.n_ff;
+    const int d = c_.head_dim;
     switch (tap) {
       case LayerTap::Input:
         tr.x_in.assign(x, x + nE);
@@ -80,6 +77,22 @@ class LookaheadHooks final : public LayerHooks {
       case LayerTap::Gate: tr.gate.assign(x, x + nF); break;
       case LayerTap::Up: tr.up.assign(x, x + nF); break;
       case LayerTap::Hidden: tr.hid.assign(x, x + nF); break;
+      case LayerTap::QProj:
+        tr.q_raw.assign(x, x + (size_t)T * c_.n_head * d);
+        inv_rms_rows(x, T * c_.n_head, d, c_.rms_eps, tr.rinv_q);
+        break;
+      case LayerTap::KProj:
+        tr.k_raw.assign(x, x + (size_t)T * c_.n_kv_head * d);
+        inv_rms_rows(x, T * c_.n_kv_head, d, c_.rms_eps, tr.rinv_k);
+        break;
+      case LayerTap::AttnOut:
+        tr.o_raw.assign(x, x + nE);
+        inv_rms_rows(x, T, c_.n_embd, c_.rms_eps, tr.rinv_o);
+        break;
+      case LayerTap::FfnOut:
+        tr.f_raw.assign(x, x + nE);
+        inv_rms_rows(x, T, c_.n_embd, c_.rms_eps, tr.rinv_f);
+        break;
     }
   }
 
@@ -92,25 +105,28 @@ class LookaheadHooks final : public LayerHooks {
   const LookaheadModule& mod_;
   std::vector<float>& scores_;  // [n_layer][n_head][N]
   LookaheadTrace<float>* trace_;
-  const int64_t N_;
+  const int64_t N_;     // prompt entries of the scored layers
   const int T_;
+  const int32_t pos0_;  // position of the first lookahead row
   std::vector<float> a_;  // A x without a trace
   std::vector<std::vector<float>> panel_, rows_;  // per KV head: keys^T [d][n_pad], values [n_keys][d]
 };
 
-// Softmax attention of the T lookahead rows over the N prompt keys (from the cache) and the
-// lookahead keys up to their own; scores[l][h][j] = mean over rows of p[j], j < N. The last
-// layer needs only the probabilities (no values, no output).
+// Softmax attention of the T lookahead rows over the layer's N_l prompt keys (from the cache;
+// a sliding-window layer's rows see only the keys inside their window) and the lookahead keys
+// up to their own; in a scored layer (N_l = N) scores[l][h][j] = mean over rows of p[j].
+// The last layer needs only the probabilities (no values, no output).
 void LookaheadHooks::attend(int l, const float* q, const float* k, const float* v, int64_t T,
                             float* out, ThreadPool& pool) {
   if (T != T_) fail("lookahead: {} rows reached attention, the module has {}", T, T_);
   const int d = c_.head_dim, H = c_.n_head, KV = c_.n_kv_head, G = H / KV;
   const int64_t q_dim = (int64_t)H * d, kv_dim = (int64_t)KV * d;
-  const int64_t N = N_, n_keys = N + T, n_pad = padded(n_keys);
-  const bool last = l == c_.n_layer - 1;
-  const float att_scale = 1.0f / std::sqrt((float)d);
+  const int64_t N = cache_.head(l, 0).size(), n_keys = N + T, n_pad = padded(n_keys);
+  const bool last = l == c_.n_layer - 1, scored = scored_layer(c_, l);
+  const float att_scale = c_.attn_scale;
   LookaheadLayerTrace<float>* tr = trace_ ? &trace_->layers[l] : nullptr;
   if (tr) {
+    tr->n_prompt = N;
     tr->q.assign(q, q + T * q_dim);
     tr->k.assign(k, k + T * kv_dim);
     if (!last) tr->v.assign(v, v + T * kv_dim);
@@ -129,12 +145,13 @@ void LookaheadHooks::attend(int l, const float* q, const float* k, const float* 
   });
 
   std::fill(out, out + T * q_dim, 0.0f);
-  float* sc_l = scores_.data() + (size_t)l * H * N;
+  float* sc_l = scores_.data() + (size_t)l * H * N_;
   // One unit per query head (it owns its score row): 8 lookahead rows at a time.
   pool.parallel_for_dynamic(H, [&](int64_t h, int) {
     const int g = (int)h / G;
+    const std::vector<int32_t>& kpos = cache_.head(l, g).pos;
     std::vector<float> s((size_t)8 * n_pad);
-    float* sc = sc_l + h * N;
+    float* sc = sc_l + h * N_;
     for (int64_t i0 = 0; i0 < T; i0 += 8) {
       const int m = (int)std::min<int64_t>(8, T - i0);
       const float* qp[8];
@@ -149,9 +166,9 @@ void LookaheadHooks::attend(int l, const float* q, const float* k, const float* 
       for (int i = 0; i < m; ++i) {
         float* p = s.data() + (size_t)i * n_pad;
         const int64_t vis = N + i0 + i + 1;  // prompt + lookahead rows up to this one
-        softmax_row(p, vis, att_scale);
-        std::fill(p + vis, p + n_pad, 0.0f);
-        axpy(1.0f / (float)T, p, sc, N);
+        const int64_t j0 = first_visible(kpos, N, pos0_ + i0 + i, c_.window_of(l));
+        masked_softmax_row(p, j0, vis, n_pad, att_scale);
+        if (scored) axpy(1.0f / (float)T, p, sc, N);
         if (tr) std::copy(p, p + n_keys, tr->prob.data() + ((size_t)h * T + i0 + i) * n_keys);
       }
       if (!last) pv_rows(pp, m, n_keys, rows_[g].data(), d, op);
@@ -166,16 +183,15 @@ template <>
 void lookahead_forward<float>(const Model& model, const KvCache& cache, const LookaheadModule& mod,
                               ThreadPool& pool, std::vector<float>& scores,
                               LookaheadTrace<float>* trace) {
-  check_lookahead_fits(model, cache, mod);
+  const int64_t N = check_lookahead_fits(model, cache, mod);
   const ModelConfig& c = model.config();
-  const int64_t N = cache.head(0, 0).size();
   scores.assign((size_t)c.n_layer * c.n_head * N, 0.0f);
   if (trace) {
     trace->n_prompt = N;
     trace->pos0 = cache.n_past();
     trace->layers.assign(c.n_layer, {});
   }
-  LookaheadHooks hooks(c, cache, mod, scores, trace);
+  LookaheadHooks hooks(c, cache, mod, scores, trace, N);
   // The rows sit at positions N .. N+T-1 (after the prompt); the loss reads only the last
   // layer's probabilities, so the pass stops there.
   model.forward(HookedRows{mod.P().data(), mod.n_lookahead(), cache.n_past(), &hooks,

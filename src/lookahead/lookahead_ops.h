@@ -143,6 +143,21 @@ void rms_norm_row_backward(const Real* x, const float* w, Real rinv, const Real*
 template <typename Real>
 Real sigmoid(Real g) { return Real(1) / (Real(1) + std::exp(-g)); }
 
+// GELU in the tanh form, and its derivative. (The engine's kernel rounds GELU through an
+// f16 table, ops/elementwise.h; the reference pass and every derivative use the exact
+// function.)
+template <typename Real>
+Real gelu_tanh(Real x) {
+  const Real k = (Real)0.79788456080286535587989211986876, c = (Real)0.044715;
+  return Real(0.5) * x * (Real(1) + std::tanh(k * x * (Real(1) + c * x * x)));
+}
+template <typename Real>
+Real gelu_tanh_grad(Real x) {
+  const Real k = (Real)0.79788456080286535587989211986876, c = (Real)0.044715;
+  const Real th = std::tanh(k * x * (Real(1) + c * x * x));
+  return Real(0.5) * (Real(1) + th) + Real(0.5) * x * (Real(1) - th * th) * k * (Real(1) + Real(3) * c * x * x);
+}
+
 }  // namespace glimpse::lookahead_detail
 
 namespace glimpse::lookahead_detail {
@@ -156,6 +171,36 @@ void head_rows(KvType type, const uint8_t* prompt, int64_t N, const Real* la, in
   for (int64_t t = 0; t < T; ++t)
     std::copy(la + ((size_t)t * n_kv_head + g) * d, la + ((size_t)t * n_kv_head + g + 1) * d,
               rows + (N + t) * d);
+}
+
+// First of a layer's n prompt entries (ascending original positions `pos`) that a query at
+// pos_q sees through a sliding window of `window` keys counting itself (0: all): the
+// entries with pos > pos_q - window. Lookahead rows see each other (T < window is checked).
+inline int64_t first_visible(const std::vector<int32_t>& pos, int64_t n, int64_t pos_q, int window) {
+  if (window <= 0) return 0;
+  const int64_t lo = pos_q - window;
+  return std::upper_bound(pos.begin(), pos.begin() + n, lo,
+                          [](int64_t a, int32_t b) { return a < (int64_t)b; }) - pos.begin();
+}
+
+// Softmax of row p over its visible keys [j0, vis) (logits scaled); zero elsewhere up to n_pad.
+template <typename Real>
+void masked_softmax_row(Real* p, int64_t j0, int64_t vis, int64_t n_pad, Real scale) {
+  softmax_row(p + j0, vis - j0, scale);
+  std::fill(p, p + j0, Real(0));
+  std::fill(p + vis, p + n_pad, Real(0));
+}
+
+// 1/rms of the rows of n values of x [rows][n] (sum in double), as the backward passes of the
+// norms need them.
+template <typename Real>
+void inv_rms_rows(const Real* x, int64_t rows, int64_t n, float eps, std::vector<Real>& out) {
+  out.resize(rows);
+  for (int64_t t = 0; t < rows; ++t) {
+    double ss = 0;
+    for (int64_t i = 0; i < n; ++i) ss += (double)x[t * n + i] * x[t * n + i];
+    out[t] = (Real)(1.0 / std::sqrt(ss / (double)n + eps));
+  }
 }
 
 // panel [d][n_pad] = rows^T, padding columns zero.

@@ -43,16 +43,33 @@ class Lookahead : public ::testing::Test {
     testing::write_tiny_llama(path_b_, spec);
     a_ = Model::load(path_a_).release();
     b_ = Model::load(path_b_).release();
+    // Gemma 3: per-head q/k norms, post-norms, GeGLU, and five sliding-window layers (window
+    // 12, shorter than the prompts below) before one global layer, the only scored one.
+    path_g_ = (fs::temp_directory_path() / "glimpse_la_tiny_g.gguf").string();
+    testing::TinyModelSpec gs;
+    gs.n_layer = 6;
+    gs.n_embd = 32;
+    gs.n_head = 4;
+    gs.n_kv_head = 2;
+    gs.head_dim = 8;
+    gs.n_ff = 48;
+    gs.sliding_window = 12;
+    gs.weight_scale = 2.0f;
+    gs.seed = 3;
+    testing::write_tiny_gemma3(path_g_, gs);
+    g_ = Model::load(path_g_).release();
   }
   static void TearDownTestSuite() {
     delete a_;
     delete b_;
+    delete g_;
     fs::remove(path_a_);
     fs::remove(path_b_);
+    fs::remove(path_g_);
   }
 
   static KvCache prefill(const Model& m, int64_t n, std::vector<float>& logits, ThreadPool& pool) {
-    KvCache cache = KvCache::for_model(m.config(), 256);
+    KvCache cache = KvCache::for_model(m.config(), std::max<int64_t>(256, n + 64));
     const std::vector<int32_t> toks = testing::tiny_tokens(n, m.config().n_vocab, 11);
     for (int64_t b = 0; b < n; b += 10)
       m.forward(toks.data() + b, std::min<int64_t>(10, n - b), cache, LogitsRows::Last, logits, pool);
@@ -72,39 +89,49 @@ class Lookahead : public ::testing::Test {
     return mod;
   }
 
+  // A target on the scored layers (the sliding-window ones have none, as in training).
   static std::vector<float> random_gt(const Model& m, int64_t N, uint64_t seed) {
+    const ModelConfig& c = m.config();
     std::mt19937_64 rng(seed);
     std::uniform_real_distribution<float> u(0.0f, 1.0f);
-    std::vector<float> gt((size_t)m.config().n_layer * m.config().n_head * N);
-    for (float& x : gt) x = std::pow(u(rng), 4.0f);  // peaky, like real attention
+    std::vector<float> gt((size_t)c.n_layer * c.n_head * N);
+    for (size_t i = 0; i < gt.size(); ++i) {
+      const float x = std::pow(u(rng), 4.0f);  // peaky, like real attention
+      gt[i] = c.is_swa((int)(i / ((size_t)c.n_head * N))) ? 0.0f : x;
+    }
     return gt;
   }
 
-  static std::string path_a_, path_b_;
+  void gradient_check(const Model& m, int64_t N, int T);
+  void float_matches_double(const Model& m, int64_t N, int T, double tol);
+
+  static std::string path_a_, path_b_, path_g_;
   static Model* a_;
   static Model* b_;
+  static Model* g_;
   ThreadPool pool_{2};
 };
-std::string Lookahead::path_a_, Lookahead::path_b_;
+std::string Lookahead::path_a_, Lookahead::path_b_, Lookahead::path_g_;
 Model* Lookahead::a_ = nullptr;
 Model* Lookahead::b_ = nullptr;
+Model* Lookahead::g_ = nullptr;
 
 // Relative error per tensor: |g_analytic - g_fd| / max(|g_analytic|, |g_fd|) over sampled
 // entries, with the finite difference taken over the step the f32 parameter really made.
-TEST_F(Lookahead, GradientMatchesFiniteDifferences) {
-  const int64_t N = 24;
+void Lookahead::gradient_check(const Model& m, int64_t N, int T) {
   std::vector<float> logits;
-  KvCache cache = prefill(*a_, N, logits, pool_);
-  LookaheadModule mod = random_module(*a_, 4, 3);
-  const std::vector<float> gt = random_gt(*a_, N, 5);
+  KvCache cache = prefill(m, N, logits, pool_);
+  LookaheadModule mod = random_module(m, T, 3);
+  const std::vector<float> gt = random_gt(m, N, 5);
   LookaheadModule grad = mod.zeros_like();
-  const double loss = lookahead_loss_and_grad<double>(*a_, cache, mod, gt.data(), &grad, pool_);
+  const double loss = lookahead_loss_and_grad<double>(m, cache, mod, gt.data(), &grad, pool_);
   ASSERT_GT(loss, 0.01);
 
   const std::vector<std::string> names = mod.tensor_names();
   std::vector<std::vector<float>*> params = mod.tensors();
   std::vector<std::vector<float>*> grads = grad.tensors();
-  ASSERT_EQ(params.size(), 1u + 2u * (7 * 2 + 2));  // P, 7 adapters in layers 0-1, q/k in 2
+  // P, 7 adapters in every layer but the last, q/k there.
+  ASSERT_EQ(params.size(), 1u + 2u * (7 * (m.config().n_layer - 1) + 2));
   double worst = 0;
   for (size_t ti = 0; ti < params.size(); ++ti) {
     std::vector<float>& p = *params[ti];
@@ -115,9 +142,9 @@ TEST_F(Lookahead, GradientMatchesFiniteDifferences) {
       const float orig = p[i];
       const float up = orig + 1e-3f, dn = orig - 1e-3f;
       p[i] = up;
-      const double lp = lookahead_loss_and_grad<double>(*a_, cache, mod, gt.data(), nullptr, pool_);
+      const double lp = lookahead_loss_and_grad<double>(m, cache, mod, gt.data(), nullptr, pool_);
       p[i] = dn;
-      const double lm = lookahead_loss_and_grad<double>(*a_, cache, mod, gt.data(), nullptr, pool_);
+      const double lm = lookahead_loss_and_grad<double>(m, cache, mod, gt.data(), nullptr, pool_);
       p[i] = orig;
       const double fd = (lp - lm) / ((double)up - (double)dn);
       const double ga = (*grads[ti])[i];
@@ -134,6 +161,12 @@ TEST_F(Lookahead, GradientMatchesFiniteDifferences) {
   std::printf("  worst relative error %.2e (loss %.4f)\n", worst, loss);
 }
 
+TEST_F(Lookahead, GradientMatchesFiniteDifferences) { gradient_check(*a_, 24, 4); }
+
+// Gemma 3's block: per-head q/k norms, post-norms, GeGLU, sliding-window layers whose cache
+// holds only the window (the 24-token prompt is longer than the window of 12).
+TEST_F(Lookahead, GemmaGradientMatchesFiniteDifferences) { gradient_check(*g_, 24, 4); }
+
 // Relative difference ||f - d|| / ||d|| of a float vector against its double reference.
 double rel_diff(const std::vector<float>& f, const std::vector<double>& d) {
   double diff2 = 0, n2 = 0;
@@ -146,19 +179,18 @@ double rel_diff(const std::vector<float>& f, const std::vector<double>& d) {
 
 // The engine's pass (float, the model's layer code with hooks) computes the same scores,
 // trace and gradients as the double reference pass (a plain layer sequence).
-TEST_F(Lookahead, FloatPathMatchesDouble) {
-  const int64_t N = 40;
+void Lookahead::float_matches_double(const Model& m, int64_t N, int T, double tol) {
   std::vector<float> logits;
-  KvCache cache = prefill(*a_, N, logits, pool_);
-  LookaheadModule mod = random_module(*a_, 8, 4);
+  KvCache cache = prefill(m, N, logits, pool_);
+  LookaheadModule mod = random_module(m, T, 4);
   std::vector<float> sf;
   std::vector<double> sd;
   LookaheadTrace<float> tf;
   LookaheadTrace<double> td;
-  lookahead_forward<float>(*a_, cache, mod, pool_, sf, &tf);
-  lookahead_forward<double>(*a_, cache, mod, pool_, sd, &td);
+  lookahead_forward<float>(m, cache, mod, pool_, sf, &tf);
+  lookahead_forward<double>(m, cache, mod, pool_, sd, &td);
   ASSERT_EQ(sf.size(), sd.size());
-  ASSERT_EQ(sf.size(), (size_t)3 * 4 * N);
+  ASSERT_EQ(sf.size(), (size_t)m.config().n_layer * m.config().n_head * N);
   // Per score: relative to the score, floored at 1e-6 of the largest (probabilities that
   // underflow in f32 carry no weight).
   double top = 0, worst = 0;
@@ -166,7 +198,7 @@ TEST_F(Lookahead, FloatPathMatchesDouble) {
   for (size_t i = 0; i < sf.size(); ++i)
     worst = std::max(worst, std::abs(sf[i] - sd[i]) / std::max(std::abs(sd[i]), 1e-6 * top));
   std::printf("  scores: worst relative difference %.2e\n", worst);
-  EXPECT_LT(worst, 1e-4);
+  EXPECT_LT(worst, tol);
 
   EXPECT_EQ(tf.n_prompt, td.n_prompt);
   EXPECT_EQ(tf.pos0, td.pos0);
@@ -174,9 +206,10 @@ TEST_F(Lookahead, FloatPathMatchesDouble) {
   for (size_t l = 0; l < tf.layers.size(); ++l) {
     const LookaheadLayerTrace<float>& f = tf.layers[l];
     const LookaheadLayerTrace<double>& d = td.layers[l];
+    EXPECT_EQ(f.n_prompt, d.n_prompt) << "layer " << l;
     auto check = [&](const char* name, const std::vector<float>& x, const std::vector<double>& y) {
       ASSERT_EQ(x.size(), y.size()) << "layer " << l << " " << name;
-      EXPECT_LT(rel_diff(x, y), 1e-4) << "layer " << l << " " << name;
+      EXPECT_LT(rel_diff(x, y), tol) << "layer " << l << " " << name;
     };
     check("x_in", f.x_in, d.x_in);
     check("rinv1", f.rinv1, d.rinv1);
@@ -193,13 +226,21 @@ TEST_F(Lookahead, FloatPathMatchesDouble) {
     check("gate", f.gate, d.gate);
     check("up", f.up, d.up);
     check("hid", f.hid, d.hid);
+    check("q_raw", f.q_raw, d.q_raw);
+    check("k_raw", f.k_raw, d.k_raw);
+    check("rinv_q", f.rinv_q, d.rinv_q);
+    check("rinv_k", f.rinv_k, d.rinv_k);
+    check("o_raw", f.o_raw, d.o_raw);
+    check("rinv_o", f.rinv_o, d.rinv_o);
+    check("f_raw", f.f_raw, d.f_raw);
+    check("rinv_f", f.rinv_f, d.rinv_f);
   }
 
-  const std::vector<float> gt = random_gt(*a_, N, 6);
+  const std::vector<float> gt = random_gt(m, N, 6);
   LookaheadModule gf = mod.zeros_like(), gd = mod.zeros_like();  // f32 backward from the hooked trace
-  const double lf = lookahead_loss_and_grad<float>(*a_, cache, mod, gt.data(), &gf, pool_);
-  const double ld = lookahead_loss_and_grad<double>(*a_, cache, mod, gt.data(), &gd, pool_);
-  EXPECT_NEAR(lf, ld, 1e-4 * std::abs(ld));
+  const double lf = lookahead_loss_and_grad<float>(m, cache, mod, gt.data(), &gf, pool_);
+  const double ld = lookahead_loss_and_grad<double>(m, cache, mod, gt.data(), &gd, pool_);
+  EXPECT_NEAR(lf, ld, tol * std::abs(ld));
   auto gtf = gf.tensors();
   auto gtd = gd.tensors();
   for (size_t t = 0; t < gtf.size(); ++t) {
@@ -208,8 +249,68 @@ TEST_F(Lookahead, FloatPathMatchesDouble) {
       diff2 += std::pow((double)(*gtf[t])[i] - (*gtd[t])[i], 2);
       n2 += std::pow((double)(*gtd[t])[i], 2);
     }
-    EXPECT_LE(std::sqrt(diff2), 1e-3 * std::sqrt(n2)) << "tensor " << t;
+    EXPECT_LE(std::sqrt(diff2), 10 * tol * std::sqrt(n2)) << "tensor " << t;
   }
+}
+
+TEST_F(Lookahead, FloatPathMatchesDouble) { float_matches_double(*a_, 40, 8, 1e-4); }
+
+// Gemma 3: the engine's GELU goes through an f16 table (ops/elementwise.h: relative error up
+// to 2^-11 ~ 4.9e-4 per activation) where the reference computes it exactly, so the bound is
+// 2e-3 instead of 1e-4 (and 2e-2 on gradients instead of 1e-3). A window of 12 with 8 rows
+// after a 40-token prompt: the rows see different first keys.
+TEST_F(Lookahead, GemmaFloatPathMatchesDouble) { float_matches_double(*g_, 40, 8, 2e-3); }
+
+// On a sliding-window layer a lookahead row at position p gives probability 0 to the cached
+// prompt keys at positions <= p - window and sums to 1 over the rest and the rows up to its
+// own; scores exist for the global layer only. 600 prompt tokens: the window layers' caches
+// have dropped their oldest entries (kv_cache.h), so they hold fewer than the global one.
+TEST_F(Lookahead, GemmaRowsSeeOnlyTheirWindow) {
+  const ModelConfig& c = g_->config();
+  const int64_t N = 600;
+  const int T = 8;
+  std::vector<float> logits;
+  KvCache cache = prefill(*g_, N, logits, pool_);
+  LookaheadModule mod = random_module(*g_, T, 7);
+  std::vector<float> sc;
+  LookaheadTrace<float> tr;
+  lookahead_forward<float>(*g_, cache, mod, pool_, sc, &tr);
+  int64_t masked = 0;
+  for (int l = 0; l < c.n_layer; ++l) {
+    const std::vector<int32_t>& pos = cache.head(l, 0).pos;
+    const int64_t N_l = (int64_t)pos.size(), n_keys = N_l + T;
+    ASSERT_EQ(tr.layers[l].n_prompt, N_l);
+    EXPECT_EQ(N_l < N, c.is_swa(l)) << "layer " << l;
+    for (int h = 0; h < c.n_head; ++h) {
+      for (int i = 0; i < T; ++i) {
+        const float* p = tr.layers[l].prob.data() + ((size_t)h * T + i) * n_keys;
+        double sum = 0;
+        for (int64_t j = 0; j < N_l; ++j) {
+          const bool outside = c.is_swa(l) && pos[j] <= tr.pos0 + i - c.swa_window;
+          if (outside) {
+            EXPECT_EQ(p[j], 0.0f) << "layer " << l << " row " << i << " key " << j;
+            ++masked;
+          }
+          sum += p[j];
+        }
+        for (int t = 0; t < T; ++t) {
+          if (t > i) {
+            EXPECT_EQ(p[N_l + t], 0.0f);
+          }
+          sum += p[N_l + t];
+        }
+        EXPECT_NEAR(sum, 1.0, 1e-5);
+      }
+      double row_sum = 0;
+      for (int64_t j = 0; j < N; ++j) row_sum += sc[((size_t)l * c.n_head + h) * N + j];
+      if (c.is_swa(l)) {
+        EXPECT_EQ(row_sum, 0.0) << "layer " << l;
+      } else {
+        EXPECT_GT(row_sum, 0.0) << "layer " << l;
+      }
+    }
+  }
+  EXPECT_GT(masked, 0) << "no key fell outside a window: the test would be void";
 }
 
 // Scores are a mean of softmax rows: non-negative, and each row sums to at most 1.

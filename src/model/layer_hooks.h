@@ -22,7 +22,12 @@ enum class LayerTap : int {
   FfnNormed,  // [T][E] ffn-normed (what gate/up read)
   Gate,       // [T][F] gate projection before the activation (after after_linear)
   Up,         // [T][F] up projection (after after_linear)
-  Hidden,     // [T][F] silu(gate) * up (what down reads)
+  Hidden,     // [T][F] act(gate) * up (what down reads)
+  // Only where the block has the norm (Gemma 3):
+  QProj,      // [T][n_head * head_dim] q projection (after after_linear), before its per-head norm
+  KProj,      // [T][n_kv_head * head_dim] k projection, likewise
+  AttnOut,    // [T][E] attention output projection, before the post-attention norm
+  FfnOut,     // [T][E] FFN output (down projection), before the post-FFN norm
 };
 
 class LayerHooks {

@@ -245,6 +245,10 @@ void Model::layer_forward(int l, std::vector<SequenceBatch>& batch, Scratch& s,
   if (hk)
     for (int i = 0; i < 3; ++i) hk->after_linear(l, (LinearSlot)i, s.xn.data(), R, qkv_out[i]);
   if (!w.q_norm.empty()) {  // per-head RMSNorm: rows of head_dim values
+    if (hk) {
+      hk->on_activation(l, LayerTap::QProj, s.q.data(), R);
+      hk->on_activation(l, LayerTap::KProj, s.k.data(), R);
+    }
     be.rms_norm_rows(s.q.data(), w.q_norm.data(), s.q.data(), R * c.n_head, d, c.rms_eps, pool);
     be.rms_norm_rows(s.k.data(), w.k_norm.data(), s.k.data(), R * c.n_kv_head, d, c.rms_eps, pool);
   }
@@ -259,8 +263,10 @@ void Model::layer_forward(int l, std::vector<SequenceBatch>& batch, Scratch& s,
   }
   be.matmul(w.wo, s.att.data(), R, s.xn.data(), pool);
   if (hk) hk->after_linear(l, LinearSlot::O, s.att.data(), R, s.xn.data());
-  if (!w.attn_post_norm.empty())
+  if (!w.attn_post_norm.empty()) {
+    if (hk) hk->on_activation(l, LayerTap::AttnOut, s.xn.data(), R);
     be.rms_norm_rows(s.xn.data(), w.attn_post_norm.data(), s.xn.data(), R, E, c.rms_eps, pool);
+  }
   be.add(s.x.data(), s.xn.data(), R * E);
 
   // Feed-forward block over all rows.
@@ -284,8 +290,10 @@ void Model::layer_forward(int l, std::vector<SequenceBatch>& batch, Scratch& s,
   if (hk) hk->on_activation(l, LayerTap::Hidden, s.gate.data(), R);
   be.matmul(w.w_down, s.gate.data(), R, s.xn.data(), pool);
   if (hk) hk->after_linear(l, LinearSlot::Down, s.gate.data(), R, s.xn.data());
-  if (!w.ffn_post_norm.empty())
+  if (!w.ffn_post_norm.empty()) {
+    if (hk) hk->on_activation(l, LayerTap::FfnOut, s.xn.data(), R);
     be.rms_norm_rows(s.xn.data(), w.ffn_post_norm.data(), s.xn.data(), R, E, c.rms_eps, pool);
+  }
   be.add(s.x.data(), s.xn.data(), R * E);
 }
 

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "kv/attention_scores.h"
+#include "kv/kv_scores.h"
 #include "kv/policy_util.h"
 #include "lookahead/lookahead_module.h"
 #include "runtime/context.h"
@@ -61,12 +62,13 @@ void add_truth(Context& s, const QueryCapture& cap, int64_t N, std::vector<float
   const ModelConfig& c = s.model().config();
   const KvCache& cache = s.cache();
   const int G = c.n_head / c.n_kv_head, d = c.head_dim;
-  const float scale = 1.0f / std::sqrt((float)d);
+  const float scale = c.attn_scale;
   // One pass per (layer, KV head): each head's keys are converted once for all G x captured
-  // queries (recording token by token would redo that per token and per query head).
+  // queries (recording token by token would redo that per token and per query head). The
+  // sliding-window layers (never evicted) get no target: their rows stay 0.
   for (int l = 0; l < c.n_layer; ++l) {
     const int64_t count = (int64_t)cap.pos[l].size();
-    if (count == 0) continue;
+    if (count == 0 || !scored_layer(c, l)) continue;
     s.pool().parallel_for_dynamic(c.n_kv_head, [&](int64_t g, int) {
       const KvHead& kh = cache.head(l, (int)g);
       std::vector<ScoreQuery> qs;
@@ -170,11 +172,20 @@ std::vector<float> truth_from_answers(Context& s, const std::vector<int32_t>& to
     add_truth(s, cap, N, gt);
     s.truncate((int32_t)N);
   }
-  if (count > 0)
-    for (float& x : gt) x /= (float)count;
-  else  // an empty answer reads nothing: a uniform target
-    std::fill(gt.begin(), gt.end(), 1.0f / (float)N);
+  finish_truth(c, count, N, gt);
   return gt;
+}
+
+void finish_truth(const ModelConfig& c, int64_t count, int64_t N, std::vector<float>& gt) {
+  if (count > 0) {
+    for (float& x : gt) x /= (float)count;
+    return;
+  }
+  // An empty answer reads nothing: a uniform target on the scored layers.
+  for (int l = 0; l < c.n_layer; ++l)
+    if (scored_layer(c, l))
+      std::fill(gt.begin() + (size_t)l * c.n_head * N, gt.begin() + (size_t)(l + 1) * c.n_head * N,
+                1.0f / (float)N);
 }
 
 }  // namespace glimpse

@@ -19,10 +19,14 @@ namespace glimpse {
 class Context;
 class Model;
 class QueryCapture;
+struct ModelConfig;
 
-// gt[l][h][j] += softmax attention on prompt key j (j < N) of every query in cap, per
+// gt[l][h][j] += softmax attention on prompt key j (j < N) of every query in cap, per scored
 // (layer, query head); a query at position pos sees keys [0, pos] of s's cache.
 void add_truth(Context& s, const QueryCapture& cap, int64_t N, std::vector<float>& gt);
+// The sum of add_truth over `count` target tokens into their mean (no target token: a uniform
+// target on the scored layers).
+void finish_truth(const ModelConfig& c, int64_t count, int64_t N, std::vector<float>& gt);
 
 // One prompt to answer: its tokens (compress once: the context part) and, for compress once,
 // each question's rest of the prompt (empty: the prompt is answered as it is).

@@ -268,6 +268,9 @@ LookaheadSampleTimes make_lookahead_sample(Context& s, const std::vector<int32_t
   const Model& m = s.model();
   const ModelConfig& c = m.config();
   const int64_t N = (int64_t)tokens.size();
+  if (store_kv && c.swa_window > 0)
+    fail("train-lookahead: sample files with the KV need every layer to hold the whole prompt; a "
+         "model with sliding-window layers trains with --recompute-kv or --recompute-truth");
   s.reset();
   s.prefill(tokens, nullptr);
   times.prefill = sw.ms();
@@ -300,10 +303,7 @@ LookaheadSampleTimes make_lookahead_sample(Context& s, const std::vector<int32_t
     times.answer = sw.ms();
     sw.reset();
   }
-  if (count > 0)
-    for (float& x : gt) x /= (float)count;
-  else  // an empty answer reads nothing: a uniform target
-    std::fill(gt.begin(), gt.end(), 1.0f / (float)N);
+  finish_truth(c, count, N, gt);
 
   times.truth = sw.ms();
   sw.reset();
@@ -568,18 +568,25 @@ static void add_kept_mass(const ModelConfig& c, const std::vector<float>& sc, co
     std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return p[a] > p[b]; });
     for (int64_t j = 0; j < N; ++j) cum[r][j + 1] = cum[r][j] + g[idx[j]];
   }
+  // Only the scored layers count (a sliding-window layer is never evicted).
+  std::vector<uint8_t> scored(c.n_layer);
+  for (int l = 0; l < c.n_layer; ++l) scored[l] = scored_layer(c, l);
   auto mass = [&](const BudgetPlan& plan) {
     double total = 0;
+    int n = 0;
     for (int r = 0; r < n_heads; ++r) {
+      if (!scored[r / c.n_kv_head]) continue;
       const double all = cum[r][N];
       total += all > 0 ? cum[r][std::min<int64_t>(plan.keep[r], N)] / all : 1.0;
+      ++n;
     }
-    return total / n_heads;
+    return total / std::max(1, n);
   };
+  const bool any_swa = c.swa_window > 0;
   for (size_t b = 0; b < ev.kept_budgets.size(); ++b) {
     const int64_t B = std::min<int64_t>(ev.kept_budgets[b], N);
     ev.kept_uniform[b] += mass(allocate_uniform(c.n_layer, c.n_kv_head, B, N));
-    ev.kept_global[b] += mass(allocate_global(pred, prot, B, 0.2, {}));
+    ev.kept_global[b] += mass(allocate_global(pred, prot, B, 0.2, any_swa ? scored : std::vector<uint8_t>{}));
   }
 }
 
