@@ -24,19 +24,33 @@
 # loss, val_loss per step), and the training state for --resume. A state saved with
 # `checkpoint` (data/lookahead-v2/checkpoint/) is picked up when runs/ has none, so a run
 # continues on another machine from the last committed checkpoint.
+#
+# MODEL=gemma3 trains Gemma 3 270M's query-aware module the same way, from scratch (there is
+# no first module to start from), into runs/lookahead-gemma3 and data/lookahead-gemma3: the
+# same generator, families, lengths (in Gemma's tokens) and seeds, prompts rendered as a base
+# model reads them (Engine::task_prompt), answers of up to 64 tokens (a base model rarely
+# stops by itself), rows scored and trained on the global layers only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-R=runs/lookahead-v2
+MODEL=${MODEL:-smollm2}
+case $MODEL in
+  smollm2)
+    M=models/SmolLM2-135M-Instruct.Q4_1.gguf; R=runs/lookahead-v2; D=data/lookahead-v2
+    NAME=smollm2-135m; ANSWER_LEN=${ANSWER_LEN:-256}; CTX=4608
+    WHICH=${WHICH:-aware,agnostic}; INIT=${INIT:-modules/SmolLM2-135M-Instruct.Q4_1.lookahead.gguf} ;;
+  gemma3)
+    M=models/gemma-3-270m-q4_k_m.gguf; R=runs/lookahead-gemma3; D=data/lookahead-gemma3
+    NAME=gemma-3-270m; ANSWER_LEN=${ANSWER_LEN:-64}; CTX=4224
+    WHICH=${WHICH:-aware}; INIT=${INIT:-none} ;;
+  *) echo "MODEL: smollm2 or gemma3" >&2; exit 2 ;;
+esac
 THREADS=${THREADS:-2}
 STEPS=${STEPS:-500}
 PATIENCE=${PATIENCE:-4}
-WHICH=${WHICH:-aware,agnostic}
 LOSS=${LOSS:-}
-INIT=${INIT:-modules/SmolLM2-135M-Instruct.Q4_1.lookahead.gguf}
 # Peak learning rate: half the first module's 1e-3 when fine-tuning it, so the run refines
 # it rather than leaving its basin; 1e-3 from scratch.
 if [ "$INIT" = none ]; then LR=${LR:-1e-3}; else LR=${LR:-5e-4}; fi
-D=data/lookahead-v2
 mkdir -p "$R"
 # pack_answers aware|agnostic: the answer files made so far into $D/answers-<which>.tar.gz
 # (file names sorted, fixed owner and time, so the same files give the same archive).
@@ -62,23 +76,24 @@ if [ "${1:-}" = "checkpoint" ]; then
   exit 0
 fi
 scripts/fetch-model.sh >/dev/null
+[ "$MODEL" = gemma3 ] && scripts/fetch-model.sh gemma3-270m >/dev/null
 [ -x build/bin/glimpse ] || scripts/build.sh release --target glimpse >/dev/null
 # A private copy, so rebuilding the tree does not change the binary under a long run.
 [ -x "$R/glimpse-train" ] || cp build/bin/glimpse "$R/glimpse-train"
 G="$R/glimpse-train"
 lengths=512,1024,1536,2048,3072,4096
-[ -s "$R/train.jsonl" ] || "$G" prompts -m models/SmolLM2-135M-Instruct.Q4_1.gguf --set v2 -o "$R/train.jsonl" -n 1200 --lengths $lengths -s 3
-[ -s "$R/val.jsonl" ] || "$G" prompts -m models/SmolLM2-135M-Instruct.Q4_1.gguf --set v2 -o "$R/val.jsonl" -n 120 --lengths $lengths -s 4
-common=(-m models/SmolLM2-135M-Instruct.Q4_1.gguf --prompts "$R/train.jsonl" --val-prompts "$R/val.jsonl" --cache-dir "$R/cache" --recompute-truth
+[ -s "$R/train.jsonl" ] || "$G" prompts -m "$M" --set v2 -o "$R/train.jsonl" -n 1200 --lengths $lengths -s 3
+[ -s "$R/val.jsonl" ] || "$G" prompts -m "$M" --set v2 -o "$R/val.jsonl" -n 120 --lengths $lengths -s 4
+common=(-m "$M" --prompts "$R/train.jsonl" --val-prompts "$R/val.jsonl" --cache-dir "$R/cache" --recompute-truth
         --steps "$STEPS" --batch 4 --lr "$LR" --warmup 50 --save-every 25 --val-every 50
-        --patience "$PATIENCE" --answer-len 256 -c 4608 -t "$THREADS")
+        --patience "$PATIENCE" --answer-len "$ANSWER_LEN" -c "$CTX" -t "$THREADS")
 # shellcheck disable=SC2206
 extra=($LOSS)
 mkdir -p "$R/cache" "$D"
 for which in ${WHICH//,/ }; do
   case $which in
-    aware) out="$R/smollm2-135m.lookahead.gguf"; mode=() ;;
-    agnostic) out="$R/smollm2-135m.lookahead-agnostic.gguf"; mode=(--agnostic) ;;
+    aware) out="$R/$NAME.lookahead.gguf"; mode=() ;;
+    agnostic) out="$R/$NAME.lookahead-agnostic.gguf"; mode=(--agnostic) ;;
     *) echo "WHICH: aware and/or agnostic" >&2; exit 2 ;;
   esac
   # The answers: from the repository when they are there, else generated (batched) and packed.
