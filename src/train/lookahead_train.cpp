@@ -643,6 +643,37 @@ LookaheadEvalReport evaluate_lookahead(Context& s, const LookaheadTrainOptions& 
   return ev;
 }
 
+namespace {
+
+// A fresh module, or (--init, fine-tuning) a trained one.
+LookaheadModule start_module(const Model& model, const LookaheadTrainOptions& o) {
+  return o.init_path.empty() ? LookaheadModule::create(model, o.hyper, o.seed)
+                             : LookaheadModule::load(o.init_path, model);
+}
+
+// Adam moments from zero, or (--resume with a state file) the saved step, parameters and
+// moments; the log is cut to the state's step, or emptied on a fresh start. True when the
+// run starts from --init's module (its validation loss is logged as step 0).
+bool start_state(const LookaheadTrainOptions& o, const std::string& state_path,
+                 const std::string& log_path, const StateSettings& settings, LookaheadModule& mod,
+                 TrainState& st) {
+  st.m = mod.zeros_like();
+  st.v = mod.zeros_like();
+  if (o.resume && fs::exists(state_path)) {
+    load_state(state_path, st, mod, settings);
+    trim_log(log_path, st.step);
+    if (o.progress) std::fprintf(stderr, "resuming at step %d of %d\n", st.step, o.steps);
+  } else if (o.resume && o.init_path.empty()) {
+    if (o.progress) std::fprintf(stderr, "no state at %s: starting from scratch\n", state_path.c_str());
+  }
+  const bool from_init = st.step == 0 && !o.init_path.empty();
+  if (from_init && o.progress) std::fprintf(stderr, "starting from %s\n", o.init_path.c_str());
+  if (!o.resume || st.step == 0) std::ofstream(log_path, std::ios::trunc);
+  return from_init;
+}
+
+}  // namespace
+
 LookaheadTrainReport train_lookahead(Context& s, const LookaheadTrainOptions& o) {
   const Model& model = s.model();
   if (o.steps < 1 || o.batch < 1) fail("--steps and --batch must be >= 1");
@@ -660,22 +691,9 @@ LookaheadTrainReport train_lookahead(Context& s, const LookaheadTrainOptions& o)
   const std::string state_path = o.out_path + ".state";
   const std::string log_path = o.log_path.empty() ? o.out_path + ".log.jsonl" : o.log_path;
   const StateSettings settings{o.seed, o.batch, (int32_t)prompts.size(), o.steps, 0};
-  // A fresh module, or (--init, fine-tuning) a trained one; Adam moments start from zero.
-  LookaheadModule mod = o.init_path.empty() ? LookaheadModule::create(model, o.hyper, o.seed)
-                                            : LookaheadModule::load(o.init_path, model);
+  LookaheadModule mod = start_module(model, o);
   TrainState st;
-  st.m = mod.zeros_like();
-  st.v = mod.zeros_like();
-  if (o.resume && fs::exists(state_path)) {
-    load_state(state_path, st, mod, settings);
-    trim_log(log_path, st.step);
-    if (o.progress) std::fprintf(stderr, "resuming at step %d of %d\n", st.step, o.steps);
-  } else if (o.resume && o.init_path.empty()) {
-    if (o.progress) std::fprintf(stderr, "no state at %s: starting from scratch\n", state_path.c_str());
-  }
-  const bool from_init = st.step == 0 && !o.init_path.empty();
-  if (from_init && o.progress) std::fprintf(stderr, "starting from %s\n", o.init_path.c_str());
-  if (!o.resume || st.step == 0) std::ofstream(log_path, std::ios::trunc);
+  const bool from_init = start_state(o, state_path, log_path, settings, mod, st);
   rep.first_step = st.step;
 
   // Steps.
