@@ -46,15 +46,10 @@ class Lookahead : public ::testing::Test {
     // Gemma 3: per-head q/k norms, post-norms, GeGLU, and five sliding-window layers (window
     // 12, shorter than the prompts below) before one global layer, the only scored one.
     path_g_ = (fs::temp_directory_path() / "glimpse_la_tiny_g.gguf").string();
-    testing::TinyModelSpec gs;
+    testing::TinyModelSpec gs = spec;  // the llama shape, with Gemma's own parts
     gs.n_layer = 6;
-    gs.n_embd = 32;
-    gs.n_head = 4;
-    gs.n_kv_head = 2;
     gs.head_dim = 8;
-    gs.n_ff = 48;
     gs.sliding_window = 12;
-    gs.weight_scale = 2.0f;
     gs.seed = 3;
     testing::write_tiny_gemma3(path_g_, gs);
     g_ = Model::load(path_g_).release();
