@@ -29,8 +29,8 @@ namespace fs = std::filesystem;
 class Lookahead : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    path_a_ = (fs::temp_directory_path() / "glimpse_la_tiny_a.gguf").string();
-    path_b_ = (fs::temp_directory_path() / "glimpse_la_tiny_b.gguf").string();
+    path_a_ = testing::temp_path("glimpse_la_tiny_a.gguf");
+    path_b_ = testing::temp_path("glimpse_la_tiny_b.gguf");
     testing::TinyModelSpec spec;
     spec.n_layer = 3;
     spec.n_embd = 32;
@@ -45,7 +45,7 @@ class Lookahead : public ::testing::Test {
     b_ = Model::load(path_b_).release();
     // Gemma 3: per-head q/k norms, post-norms, GeGLU, and five sliding-window layers (window
     // 12, shorter than the prompts below) before one global layer, the only scored one.
-    path_g_ = (fs::temp_directory_path() / "glimpse_la_tiny_g.gguf").string();
+    path_g_ = testing::temp_path("glimpse_la_tiny_g.gguf");
     testing::TinyModelSpec gs = spec;  // the llama shape, with Gemma's own parts
     gs.n_layer = 6;
     gs.head_dim = 8;
@@ -353,7 +353,7 @@ TEST_F(Lookahead, PromptKvAndFirstTokenUntouched) {
 }
 
 TEST_F(Lookahead, SaveLoadRoundTrip) {
-  const std::string path = (fs::temp_directory_path() / "glimpse_la_mod.gguf").string();
+  const std::string path = testing::temp_path("glimpse_la_mod.gguf");
   LookaheadModule mod = random_module(*a_, 6, 12);
   mod.save(path);
   const LookaheadModule back = LookaheadModule::load(path, *a_);
@@ -381,7 +381,7 @@ TEST_F(Lookahead, WeightsFingerprintIsPinned) {
 }
 
 TEST_F(Lookahead, ForeignModelRefused) {
-  const std::string path = (fs::temp_directory_path() / "glimpse_la_foreign.gguf").string();
+  const std::string path = testing::temp_path("glimpse_la_foreign.gguf");
   LookaheadModule::create(*a_, LookaheadHyper{}, 1).save(path);
   EXPECT_NE(weights_fingerprint(*a_), weights_fingerprint(*b_));
   try {
@@ -394,7 +394,7 @@ TEST_F(Lookahead, ForeignModelRefused) {
 }
 
 TEST_F(Lookahead, TruncatedOrMisShapedFileRefused) {
-  const std::string path = (fs::temp_directory_path() / "glimpse_la_cut.gguf").string();
+  const std::string path = testing::temp_path("glimpse_la_cut.gguf");
   LookaheadModule::create(*a_, LookaheadHyper{4, 2, 4.0f}, 1).save(path);
   std::vector<char> bytes(fs::file_size(path));
   std::ifstream(path, std::ios::binary).read(bytes.data(), (std::streamsize)bytes.size());
@@ -502,8 +502,8 @@ namespace {
 class LookaheadPolicyTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    model_path_ = (std::filesystem::temp_directory_path() / "glimpse_la_pol.gguf").string();
-    module_path_ = (std::filesystem::temp_directory_path() / "glimpse_la_pol.lookahead.gguf").string();
+    model_path_ = testing::temp_path("glimpse_la_pol.gguf");
+    module_path_ = testing::temp_path("glimpse_la_pol.lookahead.gguf");
     testing::TinyModelSpec spec;
     spec.n_layer = 2;
     spec.n_head = 4;

@@ -5,13 +5,23 @@
 
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "gguf/gguf_writer.h"
 
 namespace glimpse::testing {
+
+// A file name in the temp directory private to this process: ctest runs test processes side
+// by side (the AVX2 rerun of the model tests runs the same suites), and one suite's teardown
+// must not remove the file another process is reading.
+inline std::string temp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "_" + name)).string();
+}
 
 struct TinyModelSpec {
   int n_layer = 2, n_embd = 32, n_head = 4, n_kv_head = 2, n_ff = 48, n_vocab = 64;

@@ -31,7 +31,7 @@ std::shared_ptr<Engine> load_engine(const std::string& which) {
     p.n_threads = 2;
     return Engine::load(p);
   }
-  static const std::string tiny = (std::filesystem::temp_directory_path() / "glimpse_ctx_tiny.gguf").string();
+  static const std::string tiny = testing::temp_path("glimpse_ctx_tiny.gguf");
   testing::TinyModelSpec spec;
   spec.n_layer = 3;
   testing::write_tiny_llama(tiny, spec);

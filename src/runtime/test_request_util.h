@@ -19,7 +19,7 @@ namespace glimpse::testing {
 // as an Engine: what the model-level test fixtures hold.
 inline std::shared_ptr<Engine> load_tiny_engine(const std::string& name, const TinyModelSpec& spec,
                                                 std::string* path) {
-  *path = (std::filesystem::temp_directory_path() / name).string();
+  *path = temp_path(name);
   write_tiny_llama(*path, spec);
   EngineParams p;
   p.model_path = *path;
