@@ -1,8 +1,8 @@
 # The layers of src/, lowest first, and the layers each may use (directly or below). One
 # table for two uses: CMakeLists.txt builds one static library per layer linking only the
 # layers listed, and check_layers.cmake fails the build when a library source includes a
-# header of a layer it may not use. Tests (*_test.cpp) and fuzz targets link the whole
-# stack and may include anything.
+# header of a layer it may not use. Tests (*_test.cpp) link the whole stack and may include
+# anything; a fuzz target (*_fuzz.cpp) links the layer of its folder.
 set(GLIMPSE_LAYERS util gguf tokenizer sampling ops model kv lookahead runtime train eval server tools)
 set(GLIMPSE_LAYER_DEPS_util "")
 set(GLIMPSE_LAYER_DEPS_gguf util)

@@ -167,7 +167,9 @@ void forward_contexts(std::vector<ContextStep>& steps) {
   engine.model().forward(batch, steps.front().ctx->pool());
 }
 
-std::vector<GreedyRun> greedy_contexts(const std::vector<Context*>& ctxs, const GreedyOptions& o) {
+std::vector<GreedyRun> greedy_contexts(const std::vector<Context*>& ctxs, const GreedyOptions& o,
+                                       size_t per_forward) {
+  if (per_forward == 0) fail("greedy_contexts: per_forward must be at least 1");
   std::vector<Context*> sorted = ctxs;
   std::sort(sorted.begin(), sorted.end());
   if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
@@ -186,7 +188,7 @@ std::vector<GreedyRun> greedy_contexts(const std::vector<Context*>& ctxs, const 
       next.push_back(k);
     }
     // Near-equal groups (65 contexts: 33 + 32, not 64 + 1).
-    const size_t n = steps.size(), n_groups = (n + kGreedyContextsPerForward - 1) / kGreedyContextsPerForward;
+    const size_t n = steps.size(), n_groups = (n + per_forward - 1) / per_forward;
     for (size_t gi = 0, first = 0; gi < n_groups; ++gi) {
       const size_t last = n * (gi + 1) / n_groups;
       std::vector<ContextStep> group(std::make_move_iterator(steps.begin() + first),

@@ -139,7 +139,9 @@ inline constexpr size_t kGreedyContextsPerForward = 64;
 // exactly those of ctx->greedy(o, nullptr) alone (tested); a context leaves the batch where
 // its own greedy would stop (max_new, end of generation, context full). decode_ms is the
 // wall time of the whole batched loop, the same in every run: a per-context decode time is
-// not measured.
-std::vector<GreedyRun> greedy_contexts(const std::vector<Context*>& ctxs, const GreedyOptions& o);
+// not measured. per_forward: the group size (tests split a few contexts into several
+// forwards with a small one).
+std::vector<GreedyRun> greedy_contexts(const std::vector<Context*>& ctxs, const GreedyOptions& o,
+                                       size_t per_forward = kGreedyContextsPerForward);
 
 }  // namespace glimpse

@@ -168,15 +168,16 @@ TEST_P(ContextTest, ForkAndTruncateRestoreExactly) {
 
 // The contexts greedy_contexts is tested on: prompts of different lengths under different
 // policies (plain, evicted to different sizes), each forked into several that differ by one
-// decoded token (more than one forward's worth in all), one whose context fills up after 3
+// decoded token (more than per_forward: several forwards per step), one whose context fills up after 3
 // tokens, one whose first choice is an end-of-generation token, and (with a chat template)
 // a chat prompt the model may end by itself.
 std::vector<std::unique_ptr<Context>> greedy_test_contexts(const std::shared_ptr<Engine>& e,
                                                            const std::vector<std::unique_ptr<Context>>& bases,
-                                                           const ContextParams& small, bool chat_prompt) {
+                                                           const ContextParams& small, bool chat_prompt,
+                                                           size_t per_forward) {
   const int V = e->model().config().n_vocab;
   std::vector<std::unique_ptr<Context>> out;
-  for (size_t k = 0; out.size() < kGreedyContextsPerForward + 6; ++k) {
+  for (size_t k = 0; out.size() < per_forward + 6; ++k) {
     out.push_back(bases[k % bases.size()]->fork());
     out.back()->decode((int32_t)((17 + 31 * k) % std::min(V, 2000)));
   }
@@ -200,8 +201,12 @@ std::vector<std::unique_ptr<Context>> greedy_test_contexts(const std::shared_ptr
 }
 
 // Batched greedy decoding gives every context exactly what its own greedy gives: tokens,
-// rows, steps, and the final cache, position and logits; in both feed modes.
+// rows, steps, and the final cache, position and logits; in both feed modes. The tiny model
+// runs the production group size (70 contexts: two forwards per step); the default model,
+// whose each lone greedy is a full 135M forward per token (~6 min under ASan at 64), groups
+// of 8 (14+ contexts: the same split, two forwards per step).
 TEST_P(ContextTest, GreedyContextsEqualEachGreedyAlone) {
+  const size_t per_forward = GetParam() == "default" ? 8 : kGreedyContextsPerForward;
   std::vector<std::unique_ptr<Context>> bases;
   bases.push_back(prompted(tokens(37, V_, 1), "none", 0));
   bases.push_back(prompted(tokens(150, V_, 2), "snapkv", 40));
@@ -209,7 +214,8 @@ TEST_P(ContextTest, GreedyContextsEqualEachGreedyAlone) {
   bases.push_back(prompted(tokens(90, V_, 4), "tova", 56));
   bases.push_back(prompted(tokens(9, V_, 5), "none", 0));
   EXPECT_NE(bases[1]->cache().total_entries(), bases[2]->cache().total_entries());
-  const std::vector<std::unique_ptr<Context>> contexts = greedy_test_contexts(engine_, bases, params(40), GetParam() == "default");
+  const std::vector<std::unique_ptr<Context>> contexts =
+      greedy_test_contexts(engine_, bases, params(40), GetParam() == "default", per_forward);
   for (const bool feed_last : {false, true}) {
     SCOPED_TRACE(feed_last ? "feed_last" : "last token not fed");
     GreedyOptions g;
@@ -223,7 +229,7 @@ TEST_P(ContextTest, GreedyContextsEqualEachGreedyAlone) {
       alone.push_back(c->fork());
       ptrs.push_back(batched.back().get());
     }
-    const std::vector<GreedyRun> runs = greedy_contexts(ptrs, g);
+    const std::vector<GreedyRun> runs = greedy_contexts(ptrs, g, per_forward);
     ASSERT_EQ(runs.size(), contexts.size());
     std::set<int> steps_seen;
     for (size_t k = 0; k < contexts.size(); ++k) {
@@ -242,6 +248,7 @@ TEST_P(ContextTest, GreedyContextsEqualEachGreedyAlone) {
   }
   EXPECT_TRUE(greedy_contexts({}, GreedyOptions()).empty());
   EXPECT_THROW(greedy_contexts({bases[0].get(), bases[0].get()}, GreedyOptions()), Error);
+  EXPECT_THROW(greedy_contexts({bases[0].get()}, GreedyOptions(), 0), Error);
 }
 
 // A request's sampler, stream decoder and stop matcher live in its context: a fork carries
