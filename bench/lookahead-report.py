@@ -93,6 +93,33 @@ def main():
     for p in policies:
         print(f"| {p} | " + " | ".join(f"{mean(p, b):.3f}" for b in budgets) + " |")
 
+    print("\n## Mean KL of the answer's logits against the full cache, by budget\n")
+    print("| policy | " + " | ".join(str(b) for b in budgets) + " |")
+    print("|---|" + "---:|" * len(budgets))
+    for p in policies:
+        print(f"| {p} | " + " | ".join(f"{mean(p, b, 'kl'):.4f}" for b in budgets) + " |")
+
+    if len(modules) > 1:  # each later module against the first, same samples
+        first = modules[0]
+        for m in modules[1:]:
+            print(f"\n## {m} against {first}: paired difference in task score and KL, 95% bootstrap interval\n")
+            print("| budget | score difference | KL difference | samples |")
+            print("|---:|---|---|---:|")
+            for b in budgets:
+                mine, theirs = table.get((m, b), {}), table.get((first, b), {})
+                ids = sorted(set(mine) & set(theirs))
+                if not ids:
+                    continue
+                cells = []
+                for field in ("score", "kl"):
+                    pairs = [(mine[i].get(field), theirs[i].get(field)) for i in ids]
+                    diffs = [x - y for x, y in pairs if x is not None and y is not None]
+                    d, lo, hi = bootstrap(diffs, a.resamples)
+                    star = " *" if lo > 0 or hi < 0 else ""
+                    cells.append(f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]{star}")
+                print(f"| {b} | {cells[0]} | {cells[1]} | {len(ids)} |")
+            print("\n(* the interval excludes 0; a negative KL difference is better)")
+
     for m in modules:
         print(f"\n## {m}: paired differences in task score (module − baseline), 95% bootstrap interval\n")
         print("| budget | " + " | ".join(baselines) + " |")

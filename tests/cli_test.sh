@@ -391,8 +391,10 @@ import json, sys
 trained, fresh = json.loads(sys.argv[1])["mean_kl"], json.loads(sys.argv[2])["mean_kl"]
 v0 = [json.loads(l)["val_loss"] for l in open(sys.argv[3]) if '"val_loss"' in l and json.loads(l)["step"] == 0]
 assert len(v0) == 1 and abs(v0[0] - trained) < 1e-5 and abs(v0[0] - fresh) > 1e-4, (v0, trained, fresh)
+ev = json.loads(sys.argv[1])  # one loss per prompt, averaging to mean_kl
+assert len(ev["prompt_kl"]) == ev["prompts"] and abs(sum(ev["prompt_kl"]) / ev["prompts"] - ev["mean_kl"]) < 1e-5, ev
 PY
-then echo "ok   train-lookahead --init (fine-tuning from a module)"; passes=$((passes+1))
+then echo "ok   train-lookahead --init (fine-tuning from a module), --eval per prompt"; passes=$((passes+1))
 else echo "FAIL train-lookahead --init"; cat "$tmp/err"; fails=$((fails+1)); fi
 
 # Ground-truth-only sample files (--recompute-kv) train the same module bit for bit; a

@@ -93,9 +93,13 @@ void print_eval_report(const LookaheadEvalReport& ev, const std::string& module)
   for (size_t b = 0; b < ev.kept_budgets.size(); ++b)
     kept += fmt::format("{}\"{}\": {{\"uniform\": {:.4f}, \"global\": {:.4f}}}", b ? ", " : "",
                         ev.kept_budgets[b], ev.kept_uniform[b], ev.kept_global[b]);
+  std::string per_prompt;
+  for (size_t i = 0; i < ev.prompt_loss.size(); ++i)
+    per_prompt += fmt::format("{}{:.6f}", i ? ", " : "", ev.prompt_loss[i]);
   std::printf("{\"module\": \"%s\", \"prompts\": %d, \"mean_kl\": %.6f, \"top10_mass\": %.4f, "
-              "\"top10_mass_best\": %.4f, \"kept_mass\": {%s}}\n", module.c_str(), ev.data.n_prompts,
-              ev.mean_loss, ev.top10_mass, ev.top10_mass_best, kept.c_str());
+              "\"top10_mass_best\": %.4f, \"kept_mass\": {%s}, \"prompt_kl\": [%s]}\n", module.c_str(),
+              ev.data.n_prompts, ev.mean_loss, ev.top10_mass, ev.top10_mass_best, kept.c_str(),
+              per_prompt.c_str());
 }
 
 // The end-of-run summary on stderr: data, sample files, timings, validation, module path.

@@ -605,7 +605,8 @@ LookaheadEvalReport evaluate_lookahead(Context& s, const LookaheadTrainOptions& 
     const int64_t N = sf.n_prompt;
     std::vector<float> sc;
     lookahead_forward<float>(model, *ls.kv, mod, s.pool(), sc, nullptr);
-    loss += lookahead_loss<float>(sc, sf.gt.data(), c.n_layer, c.n_head, N, nullptr);
+    ev.prompt_loss.push_back(lookahead_loss<float>(sc, sf.gt.data(), c.n_layer, c.n_head, N, nullptr));
+    loss += ev.prompt_loss.back();
     // Ground-truth attention mass inside the top 10% of the prompt by predicted score, and
     // by the ground truth itself (the best any score can do).
     const int64_t k = std::max<int64_t>(1, N / 10);

@@ -136,6 +136,7 @@ LookaheadTrainReport train_lookahead(Context& s, const LookaheadTrainOptions& o)
 struct LookaheadEvalReport {
   LookaheadTrainReport data;  // prompt counts and data-generation times
   double mean_loss = 0;       // mean over prompts of the training loss (KL)
+  std::vector<double> prompt_loss;  // each prompt's loss, in file order (per-family views)
   double top10_mass = 0;      // ground-truth attention mass in the top 10% by module score,
                               // mean over prompts x layers x query heads
   double top10_mass_best = 0; // same with the ground truth's own top 10% (upper bound)
