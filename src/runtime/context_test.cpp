@@ -168,9 +168,9 @@ TEST_P(ContextTest, ForkAndTruncateRestoreExactly) {
 
 // The contexts greedy_contexts is tested on: prompts of different lengths under different
 // policies (plain, evicted to different sizes), each forked into several that differ by one
-// decoded token (more than per_forward: several forwards per step), one whose context fills up after 3
-// tokens, one whose first choice is an end-of-generation token, and (with a chat template)
-// a chat prompt the model may end by itself.
+// decoded token (more than per_forward: several forwards per step), one whose context fills
+// up after 3 tokens, one whose first choice is an end-of-generation token, and (with a chat
+// template) a chat prompt the model may end by itself.
 std::vector<std::unique_ptr<Context>> greedy_test_contexts(const std::shared_ptr<Engine>& e,
                                                            const std::vector<std::unique_ptr<Context>>& bases,
                                                            const ContextParams& small, bool chat_prompt,

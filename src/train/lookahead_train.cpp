@@ -597,7 +597,7 @@ LookaheadEvalReport evaluate_lookahead(Context& s, const LookaheadTrainOptions& 
   LookaheadEvalReport ev;
   const std::vector<Prompt> prompts = prepare_samples(s, o, o.prompts_path, ev.data);
   KvCache cache = KvCache::for_model(model.config(), 1);
-  double loss = 0, kept = 0, kept_best = 0;
+  double kept = 0, kept_best = 0;
   int64_t rows = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
     const LoadedSample ls = load_sample(s, o, prompts[i], cache);
@@ -606,7 +606,6 @@ LookaheadEvalReport evaluate_lookahead(Context& s, const LookaheadTrainOptions& 
     std::vector<float> sc;
     lookahead_forward<float>(model, *ls.kv, mod, s.pool(), sc, nullptr);
     ev.prompt_loss.push_back(lookahead_loss<float>(sc, sf.gt.data(), c.n_layer, c.n_head, N, nullptr));
-    loss += ev.prompt_loss.back();
     // Ground-truth attention mass inside the top 10% of the prompt by predicted score, and
     // by the ground truth itself (the best any score can do).
     const int64_t k = std::max<int64_t>(1, N / 10);
@@ -636,7 +635,7 @@ LookaheadEvalReport evaluate_lookahead(Context& s, const LookaheadTrainOptions& 
   }
   if (o.progress) std::fputc('\n', stderr);
   s.reset();
-  ev.mean_loss = loss / (double)prompts.size();
+  ev.mean_loss = std::accumulate(ev.prompt_loss.begin(), ev.prompt_loss.end(), 0.0) / (double)prompts.size();
   ev.top10_mass = rows ? kept / (double)rows : 0;
   ev.top10_mass_best = rows ? kept_best / (double)rows : 0;
   for (double& x : ev.kept_uniform) x /= (double)prompts.size();
